@@ -1,0 +1,300 @@
+// One gradient-flow analysis: build the network, run real batches forward and backward, measure every layer.
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset, Batch } from './datasets.js';
+import { sampleBatches } from './datasets.js';
+import { deriveSeed } from './random.js';
+import type { NormalizedSpec } from './spec.js';
+import { activationsFor, forward, initParameters, lossOf, type LayerPlan, type NetworkParameters } from './network.js';
+import { activation } from './activations.js';
+import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
+import type { LossName } from '../schemas/spec.js';
+
+/** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
+export const DEFAULT_SATURATION_THRESHOLD = 0.01;
+
+export interface AnalysisOptions {
+  saturationThreshold?: number;
+}
+
+export interface LayerStats {
+  index: number;
+  name: string;
+  inputUnits: number;
+  units: number;
+  activation: string;
+  residualBlock: number | null;
+  weightNorm: number;
+  weightGradNorm: number;
+  weightGradRms: number;
+  weightGradMaxAbs: number;
+  biasGradNorm: number | null;
+  gradToWeightRatio: number | null;
+  backpropNorm: number;
+  backpropRms: number;
+  preActivationRms: number;
+  activationMean: number;
+  activationStd: number;
+  outputRms: number;
+  deadFraction: number | null;
+  saturatedFraction: number | null;
+  spread?: { weightGradNorm: Spread; backpropNorm: Spread };
+}
+
+export interface AnalysisSummary {
+  /** weightGradNorm of the first layer divided by that of the last layer. */
+  firstToLastRatio: number;
+  /** backpropNorm of the first layer divided by that of the last layer. */
+  backpropFirstToLastRatio: number;
+  weightGradLogSlope: LogSlopeFit | null;
+  backpropLogSlope: LogSlopeFit | null;
+}
+
+export interface AnalysisResult {
+  loss: number;
+  lossSpread?: Spread;
+  batchSize: number;
+  batches: number;
+  layers: LayerStats[];
+  summary: AnalysisSummary;
+  parameters?: { index: number; weights: number[][]; bias: number[] | null }[];
+  batch?: { x: number[][]; y: number[][] }[];
+}
+
+export interface AnalysisTimings {
+  buildMs: number;
+  computeMs: number;
+  totalMs: number;
+}
+
+/** Per-layer raw readings from one batch (float64 after read-back). */
+interface Reading {
+  weightNorm: number;
+  gradNorm: number;
+  gradMaxAbs: number;
+  biasGradNorm: number;
+  deltaNorm: number;
+  preMeanSq: number;
+  actMean: number;
+  actVar: number;
+  outMeanSq: number;
+  dead: number;
+  saturated: number;
+}
+
+const FIELDS = 14;
+
+/** Targets shaped for the loss: one-hot for categorical, a 0/1 column for two-class binary. */
+export function targetsFor(ds: Dataset, loss: LossName, batch: Batch): { values: Float32Array; width: number } {
+  if (loss === 'categorical_crossentropy' && ds.task === 'binary') {
+    const y = new Float32Array(batch.size * 2);
+    batch.labels!.forEach((c, i) => { y[i * 2 + c] = 1; });
+    return { values: y, width: 2 };
+  }
+  if (loss === 'binary_crossentropy' && ds.task === 'classification' && ds.numClasses === 2) {
+    return { values: Float32Array.from(batch.labels!), width: 1 };
+  }
+  return { values: batch.y, width: ds.outputSize };
+}
+
+/**
+ * [max|t|, Σ(t / max|t|)²]: the norm is then max·sqrt(Σ), computed in float64 after read-back. A plain
+ * Σt² in float32 underflows for the 1e-27 gradients of a vanishing chain and overflows for exploding ones.
+ */
+function scaledNormParts(t: tf.Tensor): tf.Tensor[] {
+  const maxAbs = tf.max(tf.abs(t));
+  return [maxAbs, tf.sum(tf.square(tf.divNoNan(t, maxAbs)))];
+}
+
+/** ‖t‖ from scaledNormParts; a non-finite max (Inf or NaN inside) is reported as such. */
+function normFromParts(maxAbs: number, scaled: number): number {
+  if (!Number.isFinite(maxAbs)) return maxAbs;
+  return maxAbs * Math.sqrt(scaled);
+}
+
+/** Runs one batch forward and backward and reads every layer's statistics back in one transfer. */
+function measureBatch(
+  layers: LayerPlan[],
+  weights: tf.Tensor2D[],
+  biases: (tf.Tensor1D | null)[],
+  residualScale: number,
+  loss: LossName,
+  x: tf.Tensor2D,
+  y: tf.Tensor2D | null,
+  saturationThreshold: number,
+): { loss: number; readings: Reading[] } {
+  const acts = activationsFor(layers);
+  const L = layers.length;
+  const batchSize = x.shape[0];
+  // A manual scope rather than tf.tidy: tidy may only return tensors, and we return plain numbers.
+  const kept: { pre: tf.Tensor2D[]; post: tf.Tensor2D[]; out: tf.Tensor2D[] } = { pre: [], post: [], out: [] };
+  tf.engine().startScope();
+  try {
+    const probes = layers.map((l) => tf.zeros([batchSize, l.units]) as tf.Tensor2D);
+    const withBias = biases.filter((b): b is tf.Tensor1D => b !== null);
+    const f = (...args: tf.Tensor[]): tf.Scalar => {
+      const ws = args.slice(0, L) as tf.Tensor2D[];
+      let k = L;
+      const bs = biases.map((b) => (b ? (args[k++] as tf.Tensor1D) : null));
+      const ps = args.slice(k) as tf.Tensor2D[];
+      const { logits, output, taps } = forward({ layers, acts, residualScale, weights: ws, biases: bs, probes: ps, x });
+      // Keep the taps past the gradient's own scope: the statistics below read them.
+      for (const key of ['pre', 'post', 'out'] as const) taps[key].forEach((t) => kept[key].push(tf.keep(t)));
+      return lossOf(loss, layers[L - 1]!.activation, logits, output, y);
+    };
+    const { value, grads } = tf.valueAndGrads(f)([...weights, ...withBias, ...probes]);
+    const gradW = grads.slice(0, L);
+    let k = L;
+    const gradB = biases.map((b) => (b ? grads[k++]! : null));
+    const deltas = grads.slice(k);
+
+    const rows: tf.Tensor[] = layers.map((layer, l) => {
+      const h = kept.pre[l]!;
+      const post = kept.post[l]!;
+      const act = acts[l]!;
+      const { mean: actMean, variance: actVar } = tf.moments(post);
+      let dead: tf.Tensor = tf.scalar(-1);
+      let saturated: tf.Tensor = tf.scalar(-1);
+      if (act.derivative) {
+        const d = tf.abs(act.derivative(h));
+        // A unit is dead when no example in the batch passes any gradient through it.
+        dead = tf.mean(tf.cast(tf.equal(tf.max(d, 0), 0), 'float32'));
+        if (act.saturating) saturated = tf.mean(tf.cast(tf.less(d, saturationThreshold * act.peakDerivative), 'float32'));
+      }
+      const gw = gradW[l]!;
+      const gb = gradB[l];
+      return tf.stack([
+        ...scaledNormParts(weights[l]!), ...scaledNormParts(gw), ...(gb ? scaledNormParts(gb) : [tf.scalar(NaN), tf.scalar(NaN)]),
+        ...scaledNormParts(deltas[l]!), tf.mean(tf.square(h)), actMean, actVar, tf.mean(tf.square(kept.out[l]!)), dead, saturated,
+      ].map((s) => tf.reshape(s, [])));
+    });
+    const all = tf.concat(rows).dataSync();
+    const lossValue = value.dataSync()[0]!;
+    const readings: Reading[] = layers.map((_, l) => {
+      const r = all.subarray(l * FIELDS, (l + 1) * FIELDS);
+      return {
+        weightNorm: normFromParts(r[0]!, r[1]!),
+        gradNorm: normFromParts(r[2]!, r[3]!),
+        gradMaxAbs: r[2]!,
+        biasGradNorm: normFromParts(r[4]!, r[5]!),
+        deltaNorm: normFromParts(r[6]!, r[7]!),
+        preMeanSq: r[8]!,
+        actMean: r[9]!,
+        actVar: r[10]!,
+        outMeanSq: r[11]!,
+        dead: r[12]!,
+        saturated: r[13]!,
+      };
+    });
+    return { loss: lossValue, readings };
+  } finally {
+    kept.pre.concat(kept.post, kept.out).forEach((t) => t.dispose());
+    tf.engine().endScope();
+  }
+}
+
+function toRows(values: Float32Array, width: number): number[][] {
+  const rows: number[][] = [];
+  for (let i = 0; i < values.length; i += width) rows.push(Array.from(values.subarray(i, i + width)));
+  return rows;
+}
+
+/** Runs the analysis a normalised spec describes on its dataset. Leaves no tensors behind. */
+export function runAnalysis(
+  spec: NormalizedSpec,
+  dataset: Dataset,
+  options: AnalysisOptions = {},
+  params: NetworkParameters = initParameters(spec.network, spec.seed),
+): { result: AnalysisResult; timings: AnalysisTimings } {
+  const t0 = performance.now();
+  const { layers } = params;
+  const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
+  const targets = batches.map((b) => targetsFor(dataset, spec.loss, b));
+  const weights = layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
+  const biases = layers.map((l) => (params.biases[l.index] ? tf.tensor1d(params.biases[l.index]!) : null));
+  const t1 = performance.now();
+
+  const perBatch: { loss: number; readings: Reading[] }[] = [];
+  try {
+    for (let i = 0; i < batches.length; i++) {
+      const batch = batches[i]!;
+      const x = tf.tensor2d(batch.x, [batch.size, layers[0]!.inputUnits]);
+      const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
+      try {
+        perBatch.push(measureBatch(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y,
+          options.saturationThreshold ?? DEFAULT_SATURATION_THRESHOLD));
+      } finally {
+        x.dispose();
+        y?.dispose();
+      }
+    }
+  } finally {
+    weights.forEach((w) => w.dispose());
+    biases.forEach((b) => b?.dispose());
+  }
+  const t2 = performance.now();
+
+  const B = spec.data.batchSize;
+  const layerStats: LayerStats[] = layers.map((layer, l) => {
+    const r = (key: keyof Reading): number[] => perBatch.map((p) => p.readings[l]![key]);
+    const gradNorms = r('gradNorm');
+    // Per-example backprop signal: the loss is a batch mean, so ∂ℓ_i/∂h_i = B·δ_i; report the RMS over
+    // examples of its norm, sqrt(B)·‖δ‖_F, which does not depend on the batch size.
+    const backpropNorms = r('deltaNorm').map((n) => Math.sqrt(B) * n);
+    const weightNorm = r('weightNorm')[0]!;
+    const weightGradNorm = mean(gradNorms);
+    const act = activation(layer.activation);
+    const stats: LayerStats = {
+      index: layer.index,
+      name: layer.name,
+      inputUnits: layer.inputUnits,
+      units: layer.units,
+      activation: layer.activation.alpha !== undefined ? `${layer.activation.name}(${layer.activation.alpha})` : layer.activation.name,
+      residualBlock: layer.block,
+      weightNorm,
+      weightGradNorm,
+      weightGradRms: weightGradNorm / Math.sqrt(layer.inputUnits * layer.units),
+      weightGradMaxAbs: mean(r('gradMaxAbs')),
+      biasGradNorm: params.biases[l] ? mean(r('biasGradNorm')) : null,
+      gradToWeightRatio: weightNorm > 0 ? weightGradNorm / weightNorm : null,
+      backpropNorm: mean(backpropNorms),
+      backpropRms: mean(backpropNorms) / Math.sqrt(layer.units),
+      preActivationRms: Math.sqrt(mean(r('preMeanSq'))),
+      activationMean: mean(r('actMean')),
+      activationStd: Math.sqrt(mean(r('actVar'))),
+      outputRms: Math.sqrt(mean(r('outMeanSq'))),
+      deadFraction: act.derivative ? mean(r('dead')) : null,
+      saturatedFraction: act.derivative && act.saturating ? mean(r('saturated')) : null,
+    };
+    if (perBatch.length > 1) stats.spread = { weightGradNorm: spreadOf(gradNorms), backpropNorm: spreadOf(backpropNorms) };
+    return stats;
+  });
+
+  const last = layerStats[layerStats.length - 1]!;
+  const first = layerStats[0]!;
+  const losses = perBatch.map((p) => p.loss);
+  const result: AnalysisResult = {
+    loss: mean(losses),
+    batchSize: B,
+    batches: perBatch.length,
+    layers: layerStats,
+    summary: {
+      firstToLastRatio: first.weightGradNorm / last.weightGradNorm,
+      backpropFirstToLastRatio: first.backpropNorm / last.backpropNorm,
+      weightGradLogSlope: fitLogSlope(layerStats.map((s) => s.weightGradNorm)),
+      backpropLogSlope: fitLogSlope(layerStats.map((s) => s.backpropNorm)),
+    },
+  };
+  if (perBatch.length > 1) result.lossSpread = spreadOf(losses);
+  if (spec.include.includes('parameters')) {
+    result.parameters = layers.map((layer, l) => ({
+      index: l,
+      weights: toRows(params.weights[l]!, layer.units),
+      bias: params.biases[l] ? Array.from(params.biases[l]!) : null,
+    }));
+  }
+  if (spec.include.includes('batch')) {
+    result.batch = batches.map((b, i) => ({ x: toRows(b.x, layers[0]!.inputUnits), y: toRows(targets[i]!.values, targets[i]!.width) }));
+  }
+  const t3 = performance.now();
+  return { result, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 } };
+}

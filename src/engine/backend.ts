@@ -1,0 +1,107 @@
+// Picks and initialises the tfjs backend once per process, and says which one is running.
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'native', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+export interface BackendInfo {
+  /** What the process computes with: tensorflow, tensorflow-gpu, native (cpu + OpenBLAS kernels), wasm or cpu. */
+  name: 'tensorflow' | 'tensorflow-gpu' | 'native' | 'wasm' | 'cpu';
+  /** The tfjs backend name underneath (`tensorflow`, `wasm`, `cpu`). */
+  tfjsBackend: string;
+  tfjsVersion: string;
+  requested: BackendChoice;
+  /** Backends tried before this one and why each did not load (only with `auto`). */
+  skipped: { name: string; reason: string }[];
+  simd?: boolean;
+  nativeKernels?: string[];
+}
+
+export class BackendUnavailableError extends Error {
+  readonly code = 'BACKEND_UNAVAILABLE';
+  constructor(readonly backend: string, reason: string) {
+    super(`GRADLENS_BACKEND=${backend} was requested but cannot load: ${reason}`);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+const require = createRequire(import.meta.url);
+let current: Promise<BackendInfo> | null = null;
+
+function reasonOf(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0]!.slice(0, 300);
+}
+
+async function tryTensorflow(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): Promise<void> {
+  // tfjs-node registers the 'tensorflow' backend on the shared tfjs-core when required; it must be
+  // required at most once per process (it breaks when loaded again in another worker, tfjs #8388).
+  require(pkg);
+  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not initialise`);
+}
+
+async function tryNative(): Promise<string[]> {
+  const mod = await import('./native-kernels.js');
+  const loaded = mod.loadNativeKernels();
+  if (!loaded.loaded) throw new Error(loaded.reason);
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+  return mod.registerNativeKernels(tf);
+}
+
+async function tryWasm(): Promise<boolean> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+  return tf.env().getBool('WASM_HAS_SIMD_SUPPORT') as boolean;
+}
+
+async function load(requested: BackendChoice): Promise<BackendInfo> {
+  const skipped: { name: string; reason: string }[] = [];
+  const info = (name: BackendInfo['name'], extra: Partial<BackendInfo> = {}): BackendInfo => ({
+    name, tfjsBackend: tf.getBackend(), tfjsVersion: tf.version.tfjs, requested, skipped, ...extra,
+  });
+  const attempt = async <T>(name: BackendInfo['name'], fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (requested !== 'auto') throw new BackendUnavailableError(name, reasonOf(err));
+      skipped.push({ name, reason: reasonOf(err) });
+      return undefined;
+    }
+  };
+
+  if (requested === 'tensorflow' || requested === 'tensorflow-gpu') {
+    const pkg = requested === 'tensorflow' ? '@tensorflow/tfjs-node' : '@tensorflow/tfjs-node-gpu';
+    await attempt(requested, () => tryTensorflow(pkg));
+    return info(requested);
+  }
+  if (requested === 'auto') {
+    const ok = await attempt('tensorflow', async () => { await tryTensorflow('@tensorflow/tfjs-node'); return true; });
+    if (ok) return info('tensorflow');
+  }
+  if (requested === 'auto' || requested === 'native') {
+    const kernels = await attempt('native', tryNative);
+    if (kernels) return info('native', { nativeKernels: kernels });
+  }
+  if (requested === 'auto' || requested === 'wasm') {
+    const simd = await attempt('wasm', tryWasm);
+    if (simd !== undefined) return info('wasm', { simd });
+  }
+  if (!(await tf.setBackend('cpu'))) throw new BackendUnavailableError('cpu', 'the cpu backend did not initialise');
+  return info('cpu');
+}
+
+/** Initialises the backend on first call; later calls return the same answer (whatever they ask). */
+export function initBackend(requested: BackendChoice): Promise<BackendInfo> {
+  current ??= load(requested).then(async (info) => {
+    await tf.ready();
+    return info;
+  });
+  return current;
+}
+
+/** The backend already chosen; throws if initBackend has not been awaited. */
+export async function backendInfo(): Promise<BackendInfo> {
+  if (!current) throw new Error('initBackend() has not been called');
+  return current;
+}

@@ -1,0 +1,207 @@
+// Turns a request's analysis spec into a fully normalised one (every default filled in) plus its dataset.
+import type { AnalysisSpecInput, LossName } from '../schemas/spec.js';
+import { normalizeActivation, type ActivationSpec } from './activations.js';
+import { normalizeInitializer, type InitializerSpec } from './initializers.js';
+import { loadDataset, type Dataset, type DataSpec, DataSpecError } from './datasets.js';
+import { SpecError } from './errors.js';
+
+export const DEFAULT_SEED = 42;
+export const DEFAULT_WIDTH = 32;
+export const DEFAULT_BATCH_SIZE = 64;
+
+export interface NormalizedNetwork {
+  depth: number;
+  inputUnits: number;
+  outputUnits: number;
+  /** Hidden widths, input side first (depth − 1 entries). */
+  widths: number[];
+  /** Hidden activations (depth − 1 entries). */
+  activations: ActivationSpec[];
+  outputActivation: ActivationSpec;
+  useBias: boolean;
+  init: { weights: InitializerSpec; bias: InitializerSpec };
+  residual: { every: number; scale: number };
+  /** Layer indices of each residual block (hidden-to-hidden layers only). */
+  blocks: number[][];
+}
+
+export interface NormalizedSpec {
+  seed: number;
+  network: NormalizedNetwork;
+  data: DataSpec & { batchSize: number; batches: number; normalize: NonNullable<DataSpec['normalize']> };
+  loss: LossName;
+  include: ('parameters' | 'batch')[];
+}
+
+export interface SpecLimits {
+  maxDepth: number;
+  maxWidth: number;
+  maxBatchSize: number;
+  maxBatches: number;
+  maxInlineRows: number;
+}
+
+export const DEFAULT_LIMITS: SpecLimits = {
+  maxDepth: 200,
+  maxWidth: 4096,
+  maxBatchSize: 4096,
+  maxBatches: 64,
+  maxInlineRows: 10000,
+};
+
+function defaultLoss(ds: Dataset): LossName {
+  if (ds.task === 'regression') return 'mse';
+  if (ds.task === 'binary') return 'binary_crossentropy';
+  return 'categorical_crossentropy';
+}
+
+/** Output size the data's targets imply for a loss (before any network.outputUnits override). */
+export function targetUnits(ds: Dataset, loss: LossName): number {
+  if (loss === 'categorical_crossentropy') return ds.numClasses ?? ds.outputSize;
+  if (loss === 'binary_crossentropy' && ds.task === 'classification' && ds.numClasses === 2) return 1;
+  return ds.outputSize;
+}
+
+function defaultOutputActivation(loss: LossName): ActivationSpec {
+  if (loss === 'categorical_crossentropy') return { name: 'softmax' };
+  if (loss === 'binary_crossentropy') return { name: 'sigmoid' };
+  return { name: 'linear' };
+}
+
+function checkLimit(field: string, value: number, max: number): void {
+  if (value > max) throw new SpecError(field, `${field} is ${value} but the limit is ${max}`);
+}
+
+/** Residual blocks: hidden-to-hidden layers 1..depth−2 in runs of `every`; a short tail stays plain. */
+function residualBlocks(depth: number, every: number, widths: number[]): number[][] {
+  if (every <= 0) return [];
+  const blocks: number[][] = [];
+  for (let start = 1; start + every - 1 <= depth - 2; start += every) {
+    const block = Array.from({ length: every }, (_, i) => start + i);
+    // A block maps x (width of layer start−1's output) to x + αF(x): every layer inside must keep that width.
+    const inWidth = widths[start - 1]!;
+    for (const l of block) {
+      if (widths[l] !== inWidth) {
+        throw new SpecError(
+          'network.widths',
+          `network.widths: residual block of layers ${block[0]}..${block[block.length - 1]} needs every width equal to its input width ${inWidth}, but layer ${l} has ${widths[l]} units`,
+        );
+      }
+    }
+    blocks.push(block);
+  }
+  return blocks;
+}
+
+export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): { spec: NormalizedSpec; dataset: Dataset } {
+  const seed = input.seed ?? DEFAULT_SEED;
+  const net = input.network;
+  checkLimit('network.depth', net.depth, limits.maxDepth);
+  const hidden = net.depth - 1;
+
+  let widths: number[];
+  if (net.widths !== undefined) {
+    if (net.widths.length !== hidden) {
+      throw new SpecError('network.widths', `network.widths has ${net.widths.length} entries but depth ${net.depth} needs ${hidden} (one per hidden layer)`);
+    }
+    widths = [...net.widths];
+  } else {
+    widths = Array.from({ length: hidden }, () => net.width ?? DEFAULT_WIDTH);
+  }
+  widths.forEach((w, i) => checkLimit(net.widths ? `network.widths[${i}]` : 'network.width', w, limits.maxWidth));
+
+  let activations: ActivationSpec[];
+  const act = net.activation ?? 'relu';
+  if (Array.isArray(act)) {
+    if (act.length !== hidden) {
+      throw new SpecError('network.activation', `network.activation has ${act.length} entries but depth ${net.depth} needs ${hidden} (one per hidden layer)`);
+    }
+    activations = act.map((a, i) => normalizeActivation(a, `network.activation[${i}]`));
+  } else {
+    const one = normalizeActivation(act, 'network.activation');
+    activations = Array.from({ length: hidden }, () => ({ ...one }));
+  }
+  activations.forEach((a, i) => {
+    if (a.name === 'softmax') throw new SpecError(`network.activation[${i}]`, 'softmax is only allowed as network.outputActivation');
+  });
+
+  const data = input.data;
+  const batchSizeDefault = data.source === 'inline' ? (data.x?.length ?? 1) : DEFAULT_BATCH_SIZE;
+  const dataSpec = {
+    ...data,
+    batchSize: data.batchSize ?? batchSizeDefault,
+    batches: data.batches ?? 1,
+    normalize: data.normalize ?? (data.source === 'inline' ? 'none' : 'standardize'),
+  } as NormalizedSpec['data'];
+  checkLimit('data.batchSize', dataSpec.batchSize, limits.maxBatchSize);
+  checkLimit('data.batches', dataSpec.batches, limits.maxBatches);
+  if (data.source === 'inline') {
+    if (!data.x) throw new SpecError('data.x', 'data.x is required when data.source is inline');
+    checkLimit('data.x', data.x.length, limits.maxInlineRows);
+    if (!data.y && input.loss !== 'output') {
+      throw new SpecError('data.y', 'data.y is required for inline data unless loss is "output"');
+    }
+  } else if (data.x !== undefined || data.y !== undefined) {
+    throw new SpecError(data.x !== undefined ? 'data.x' : 'data.y', `data.x and data.y are only used with data.source "inline", not "${data.source}"`);
+  }
+
+  let dataset: Dataset;
+  try {
+    // Loss "output" ignores targets, so inline data may come without y: give the loader a dummy column.
+    const toLoad = data.source === 'inline' && !data.y ? { ...dataSpec, y: data.x!.map(() => [0]) } : dataSpec;
+    dataset = loadDataset(toLoad, seed);
+  } catch (err) {
+    if (err instanceof DataSpecError) throw new SpecError(err.field, err.message);
+    throw err;
+  }
+
+  const loss = input.loss ?? defaultLoss(dataset);
+  if (loss === 'categorical_crossentropy' && dataset.task === 'regression') {
+    throw new SpecError('loss', 'loss categorical_crossentropy needs class targets, but the data is a regression set');
+  }
+  if (loss === 'binary_crossentropy') {
+    for (const v of dataset.y) {
+      if (v < 0 || v > 1) throw new SpecError('loss', 'loss binary_crossentropy needs targets in [0, 1]');
+    }
+  }
+  const outputUnits = net.outputUnits ?? targetUnits(dataset, loss);
+  if (loss !== 'output' && outputUnits !== targetUnits(dataset, loss)) {
+    throw new SpecError('network.outputUnits', `network.outputUnits is ${outputUnits} but the targets of ${data.source} with loss ${loss} have ${targetUnits(dataset, loss)} values`);
+  }
+  checkLimit('network.outputUnits', outputUnits, limits.maxWidth);
+
+  const outputActivation = net.outputActivation
+    ? normalizeActivation(net.outputActivation, 'network.outputActivation')
+    : defaultOutputActivation(loss);
+  if (outputActivation.name === 'softmax' && outputUnits < 2) {
+    throw new SpecError('network.outputActivation', 'softmax needs at least 2 output units');
+  }
+
+  const every = net.residual?.every ?? 0;
+  const scale = net.residual?.scale ?? 1;
+  if (!Number.isFinite(scale)) throw new SpecError('network.residual.scale', 'network.residual.scale must be a finite number');
+  const blocks = residualBlocks(net.depth, every, widths);
+
+  const spec: NormalizedSpec = {
+    seed,
+    network: {
+      depth: net.depth,
+      inputUnits: dataset.inputSize,
+      outputUnits,
+      widths,
+      activations,
+      outputActivation,
+      useBias: net.useBias ?? true,
+      init: {
+        weights: normalizeInitializer(net.init?.weights ?? 'glorot_uniform', 'network.init.weights'),
+        bias: normalizeInitializer(net.init?.bias ?? 'zeros', 'network.init.bias'),
+      },
+      residual: { every, scale },
+      blocks,
+    },
+    data: dataSpec,
+    loss,
+    include: [...new Set(input.include ?? [])],
+  };
+  return { spec, dataset };
+}
