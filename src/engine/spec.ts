@@ -39,6 +39,10 @@ export interface SpecLimits {
   maxBatchSize: number;
   maxBatches: number;
   maxInlineRows: number;
+  /** Estimated floating-point operations one analysis may use (forward + backward, all batches). */
+  maxAnalysisFlops: number;
+  /** Trainable parameters one network may have. */
+  maxParameters: number;
 }
 
 export const DEFAULT_LIMITS: SpecLimits = {
@@ -47,6 +51,8 @@ export const DEFAULT_LIMITS: SpecLimits = {
   maxBatchSize: 4096,
   maxBatches: 64,
   maxInlineRows: 10000,
+  maxAnalysisFlops: 20e9,
+  maxParameters: 20_000_000,
 };
 
 function defaultLoss(ds: Dataset): LossName {
@@ -204,4 +210,27 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
     include: [...new Set(input.include ?? [])],
   };
   return { spec, dataset };
+}
+
+/** The normalised spec in request form: every default filled in, and valid to send again as it is. */
+export function specToInput(spec: NormalizedSpec): AnalysisSpecInput {
+  const net = spec.network;
+  const sameActivation = net.activations.every((a) => a.name === net.activations[0]?.name && a.alpha === net.activations[0]?.alpha);
+  const { x, y, ...data } = spec.data;
+  return {
+    seed: spec.seed,
+    network: {
+      depth: net.depth,
+      widths: [...net.widths],
+      activation: sameActivation && net.activations[0] ? { ...net.activations[0] } : net.activations.map((a) => ({ ...a })),
+      outputActivation: { ...net.outputActivation },
+      outputUnits: net.outputUnits,
+      useBias: net.useBias,
+      init: { weights: { ...net.init.weights }, bias: { ...net.init.bias } },
+      residual: { ...net.residual },
+    },
+    data: { ...data, ...(x ? { x } : {}), ...(y ? { y } : {}) },
+    loss: spec.loss,
+    include: [...spec.include],
+  };
 }

