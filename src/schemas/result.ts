@@ -95,7 +95,7 @@ export const AnalysisResultSchema = Type.Object(
     parameters: Type.Optional(
       Type.Array(
         Type.Object({
-          index: Type.Integer(),
+          index: Type.Integer({ description: 'Layer index.' }),
           weights: Type.Array(Type.Array(Type.Number()), { description: 'Initial weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
           bias: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Initial bias, or null.' }),
         }),
@@ -103,12 +103,15 @@ export const AnalysisResultSchema = Type.Object(
       ),
     ),
     batch: Type.Optional(
-      Type.Array(Type.Object({ x: Type.Array(Type.Array(Type.Number())), y: Type.Array(Type.Array(Type.Number())) }), {
+      Type.Array(Type.Object({
+        x: Type.Array(Type.Array(Type.Number()), { description: 'Input rows of the batch, after normalisation.' }),
+        y: Type.Array(Type.Array(Type.Number()), { description: 'Target rows of the batch as the loss saw them (one-hot for categorical).' }),
+      }), {
         description: 'With include: ["batch"]: every batch used, inputs after normalisation and targets as the loss saw them.',
       }),
     ),
   },
-  { additionalProperties: true },
+  { additionalProperties: true, description: 'Per-layer statistics, summary, and what was measured.' },
 );
 
 export const EnvironmentSchema = Type.Object(
@@ -127,15 +130,15 @@ export const TimingsSchema = Type.Object(
     computeMs: Type.Number({ description: 'Forward and backward passes plus statistics read-back.' }),
     totalMs: Type.Number({ description: 'The whole engine call.' }),
   },
-  { additionalProperties: true },
+  { additionalProperties: true, description: 'Where the time went, in milliseconds.' },
 );
 
 export const AnalysisResponseSchema = Type.Object(
   {
     id: Type.String({ description: 'Identifier of the analysis.' }),
-    kind: Type.Literal('analysis'),
-    status: Type.Literal('succeeded'),
-    spec: AnalysisSpecSchema,
+    kind: Type.Literal('analysis', { description: 'The kind of work: analysis.' }),
+    status: Type.Literal('succeeded', { description: 'A synchronous analysis that returns 200 has succeeded.' }),
+    spec: { ...AnalysisSpecSchema, description: 'The normalised spec: the request with every default filled in (valid to send again as it is).' },
     result: AnalysisResultSchema,
     cost: Type.Object(
       {

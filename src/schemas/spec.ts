@@ -77,7 +77,7 @@ export const NetworkSchema = Type.Object(
           every: Type.Integer({ minimum: 0, description: 'Block length k: hidden-to-hidden layers are grouped in blocks of k, each computing x + scale·F(x) where F is its k dense+activation layers. 0 = no residual connections. Layers that do not fill a last block stay plain.' }),
           scale: Type.Optional(Type.Number({ description: 'Branch multiplier alpha (default 1).' })),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'Residual connections: { every: k, scale: alpha }. The input and output layers stay outside blocks.' },
       ),
     ),
   },
@@ -135,7 +135,7 @@ export const AnalysisSpecSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'An analysis spec: the network, the data, the loss and a seed.' },
 );
 
 export type AnalysisSpecInput = Static<typeof AnalysisSpecSchema>;

@@ -3,23 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { normalizeSpec } from '../../src/engine/spec.js';
 import { runAnalysis } from '../../src/engine/analysis.js';
-
-const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
-
-/** Closed form for a chain of 1-unit sigmoid layers with weight w, no bias, input x0, loss = output. */
-function chainClosedForm(depth: number, w: number, x0: number): { weightGrads: number[]; deltas: number[] } {
-  const a = [x0];
-  const h: number[] = [];
-  for (let l = 0; l < depth; l++) {
-    h.push(w * a[l]!);
-    a.push(sigmoid(h[l]!));
-  }
-  const deltas = new Array<number>(depth);
-  // δ_L = σ'(h_L); δ_l = σ'(h_l) · w · δ_{l+1}
-  deltas[depth - 1] = sigmoid(h[depth - 1]!) * (1 - sigmoid(h[depth - 1]!));
-  for (let l = depth - 2; l >= 0; l--) deltas[l] = sigmoid(h[l]!) * (1 - sigmoid(h[l]!)) * w * deltas[l + 1]!;
-  return { deltas, weightGrads: deltas.map((d, l) => d * a[l]!) };
-}
+import { sigmoidChain as chainClosedForm } from '../helpers.js';
 
 describe('textbook sigmoid chain (depth 20, width 1, w = 0.17, x = 1, loss = output)', () => {
   beforeAll(async () => {

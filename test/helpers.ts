@@ -1,0 +1,36 @@
+// Shared test helpers: an app on the pure-JS cpu backend, and the textbook chain's closed form.
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import type { FastifyInstance } from 'fastify';
+
+export async function testApp(overrides: Partial<Config> = {}): Promise<FastifyInstance> {
+  const app = await buildApp(loadConfig({}, { backend: 'cpu', ...overrides }), { logger: false });
+  await app.ready();
+  return app;
+}
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+/** Closed form of a chain of 1-unit sigmoid layers, weight w, no bias, input x0, loss = output. */
+export function sigmoidChain(depth: number, w: number, x0: number): { weightGrads: number[]; deltas: number[] } {
+  const a = [x0];
+  const h: number[] = [];
+  for (let l = 0; l < depth; l++) {
+    h.push(w * a[l]!);
+    a.push(sigmoid(h[l]!));
+  }
+  const deltas = new Array<number>(depth);
+  const ds = (l: number): number => sigmoid(h[l]!) * (1 - sigmoid(h[l]!));
+  deltas[depth - 1] = ds(depth - 1);
+  for (let l = depth - 2; l >= 0; l--) deltas[l] = ds(l) * w * deltas[l + 1]!;
+  return { deltas, weightGrads: deltas.map((d, l) => d * a[l]!) };
+}
+
+export const TEXTBOOK_CHAIN = {
+  network: {
+    depth: 20, width: 1, activation: 'sigmoid', outputActivation: 'sigmoid', useBias: false,
+    init: { weights: { name: 'constant', value: 0.17 } },
+  },
+  data: { source: 'inline', x: [[1]] },
+  loss: 'output',
+} as const;
