@@ -24,3 +24,12 @@ export class LimitError extends Error {
     this.name = 'LimitError';
   }
 }
+
+/** Work stopped because its job was cancelled; not a failure of the spec or of the engine. */
+export class CancelledError extends Error {
+  readonly code = 'CANCELED';
+  constructor(message = 'the job was cancelled') {
+    super(message);
+    this.name = 'CancelledError';
+  }
+}
