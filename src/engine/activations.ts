@@ -100,7 +100,8 @@ function build(spec: ActivationSpec): Activation {
       const a = spec.alpha ?? 1;
       return {
         spec,
-        apply: (h) => tf.tidy(() => tf.where(tf.greater(h, 0), h, tf.mul(a, expm1Negative(h)))),
+        // relu(h) + α(e^min(h,0) − 1) rather than tf.where(h > 0, …): autodiff cannot pass through tf.greater.
+        apply: (h) => tf.tidy(() => tf.add(tf.relu(h), tf.mul(a, expm1Negative(h)))),
         derivative: (h) => tf.tidy(() => tf.where(tf.greater(h, 0), tf.onesLike(h), tf.mul(a, tf.exp(tf.minimum(h, 0))))),
         f: (x) => (x > 0 ? x : a * Math.expm1(x)), df: (x) => (x > 0 ? 1 : a * Math.exp(x)),
         peakDerivative: Math.max(1, a), saturating: true,
@@ -110,7 +111,7 @@ function build(spec: ActivationSpec): Activation {
       return {
         spec,
         apply: (h) => tf.tidy(() =>
-          tf.mul(SELU_LAMBDA, tf.where(tf.greater(h, 0), h, tf.mul(SELU_ALPHA, expm1Negative(h))))),
+          tf.mul(SELU_LAMBDA, tf.add(tf.relu(h), tf.mul(SELU_ALPHA, expm1Negative(h))))),
         derivative: (h) => tf.tidy(() => tf.mul(SELU_LAMBDA,
           tf.where(tf.greater(h, 0), tf.onesLike(h), tf.mul(SELU_ALPHA, tf.exp(tf.minimum(h, 0)))))),
         f: (x) => SELU_LAMBDA * (x > 0 ? x : SELU_ALPHA * Math.expm1(x)),
