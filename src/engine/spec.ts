@@ -128,7 +128,8 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
     activations = Array.from({ length: hidden }, () => ({ ...one }));
   }
   activations.forEach((a, i) => {
-    if (a.name === 'softmax') throw new SpecError(`network.activation[${i}]`, 'softmax is only allowed as network.outputActivation');
+    const field = Array.isArray(act) ? `network.activation[${i}]` : 'network.activation';
+    if (a.name === 'softmax') throw new SpecError(field, `${field}: softmax is only allowed as network.outputActivation`);
   });
 
   const data = input.data;
