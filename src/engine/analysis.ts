@@ -67,7 +67,7 @@ export interface AnalysisTimings {
 }
 
 /** Per-layer raw readings from one batch (float64 after read-back). */
-interface Reading {
+export interface Reading {
   weightNorm: number;
   gradNorm: number;
   gradMaxAbs: number;
@@ -111,8 +111,8 @@ function normFromParts(maxAbs: number, scaled: number): number {
   return maxAbs * Math.sqrt(scaled);
 }
 
-/** Runs one batch forward and backward and reads every layer's statistics back in one transfer. */
-function measureBatch(
+/** Runs one batch forward and backward and reads every layer's statistics back in one transfer; also used by training records. */
+export function measureBatch(
   layers: LayerPlan[],
   weights: tf.Tensor2D[],
   biases: (tf.Tensor1D | null)[],
