@@ -1,0 +1,428 @@
+// gradlens_native: N-API addon with float32 kernels (OpenBLAS SGEMM, element-wise, sums) for tfjs's cpu backend.
+//
+// Plain C over node_api.h so that the build needs no npm package, and N-API so that one binary serves
+// every Node version from 18 on. Every function works in place on Float32Arrays owned by JavaScript (the
+// tfjs backend's own value arrays, or a view of the wasm heap): nothing is copied and nothing is
+// allocated here except a scratch row for column sums.
+//
+// Numerics follow tfjs-backend-cpu 4.22.0, which computes in double and rounds once on store:
+// - add, sub, mul, div, square and sqrt are done in float: for these operations rounding the exact
+//   result to double and then to float gives the same float as rounding once (53 >= 2 * 24 + 2), so the
+//   results are bit-identical to the stock kernels;
+// - squared difference, sigmoid, tanh and every sum are done in double, in the stock summation order;
+// - GEMM accumulates in float (OpenBLAS), like every BLAS, and differs from the stock kernel in the
+//   last bits only.
+// Compile with -ffp-contract=off: a fused multiply-add would change results.
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+// Declared here as well so that a cblas.h from another BLAS still compiles; we link libopenblas.
+extern void openblas_set_num_threads(int num_threads);
+extern int openblas_get_num_threads(void);
+extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
+
+#define MAX_RANK 16
+
+// ---------------------------------------------------------------------------------------------------
+// Argument helpers: every failure throws a JavaScript TypeError/RangeError and returns false.
+
+static bool throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return false;
+}
+
+static bool throw_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, NULL, msg);
+  return false;
+}
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_type(env, "bad call");
+  if (argc < want) return throw_type(env, "too few arguments");
+  return true;
+}
+
+static bool get_f32(napi_env env, napi_value v, float **data, int64_t *len) {
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return throw_type(env, "expected a Float32Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *ptr = NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, NULL, NULL) != napi_ok || type != napi_float32_array) {
+    return throw_type(env, "expected a Float32Array");
+  }
+  // A zero-length array may have no backing store; callers never dereference it then.
+  *data = (float *)ptr;
+  *len = (int64_t)length;
+  return true;
+}
+
+static bool get_i32array(napi_env env, napi_value v, int32_t **data, int64_t *len) {
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return throw_type(env, "expected an Int32Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *ptr = NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, NULL, NULL) != napi_ok || type != napi_int32_array) {
+    return throw_type(env, "expected an Int32Array");
+  }
+  *data = (int32_t *)ptr;
+  *len = (int64_t)length;
+  return true;
+}
+
+static bool get_i64(napi_env env, napi_value v, int64_t *out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok) return throw_type(env, "expected a number");
+  return true;
+}
+
+static bool get_i32(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) return throw_type(env, "expected a number");
+  return true;
+}
+
+static bool get_bool(napi_env env, napi_value v, bool *out) {
+  if (napi_get_value_bool(env, v, out) != napi_ok) return throw_type(env, "expected a boolean");
+  return true;
+}
+
+static bool get_f64(napi_env env, napi_value v, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) return throw_type(env, "expected a number");
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// sgemm(a, aOffset, b, bOffset, c, cOffset, batch, batchA, batchB, m, n, k, transposeA, transposeB)
+//
+// Row-major C[bi] = op(A[bi % batchA]) x op(B[bi % batchB]) for bi < batch, the batch indexing of
+// tfjs-backend-cpu's BatchMatMul. Offsets are in elements, so that the wasm backend can pass one view of
+// its whole heap and the offsets of its tensors.
+
+static napi_value js_sgemm(napi_env env, napi_callback_info info) {
+  napi_value argv[14];
+  if (!get_args(env, info, 14, argv)) return NULL;
+  float *a, *b, *c;
+  int64_t alen, blen, clen, aoff, boff, coff, batch, batch_a, batch_b, m, n, k;
+  bool ta, tb;
+  if (!get_f32(env, argv[0], &a, &alen) || !get_i64(env, argv[1], &aoff) || !get_f32(env, argv[2], &b, &blen) ||
+      !get_i64(env, argv[3], &boff) || !get_f32(env, argv[4], &c, &clen) || !get_i64(env, argv[5], &coff) ||
+      !get_i64(env, argv[6], &batch) || !get_i64(env, argv[7], &batch_a) || !get_i64(env, argv[8], &batch_b) ||
+      !get_i64(env, argv[9], &m) || !get_i64(env, argv[10], &n) || !get_i64(env, argv[11], &k) ||
+      !get_bool(env, argv[12], &ta) || !get_bool(env, argv[13], &tb)) {
+    return NULL;
+  }
+  if (batch < 0 || batch_a < 1 || batch_b < 1 || m < 0 || n < 0 || k < 0 || aoff < 0 || boff < 0 || coff < 0 ||
+      m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) {
+    throw_range(env, "sgemm: bad dimensions");
+    return NULL;
+  }
+  const int64_t a_size = m * k, b_size = k * n, c_size = m * n;
+  if (aoff + batch_a * a_size > alen || boff + batch_b * b_size > blen || coff + batch * c_size > clen) {
+    throw_range(env, "sgemm: arrays too short for the given dimensions");
+    return NULL;
+  }
+  if (batch == 0 || c_size == 0) return NULL;
+  if (k == 0) {
+    // BLAS may return early on k == 0 without touching C, and a wasm-heap output is uninitialised.
+    memset(c + coff, 0, (size_t)(batch * c_size) * sizeof(float));
+    return NULL;
+  }
+  const int lda = (int)(ta ? m : k);
+  const int ldb = (int)(tb ? k : n);
+  for (int64_t bi = 0; bi < batch; bi++) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                (int)k, 1.0f, a + aoff + (bi % batch_a) * a_size, lda, b + boff + (bi % batch_b) * b_size, ldb,
+                0.0f, c + coff + bi * c_size, (int)n);
+  }
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// binary(op, a, b, out, meta): out = a op b with numpy broadcasting.
+// meta = [rank, outShape[rank], aShape[rank], bShape[rank]], a and b shapes right-aligned and padded with 1.
+
+enum { OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_DIV = 3, OP_SQDIFF = 4 };
+
+#define BIN_ADD(x, y) ((x) + (y))
+#define BIN_SUB(x, y) ((x) - (y))
+#define BIN_MUL(x, y) ((x) * (y))
+#define BIN_DIV(x, y) ((x) / (y))
+#define BIN_SQDIFF(x, y) ((float)(((double)(x) - (double)(y)) * ((double)(x) - (double)(y))))
+
+// The three inner-loop shapes that matter get their own loops so that the compiler vectorises them.
+#define DEFINE_BINARY_ROW(name, OP)                                                                          \
+  static void row_##name(const float *restrict a, int64_t sa, const float *restrict b, int64_t sb,          \
+                         float *restrict o, int64_t n) {                                                     \
+    if (sa == 1 && sb == 1) {                                                                                \
+      for (int64_t i = 0; i < n; i++) o[i] = OP(a[i], b[i]);                                                 \
+    } else if (sa == 1 && sb == 0) {                                                                         \
+      const float y = b[0];                                                                                  \
+      for (int64_t i = 0; i < n; i++) o[i] = OP(a[i], y);                                                    \
+    } else if (sa == 0 && sb == 1) {                                                                         \
+      const float x = a[0];                                                                                  \
+      for (int64_t i = 0; i < n; i++) o[i] = OP(x, b[i]);                                                    \
+    } else {                                                                                                 \
+      for (int64_t i = 0; i < n; i++) o[i] = OP(a[i * sa], b[i * sb]);                                       \
+    }                                                                                                        \
+  }
+
+DEFINE_BINARY_ROW(add, BIN_ADD)
+DEFINE_BINARY_ROW(sub, BIN_SUB)
+DEFINE_BINARY_ROW(mul, BIN_MUL)
+DEFINE_BINARY_ROW(div, BIN_DIV)
+DEFINE_BINARY_ROW(sqdiff, BIN_SQDIFF)
+
+typedef void (*row_fn)(const float *, int64_t, const float *, int64_t, float *, int64_t);
+
+static napi_value js_binary(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t op;
+  float *a, *b, *o;
+  int64_t alen, blen, olen, mlen;
+  int32_t *meta;
+  if (!get_i32(env, argv[0], &op) || !get_f32(env, argv[1], &a, &alen) || !get_f32(env, argv[2], &b, &blen) ||
+      !get_f32(env, argv[3], &o, &olen) || !get_i32array(env, argv[4], &meta, &mlen)) {
+    return NULL;
+  }
+  row_fn row;
+  switch (op) {
+    case OP_ADD: row = row_add; break;
+    case OP_SUB: row = row_sub; break;
+    case OP_MUL: row = row_mul; break;
+    case OP_DIV: row = row_div; break;
+    case OP_SQDIFF: row = row_sqdiff; break;
+    default: throw_range(env, "binary: unknown op"); return NULL;
+  }
+  if (mlen < 1 || meta[0] < 0 || meta[0] > MAX_RANK || mlen < 1 + 3 * (int64_t)meta[0]) {
+    throw_range(env, "binary: bad shape description");
+    return NULL;
+  }
+  const int rank = meta[0];
+  const int32_t *out_shape = meta + 1, *a_shape = meta + 1 + rank, *b_shape = meta + 1 + 2 * rank;
+
+  // Element strides of a and b in the output's index space (0 along broadcast dimensions).
+  int64_t shape[MAX_RANK], sa[MAX_RANK], sb[MAX_RANK];
+  int64_t size = 1, asize = 1, bsize = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    const int64_t od = out_shape[d], ad = a_shape[d], bd = b_shape[d];
+    if (od < 0 || (ad != od && ad != 1) || (bd != od && bd != 1)) {
+      throw_range(env, "binary: shapes do not broadcast");
+      return NULL;
+    }
+    shape[d] = od;
+    sa[d] = ad == 1 ? 0 : asize;
+    sb[d] = bd == 1 ? 0 : bsize;
+    size *= od;
+    asize *= ad;
+    bsize *= bd;
+  }
+  if (size != olen || asize > alen || bsize > blen) {
+    throw_range(env, "binary: array lengths do not match the shapes");
+    return NULL;
+  }
+  if (size == 0) return NULL;
+
+  // Merge neighbouring dimensions that both operands walk through contiguously (or both skip), so that a
+  // bias add over [128, 256] becomes rows of 256 and a same-shape op a single row.
+  int r = 0;
+  int64_t cs[MAX_RANK], ca[MAX_RANK], cb[MAX_RANK];
+  for (int d = 0; d < rank; d++) {
+    if (shape[d] == 1) continue;
+    if (r > 0 && ca[r - 1] == sa[d] * shape[d] && cb[r - 1] == sb[d] * shape[d]) {
+      cs[r - 1] *= shape[d];
+      ca[r - 1] = sa[d];
+      cb[r - 1] = sb[d];
+    } else {
+      cs[r] = shape[d];
+      ca[r] = sa[d];
+      cb[r] = sb[d];
+      r++;
+    }
+  }
+  if (r == 0) {
+    row(a, 0, b, 0, o, 1);
+    return NULL;
+  }
+  const int64_t n = cs[r - 1], inner_a = ca[r - 1], inner_b = cb[r - 1];
+  const int outer_rank = r - 1;
+  int64_t idx[MAX_RANK] = {0};
+  int64_t aoff = 0, boff = 0;
+  for (int64_t ooff = 0; ooff < size; ooff += n) {
+    row(a + aoff, inner_a, b + boff, inner_b, o + ooff, n);
+    // Odometer over the outer dimensions.
+    for (int d = outer_rank - 1; d >= 0; d--) {
+      if (++idx[d] < cs[d]) {
+        aoff += ca[d];
+        boff += cb[d];
+        break;
+      }
+      aoff -= ca[d] * (cs[d] - 1);
+      boff -= cb[d] * (cs[d] - 1);
+      idx[d] = 0;
+    }
+  }
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// unary(op, x, out, alpha)
+
+enum { OP_RELU = 0, OP_STEP = 1, OP_SQUARE = 2, OP_SQRT = 3, OP_SIGMOID = 4, OP_TANH = 5 };
+
+static napi_value js_unary(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int32_t op;
+  float *restrict x, *restrict o;
+  int64_t xlen, olen;
+  double alpha_d;
+  if (!get_i32(env, argv[0], &op) || !get_f32(env, argv[1], (float **)&x, &xlen) ||
+      !get_f32(env, argv[2], (float **)&o, &olen) || !get_f64(env, argv[3], &alpha_d)) {
+    return NULL;
+  }
+  if (xlen != olen) {
+    throw_range(env, "unary: input and output lengths differ");
+    return NULL;
+  }
+  const int64_t n = xlen;
+  switch (op) {
+    case OP_RELU:
+      // Math.max(0, x): NaN stays NaN and -0 becomes +0.
+      for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        o[i] = v > 0.0f ? v : (v != v ? v : 0.0f);
+      }
+      break;
+    case OP_STEP: {
+      const float alpha = (float)alpha_d;
+      for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        o[i] = v > 0.0f ? 1.0f : (v != v ? v : alpha);
+      }
+      break;
+    }
+    case OP_SQUARE:
+      for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i];
+      break;
+    case OP_SQRT:
+      for (int64_t i = 0; i < n; i++) o[i] = sqrtf(x[i]);
+      break;
+    case OP_SIGMOID:
+      for (int64_t i = 0; i < n; i++) o[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+      break;
+    case OP_TANH:
+      for (int64_t i = 0; i < n; i++) o[i] = (float)tanh((double)x[i]);
+      break;
+    default:
+      throw_range(env, "unary: unknown op");
+      return NULL;
+  }
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// sum(x, out, outer, reduce, inner): x viewed as [outer, reduce, inner], out[o, i] = sum over r.
+// Accumulates in double in increasing r, the order and precision of the stock kernel (which transposes
+// the reduced axes innermost and sums them with a JavaScript number).
+
+static napi_value js_sum(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  float *x, *o;
+  int64_t xlen, olen, outer, reduce, inner;
+  if (!get_f32(env, argv[0], &x, &xlen) || !get_f32(env, argv[1], &o, &olen) || !get_i64(env, argv[2], &outer) ||
+      !get_i64(env, argv[3], &reduce) || !get_i64(env, argv[4], &inner)) {
+    return NULL;
+  }
+  if (outer < 0 || reduce < 0 || inner < 0 || outer * reduce * inner != xlen || outer * inner != olen) {
+    throw_range(env, "sum: lengths do not match [outer, reduce, inner]");
+    return NULL;
+  }
+  if (inner == 1) {
+    for (int64_t q = 0; q < outer; q++) {
+      const float *p = x + q * reduce;
+      double s = 0.0;
+      for (int64_t r = 0; r < reduce; r++) s += p[r];
+      o[q] = (float)s;
+    }
+    return NULL;
+  }
+  double stack_acc[512];
+  double *acc = inner <= 512 ? stack_acc : (double *)malloc((size_t)inner * sizeof(double));
+  if (acc == NULL) {
+    napi_throw_error(env, NULL, "sum: out of memory");
+    return NULL;
+  }
+  for (int64_t q = 0; q < outer; q++) {
+    for (int64_t i = 0; i < inner; i++) acc[i] = 0.0;
+    const float *p = x + q * reduce * inner;
+    for (int64_t r = 0; r < reduce; r++) {
+      const float *row = p + r * inner;
+      for (int64_t i = 0; i < inner; i++) acc[i] += row[i];
+    }
+    float *dst = o + q * inner;
+    for (int64_t i = 0; i < inner; i++) dst[i] = (float)acc[i];
+  }
+  if (acc != stack_acc) free(acc);
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+static napi_value js_set_blas_threads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t n;
+  if (!get_i32(env, argv[0], &n)) return NULL;
+  if (n < 1) {
+    throw_range(env, "setBlasThreads: need at least one thread");
+    return NULL;
+  }
+  openblas_set_num_threads(n);
+  return NULL;
+}
+
+static napi_value make_string(napi_env env, const char *s) {
+  napi_value v;
+  napi_create_string_utf8(env, s != NULL ? s : "", NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj, threads;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "config", make_string(env, openblas_get_config()));
+  napi_set_named_property(env, obj, "corename", make_string(env, openblas_get_corename()));
+  napi_create_int32(env, openblas_get_num_threads(), &threads);
+  napi_set_named_property(env, obj, "threads", threads);
+  return obj;
+}
+
+NAPI_MODULE_INIT() {
+  // 256-wide products gain nothing from a second BLAS thread and the pthread build would otherwise
+  // start one per core; callers may raise it with setBlasThreads.
+  openblas_set_num_threads(1);
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
+      {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"setBlasThreads", NULL, js_set_blas_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
