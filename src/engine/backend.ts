@@ -46,7 +46,10 @@ async function tryNative(): Promise<string[]> {
   const loaded = mod.loadNativeKernels();
   if (!loaded.loaded) throw new Error(loaded.reason);
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
-  return mod.registerNativeKernels(tf);
+  const kernels = mod.registerNativeKernels(tf);
+  // An empty list means the addon loaded but refused to register (e.g. an untested tfjs version).
+  if (kernels.length === 0) throw new Error(mod.nativeKernelsIssue() ?? 'no native kernels registered');
+  return kernels;
 }
 
 async function tryWasm(): Promise<boolean> {
@@ -79,7 +82,9 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
     const ok = await attempt('tensorflow', async () => { await tryTensorflow('@tensorflow/tfjs-node'); return true; });
     if (ok) return info('tensorflow');
   }
-  if (requested === 'auto' || requested === 'native') {
+  if (requested === 'auto' && process.env.GRADLENS_DISABLE_NATIVE === '1') {
+    skipped.push({ name: 'native', reason: 'GRADLENS_DISABLE_NATIVE=1' });
+  } else if (requested === 'auto' || requested === 'native') {
     const kernels = await attempt('native', tryNative);
     if (kernels) return info('native', { nativeKernels: kernels });
   }
