@@ -1,0 +1,128 @@
+// JSON schemas (TypeBox) of a training run: the request (spec + steps + optimizer) and its recorded result.
+import { Type, type Static } from 'typebox';
+import { DataSchema, LossSchema, NetworkSchema, AnalysisSpecSchema } from './spec.js';
+import { ExpectSchema, ChecksSchema } from './checks.js';
+import { Num } from './result.js';
+
+export const OPTIMIZER_NAMES = ['sgd', 'momentum', 'adam', 'rmsprop'] as const;
+export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+
+export const OptimizerSchema = Type.Object(
+  {
+    name: Type.Union([Type.Literal('sgd'), Type.Literal('momentum'), Type.Literal('adam'), Type.Literal('rmsprop')], {
+      description:
+        'sgd: w ← w − lr·g. momentum (PyTorch form; the same trajectory as Keras\' v ← μv − lr·g for a constant lr): b ← μ·b + g, w ← w − lr·b, with nesterov w ← w − lr·(g + μ·b). adam: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², w ← w − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t) (PyTorch\'s ε placement). rmsprop: v ← ρ·v + (1−ρ)·g², u = g/(√v + ε); with momentum μ > 0, b ← μ·b + u and u = b; w ← w − lr·u. Moment buffers start at zero; t counts from 1. Default sgd.',
+    }),
+    learningRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Step size lr. Defaults (Keras): sgd 0.01, momentum 0.01, adam 0.001, rmsprop 0.001.' })),
+    momentum: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'momentum and rmsprop only: μ. Default 0.9 for momentum (the usual choice; Keras SGD\'s default 0 is plain sgd), 0 for rmsprop (Keras, PyTorch).' })),
+    nesterov: Type.Optional(Type.Boolean({ description: 'momentum only: Nesterov momentum (default false).' })),
+    beta1: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'adam only: β1 (default 0.9).' })),
+    beta2: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'adam only: β2 (default 0.999).' })),
+    epsilon: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'adam and rmsprop only: ε added to the root of the second moment (default 1e-7, Keras\'; PyTorch uses 1e-8).' })),
+    rho: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'rmsprop only: decay ρ of the mean square (default 0.9, Keras\'; PyTorch\'s alpha defaults to 0.99).' })),
+  },
+  { additionalProperties: false, description: 'The optimizer and its parameters; a parameter that the named optimizer does not use is rejected with 400.' },
+);
+
+/** Training data: as for analyses, without `batches` (every step draws one fresh batch). */
+export const TrainingDataSchema = Type.Omit(DataSchema, ['batches'], {
+  additionalProperties: false,
+  description: 'Where the training batches come from. Every step draws a fresh batch of batchSize examples; the data is walked epoch by epoch (without replacement within an epoch) in a seeded order.',
+});
+
+export const MAX_TRAINING_RECORDS = 1000;
+
+export const TrainingSpecSchema = Type.Object(
+  {
+    seed: AnalysisSpecSchema.properties.seed,
+    network: NetworkSchema,
+    data: TrainingDataSchema,
+    loss: Type.Optional(LossSchema),
+    steps: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Optimizer steps (updates), one fresh minibatch each. The estimated cost (FLOPs per step × steps, plus recording and evaluation) is checked against the limits before any compute.' }),
+    optimizer: Type.Optional(OptimizerSchema),
+    recordEvery: Type.Optional(Type.Integer({ minimum: 1, description: `Record the loss and per-layer gradient statistics every this many steps, plus at step 0 and after the last step. Default ceil(steps / 50), about 50 records. At most ${MAX_TRAINING_RECORDS} records.` })),
+    expect: Type.Optional(ExpectSchema),
+  },
+  { additionalProperties: false, description: 'A training run: the network and data of an analysis spec, trained for steps with an optimizer.' },
+);
+
+export type TrainingSpecInput = Static<typeof TrainingSpecSchema>;
+export type OptimizerInput = Static<typeof OptimizerSchema>;
+
+const NullableNum = (description: string) => Type.Union([Num(description), Type.Null()], { description });
+
+export const TrainingRecordSchema = Type.Object(
+  {
+    step: Type.Integer({ description: 'Updates applied before this record was taken: 0 is the initialisation, the last record follows the last update.' }),
+    loss: Num('Loss on this step\'s minibatch, before its update.'),
+    accuracy: NullableNum('Fraction of this minibatch classified correctly (argmax, or output > 0.5 for one output unit); null when the data has no classes or the loss is "output".'),
+    firstToLastRatio: Num('weightGradNorm of the first layer / that of the last layer, on this minibatch.'),
+    backpropFirstToLastRatio: Num('backpropNorm of the first layer / that of the last layer, on this minibatch.'),
+    layers: Type.Array(
+      Type.Object({
+        index: Type.Integer({ description: 'Layer index (0 reads the input).' }),
+        weightNorm: Num('Frobenius norm of the weights before this step\'s update.'),
+        weightGradNorm: Num('Frobenius norm of dLoss/dW on this minibatch.'),
+        backpropNorm: Num('sqrt(batchSize)·‖dLoss/dH‖_F, as in analyses: the RMS per-example gradient w.r.t. the pre-activation.'),
+        updateToWeightRatio: NullableNum('‖ΔW‖ / ‖W‖ of this step\'s update (≈1e-3 is the usual healthy order); null after the last step, where no update follows.'),
+        deadFraction: NullableNum('Fraction of units passing no gradient for any example of the batch; null for softmax.'),
+        saturatedFraction: NullableNum('Fraction of saturated (example, unit) entries; null for activations without a flat asymptote.'),
+      }),
+      { description: 'Per-layer statistics, input side first.' },
+    ),
+  },
+  { description: 'One recorded training step.' },
+);
+
+export const TrainingResultSchema = Type.Object(
+  {
+    steps: Type.Integer({ description: 'Steps asked for.' }),
+    stepsCompleted: Type.Integer({ description: 'Updates applied: less than steps when the loss became non-finite and training stopped.' }),
+    batchSize: Type.Integer({ description: 'Examples per step.' }),
+    optimizer: Type.Object({}, { additionalProperties: true, description: 'The optimizer with every default filled in.' }),
+    layers: Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        name: Type.String({ description: 'dense_<index>, or output.' }),
+        inputUnits: Type.Integer(),
+        units: Type.Integer(),
+        activation: Type.String(),
+      }),
+      { description: 'The layers the records refer to by index.' },
+    ),
+    records: Type.Array(TrainingRecordSchema, { description: 'Recorded steps in order: 0, recordEvery, 2·recordEvery, …, and stepsCompleted.' }),
+    evaluation: Type.Object(
+      {
+        examples: Type.Integer({ description: 'Examples in the evaluation set.' }),
+        description: Type.String({ description: 'What the evaluation set is.' }),
+      },
+      { description: 'initialLoss, finalLoss and the accuracies are measured on this fixed set of training examples (the whole dataset up to 2048 examples, a seeded sample beyond), not on a noisy minibatch.' },
+    ),
+    initialLoss: Num('Evaluation-set loss at initialisation.'),
+    finalLoss: Num('Evaluation-set loss after the last update.'),
+    lossReduction: Num('(initialLoss − finalLoss) / |initialLoss|: 0.9 means the loss fell by 90%.'),
+    baselineLoss: NullableNum('Loss of the best constant prediction on the evaluation set (class frequencies for cross-entropy, target means for mse): the "chance level" a network that ignores its input reaches. null for loss "output".'),
+    initialAccuracy: NullableNum('Evaluation-set accuracy at initialisation; null without classes.'),
+    finalAccuracy: NullableNum('Evaluation-set accuracy after the last update; null without classes.'),
+    chanceAccuracy: NullableNum('Fraction of the most frequent class in the evaluation set; null without classes.'),
+    learns: Type.Boolean({ description: 'status === "learning".' }),
+    status: Type.Union([Type.Literal('learning'), Type.Literal('stalled'), Type.Literal('diverged')], {
+      description:
+        'diverged: a non-finite loss (training stops at that step; reported, never an error) or, for losses bounded below by 0, finalLoss > 1.5 × initialLoss. learning: lossReduction ≥ 0.1 and, where a baseline exists, finalLoss ≤ 0.9 × baselineLoss (it beats every constant prediction by 10%). stalled: otherwise.',
+    }),
+    reasons: Type.Array(Type.String(), { description: 'Why the status was given, with the numbers.' }),
+    nonFinite: Type.Object(
+      {
+        count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
+        paths: Type.Array(Type.String(), { description: 'Their paths (first 100), e.g. records[12].loss.' }),
+      },
+      { description: 'Non-finite values are reported as strings and listed here.' },
+    ),
+    data: Type.Object({}, { additionalProperties: true, description: 'Data source, examples, inputUnits, task, description.' }),
+    checks: Type.Optional(ChecksSchema),
+    passed: Type.Optional(Type.Boolean({ description: 'Whether every check passed (present when expect was given).' })),
+  },
+  { additionalProperties: true, description: 'A training run\'s records and outcome.' },
+);
+
+export type TrainingResultBody = Static<typeof TrainingResultSchema>;
