@@ -1,0 +1,270 @@
+// Sweeps: expand a grid over spec paths into validated, costed analysis cells; tabulate their summaries as rows and CSV.
+import Value from 'typebox/value';
+import { AnalysisSpecSchema, type AnalysisSpecInput } from '../schemas/spec.js';
+import type { SweepSpecInput } from '../schemas/sweep.js';
+import { normalizeSpec, DEFAULT_LIMITS, type SpecLimits } from './spec.js';
+import { estimateCost, checkCost, type CostEstimate } from './cost.js';
+import { analyze, type AnalysisOutput } from './analyze.js';
+import { CancelledError, LimitError, SpecError } from './errors.js';
+import { analysisFacts, evaluateChecks, validateExpect, type AnalysisFacts, type CellChecks, type Check } from './checks.js';
+import { nonFiniteToken } from './json-safe.js';
+
+export interface SweepCell {
+  index: number;
+  /** The grid value of each path in this cell, in the grid's order. */
+  values: Record<string, unknown>;
+  /** base with the values set: a complete analysis spec. */
+  spec: AnalysisSpecInput;
+}
+
+/** Summed over cells, except parameters: the largest cell's. */
+export interface SweepCost extends CostEstimate {
+  cells: number;
+}
+
+export interface ExpandedSweep {
+  paths: string[];
+  cells: SweepCell[];
+  cost: SweepCost;
+}
+
+export type SweepRow = { index: number; values: Record<string, unknown> } & AnalysisFacts & { passed?: boolean };
+
+export interface SweepResult {
+  paths: string[];
+  cellCount: number;
+  rows: SweepRow[];
+  checks?: Check[];
+  passed?: boolean;
+  cells?: CellChecks[];
+}
+
+export interface SweepOutput {
+  spec: SweepSpecInput;
+  result: SweepResult;
+  cost: SweepCost;
+  timings: { buildMs: number; computeMs: number; totalMs: number };
+}
+
+export interface SweepHooks {
+  /** Called after each cell with its row; progress is cells done / cells, 0..1. */
+  onCell?(row: SweepRow, progress: number): void;
+  isCancelled?(): boolean;
+}
+
+const ROOTS = new Set(['seed', 'network', 'data', 'loss']);
+const SEGMENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Paths come from the request: never let one reach an object's prototype chain.
+const FORBIDDEN = new Set(['__proto__', 'prototype', 'constructor']);
+
+const gridRef = (path: string, k?: number): string => `grid[${JSON.stringify(path)}]${k === undefined ? '' : `[${k}]`}`;
+
+function checkPaths(paths: string[]): void {
+  if (paths.length === 0) throw new SpecError('grid', 'grid needs at least one path');
+  for (const path of paths) {
+    const segments = path.split('.');
+    if (!segments.every((s) => SEGMENT.test(s) && !FORBIDDEN.has(s))) {
+      throw new SpecError(gridRef(path), `${gridRef(path)}: a path is dot-separated names, e.g. "network.activation"`);
+    }
+    if (!ROOTS.has(segments[0]!)) {
+      throw new SpecError(gridRef(path), `${gridRef(path)}: paths start with seed, network, data or loss`);
+    }
+  }
+  for (const a of paths) {
+    for (const b of paths) {
+      if (a !== b && b.startsWith(`${a}.`)) {
+        throw new SpecError(gridRef(b), `${gridRef(b)} overlaps ${gridRef(a)}: one cell would set the same value twice`);
+      }
+    }
+  }
+}
+
+/** Sets `value` at a dot path, creating objects on the way; a name-only string becomes { name }. */
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const segments = path.split('.');
+  let cur = target;
+  for (let i = 0; i < segments.length - 1; i++) {
+    const seg = segments[i]!;
+    let next = cur[seg];
+    if (next === undefined) {
+      next = {};
+    } else if (typeof next === 'string' && segments[i + 1] === 'name') {
+      next = { name: next };
+    } else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+      throw new SpecError(gridRef(path), `${gridRef(path)}: base has ${JSON.stringify(next)} at ${segments.slice(0, i + 1).join('.')}, not an object to set ${segments.slice(i + 1).join('.')} in`);
+    }
+    cur[seg] = next;
+    cur = next as Record<string, unknown>;
+  }
+  cur[segments[segments.length - 1]!] = structuredClone(value);
+}
+
+/** 'network.activation[0]' or '/network/activation/0' → the grid path the error lies under, if any. */
+function blame(field: string, paths: string[]): string | null {
+  const dotted = field.startsWith('/')
+    ? field.slice(1).split('/').map((s) => (/^\d+$/.test(s) ? `[${s}]` : `.${s}`)).join('').replace(/^\./, '')
+    : field;
+  let best: string | null = null;
+  for (const p of paths) {
+    const under = dotted === p || dotted.startsWith(`${p}.`) || dotted.startsWith(`${p}[`) || p.startsWith(`${dotted}.`);
+    if (under && (best === null || p.length > best.length)) best = p;
+  }
+  return best;
+}
+
+function describeCell(paths: string[], values: Record<string, unknown>): string {
+  return paths.map((p) => `${p}=${JSON.stringify(values[p])}`).join(', ');
+}
+
+/**
+ * Expands a sweep into cells: the cartesian product of the grid in row-major order (the first path
+ * varies slowest). Every cell is schema-checked, normalised and costed before any compute; errors
+ * name the grid path and value index. Throws LimitError when there are more than maxCells cells or
+ * when the summed cost is over the limits.
+ */
+export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_LIMITS, maxCells: number): ExpandedSweep {
+  const grid = input.grid as Record<string, unknown[]>;
+  const paths = Object.keys(grid);
+  checkPaths(paths);
+  let count = 1;
+  for (const p of paths) {
+    const values = grid[p];
+    if (!Array.isArray(values) || values.length === 0) throw new SpecError(gridRef(p), `${gridRef(p)} must be a non-empty array of values`);
+    count *= values.length;
+    if (count > maxCells) break;
+  }
+  if (count > maxCells) {
+    const total = paths.reduce((n, p) => n * grid[p]!.length, 1);
+    throw new LimitError('maxSweepCells', total, maxCells,
+      `the grid has ${total} cells (${paths.map((p) => grid[p]!.length).join(' × ')}) but the limit (GRADLENS_MAX_SWEEP_CELLS) is ${maxCells}`);
+  }
+  validateExpect(input.expect, 'sweep');
+
+  const cells: SweepCell[] = [];
+  let flops = 0;
+  let flopsPerStep = 0;
+  let parameters = 0;
+  for (let index = 0; index < count; index++) {
+    // Row-major: peel the last path's index off first.
+    const ks = new Array<number>(paths.length);
+    let rest = index;
+    for (let j = paths.length - 1; j >= 0; j--) {
+      const n = grid[paths[j]!]!.length;
+      ks[j] = rest % n;
+      rest = Math.floor(rest / n);
+    }
+    const values: Record<string, unknown> = {};
+    const spec = structuredClone(input.base) as Record<string, unknown>;
+    paths.forEach((p, j) => {
+      values[p] = grid[p]![ks[j]!];
+      setPath(spec, p, values[p]);
+    });
+
+    const fail = (field: string, message: string): never => {
+      const p = blame(field, paths);
+      if (p !== null) {
+        const k = ks[paths.indexOf(p)]!;
+        throw new SpecError(gridRef(p, k), `${gridRef(p, k)} = ${JSON.stringify(values[p])} (cell ${index}: ${describeCell(paths, values)}): ${message}`);
+      }
+      throw new SpecError(`base.${field.replace(/^\//, '').replace(/\//g, '.')}`, `cell ${index} (${describeCell(paths, values)}): ${message}`);
+    };
+    if (!Value.Check(AnalysisSpecSchema, spec)) {
+      const [e] = Value.Errors(AnalysisSpecSchema, spec);
+      fail(e?.instancePath ?? '', `${e?.instancePath || '/'} ${e?.message ?? 'does not match the analysis spec schema'}`);
+    }
+    const cellSpec = spec as AnalysisSpecInput;
+    let cellCost: CostEstimate;
+    try {
+      const { spec: normalized } = normalizeSpec(cellSpec, limits);
+      cellCost = estimateCost(normalized);
+      checkCost(cellCost, limits, 1, `sweep cell ${index}`);
+    } catch (err) {
+      if (err instanceof SpecError) fail(err.field, err.message);
+      if (err instanceof LimitError) {
+        throw new LimitError(err.limit, err.value, err.max, `cell ${index} (${describeCell(paths, values)}): ${err.message}`);
+      }
+      throw err;
+    }
+    flops += cellCost.flops;
+    flopsPerStep += cellCost.flopsPerStep;
+    parameters = Math.max(parameters, cellCost.parameters);
+    cells.push({ index, values, spec: cellSpec });
+  }
+  const cost: SweepCost = { parameters, flopsPerStep, flops, cells: count };
+  checkCost(cost, limits, 1, `sweep of ${count} cells`);
+  return { paths, cells, cost };
+}
+
+/** One table row: the cell's grid values plus its analysis' summary numbers (JSON-safe). */
+export function sweepRow(cell: SweepCell, output: AnalysisOutput): SweepRow {
+  return { index: cell.index, values: { ...cell.values }, ...analysisFacts(output.result) };
+}
+
+/** The sweep result from its rows; with expect, every row gets `passed` and the checks are attached. */
+export function sweepResult(paths: string[], rows: SweepRow[], expect?: SweepSpecInput['expect']): SweepResult {
+  const result: SweepResult = { paths: [...paths], cellCount: rows.length, rows };
+  if (expect) {
+    const report = evaluateChecks(expect, 'sweep', { rows });
+    report.cells!.forEach((c, i) => { rows[i]!.passed = c.passed; });
+    Object.assign(result, report);
+  }
+  return result;
+}
+
+/** Runs every cell in this thread, one after another, yielding to the event loop between cells. */
+export async function runSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_LIMITS, maxCells: number, hooks: SweepHooks = {}): Promise<SweepOutput> {
+  const t0 = performance.now();
+  const { paths, cells, cost } = expandSweep(input, limits, maxCells);
+  const t1 = performance.now();
+  const rows: SweepRow[] = [];
+  for (const cell of cells) {
+    if (hooks.isCancelled?.()) throw new CancelledError();
+    const row = sweepRow(cell, analyze(cell.spec, limits));
+    rows.push(row);
+    hooks.onCell?.(row, rows.length / cells.length);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (hooks.isCancelled?.()) throw new CancelledError();
+  const t2 = performance.now();
+  const result = sweepResult(paths, rows, input.expect);
+  return { spec: input, result, cost, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: performance.now() - t0 } };
+}
+
+export const SUMMARY_COLUMNS = [
+  'verdict', 'firstToLastRatio', 'backpropFirstToLastRatio', 'weightGradLogSlope', 'backpropLogSlope',
+  'loss', 'nonFinite', 'maxDeadFraction', 'maxSaturatedFraction',
+] as const;
+
+function csvValue(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : nonFiniteToken(v);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  return JSON.stringify(v);
+}
+
+/** RFC 4180: a field with a comma, quote, CR or LF is quoted, and its quotes doubled. */
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * The table as RFC 4180 CSV (CRLF line ends, header row): index, the grid paths in grid order, the
+ * summary columns, and passed when checks were evaluated. Empty fields are nulls; non-finite numbers
+ * are NaN / Infinity / -Infinity; object or array grid values are JSON.
+ */
+export function sweepToCsv(rows: SweepRow[], paths: string[] = rows[0] ? Object.keys(rows[0].values) : []): string {
+  const withPassed = rows.some((r) => r.passed !== undefined);
+  const header = ['index', ...paths, ...SUMMARY_COLUMNS, ...(withPassed ? ['passed'] : [])];
+  const lines = [header.map(csvField).join(',')];
+  for (const row of rows) {
+    const fields = [
+      row.index,
+      ...paths.map((p) => row.values[p]),
+      ...SUMMARY_COLUMNS.map((c) => row[c]),
+      ...(withPassed ? [row.passed] : []),
+    ];
+    lines.push(fields.map((f) => csvField(csvValue(f))).join(','));
+  }
+  return lines.map((l) => `${l}\r\n`).join('');
+}
