@@ -4,7 +4,8 @@ import type { Dataset, Batch } from './datasets.js';
 import { sampleBatches } from './datasets.js';
 import { deriveSeed } from './random.js';
 import type { NormalizedSpec } from './spec.js';
-import { activationsFor, forward, initParameters, lossOf, type LayerPlan, type NetworkParameters } from './network.js';
+import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan, type NetworkParameters } from './network.js';
+import type { NormalizationKind } from './spec.js';
 import { activation } from './activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
 import type { LossName } from '../schemas/spec.js';
@@ -38,6 +39,46 @@ export interface LayerStats {
   deadFraction: number | null;
   saturatedFraction: number | null;
   spread?: { weightGradNorm: Spread; backpropNorm: Spread };
+  /** Normalisation gamma/beta, residual gates and Fixup scalars of this layer, with their gradients. */
+  auxParameters?: AuxStats[];
+  /** Spread of per-example weight-gradient norms over the batch: first and last layer only. */
+  perExample?: PerExampleStats;
+}
+
+export interface AuxStats {
+  name: AuxName;
+  size: number;
+  /** The initial value (every entry of a vector starts equal: gamma 1, beta 0). */
+  initial: number;
+  gradNorm: number;
+}
+
+export interface PerExampleStats {
+  /** Statistics of ‖∂ℓ_i/∂W‖ = ‖x_i‖·‖∂ℓ_i/∂h_i‖ over every example of every batch. */
+  mean: number;
+  std: number;
+  min: number;
+  max: number;
+  rms: number;
+  /** ‖batch-mean gradient‖ / rms_i ‖∂ℓ_i/∂W‖ (mean over batches): 1 when all examples agree, ≈ 1/√B when they point at random; null when every per-example gradient is 0. */
+  coherence: number | null;
+}
+
+/** What measureBatch needs beyond the plain network; all optional so existing callers keep working. */
+export interface MeasureExtras {
+  aux?: AuxTensor[];
+  normalization?: NormalizationKind;
+  /** Layers whose per-example gradient norms to read back (default: the first and the last). */
+  perExampleLayers?: number[];
+}
+
+export interface BatchMeasurement {
+  loss: number;
+  readings: Reading[];
+  /** Gradient norm of each auxiliary parameter, in the order of extras.aux. */
+  auxGradNorms: number[];
+  /** Per-example weight-gradient norms ‖∂ℓ_i/∂W‖ of the requested layers. */
+  perExample: { layer: number; norms: number[] }[];
 }
 
 export interface AnalysisSummary {
@@ -121,12 +162,15 @@ export function measureBatch(
   x: tf.Tensor2D,
   y: tf.Tensor2D | null,
   saturationThreshold: number,
-): { loss: number; readings: Reading[] } {
+  extras: MeasureExtras = {},
+): BatchMeasurement {
   const acts = activationsFor(layers);
   const L = layers.length;
   const batchSize = x.shape[0];
+  const auxIn = extras.aux ?? [];
+  const perExampleLayers = [...new Set(extras.perExampleLayers ?? [0, L - 1])];
   // A manual scope rather than tf.tidy: tidy may only return tensors, and we return plain numbers.
-  const kept: { pre: tf.Tensor2D[]; post: tf.Tensor2D[]; out: tf.Tensor2D[] } = { pre: [], post: [], out: [] };
+  const kept: { pre: tf.Tensor2D[]; post: tf.Tensor2D[]; out: tf.Tensor2D[]; input: tf.Tensor2D[] } = { pre: [], post: [], out: [], input: [] };
   tf.engine().startScope();
   try {
     const probes = layers.map((l) => tf.zeros([batchSize, l.units]) as tf.Tensor2D);
@@ -135,17 +179,21 @@ export function measureBatch(
       const ws = args.slice(0, L) as tf.Tensor2D[];
       let k = L;
       const bs = biases.map((b) => (b ? (args[k++] as tf.Tensor1D) : null));
-      const ps = args.slice(k) as tf.Tensor2D[];
-      const { logits, output, taps } = forward({ layers, acts, residualScale, weights: ws, biases: bs, probes: ps, x });
+      const ps = args.slice(k, k + L) as tf.Tensor2D[];
+      const aux = auxIn.map((p, i) => ({ layer: p.layer, name: p.name, tensor: args[k + L + i]! }));
+      const { logits, output, taps } = forward({
+        layers, acts, residualScale, weights: ws, biases: bs, probes: ps, x, aux, normalization: extras.normalization,
+      });
       // Keep the taps past the gradient's own scope: the statistics below read them.
-      for (const key of ['pre', 'post', 'out'] as const) taps[key].forEach((t) => kept[key].push(tf.keep(t)));
+      for (const key of ['pre', 'post', 'out', 'input'] as const) taps[key].forEach((t) => kept[key].push(tf.keep(t)));
       return lossOf(loss, layers[L - 1]!.activation, logits, output, y);
     };
-    const { value, grads } = tf.valueAndGrads(f)([...weights, ...withBias, ...probes]);
+    const { value, grads } = tf.valueAndGrads(f)([...weights, ...withBias, ...probes, ...auxIn.map((p) => p.tensor)]);
     const gradW = grads.slice(0, L);
     let k = L;
     const gradB = biases.map((b) => (b ? grads[k++]! : null));
-    const deltas = grads.slice(k);
+    const deltas = grads.slice(k, k + L);
+    const auxGrads = grads.slice(k + L);
 
     const rows: tf.Tensor[] = layers.map((layer, l) => {
       const h = kept.pre[l]!;
@@ -167,8 +215,38 @@ export function measureBatch(
         ...scaledNormParts(deltas[l]!), tf.mean(tf.square(h)), actMean, actVar, tf.mean(tf.square(kept.out[l]!)), dead, saturated,
       ].map((s) => tf.reshape(s, [])));
     });
-    const all = tf.concat(rows).dataSync();
+    // Per-example ‖∂ℓ_i/∂W‖ = B·‖input_i‖·‖δ_i‖ (δ = ∂Loss/∂H of the batch-mean loss): row norms of
+    // max-scaled tensors, so that 1e-27 gradients do not underflow in float32; rescaled after read-back.
+    const extraParts: tf.Tensor[] = [];
+    for (const l of perExampleLayers) {
+      const input = kept.input[l]!;
+      const delta = deltas[l]!;
+      const inputMax = tf.max(tf.abs(input));
+      const deltaMax = tf.max(tf.abs(delta));
+      extraParts.push(
+        tf.reshape(inputMax, [1]), tf.reshape(deltaMax, [1]),
+        tf.sqrt(tf.sum(tf.square(tf.divNoNan(input, inputMax)), 1)),
+        tf.sqrt(tf.sum(tf.square(tf.divNoNan(delta, deltaMax)), 1)),
+      );
+    }
+    for (const g of auxGrads) extraParts.push(...scaledNormParts(g).map((t) => tf.reshape(t, [1])));
+    const all = tf.concat([...rows, ...extraParts]).dataSync();
     const lossValue = value.dataSync()[0]!;
+    let offset = L * FIELDS;
+    const perExample = perExampleLayers.map((layer) => {
+      const inputMax = all[offset]!;
+      const deltaMax = all[offset + 1]!;
+      const inputRows = all.subarray(offset + 2, offset + 2 + batchSize);
+      const deltaRows = all.subarray(offset + 2 + batchSize, offset + 2 + 2 * batchSize);
+      offset += 2 + 2 * batchSize;
+      const norms = Array.from(inputRows, (a, i) => batchSize * (Number.isFinite(inputMax) ? inputMax * a : inputMax) * (Number.isFinite(deltaMax) ? deltaMax * deltaRows[i]! : deltaMax));
+      return { layer, norms };
+    });
+    const auxGradNorms = auxGrads.map(() => {
+      const n = normFromParts(all[offset]!, all[offset + 1]!);
+      offset += 2;
+      return n;
+    });
     const readings: Reading[] = layers.map((_, l) => {
       const r = all.subarray(l * FIELDS, (l + 1) * FIELDS);
       return {
@@ -185,9 +263,10 @@ export function measureBatch(
         saturated: r[13]!,
       };
     });
-    return { loss: lossValue, readings };
+    return { loss: lossValue, readings, auxGradNorms, perExample };
   } finally {
-    kept.pre.concat(kept.post, kept.out).forEach((t) => t.dispose());
+    // The first layer's input is the caller's x itself (unless Fixup shifted it): not ours to dispose.
+    kept.pre.concat(kept.post, kept.out, kept.input).forEach((t) => { if (t !== x) t.dispose(); });
     tf.engine().endScope();
   }
 }
@@ -211,9 +290,14 @@ export function runAnalysis(
   const targets = batches.map((b) => targetsFor(dataset, spec.loss, b));
   const weights = layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
   const biases = layers.map((l) => (params.biases[l.index] ? tf.tensor1d(params.biases[l.index]!) : null));
+  const auxParams = params.aux ?? [];
+  const aux: AuxTensor[] = auxParams.map((p) => ({
+    layer: p.layer, name: p.name, tensor: auxIsVector(p.name) ? tf.tensor1d(p.values) : tf.scalar(p.values[0]!),
+  }));
+  const saturationThreshold = options.saturationThreshold ?? spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
   const t1 = performance.now();
 
-  const perBatch: { loss: number; readings: Reading[] }[] = [];
+  const perBatch: BatchMeasurement[] = [];
   try {
     for (let i = 0; i < batches.length; i++) {
       const batch = batches[i]!;
@@ -221,7 +305,7 @@ export function runAnalysis(
       const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
       try {
         perBatch.push(measureBatch(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y,
-          options.saturationThreshold ?? DEFAULT_SATURATION_THRESHOLD));
+          saturationThreshold, { aux, normalization: spec.network.normalization }));
       } finally {
         x.dispose();
         y?.dispose();
@@ -230,6 +314,7 @@ export function runAnalysis(
   } finally {
     weights.forEach((w) => w.dispose());
     biases.forEach((b) => b?.dispose());
+    aux.forEach((p) => p.tensor.dispose());
   }
   const t2 = performance.now();
 
@@ -266,6 +351,20 @@ export function runAnalysis(
       saturatedFraction: act.derivative && act.saturating ? mean(r('saturated')) : null,
     };
     if (perBatch.length > 1) stats.spread = { weightGradNorm: spreadOf(gradNorms), backpropNorm: spreadOf(backpropNorms) };
+    const auxHere = auxParams.flatMap((p, i) => (p.layer === l ? [{ p, i }] : []));
+    if (auxHere.length > 0) {
+      stats.auxParameters = auxHere.map(({ p, i }) => ({
+        name: p.name, size: p.values.length, initial: p.values[0]!, gradNorm: mean(perBatch.map((b) => b.auxGradNorms[i]!)),
+      }));
+    }
+    const examples = perBatch.flatMap((b) => b.perExample.find((e) => e.layer === l)?.norms ?? []);
+    if (examples.length > 0) {
+      const sp = spreadOf(examples);
+      const rmsPerBatch = perBatch.map((b) => Math.sqrt(mean((b.perExample.find((e) => e.layer === l)?.norms ?? [NaN]).map((v) => v * v))));
+      // The batch gradient is the mean of the per-example ones, so its norm over their RMS is in [0, 1].
+      const coherence = mean(gradNorms.map((g, i) => g / rmsPerBatch[i]!));
+      stats.perExample = { ...sp, rms: Math.sqrt(mean(examples.map((v) => v * v))), coherence: Number.isNaN(coherence) ? null : coherence };
+    }
     return stats;
   });
 

@@ -4,6 +4,10 @@ import { normalizeActivation, type ActivationSpec } from './activations.js';
 import { normalizeInitializer, type InitializerSpec } from './initializers.js';
 import { loadDataset, type Dataset, type DataSpec, DataSpecError } from './datasets.js';
 import { SpecError } from './errors.js';
+import { normalizeThresholds, type Thresholds } from './thresholds.js';
+
+export type NormalizationKind = 'none' | 'batch' | 'layer';
+export type ResidualVariant = 'plain' | 'rezero' | 'skipinit' | 'fixup';
 
 export const DEFAULT_SEED = 42;
 export const DEFAULT_WIDTH = 32;
@@ -20,7 +24,13 @@ export interface NormalizedNetwork {
   outputActivation: ActivationSpec;
   useBias: boolean;
   init: { weights: InitializerSpec; bias: InitializerSpec };
-  residual: { every: number; scale: number };
+  /**
+   * scale: the fixed branch multiplier (plain), the initial learnable gate (rezero, skipinit) or the
+   * initial learnable Fixup multiplier (fixup).
+   */
+  residual: { every: number; scale: number; variant: ResidualVariant };
+  /** Normalisation between each hidden dense layer and its activation. */
+  normalization: NormalizationKind;
   /** Layer indices of each residual block (hidden-to-hidden layers only). */
   blocks: number[][];
 }
@@ -31,6 +41,8 @@ export interface NormalizedSpec {
   data: DataSpec & { batchSize: number; batches: number; normalize: NonNullable<DataSpec['normalize']> };
   loss: LossName;
   include: ('parameters' | 'batch')[];
+  thresholds: Thresholds;
+  whatIf: boolean;
 }
 
 export interface SpecLimits {
@@ -185,9 +197,14 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
   }
 
   const every = net.residual?.every ?? 0;
-  const scale = net.residual?.scale ?? 1;
+  const variant: ResidualVariant = net.residual?.variant ?? 'plain';
+  // A learnable gate starts at 0 (ReZero, SkipInit); a Fixup multiplier at 1.
+  const scale = net.residual?.scale ?? (variant === 'rezero' || variant === 'skipinit' ? 0 : 1);
   if (!Number.isFinite(scale)) throw new SpecError('network.residual.scale', 'network.residual.scale must be a finite number');
   const blocks = residualBlocks(net.depth, every, widths);
+  if (variant !== 'plain' && blocks.length === 0) {
+    throw new SpecError('network.residual.variant', `network.residual.variant ${variant} needs residual blocks: set network.residual.every >= 1 with depth >= every + 2`);
+  }
 
   const spec: NormalizedSpec = {
     seed,
@@ -203,12 +220,15 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
         weights: normalizeInitializer(net.init?.weights ?? 'glorot_uniform', 'network.init.weights'),
         bias: normalizeInitializer(net.init?.bias ?? 'zeros', 'network.init.bias'),
       },
-      residual: { every, scale },
+      residual: { every, scale, variant },
+      normalization: net.normalization ?? 'none',
       blocks,
     },
     data: dataSpec,
     loss,
     include: [...new Set(input.include ?? [])],
+    thresholds: normalizeThresholds(input.thresholds),
+    whatIf: input.whatIf ?? false,
   };
   return { spec, dataset };
 }
@@ -229,9 +249,12 @@ export function specToInput(spec: NormalizedSpec): AnalysisSpecInput {
       useBias: net.useBias,
       init: { weights: { ...net.init.weights }, bias: { ...net.init.bias } },
       residual: { ...net.residual },
+      normalization: net.normalization,
     },
     data: { ...data, ...(x ? { x } : {}), ...(y ? { y } : {}) },
     loss: spec.loss,
     include: [...spec.include],
+    thresholds: { ...spec.thresholds },
+    whatIf: spec.whatIf,
   };
 }

@@ -75,10 +75,22 @@ export const NetworkSchema = Type.Object(
       Type.Object(
         {
           every: Type.Integer({ minimum: 0, description: 'Block length k: hidden-to-hidden layers are grouped in blocks of k, each computing x + scale·F(x) where F is its k dense+activation layers. 0 = no residual connections. Layers that do not fill a last block stay plain.' }),
-          scale: Type.Optional(Type.Number({ description: 'Branch multiplier alpha (default 1).' })),
+          scale: Type.Optional(Type.Number({ description: 'Branch multiplier alpha. variant plain: a fixed number (default 1). rezero / skipinit: the initial value of the learnable per-block alpha (default 0). fixup: the initial value of the learnable per-block scalar multiplier (default 1).' })),
+          variant: Type.Optional(
+            Type.Union([Type.Literal('plain'), Type.Literal('rezero'), Type.Literal('skipinit'), Type.Literal('fixup')], {
+              description:
+                'plain (default): x + scale·F(x) with a fixed scale. rezero (Bachlechner et al. 2020) and skipinit (De & Smith 2020): x + alpha·F(x) with a learnable scalar alpha per block, initialised to scale (default 0) — in a dense block without normalisation the two are the same computation; alpha\'s gradient is reported in auxParameters of the block\'s last layer. fixup (Zhang et al. 2019): the weights of every branch layer but the last are initialised as network.init.weights says and multiplied by L^(-1/(2m-2)) (L blocks, m = every layers per block), the last layer of every branch and the output layer are initialised to zero, and every branch layer gets learnable scalar biases (one added to its input, one before its activation, initial 0) and every block a learnable scalar multiplier (initial scale, default 1). rezero/skipinit at alpha 0 and fixup give exactly zero gradients to some layers at step 0 by construction: the verdict is then zero_by_design. Needs every >= 1.',
+            }),
+          ),
         },
-        { additionalProperties: false, description: 'Residual connections: { every: k, scale: alpha }. The input and output layers stay outside blocks.' },
+        { additionalProperties: false, description: 'Residual connections: { every: k, scale: alpha, variant }. The input and output layers stay outside blocks.' },
       ),
+    ),
+    normalization: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('batch'), Type.Literal('layer')], {
+        description:
+          'Normalisation of every hidden layer, placed after the dense layer and before the activation: h = xW + b, n = gamma·(h − mean)/sqrt(var + 1e-5) + beta, output phi(n). batch: mean and variance per unit over the examples of the batch itself (training-mode batch norm, no running averages); layer: per example over the units. gamma (initial 1) and beta (initial 0) are learnable vectors whose gradients are reported in each layer\'s auxParameters. The output layer is never normalised. Default none.',
+      }),
     ),
   },
   { additionalProperties: false, description: 'A fully connected network. Input size comes from the data.' },
@@ -122,6 +134,24 @@ export const LossSchema = Type.Union(
   },
 );
 
+export const ThresholdsSchema = Type.Object(
+  {
+    vanishingRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Verdict vanishing when the first layer\'s backprop signal (backpropNorm) is below this fraction of the output layer\'s (default 0.1: more than one order of magnitude lost).' })),
+    explodingRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Verdict exploding when the first layer\'s backprop signal is above this multiple of the output layer\'s (default 10).' })),
+    perLayerFactor: Type.Optional(Type.Number({ exclusiveMinimum: 1, description: 'Verdict vanishing (exploding) also when the fitted backprop log-slope shrinks (grows) the signal by more than this factor per layer, with fit r² >= minR2 over at least 3 layers, even if the total stays inside the ratio band (default 2).' })),
+    minR2: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Fit quality the per-layer rule needs (default 0.9).' })),
+    onsetFactor: Type.Optional(Type.Number({ exclusiveMinimum: 1, description: 'Onset layer: walking from the output toward the input, the first layer whose backprop signal is below (vanishing) or above (exploding) the largest (smallest) signal nearer the output by more than this factor (default 2).' })),
+    deadFraction: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Flag dead when more than this fraction of a layer\'s units pass no gradient for any example of the batch (default 0.5, as SageMaker Debugger\'s DeadRelu rule).' })),
+    saturatedFraction: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Flag saturated when more than this fraction of a layer\'s (example, unit) entries are saturated (default 0.5, as SageMaker Debugger\'s SaturatedActivation rule).' })),
+    saturationDerivative: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'An entry counts as saturated where |phi\'(h)| is below this fraction of the activation\'s largest derivative (default 0.01); defines layers[].saturatedFraction.' })),
+    minGradRms: Type.Optional(Type.Number({ minimum: 0, description: 'Absolute backstop: verdict vanishing when no layer\'s weightGradRms reaches this value (default 1e-7, as SageMaker Debugger\'s VanishingGradient rule). It depends on the loss\'s scale, so it only backs up the relative rules.' })),
+  },
+  {
+    additionalProperties: false,
+    description: 'Thresholds of the verdict and the per-layer flags, each optional with the default given (see docs/reading-the-results.md). They change the diagnosis, not the measurements (saturationDerivative also defines saturatedFraction).',
+  },
+);
+
 export const AnalysisSpecSchema = Type.Object(
   {
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Seeds weights and batches: the same request gives the same numbers on the same backend (default 42).' })),
@@ -134,6 +164,13 @@ export const AnalysisSpecSchema = Type.Object(
         description: 'parameters: the initial weights ([inputUnits][units], the tfjs Dense layout) and biases of every layer; batch: the batches used. Enough to reproduce the numbers in another framework.',
       }),
     ),
+    thresholds: Type.Optional(ThresholdsSchema),
+    whatIf: Type.Optional(
+      Type.Boolean({
+        description:
+          'Also run the same spec (same seed, same batches) with each standard cure applied one at a time — hidden activation changed, the variance-preserving initialisation for the activation, residual blocks, batch or layer normalisation — and rank them by how close they bring the backprop signal to healthy (result.whatIf). Multiplies the compute: the summed cost of all runs is checked against the limits before any of them runs. Default false.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'An analysis spec: the network, the data, the loss and a seed.' },
 );
@@ -142,3 +179,4 @@ export type AnalysisSpecInput = Static<typeof AnalysisSpecSchema>;
 export type NetworkInput = Static<typeof NetworkSchema>;
 export type DataInput = Static<typeof DataSchema>;
 export type LossName = Static<typeof LossSchema>;
+export type ThresholdsInput = Static<typeof ThresholdsSchema>;
