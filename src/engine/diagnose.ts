@@ -1,0 +1,45 @@
+// Adds the diagnosis to an analysis result: mean-field theory, zero-by-design structure, verdict, reasons and flags.
+import type { Dataset } from './datasets.js';
+import type { NormalizedSpec } from './spec.js';
+import type { AnalysisResult, AnalysisSummary, LayerStats } from './analysis.js';
+import type { NetworkParameters } from './network.js';
+import { structuralZeros } from './structure.js';
+import { networkTheory, type NetworkTheory } from './theory-network.js';
+import { diagnose, type Diagnosis, type FlowVerdict, type LayerFlag, type Verdict } from './verdict.js';
+import type { Thresholds } from './thresholds.js';
+
+export interface DiagnosedSummary extends AnalysisSummary {
+  verdict: Verdict;
+  reasons: string[];
+  flowVerdict: FlowVerdict | null;
+  onsetLayer: number | null;
+  zeroByDesign: Diagnosis['zeroByDesign'];
+  thresholds: Thresholds;
+}
+
+export interface DiagnosedResult extends Omit<AnalysisResult, 'summary' | 'layers'> {
+  layers: (LayerStats & { flags: LayerFlag[] })[];
+  summary: DiagnosedSummary;
+  theory: NetworkTheory;
+}
+
+/** Diagnoses `result` (measured on `params`) and returns it with summary.verdict, reasons, layer flags and theory. */
+export function withDiagnosis(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, result: AnalysisResult): DiagnosedResult {
+  const zero = structuralZeros(spec);
+  const theory = networkTheory(spec, dataset, params, result);
+  const d = diagnose(result, zero, theory, spec.thresholds);
+  return {
+    ...result,
+    layers: result.layers.map((s, l) => ({ ...s, flags: d.flags[l]! })),
+    summary: {
+      ...result.summary,
+      verdict: d.verdict,
+      reasons: d.reasons,
+      flowVerdict: d.flowVerdict,
+      onsetLayer: d.onsetLayer,
+      zeroByDesign: d.zeroByDesign,
+      thresholds: { ...spec.thresholds },
+    },
+    theory,
+  };
+}
