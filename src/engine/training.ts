@@ -7,7 +7,7 @@ import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type S
 import { estimateCost, checkCost, type CostEstimate } from './cost.js';
 import { measureBatch, targetsFor, DEFAULT_SATURATION_THRESHOLD } from './analysis.js';
 import { activation } from './activations.js';
-import { activationsFor, forward, initParameters, lossOf, type LayerPlan } from './network.js';
+import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxTensor, type LayerPlan } from './network.js';
 import { sampleBatches, type Batch, type Dataset } from './datasets.js';
 import { deriveSeed } from './random.js';
 import { encodeNonFinite } from './json-safe.js';
@@ -165,7 +165,8 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
   };
   checkCost(cost, limits, 1, 'training');
 
-  const { include: _include, ...echo } = specToInput(spec);
+  // Only the fields a training spec has: the analysis echo also carries include, thresholds, whatIf.
+  const echo = specToInput(spec);
   const { batches: _batches, ...echoData } = echo.data;
   return {
     spec,
@@ -174,7 +175,10 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     recordEvery,
     optimizer,
     expect,
-    input: { ...echo, data: echoData, seed: spec.seed, steps, optimizer, recordEvery, ...(expect ? { expect } : {}) },
+    input: {
+      seed: spec.seed, network: echo.network, data: echoData, ...(echo.loss ? { loss: echo.loss } : {}),
+      steps, optimizer, recordEvery, ...(expect ? { expect } : {}),
+    },
     cost,
   };
 }
@@ -188,19 +192,25 @@ export async function runTraining(input: TrainingSpecInput, limits: SpecLimits =
   return trainPrepared(prepareTraining(input, limits), hooks);
 }
 
+/** Everything trainable: W, b, and the auxiliary parameters (normalisation gamma/beta, gates, Fixup scalars). */
 interface Params {
   weights: tf.Tensor2D[];
   biases: (tf.Tensor1D | null)[];
+  aux: AuxTensor[];
 }
 
-const flat = (p: Params): tf.Tensor[] => [...p.weights, ...p.biases.filter((b): b is tf.Tensor1D => b !== null)];
+const flat = (p: Params): tf.Tensor[] => [
+  ...p.weights, ...p.biases.filter((b): b is tf.Tensor1D => b !== null), ...p.aux.map((a) => a.tensor),
+];
 
 function rebuild(template: Params, list: tf.Tensor[]): Params {
   const L = template.weights.length;
   let k = L;
+  const biases = template.biases.map((b) => (b ? (list[k++] as tf.Tensor1D) : null));
   return {
     weights: list.slice(0, L) as tf.Tensor2D[],
-    biases: template.biases.map((b) => (b ? (list[k++] as tf.Tensor1D) : null)),
+    biases,
+    aux: template.aux.map((a) => ({ layer: a.layer, name: a.name, tensor: list[k++]! })),
   };
 }
 
@@ -232,6 +242,15 @@ interface Model {
   scale: number;
   spec: NormalizedSpec;
   dataset: Dataset;
+}
+
+/** The network's forward pass in training mode (normalisation uses the statistics of the rows given). */
+function run(model: Model, params: Params, x: tf.Tensor2D): { logits: tf.Tensor2D; output: tf.Tensor2D } {
+  const { logits, output } = forward({
+    layers: model.layers, acts: model.acts, residualScale: model.scale, weights: params.weights, biases: params.biases,
+    probes: null, x, aux: params.aux, normalization: model.spec.network.normalization,
+  });
+  return { logits, output };
 }
 
 function tensorsOf(model: Model, batch: Batch): { x: tf.Tensor2D; y: tf.Tensor2D | null } {
@@ -266,7 +285,7 @@ function evaluate(model: Model, params: Params, set: Batch): { loss: number; acc
     };
     const [l, c] = readAndDispose(tf.tidy(() => {
       const { x, y } = tensorsOf(model, part);
-      const { logits, output } = forward({ layers: model.layers, acts: model.acts, residualScale: model.scale, weights: params.weights, biases: params.biases, probes: null, x });
+      const { logits, output } = run(model, params, x);
       const loss = lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
       return tf.stack([loss, withAccuracy ? correctCount(output, part.labels!) : tf.scalar(0)]);
     }));
@@ -322,7 +341,7 @@ function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): number[] {
 
 function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): number {
   const c = tf.tidy(() => {
-    const { output } = forward({ layers: model.layers, acts: model.acts, residualScale: model.scale, weights: params.weights, biases: params.biases, probes: null, x });
+    const { output } = run(model, params, x);
     return correctCount(output, labels);
   });
   return readAndDispose(c)[0]! / x.shape[0];
@@ -357,7 +376,9 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
   let params: Params = {
     weights: layers.map((l) => tf.tensor2d(init.weights[l.index]!, [l.inputUnits, l.units])),
     biases: layers.map((l) => (init.biases[l.index] ? tf.tensor1d(init.biases[l.index]!) : null)),
+    aux: (init.aux ?? []).map((p) => ({ layer: p.layer, name: p.name, tensor: auxIsVector(p.name) ? tf.tensor1d(p.values) : tf.scalar(p.values[0]!) })),
   };
+  const saturationThreshold = spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
   const optimizer = createOptimizer(optimizerConfig);
   const t1 = performance.now();
 
@@ -368,7 +389,8 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
   let lastYield = performance.now();
 
   const takeRecord = async (step: number, x: tf.Tensor2D, y: tf.Tensor2D | null, batch: Batch, ratios: number[] | null): Promise<void> => {
-    const { loss, readings } = measureBatch(layers, params.weights, params.biases, model.scale, spec.loss, x, y, DEFAULT_SATURATION_THRESHOLD);
+    const { loss, readings } = measureBatch(layers, params.weights, params.biases, model.scale, spec.loss, x, y, saturationThreshold,
+      { aux: params.aux, normalization: spec.network.normalization, perExampleLayers: [] });
     const layerRecords = layers.map((layer, l) => {
       const r = readings[l]!;
       const act = activation(layer.activation);
@@ -414,8 +436,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
         const list = flat(params);
         const out = tf.tidy(() => {
           const f = (...args: tf.Tensor[]): tf.Scalar => {
-            const p = rebuild(params, args);
-            const { logits, output } = forward({ layers, acts: model.acts, residualScale: model.scale, weights: p.weights, biases: p.biases, probes: null, x });
+            const { logits, output } = run(model, rebuild(params, args), x);
             return lossOf(spec.loss, layers[last]!.activation, logits, output, y);
           };
           const { value, grads } = tf.valueAndGrads(f)(list);

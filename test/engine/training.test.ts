@@ -5,7 +5,8 @@ import { prepareTraining, runTraining, recordSteps, type TrainingOutput } from '
 import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../../src/engine/optimizers.js';
 import { CancelledError, LimitError, SpecError } from '../../src/engine/errors.js';
 import { DEFAULT_LIMITS } from '../../src/engine/spec.js';
-import type { TrainingSpecInput } from '../../src/schemas/training.js';
+import { TrainingSpecSchema, type TrainingSpecInput } from '../../src/schemas/training.js';
+import Value from 'typebox/value';
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
@@ -258,6 +259,25 @@ describe('runTraining: cancellation, divergence, determinism', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('trains the auxiliary parameters too: ReZero gates start at 0 (block layers get no gradient) and open', async () => {
+    const before = tf.memory().numTensors;
+    const out = await runTraining({
+      seed: 2,
+      network: { depth: 6, width: 16, activation: 'relu', init: { weights: 'he_normal' }, residual: { every: 2, variant: 'rezero' } },
+      data: { source: 'iris', batchSize: 32 },
+      steps: 60,
+      optimizer: { name: 'sgd', learningRate: 0.1 },
+      recordEvery: 20,
+    });
+    const [first, , , last] = out.result.records;
+    for (const l of [1, 2, 3, 4]) {
+      expect(first!.layers[l]!.weightGradNorm).toBe(0);
+      expect(last!.layers[l]!.weightGradNorm as number).toBeGreaterThan(1e-4);
+    }
+    expect(out.result.status).toBe('learning');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('gives the same records for the same seed, and different batches for another seed', async () => {
     const a = await runTraining({ ...small, steps: 10 });
     const b = await runTraining({ ...small, steps: 10 });
@@ -281,6 +301,9 @@ describe('prepareTraining: validation and cost before any compute', () => {
     expect(recordSteps(100, 2)).toHaveLength(51);
     expect(p.input).toMatchObject({ seed: 42, steps: 100, recordEvery: 2, optimizer: { name: 'sgd', learningRate: 0.01 } });
     expect(p.input.data).not.toHaveProperty('batches');
+    // The echo is a valid training spec that can be sent again as it is.
+    expect(Value.Errors(TrainingSpecSchema, p.input)).toEqual([]);
+    expect(prepareTraining(p.input, DEFAULT_LIMITS).input).toEqual(p.input);
     expect(p.input).not.toHaveProperty('include');
     // weights 4·8 + 8·8 + 8·3 = 120, units 19: B·(6·120 + 20·19) per step.
     expect(p.cost.flopsPerStep).toBe(16 * (6 * 120 + 20 * 19));
