@@ -52,7 +52,7 @@ export interface SweepHooks {
   isCancelled?(): boolean;
 }
 
-const ROOTS = new Set(['seed', 'network', 'data', 'loss']);
+const ROOTS = new Set(['seed', 'network', 'data', 'loss', 'thresholds']);
 const SEGMENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Paths come from the request: never let one reach an object's prototype chain.
 const FORBIDDEN = new Set(['__proto__', 'prototype', 'constructor']);
@@ -67,7 +67,7 @@ function checkPaths(paths: string[]): void {
       throw new SpecError(gridRef(path), `${gridRef(path)}: a path is dot-separated names, e.g. "network.activation"`);
     }
     if (!ROOTS.has(segments[0]!)) {
-      throw new SpecError(gridRef(path), `${gridRef(path)}: paths start with seed, network, data or loss`);
+      throw new SpecError(gridRef(path), `${gridRef(path)}: paths start with seed, network, data, loss or thresholds`);
     }
   }
   for (const a of paths) {

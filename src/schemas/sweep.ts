@@ -13,7 +13,7 @@ export const SweepSpecSchema = Type.Object(
       {
         minProperties: 1,
         description:
-          'Spec paths (dot-separated, under seed, network, data or loss, e.g. "network.activation", "network.init.weights", "network.init.weights.name", "network.depth", "network.residual.every", "seed") mapped to the values to try. Cells are the cartesian product in row-major order: the first path varies slowest, the last fastest (like nested loops in the grid\'s key order). Each value is set into a copy of base, creating missing objects on the way (a name-only string such as "init.weights": "he_normal" is read as { name: "he_normal" }); paths may not overlap. Every cell is validated and costed before any compute; an error names the grid path and value index, e.g. grid["network.activation"][2].',
+          'Spec paths (dot-separated, under seed, network, data, loss or thresholds, e.g. "network.activation", "network.init.weights", "network.init.weights.name", "network.depth", "network.residual.every", "seed") mapped to the values to try. Cells are the cartesian product in row-major order: the first path varies slowest, the last fastest (like nested loops in the grid\'s key order). Each value is set into a copy of base, creating missing objects on the way (a name-only string such as "init.weights": "he_normal" is read as { name: "he_normal" }); paths may not overlap. Every cell is validated and costed before any compute; an error names the grid path and value index, e.g. grid["network.activation"][2].',
       },
     ),
     expect: Type.Optional(ExpectSchema),

@@ -115,7 +115,7 @@ describe('expandSweep', () => {
     expect(e.field).toBe('grid["__proto__.polluted"]');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     e = bad({ 'include': [['batch']] });
-    expect(e.message).toMatch(/start with seed, network, data or loss/);
+    expect(e.message).toMatch(/start with seed, network, data, loss or thresholds/);
     e = bad({ 'network.width.x': [1] });
     expect(e.field).toBe('grid["network.width.x"]');
   });
