@@ -55,7 +55,7 @@ export const SweepResultSchema = Type.Object(
         Type.Object({
           index: Type.Integer({ description: 'Cell index.' }),
           passed: Type.Boolean({ description: 'Whether this cell passes every check.' }),
-          checks: Type.Array(CheckSchema),
+          checks: Type.Array(CheckSchema, { description: 'This cell\'s checks, one per field of expect.' }),
         }),
         { description: 'Each cell\'s own checks (present when expect was given); the overall checks above pass when every cell passes.' },
       ),

@@ -82,11 +82,11 @@ export const TrainingResultSchema = Type.Object(
     optimizer: Type.Object({}, { additionalProperties: true, description: 'The optimizer with every default filled in.' }),
     layers: Type.Array(
       Type.Object({
-        index: Type.Integer(),
+        index: Type.Integer({ description: 'Layer index: 0 reads the input, the last is the output layer.' }),
         name: Type.String({ description: 'dense_<index>, or output.' }),
-        inputUnits: Type.Integer(),
-        units: Type.Integer(),
-        activation: Type.String(),
+        inputUnits: Type.Integer({ description: 'Units feeding the layer.' }),
+        units: Type.Integer({ description: 'Units of the layer.' }),
+        activation: Type.String({ description: 'Activation of the layer, with its parameter in brackets where it has one.' }),
       }),
       { description: 'The layers the records refer to by index.' },
     ),
