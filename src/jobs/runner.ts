@@ -1,19 +1,78 @@
-// Where engine work runs: the interface the routes use, and the in-process implementation.
-import { analyze, type AnalysisOutput } from '../engine/analyze.js';
+// Where engine work runs: the interface the job layer uses, and the in-process implementation.
+import type { AnalysisOutput } from '../engine/analyze.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { SpecLimits } from '../engine/spec.js';
+import { initBackend, type BackendChoice, type BackendInfo } from '../engine/backend.js';
+import { CancelledError } from '../engine/errors.js';
+import { JobCanceledError } from './errors.js';
+import { executeTask } from './tasks.js';
+import type { TrainingSpecInput } from '../schemas/training.js';
+import type { TrainingOutput } from '../engine/training.js';
+
+export interface RunOptions {
+  /** Aborting rejects the call with `signal.reason` and stops the compute as soon as the runner can. */
+  signal?: AbortSignal;
+  /** Training records as they are produced, with progress 0..1. */
+  onRecord?(record: unknown, progress: number): void;
+}
 
 export interface Runner {
-  analyze(input: AnalysisSpecInput): Promise<AnalysisOutput>;
+  /** Resolves once the runner can compute, with the backend that computes (a worker's, for a pool). */
+  ready(): Promise<BackendInfo>;
+  /** How many tasks run at the same time. */
+  readonly concurrency: number;
+  analyze(input: AnalysisSpecInput, options?: RunOptions): Promise<AnalysisOutput>;
+  train(input: TrainingSpecInput, options?: RunOptions): Promise<TrainingOutput>;
   close(): Promise<void>;
 }
 
-/** Runs the engine on the calling thread: used in unit tests and as the simplest deployment. */
-export class InProcessRunner implements Runner {
-  constructor(private readonly limits: SpecLimits) {}
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new JobCanceledError();
+}
 
-  async analyze(input: AnalysisSpecInput): Promise<AnalysisOutput> {
-    return analyze(input, this.limits);
+/**
+ * Runs the engine on the calling thread: fast unit tests (GRADLENS_WORKERS=0) and debugging. It blocks
+ * the event loop while it computes, and an analysis cannot be stopped midway.
+ */
+export class InProcessRunner implements Runner {
+  readonly concurrency = 1;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly limits: SpecLimits, private readonly backend: BackendChoice = 'auto') {}
+
+  ready(): Promise<BackendInfo> {
+    return initBackend(this.backend);
+  }
+
+  // One task at a time, like a single worker: tfjs state (and tf.memory() in tests) is per thread.
+  private serial<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const run = this.tail.then(async () => {
+      if (signal?.aborted) throw abortReason(signal);
+      return fn();
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
+    await this.ready();
+    return this.serial(async () => (await executeTask({ kind: 'analysis', input }, this.limits)) as AnalysisOutput, options.signal);
+  }
+
+  async train(input: TrainingSpecInput, options: RunOptions = {}): Promise<TrainingOutput> {
+    await this.ready();
+    const { signal, onRecord } = options;
+    return this.serial(async () => {
+      try {
+        return (await executeTask({ kind: 'training', input }, this.limits, {
+          ...(onRecord ? { onRecord } : {}),
+          isCancelled: () => signal?.aborted === true,
+        })) as TrainingOutput;
+      } catch (err) {
+        if (err instanceof CancelledError && signal?.aborted) throw abortReason(signal);
+        throw err;
+      }
+    }, signal);
   }
 
   async close(): Promise<void> {}

@@ -1,0 +1,30 @@
+// Compute tasks: what a worker (or the in-process runner) is asked to run, and the one function that runs them.
+import { analyze, type AnalysisOutput } from '../engine/analyze.js';
+import { CancelledError } from '../engine/errors.js';
+import type { SpecLimits } from '../engine/spec.js';
+import { runTraining, type TrainingOutput } from '../engine/training.js';
+import type { AnalysisSpecInput } from '../schemas/spec.js';
+import type { TrainingSpecInput } from '../schemas/training.js';
+
+export type ComputeTask =
+  | { kind: 'analysis'; input: AnalysisSpecInput }
+  | { kind: 'training'; input: TrainingSpecInput };
+
+export interface TaskHooks {
+  /** Partial results (training records) with the task's progress 0..1. */
+  onRecord?(record: unknown, progress: number): void;
+  /** Polled by the engine between steps; true stops the task with CancelledError. */
+  isCancelled?(): boolean;
+}
+
+export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput> {
+  if (hooks.isCancelled?.()) throw new CancelledError();
+  switch (task.kind) {
+    case 'analysis':
+      // One analysis is a single synchronous engine call: it cannot look at the cancel flag midway, so
+      // a pool stops a running one by terminating its worker (see pool.ts).
+      return analyze(task.input, limits);
+    case 'training':
+      return runTraining(task.input, limits, hooks);
+  }
+}

@@ -1,0 +1,41 @@
+// Compute worker thread: initialises its own tfjs backend, then runs the pool's tasks one at a time.
+import { parentPort, workerData } from 'node:worker_threads';
+import { initBackend, type BackendChoice } from '../engine/backend.js';
+import type { SpecLimits } from '../engine/spec.js';
+import { serializeError } from './errors.js';
+import { executeTask } from './tasks.js';
+import type { WorkerRequest, WorkerReply } from './pool.js';
+
+export interface WorkerInit {
+  backend: BackendChoice;
+  limits: SpecLimits;
+  /** Int32 on shared memory: the pool writes 1 to cancel the running task, 0 when it hands over a new one. */
+  cancelFlag: SharedArrayBuffer;
+}
+
+const port = parentPort;
+if (!port) throw new Error('worker.js must run as a worker thread');
+const init = workerData as WorkerInit;
+const flag = new Int32Array(init.cancelFlag);
+const post = (msg: WorkerReply): void => port.postMessage(msg);
+
+try {
+  post({ type: 'ready', backend: await initBackend(init.backend) });
+} catch (err) {
+  // The pool terminates this thread when it reads the message.
+  post({ type: 'init-failed', error: serializeError(err) });
+}
+
+port.on('message', (msg: WorkerRequest) => {
+  if (msg.type !== 'run') return;
+  const { taskId, task } = msg;
+  // The flag is shared memory, so the engine sees a cancel between steps even while this thread
+  // never returns to its event loop (a message would wait until the task ends).
+  executeTask(task, init.limits, {
+    onRecord: (record, progress) => post({ type: 'record', taskId, record, progress }),
+    isCancelled: () => Atomics.load(flag, 0) === 1,
+  }).then(
+    (output) => post({ type: 'done', taskId, output }),
+    (err: unknown) => post({ type: 'error', taskId, error: serializeError(err) }),
+  );
+});
