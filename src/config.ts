@@ -1,7 +1,9 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
 import { BACKEND_CHOICES, type BackendChoice } from './engine/backend.js';
 import type { SpecLimits } from './engine/spec.js';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 
 export type Limits = SpecLimits;
 
@@ -13,6 +15,7 @@ export interface Config {
   limits: Limits;
   bodyLimitBytes: number;
   jobs: JobsConfig;
+  security: SecurityConfig;
 }
 
 export interface JobsConfig {
@@ -60,7 +63,111 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
-export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'jobs'>> & { limits?: Partial<Limits>; jobs?: Partial<JobsConfig> };
+/** Who may call, how often, and when to shed load (src/plugins/auth.ts, src/plugins/protection.ts). */
+export interface SecurityConfig {
+  /** Accepted API keys; empty: no authentication. */
+  apiKeys: string[];
+  /** Paths (route patterns) that never need a key; `*` matches within a segment, `**` anything. */
+  openPaths: string[];
+  /** GET requests may carry the key as ?access_token= (EventSource cannot set headers). */
+  queryToken: boolean;
+  /** Origins allowed by CORS; empty: no CORS headers; `*`: any origin. */
+  corsOrigins: string[];
+  /** Fastify trustProxy: false, true, a hop count, or addresses/CIDRs. Rate limits key on the client IP. */
+  trustProxy: boolean | number | string[];
+  rateLimitWindowMs: number;
+  /** Requests per window per key (or IP); 0 disables rate limiting. */
+  rateLimitMax: number;
+  /** Job-creating requests (POST under /v1) per window per key, on top of rateLimitMax. */
+  rateLimitCreateMax: number;
+  /** Load shedding thresholds; 0 disables one. The event-loop checks only apply with workers > 0. */
+  maxEventLoopDelayMs: number;
+  maxEventLoopUtilization: number;
+  maxHeapUsedBytes: number;
+  maxRssBytes: number;
+  pressureSampleMs: number;
+  pressureRetryAfterSeconds: number;
+}
+
+function num(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a number between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function list(env: Env, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined) return fallback;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+// Keys travel in a header and a query string: visible ASCII without separators, and long enough not to guess.
+const KEY_PATTERN = /^[\x21-\x7e]{16,256}$/;
+
+function apiKeys(env: Env): string[] {
+  const keys = list(env, 'GRADLENS_API_KEYS', []).map((key) => ({ key, from: 'GRADLENS_API_KEYS' }));
+  const file = env.GRADLENS_API_KEYS_FILE;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`GRADLENS_API_KEYS_FILE: cannot read ${file} (${(err as Error).message})`);
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const key = line.trim();
+      if (key && !key.startsWith('#')) keys.push({ key, from: 'GRADLENS_API_KEYS_FILE' });
+    }
+  }
+  for (const { key, from } of keys) {
+    if (!KEY_PATTERN.test(key) || key.includes(',')) {
+      throw new ConfigError(`${from}: every key must be 16 to 256 visible ASCII characters without commas (one key has ${key.length} characters)`);
+    }
+  }
+  return [...new Set(keys.map((k) => k.key))];
+}
+
+function trustProxy(env: Env): boolean | number | string[] {
+  const raw = (env.GRADLENS_TRUST_PROXY ?? '').trim();
+  if (raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** The memory this process may use: the cgroup limit in a container, else the machine's. */
+function memoryLimit(): number {
+  const constrained = typeof process.constrainedMemory === 'function' ? process.constrainedMemory() : 0;
+  const total = totalmem();
+  return constrained && constrained > 0 && constrained < total ? constrained : total;
+}
+
+export const DEFAULT_OPEN_PATHS = ['/health', '/ready', '/metrics', '/openapi.json', '/docs', '/docs/**', '/', '/*.html', '/*.js', '/*.css', '/*.txt', '/favicon.ico'];
+
+function security(env: Env): SecurityConfig {
+  return {
+    apiKeys: apiKeys(env),
+    openPaths: list(env, 'GRADLENS_OPEN_PATHS', DEFAULT_OPEN_PATHS),
+    queryToken: oneOf(env, 'GRADLENS_QUERY_TOKEN', ['true', 'false'] as const, 'true') === 'true',
+    corsOrigins: list(env, 'GRADLENS_CORS_ORIGINS', []),
+    trustProxy: trustProxy(env),
+    rateLimitWindowMs: int(env, 'GRADLENS_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+    rateLimitMax: int(env, 'GRADLENS_RATE_LIMIT_MAX', 600, 0),
+    rateLimitCreateMax: int(env, 'GRADLENS_RATE_LIMIT_CREATE_MAX', 60, 0),
+    maxEventLoopDelayMs: int(env, 'GRADLENS_MAX_EVENT_LOOP_DELAY_MS', 200, 0),
+    maxEventLoopUtilization: num(env, 'GRADLENS_MAX_EVENT_LOOP_UTILIZATION', 0, 0, 1),
+    maxHeapUsedBytes: int(env, 'GRADLENS_MAX_HEAP_BYTES', Math.floor(0.9 * getHeapStatistics().heap_size_limit), 0),
+    maxRssBytes: int(env, 'GRADLENS_MAX_RSS_BYTES', Math.floor(0.9 * memoryLimit()), 0),
+    pressureSampleMs: int(env, 'GRADLENS_PRESSURE_SAMPLE_MS', 1000, 10, 60_000),
+    pressureRetryAfterSeconds: int(env, 'GRADLENS_PRESSURE_RETRY_AFTER_S', 10, 1, 3600),
+  };
+}
+
+export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'jobs' | 'security'>> & { limits?: Partial<Limits>; jobs?: Partial<JobsConfig>; security?: Partial<SecurityConfig> };
 
 /** Reads and validates the configuration; `overrides` lets tests set fields directly. */
 export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = {}): Config {
@@ -87,11 +194,13 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       timeoutMs: int(env, 'GRADLENS_JOB_TIMEOUT_MS', 3_600_000, 0),
       maxAttempts: int(env, 'GRADLENS_JOB_MAX_ATTEMPTS', 3, 1, 100),
     },
+    security: security(env),
   };
   return {
     ...config,
     ...overrides,
     limits: { ...config.limits, ...overrides.limits },
     jobs: { ...config.jobs, ...overrides.jobs },
+    security: { ...config.security, ...overrides.security },
   };
 }
