@@ -3,6 +3,9 @@ import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { normalizeSpec, specToInput, type SpecLimits, DEFAULT_LIMITS } from './spec.js';
 import { estimateCost, checkCost, type CostEstimate } from './cost.js';
 import { runAnalysis, type AnalysisTimings } from './analysis.js';
+import { initParameters } from './network.js';
+import { withDiagnosis } from './diagnose.js';
+import { prepareWhatIf, runWhatIf } from './whatif.js';
 import { encodeNonFinite } from './json-safe.js';
 import type { AnalysisResultBody } from '../schemas/result.js';
 
@@ -11,18 +14,31 @@ export interface AnalysisOutput {
   spec: AnalysisSpecInput;
   /** The analysis result with non-finite numbers encoded as strings. */
   result: AnalysisResultBody;
-  cost: CostEstimate;
-  timings: AnalysisTimings;
+  cost: CostEstimate & { whatIfRuns?: number; totalFlops?: number };
+  timings: AnalysisTimings & { diagnosisMs: number; whatIfMs?: number };
 }
 
 export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): AnalysisOutput {
   const { spec, dataset } = normalizeSpec(input, limits);
   const cost = estimateCost(spec);
   checkCost(cost, limits);
-  const { result, timings } = runAnalysis(spec, dataset);
-  const encoded = encodeNonFinite(result);
+  // With whatIf the summed cost of every extra run is checked here, before anything runs.
+  const plan = spec.whatIf ? prepareWhatIf(spec, limits) : null;
+  const params = initParameters(spec.network, spec.seed);
+  const { result, timings } = runAnalysis(spec, dataset, {}, params);
+  const t0 = performance.now();
+  const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, dataset, params, result) };
+  const diagnosisMs = performance.now() - t0;
+  if (plan) diagnosed.whatIf = runWhatIf(spec, plan, result);
+  const whatIfMs = performance.now() - t0 - diagnosisMs;
+  const encoded = encodeNonFinite(diagnosed);
   const body = encoded.value as Record<string, unknown>;
   body.nonFinite = { count: encoded.paths.length, paths: encoded.paths.slice(0, 100) };
   body.data = { source: dataset.source, examples: dataset.n, inputUnits: dataset.inputSize, task: dataset.task, description: dataset.description };
-  return { spec: specToInput(spec), result: body as AnalysisResultBody, cost, timings };
+  return {
+    spec: specToInput(spec),
+    result: body as AnalysisResultBody,
+    cost: plan ? { ...cost, whatIfRuns: plan.runs.length, totalFlops: cost.flops * plan.multiplier } : cost,
+    timings: { ...timings, diagnosisMs, ...(plan ? { whatIfMs } : {}), totalMs: timings.totalMs + diagnosisMs + (plan ? whatIfMs : 0) },
+  };
 }

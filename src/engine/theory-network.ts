@@ -1,8 +1,6 @@
 // Mean-field predictions for an actual analysed network, layer by layer, next to what was measured.
 import type { NormalizedSpec } from './spec.js';
 import type { Dataset } from './datasets.js';
-import { sampleBatches } from './datasets.js';
-import { deriveSeed } from './random.js';
 import { initializerMoments, scalingOf, TRUNCATION_STD, type InitializerSpec } from './initializers.js';
 import { isZeroInitializer } from './structure.js';
 import { planLayers, type NetworkParameters } from './network.js';
@@ -71,7 +69,7 @@ export interface NetworkTheory {
   assumptions: string[];
   /** Where σ_w² comes from: the initialiser, and any truncation or scaling it involves. */
   weightVariance: string;
-  /** Mean square of the input entries over the analysed batches (q⁰ before the first weights). */
+  /** Mean square of the input entries over the dataset (q⁰ before the first weights). */
   inputMeanSquare: number;
   hidden: HiddenFixedPoint | null;
   layers: LayerTheory[];
@@ -121,7 +119,7 @@ function notApplicable(reason: string, base: Pick<NetworkTheory, 'weightVariance
 function whyNoPrediction(spec: NormalizedSpec): string | null {
   const net = spec.network;
   if (net.normalization !== 'none') {
-    return `no prediction: the network has ${net.normalization} normalisation, which the mean-field recursion here does not model (batch normalisation has a mean-field theory of its own in which gradients explode with depth at initialisation: Yang et al. 2019)`;
+    return `no prediction: the network has ${net.normalization} normalisation, which the mean-field recursion here does not model${net.normalization === 'batch' ? ' (batch normalisation has a mean-field theory of its own, in which gradients explode with depth at initialisation: Yang et al. 2019)' : ''}`;
   }
   if (net.residual.variant === 'fixup') {
     return 'no prediction: Fixup zero-initialises the output layer and the last layer of every branch, so every gradient below the output layer is exactly 0 at step 0 (see summary.zeroByDesign); there is nothing to propagate';
@@ -161,17 +159,15 @@ function whyNoPrediction(spec: NormalizedSpec): string | null {
  */
 export function networkTheory(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, result: AnalysisResult): NetworkTheory {
   const net = spec.network;
-  const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
+  // Over the whole dataset the batches are drawn from, not the batches themselves: re-drawing them
+  // would copy up to batches × batchSize rows, and for standardised data the two agree closely.
   let sumSq = 0;
   let sum = 0;
-  let count = 0;
-  for (const b of batches) {
-    for (const v of b.x) {
-      sumSq += v * v;
-      sum += v;
-      count++;
-    }
+  for (const v of dataset.x) {
+    sumSq += v * v;
+    sum += v;
   }
+  const count = dataset.x.length;
   const inputMeanSquare = count > 0 ? sumSq / count : 0;
   const inputMean = count > 0 ? sum / count : 0;
   const base = { weightVariance: describeWeightVariance(net.init.weights), inputMeanSquare };

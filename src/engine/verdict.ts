@@ -106,7 +106,7 @@ function flowVerdictOf(
     return {
       verdict: 'vanishing',
       why: `${plural(zeros.length, 'layer', 'layers')} ${layerList(zeros)} receive exactly 0 backprop signal although nothing in the spec forces it (underflow, or units that are all off)`,
-      onset: Math.max(...zeros),
+      onset: onsetLayer(norms, m.layers, 'vanishing', t.onsetFactor) ?? Math.max(...zeros),
     };
   }
   if (m.backpropRatio < t.vanishingRatio) {
@@ -227,6 +227,9 @@ function zeroSentences(zero: StructuralZeros, result: AnalysisResult): { layers:
   const zeroGates = zero.aux.filter((a) => (a.name === 'gate' || a.name === 'fixup_scale'));
   if (gates.length > 0 && zeroGates.some((a) => !a.gradZero)) {
     sentences.push(`The gates themselves receive gradient (|∂Loss/∂α| from ${fmt(Math.min(...gates))} to ${fmt(Math.max(...gates))}), so the branches open after the first update.`);
+  }
+  if (causes.some((c) => c.includes('init.weights'))) {
+    sentences.push('Weights initialised to a constant keep every unit of a layer identical: gradient descent cannot break that symmetry. Unless this is intended, use a random initialiser.');
   }
   if (causes.some((c) => c.includes('Fixup'))) {
     sentences.push('With Fixup, after one update the output layer and the zero-initialised last branch layers receive gradient, and the inner branch layers from the second update on: measure after at least 2 training steps to see the flow.');

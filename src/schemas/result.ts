@@ -1,6 +1,7 @@
 // JSON schemas (TypeBox) of analysis results, errors and health: documentation for every field.
 import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
+import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExampleSchema, TheorySchema, WhatIfSchema } from './diagnosis.js';
 
 /** A number, or one of the strings JSON needs for NaN and ±Infinity (listed in result.nonFinite). */
 export const Num = (description: string) =>
@@ -48,7 +49,7 @@ export const LayerResultSchema = Type.Object({
   gradToWeightRatio: NullableNum('weightGradNorm / weightNorm; null when the weights are all zero.'),
   backpropNorm: Num('Backprop signal: RMS over the examples of ‖∂ℓ_i/∂h_i‖, the per-example loss gradient w.r.t. the layer\'s pre-activation; equals sqrt(batchSize)·‖dLoss/dH‖_F for the batch-mean loss, so it does not depend on the batch size.'),
   backpropRms: Num('backpropNorm / sqrt(units): the typical unit.'),
-  preActivationRms: Num('RMS of the pre-activation h = xW + b over batch and units (√q of mean-field theory).'),
+  preActivationRms: Num('RMS over batch and units of what the activation sees: the pre-activation h = xW + b (√q of mean-field theory), or its normalisation where network.normalization is batch or layer.'),
   activationMean: Num('Mean of the activation φ(h) over batch and units.'),
   activationStd: Num('Standard deviation of φ(h) over batch and units.'),
   outputRms: Num('RMS of what the layer passes on (φ(h), or x + α·F(x) at the end of a residual block).'),
@@ -57,6 +58,9 @@ export const LayerResultSchema = Type.Object({
   spread: Type.Optional(
     Type.Object({ weightGradNorm: SpreadSchema, backpropNorm: SpreadSchema }, { description: 'Spread across batches (data.batches > 1).' }),
   ),
+  flags: Type.Array(LayerFlagSchema, { description: 'Diagnostic flags of the layer (empty when none applies).' }),
+  auxParameters: Type.Optional(Type.Array(AuxParameterSchema, { description: 'Learnable parameters of this layer besides W and b (normalisation gamma/beta, the ReZero/SkipInit gate, Fixup scalars), with their gradients; absent when there are none.' })),
+  perExample: Type.Optional(PerExampleSchema),
 });
 
 export const AnalysisResultSchema = Type.Object(
@@ -72,9 +76,12 @@ export const AnalysisResultSchema = Type.Object(
         backpropFirstToLastRatio: Num('backpropNorm of the first layer / that of the last layer.'),
         weightGradLogSlope: LogSlopeSchema,
         backpropLogSlope: LogSlopeSchema,
+        ...DiagnosisSummaryFields,
       },
       { additionalProperties: true, description: 'Depth-wise summary of the gradient flow.' },
     ),
+    theory: TheorySchema,
+    whatIf: Type.Optional(WhatIfSchema),
     nonFinite: Type.Object(
       {
         count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
@@ -129,6 +136,8 @@ export const TimingsSchema = Type.Object(
     buildMs: Type.Number({ description: 'Initialising parameters, sampling batches, creating tensors.' }),
     computeMs: Type.Number({ description: 'Forward and backward passes plus statistics read-back.' }),
     totalMs: Type.Number({ description: 'The whole engine call.' }),
+    diagnosisMs: Type.Optional(Type.Number({ description: 'Mean-field theory, structure and verdict.' })),
+    whatIfMs: Type.Optional(Type.Number({ description: 'With whatIf: the extra runs and their ranking.' })),
   },
   { additionalProperties: true, description: 'Where the time went, in milliseconds.' },
 );
@@ -145,6 +154,8 @@ export const AnalysisResponseSchema = Type.Object(
         parameters: Type.Integer({ description: 'Trainable parameters.' }),
         flopsPerStep: Type.Number({ description: 'Estimated FLOPs of one forward + backward pass over one batch.' }),
         flops: Type.Number({ description: 'Estimated FLOPs of the whole analysis, checked against the limit before running.' }),
+        whatIfRuns: Type.Optional(Type.Integer({ description: 'With whatIf: the number of extra analyses.' })),
+        totalFlops: Type.Optional(Type.Number({ description: 'With whatIf: estimated FLOPs of the analysis and every what-if run together, checked against the limit before any of them ran.' })),
       },
       { description: 'Cost estimate.' },
     ),
