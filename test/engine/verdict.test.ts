@@ -1,0 +1,301 @@
+// Verdicts, onset, flags and zero-by-design on the networks the literature uses as examples.
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { analyze } from '../../src/engine/analyze.js';
+import { normalizeSpec, specToInput } from '../../src/engine/spec.js';
+import { initParameters, fixupBranchScale } from '../../src/engine/network.js';
+import { structuralZeros } from '../../src/engine/structure.js';
+import { onsetLayer, layerList, fmt } from '../../src/engine/verdict.js';
+import { SpecError } from '../../src/engine/errors.js';
+import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
+import { sigmoidChain } from '../helpers.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Body = any;
+const run = (input: AnalysisSpecInput): Body => analyze(input).result;
+
+const chain = (depth: number): AnalysisSpecInput => ({
+  network: {
+    depth, width: 1, activation: 'sigmoid', outputActivation: 'sigmoid', useBias: false,
+    init: { weights: { name: 'constant', value: 0.17 } },
+  },
+  data: { source: 'inline', x: [[1]] },
+  loss: 'output',
+});
+
+const blobs = (batchSize = 64) => ({ source: 'blobs' as const, features: 16, batchSize });
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('the textbook sigmoid chain (depth 20, width 1, weights 0.17, x = 1)', () => {
+  it('is vanishing, names the onset layer and the size of the effect', () => {
+    const r = run(chain(20));
+    const closed = sigmoidChain(20, Math.fround(0.17), 1);
+    const ratio = closed.deltas[0]! / closed.deltas[19]!;
+    expect(r.summary.verdict).toBe('vanishing');
+    // δ shrinks ×σ'(h)·w ≈ 0.042 per layer: already below half at the last hidden layer.
+    expect(r.summary.onsetLayer).toBe(18);
+    expect(r.layers[18].flags).toEqual(['onset_vanishing']);
+    expect(r.layers.filter((l: Body) => l.flags.length > 0)).toHaveLength(1);
+    const text = r.summary.reasons.join(' ');
+    expect(r.summary.reasons[0]).toContain(`receives ${fmt(ratio)} of the output layer's backprop signal`);
+    expect(r.summary.reasons[0]).toMatch(/26\.\d orders of magnitude lost/);
+    expect(text).toContain('Onset at layer 18');
+    expect(text).toMatch(/shrinks ×0\.042\d? on average/);
+    // Constant weights: theory says why it does not predict, instead of predicting nonsense.
+    expect(r.theory.applicable).toBe(false);
+    expect(r.theory.reason).toMatch(/^no prediction: .*0\.17/);
+    expect(r.summary.zeroByDesign).toBeNull();
+    expect(r.nonFinite.count).toBe(0);
+  });
+
+  it('at depth 40 the gradient underflows to exactly 0: still vanishing, never zero_by_design', () => {
+    const r = run(chain(40));
+    expect(r.layers[0].backpropNorm).toBe(0);
+    expect(r.summary.verdict).toBe('vanishing');
+    expect(r.summary.reasons[0]).toContain('exactly 0 backprop signal although nothing in the spec forces it');
+    expect(r.summary.onsetLayer).toBe(38);
+  });
+});
+
+describe('mean-field phases', () => {
+  it('ReLU + He (plain normal), deep and wide: healthy and critical', () => {
+    const r = run({ network: { depth: 24, width: 192, activation: 'relu', init: { weights: 'he_normal' } }, data: blobs() });
+    expect(r.summary.verdict).toBe('healthy');
+    expect(r.summary.backpropFirstToLastRatio).toBeGreaterThan(0.5);
+    expect(r.summary.backpropFirstToLastRatio).toBeLessThan(2);
+    expect(r.layers.every((l: Body) => l.flags.length === 0)).toBe(true);
+    expect(r.theory.hidden.phase).toBe('critical');
+    expect(r.theory.hidden.chi1).toBeCloseTo(1, 6);
+    expect(r.theory.hidden.depthScale).toBeNull();
+    expect(r.theory.weightVariance).toMatch(/plain normal/);
+  });
+
+  it('tanh with σ_w² = 2 (variance_scaling scale 2, fan_in, normal), 60 layers: exploding, chaotic, χ₁ = 1.106', () => {
+    const r = run({
+      network: { depth: 60, width: 128, activation: 'tanh', init: { weights: { name: 'variance_scaling', scale: 2, mode: 'fan_in', distribution: 'normal' } } },
+      data: blobs(),
+    });
+    expect(r.summary.verdict).toBe('exploding');
+    expect(r.summary.backpropFirstToLastRatio).toBeGreaterThan(10);
+    expect(r.theory.hidden.phase).toBe('chaotic');
+    expect(r.theory.hidden.chi1).toBeCloseTo(1.106, 3);
+    expect(r.theory.hidden.qStar).toBeCloseTo(0.618, 3);
+    expect(r.theory.slopes.withinTolerance).toBe(true);
+    const onset = r.summary.onsetLayer;
+    expect(r.layers[onset].flags).toContain('onset_exploding');
+  });
+
+  it('tanh with σ_w² = 2 at 20 layers stays inside the band, and the reasons say where it would leave it', () => {
+    const r = run({
+      network: { depth: 20, width: 128, activation: 'tanh', init: { weights: { name: 'variance_scaling', scale: 2, mode: 'fan_in', distribution: 'normal' } } },
+      data: blobs(),
+    });
+    expect(r.summary.verdict).toBe('healthy');
+    expect(r.summary.reasons.join(' ')).toMatch(/chaotic phase the signal would cross ×10 at a depth of about \d+ layers/);
+  });
+
+  it('SELU + LeCun, 32 layers: its mild growth (χ₁ = 1.072, ×1.035 per layer) is healthy', () => {
+    const r = run({ network: { depth: 32, width: 128, activation: 'selu', init: { weights: 'lecun_normal' } }, data: blobs() });
+    expect(r.summary.verdict).toBe('healthy');
+    expect(r.theory.hidden.chi1).toBeCloseTo(1.0716, 3);
+    expect(r.summary.backpropLogSlope.slope).toBeGreaterThan(0);
+  });
+
+  it('ReLU + Glorot at 12 layers is vanishing with the theory sentence; thresholds can make a shallow one vanishing too', () => {
+    const deep = run({ network: { depth: 12, width: 128, activation: 'relu', init: { weights: 'glorot_normal' } }, data: blobs() });
+    expect(deep.summary.verdict).toBe('vanishing');
+    expect(deep.summary.reasons.join(' ')).toMatch(/χ₁ = 0\.5, ordered phase/);
+    const shallow: AnalysisSpecInput = { network: { depth: 6, width: 64, activation: 'relu', init: { weights: 'glorot_normal' } }, data: blobs(32) };
+    expect(run(shallow).summary.verdict).toBe('healthy');
+    const strict = run({ ...shallow, thresholds: { vanishingRatio: 0.5 } });
+    expect(strict.summary.verdict).toBe('vanishing');
+    expect(strict.summary.thresholds.vanishingRatio).toBe(0.5);
+    expect(strict.summary.thresholds.explodingRatio).toBe(10);
+  });
+});
+
+describe('flags', () => {
+  it('dead ReLU layers (bias −5) are flagged dead and the exact zeros are vanishing, not zero_by_design', () => {
+    const r = run({ network: { depth: 6, width: 16, activation: 'relu', init: { weights: 'he_normal', bias: { name: 'constant', value: -5 } } }, data: blobs(32) });
+    expect(r.summary.verdict).toBe('vanishing');
+    for (let l = 0; l < 5; l++) expect(r.layers[l].flags).toContain('dead');
+    expect(r.summary.reasons.join(' ')).toContain('Dead: in layers 0–4');
+  });
+
+  it('saturated tanh layers (stddev 3 weights) are flagged saturated; the threshold is overridable', () => {
+    const input: AnalysisSpecInput = { network: { depth: 6, width: 32, activation: 'tanh', init: { weights: { name: 'random_normal', stddev: 3 } } }, data: blobs(32) };
+    const r = run(input);
+    expect(r.layers[1].flags).toContain('saturated');
+    expect(r.layers[5].flags).not.toContain('saturated');
+    const lenient = run({ ...input, thresholds: { saturatedFraction: 0.99 } });
+    expect(lenient.layers[1].flags).not.toContain('saturated');
+  });
+});
+
+describe('zero by design', () => {
+  const rezero = (variant: 'rezero' | 'skipinit', scale?: number): AnalysisSpecInput => ({
+    network: { depth: 10, width: 32, activation: 'relu', init: { weights: 'he_normal' }, residual: { every: 2, variant, ...(scale !== undefined ? { scale } : {}) } },
+    data: blobs(32),
+  });
+
+  it('ReZero at step 0: zero_by_design for the branch layers, the gates get gradient, the rest flows', () => {
+    const r = run(rezero('rezero'));
+    expect(r.summary.verdict).toBe('zero_by_design');
+    expect(r.summary.zeroByDesign.layers).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(r.summary.zeroByDesign.causes[0]).toContain('rezero gate = 0');
+    for (const l of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      expect(r.layers[l].weightGradNorm).toBe(0);
+      expect(r.layers[l].flags).toContain('zero_by_design');
+    }
+    const gates = r.layers.flatMap((l: Body) => l.auxParameters ?? []).filter((a: Body) => a.name === 'gate');
+    expect(gates).toHaveLength(4);
+    gates.forEach((g: Body) => { expect(g.initial).toBe(0); expect(g.gradNorm).toBeGreaterThan(0); });
+    expect(r.summary.flowVerdict).toBe('healthy');
+    expect(r.summary.reasons.join(' ')).toContain('branches open after the first update');
+  });
+
+  it('SkipInit at 0 is the same computation; a non-zero initial gate is not zero_by_design', () => {
+    const a = run(rezero('rezero'));
+    const b = run(rezero('skipinit'));
+    expect(b.summary.verdict).toBe('zero_by_design');
+    expect(b.layers.map((l: Body) => l.weightGradNorm)).toEqual(a.layers.map((l: Body) => l.weightGradNorm));
+    const open = run(rezero('rezero', 0.1));
+    expect(open.summary.verdict).not.toBe('zero_by_design');
+    expect(open.layers[1].weightGradNorm).toBeGreaterThan(0);
+  });
+
+  it('a plain residual scale of 0 is zero_by_design too', () => {
+    const r = run({ network: { depth: 6, width: 8, activation: 'relu', init: { weights: 'he_normal' }, residual: { every: 2, scale: 0 } }, data: blobs(16) });
+    expect(r.summary.verdict).toBe('zero_by_design');
+    expect(r.summary.zeroByDesign.layers).toEqual([1, 2, 3, 4]);
+  });
+
+  it('Fixup: scaled branch layers, zero last branch and output layers, zero_by_design below the output', () => {
+    const input: AnalysisSpecInput = {
+      network: { depth: 10, width: 32, activation: 'relu', init: { weights: 'he_normal' }, residual: { every: 2, variant: 'fixup' } },
+      data: blobs(32),
+    };
+    const { spec } = normalizeSpec(input);
+    const params = initParameters(spec.network, spec.seed);
+    const plain = initParameters(normalizeSpec({ ...input, network: { ...input.network, residual: { every: 2 } } }).spec.network, spec.seed);
+    // 4 blocks of m = 2 layers: branch scale 4^(−1/2) = ½.
+    expect(fixupBranchScale(4, 2)).toBeCloseTo(0.5, 12);
+    expect(params.weights[1]![5]).toBeCloseTo(plain.weights[1]![5]! * 0.5, 6);
+    expect(params.weights[2]!.every((v) => v === 0)).toBe(true);
+    expect(params.weights[9]!.every((v) => v === 0)).toBe(true);
+    expect(params.weights[0]).toEqual(plain.weights[0]);
+    expect(params.aux!.filter((a) => a.name === 'fixup_scale').map((a) => a.values[0])).toEqual([1, 1, 1, 1]);
+
+    const r = run(input);
+    expect(r.summary.verdict).toBe('zero_by_design');
+    expect(r.summary.zeroByDesign.layers).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(r.summary.zeroByDesign.causes).toEqual(['the output layer is zero-initialised (Fixup)']);
+    expect(r.layers[9].weightGradNorm).toBeGreaterThan(0);
+    expect(r.layers[9].flags).toEqual([]);
+    // Zeroed layers are off by construction, not "dead".
+    expect(r.layers[2].flags).toEqual(['zero_by_design']);
+    expect(r.theory.applicable).toBe(false);
+    expect(r.summary.reasons.join(' ')).toContain('at least 2 training steps');
+  });
+
+  it('structure alone decides: the last branch layer of a Fixup block is zero at step 0 even without the output layer', () => {
+    const { spec } = normalizeSpec({
+      network: { depth: 6, width: 8, activation: 'tanh', residual: { every: 2, variant: 'fixup' } }, data: blobs(8),
+    });
+    const z = structuralZeros(spec);
+    expect(z.layers.map((l) => l.weightGradZero)).toEqual([true, true, true, true, true, false]);
+    expect(z.layers[2]!.preActivationZero).toBe(true);
+    expect(z.layers[1]!.preActivationZero).toBe(false);
+  });
+
+  it('all-zero weights: zero_by_design, with the symmetry warning', () => {
+    const r = run({ network: { depth: 5, width: 8, activation: 'tanh', init: { weights: 'zeros' } }, data: blobs(16) });
+    expect(r.summary.verdict).toBe('zero_by_design');
+    expect(r.summary.reasons.join(' ')).toContain('cannot break that symmetry');
+  });
+});
+
+describe('normalisation and per-example statistics', () => {
+  for (const kind of ['batch', 'layer'] as const) {
+    it(`${kind} normalisation standardises what the activation sees and reports gamma/beta gradients`, () => {
+      const r = run({ network: { depth: 5, width: 16, activation: 'tanh', normalization: kind }, data: blobs(32) });
+      for (let l = 0; l < 4; l++) {
+        expect(r.layers[l].preActivationRms).toBeCloseTo(1, 2);
+        const aux = r.layers[l].auxParameters;
+        expect(aux.map((a: Body) => [a.name, a.size, a.initial])).toEqual([['gamma', 16, 1], ['beta', 16, 0]]);
+        aux.forEach((a: Body) => expect(a.gradNorm).toBeGreaterThan(0));
+      }
+      expect(r.layers[4].auxParameters).toBeUndefined();
+      expect(r.theory.applicable).toBe(false);
+    });
+  }
+
+  it('per-example gradient norms of the first and last layer equal those of one-example batches', () => {
+    const rows = [[1, 2], [3, -1], [0.5, 0.5]];
+    const ys = [[0.5], [1.5], [-1]];
+    const net = { depth: 3, width: 4, activation: 'tanh', init: { weights: 'he_normal', bias: { name: 'random_normal', stddev: 0.1 } } };
+    const all = run({ network: net, data: { source: 'inline', x: rows, y: ys }, loss: 'mse' });
+    const singles = rows.map((x, i) => run({ network: net, data: { source: 'inline', x: [x], y: [ys[i]!] }, loss: 'mse' }));
+    for (const l of [0, 2]) {
+      const norms = singles.map((s) => s.layers[l].weightGradNorm);
+      const pe = all.layers[l].perExample;
+      expect(pe.min).toBeCloseTo(Math.min(...norms), 5);
+      expect(pe.max).toBeCloseTo(Math.max(...norms), 5);
+      expect(pe.mean).toBeCloseTo(norms.reduce((a, b) => a + b, 0) / 3, 5);
+      expect(pe.coherence).toBeGreaterThan(0);
+      expect(pe.coherence).toBeLessThanOrEqual(1);
+      // The batch gradient is the mean of the per-example ones.
+      expect(all.layers[l].weightGradNorm).toBeLessThanOrEqual(pe.mean + 1e-9);
+    }
+    expect(all.layers[1].perExample).toBeUndefined();
+  });
+});
+
+describe('spec round trip and validation', () => {
+  it('echoes normalisation, residual variant, thresholds and whatIf, and accepts its own echo', () => {
+    const { spec } = normalizeSpec({
+      network: { depth: 6, width: 8, residual: { every: 2, variant: 'rezero' }, normalization: 'layer' },
+      data: blobs(8), thresholds: { onsetFactor: 3 },
+    });
+    const echo = specToInput(spec);
+    expect(echo.network.residual).toEqual({ every: 2, scale: 0, variant: 'rezero' });
+    expect(echo.network.normalization).toBe('layer');
+    expect(echo.thresholds!.onsetFactor).toBe(3);
+    expect(echo.thresholds!.vanishingRatio).toBe(0.1);
+    expect(echo.whatIf).toBe(false);
+    expect(specToInput(normalizeSpec(echo).spec)).toEqual(echo);
+  });
+
+  it('defaults keep plain networks as they were: variant plain, scale 1, no normalisation, no aux parameters', () => {
+    const { spec } = normalizeSpec({ network: { depth: 4, width: 8, residual: { every: 1 } }, data: blobs(8) });
+    expect(spec.network.residual).toEqual({ every: 1, scale: 1, variant: 'plain' });
+    expect(spec.network.normalization).toBe('none');
+    expect(initParameters(spec.network, spec.seed).aux).toBeUndefined();
+  });
+
+  it('rejects a residual variant without blocks and thresholds out of range, naming the field', () => {
+    const bad = (input: AnalysisSpecInput): SpecError => {
+      try {
+        normalizeSpec(input);
+      } catch (err) {
+        return err as SpecError;
+      }
+      throw new Error('expected a SpecError');
+    };
+    expect(bad({ network: { depth: 4, residual: { every: 0, variant: 'rezero' } }, data: blobs(8) }).field).toBe('network.residual.variant');
+    expect(bad({ network: { depth: 4 }, data: blobs(8), thresholds: { vanishingRatio: 2 } }).field).toBe('thresholds.vanishingRatio');
+  });
+});
+
+describe('helpers', () => {
+  it('onset: the first layer from the output below the running maximum by the factor', () => {
+    expect(onsetLayer([0.1, 0.4, 0.9, 1, 1], [0, 1, 2, 3, 4], 'vanishing', 2)).toBe(1);
+    expect(onsetLayer([1, 1, 1], [0, 1, 2], 'vanishing', 2)).toBeNull();
+    expect(onsetLayer([9, 3, 1], [0, 1, 2], 'exploding', 2)).toBe(1);
+    expect(layerList([1, 2, 3, 5, 7, 8])).toBe('1–3, 5, 7–8');
+    expect(fmt(3.14159e-27)).toBe('3.1e-27');
+  });
+});
