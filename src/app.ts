@@ -11,6 +11,7 @@ import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
 import healthRoutes from '../routes/health.js';
+import dashboardRoutes from '../routes/dashboard.js';
 import analysisRoutes from '../routes/analyses.js';
 import theoryRoutes from '../routes/theory.js';
 
@@ -103,6 +104,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes);
+  await app.register(dashboardRoutes);
   await app.register(analysisRoutes, { prefix: '/v1' });
   await app.register(theoryRoutes, { prefix: '/v1' });
 
