@@ -1,0 +1,237 @@
+// The dashboard end to end: the real app on a free port, driven in headless Chromium (playwright-core); screenshots go to test-artifacts/.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { chromium as playwright, type Browser, type Page } from 'playwright-core';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { buildDashboardFiles, readPublicFiles, typecheckDashboard } from '../../scripts/build-dashboard.mjs';
+
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../dist/src/server.js', import.meta.url));
+const DEBIAN_CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+
+/**
+ * Chromium from the npm package @sparticuz/chromium (no system packages, no download), else Debian's
+ * chromium, else GRADLENS_CHROMIUM. Never skips: without a browser the dashboard would go untested.
+ */
+async function launchBrowser(): Promise<Browser> {
+  const failures: string[] = [];
+  try {
+    const chromium = (await import('@sparticuz/chromium')).default;
+    const executablePath = await chromium.executablePath();
+    return await playwright.launch({ executablePath, args: chromium.args, headless: true });
+  } catch (err) {
+    failures.push(`@sparticuz/chromium: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const candidates = [process.env.GRADLENS_CHROMIUM, ...DEBIAN_CHROMIUM].filter((p): p is string => !!p && existsSync(p));
+  for (const executablePath of candidates) {
+    try {
+      return await playwright.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    } catch (err) {
+      failures.push(`${executablePath}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (!candidates.length) failures.push(`no ${DEBIAN_CHROMIUM.join(' or ')} (and GRADLENS_CHROMIUM unset)`);
+  throw new Error(
+    'The dashboard test needs a headless Chromium and none could start.\n' +
+    '  - `npm ci` installs @sparticuz/chromium (a devDependency), which unpacks its own Chromium into /tmp;\n' +
+    '  - or install Debian\'s browser: `apt-get install chromium`;\n' +
+    '  - or point GRADLENS_CHROMIUM at a Chromium/Chrome binary.\n' +
+    `Tried:\n  ${failures.join('\n  ')}`,
+  );
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The compiled server in its own process: Chromium and the build checks in this process must not stall
+ * the server's event loop (it sheds load when its loop lags), and this is the entry point users run.
+ */
+async function startServer(env: Record<string, string> = {}): Promise<Server> {
+  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (npm test does)`);
+  const port = await freePort();
+  let output = '';
+  const child: ChildProcess = spawn(process.execPath, [ENTRY], {
+    env: {
+      ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn',
+      GRADLENS_BACKEND: 'cpu', GRADLENS_WORKERS: '1', GRADLENS_DB: ':memory:', ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d) => { output += d; });
+  child.stderr!.on('data', (d) => { output += d; });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${output}`);
+    try {
+      if ((await fetch(`${url}/health`)).ok) return { url, stop };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`server did not answer /health within 60 s: ${output}`);
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `${ARTIFACTS}dashboard-${name}.png`, fullPage: true });
+}
+
+/** The editor's kind and body, then Run: the same path a user takes for any spec. */
+async function runFromEditor(page: Page, kind: string, body: unknown): Promise<void> {
+  await page.selectOption('#spec-kind', kind);
+  await page.fill('#spec-editor', typeof body === 'string' ? body : JSON.stringify(body, null, 2));
+  await page.click('#spec-run');
+}
+
+describe('the committed dashboard build', () => {
+  it('type-checks', async () => {
+    await typecheckDashboard();
+  });
+
+  it('equals a fresh build of dashboard/ (run `npm run build:dashboard` after changing it)', async () => {
+    const fresh: Map<string, Buffer> = await buildDashboardFiles();
+    const committed: Map<string, Buffer> = readPublicFiles();
+    expect([...committed.keys()].sort()).toEqual([...fresh.keys()].sort());
+    for (const [name, buf] of fresh) expect(committed.get(name)?.equals(buf), `public/${name} is stale`).toBe(true);
+  });
+
+  it('builds reproducibly', async () => {
+    const a: Map<string, Buffer> = await buildDashboardFiles();
+    const b: Map<string, Buffer> = await buildDashboardFiles();
+    for (const [name, buf] of a) expect(b.get(name)?.equals(buf), name).toBe(true);
+  });
+});
+
+describe('dashboard in a real browser', () => {
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  let base: string;
+  const pageErrors: string[] = [];
+  const external: string[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    // One compute worker: trainings run off the event loop, so their records stream while they run.
+    server = await startServer();
+    base = server.url;
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, locale: 'en-US' });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('request', (req) => {
+      if (!req.url().startsWith(base) && !req.url().startsWith('data:')) external.push(req.url());
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('serves the page with its assets, from this server only', async () => {
+    const res = await page.goto(`${base}/`);
+    expect(res?.status()).toBe(200);
+    expect(res?.headers()['content-security-policy']).toContain("default-src 'self'");
+    await page.waitForSelector('body[data-ready="true"]');
+    expect(await page.textContent('#server-info')).toContain('cpu backend');
+    expect(external).toEqual([]);
+  });
+
+  it('shows the 20 layers of the textbook chain, by depth, with the numbers underneath', async () => {
+    await page.click('button[data-preset="textbook"]');
+    await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
+    expect(await page.getAttribute('#grad-chart', 'data-layers')).toBe('20');
+    expect(await page.locator('#grad-chart canvas').count()).toBeGreaterThan(0);
+    const rows = page.locator('#layer-table tbody tr');
+    expect(await rows.count()).toBe(20);
+    expect(await rows.nth(0).getAttribute('data-index')).toBe('0');
+    expect(await rows.nth(19).locator('td').nth(1).textContent()).toBe('output');
+    // The first layer's gradient is ~1e-27 of the last one's: shown in scientific notation, not as 0.
+    expect(await rows.nth(0).locator('td').nth(4).textContent()).toMatch(/^2\.\d\de-27$/);
+    const verdict = await page.getAttribute('#verdict', 'data-verdict');
+    // Verdicts come from the diagnosis work; the page says "no verdict" where the server sends none.
+    if (verdict) expect(verdict).toBe('vanishing');
+    else expect(await page.textContent('#verdict')).toBe('no verdict');
+    await shot(page, 'analysis-textbook');
+  });
+
+  it('shows the API\'s 400 next to the editor, naming the field, and catches bad JSON locally', async () => {
+    await runFromEditor(page, 'analysis', { network: { depth: 0 }, data: { source: 'xor' } });
+    await page.waitForSelector('#editor-error:not([hidden])');
+    expect(await page.getAttribute('#editor-error', 'data-status')).toBe('400');
+    expect(await page.textContent('#editor-error')).toContain('network.depth');
+    await shot(page, 'editor-error');
+    await runFromEditor(page, 'analysis', '{ "network": { "depth": 3 }, ');
+    await page.waitForSelector('#editor-error[data-code="INVALID_JSON"]');
+    expect(await page.textContent('#editor-error')).toContain('line');
+  });
+
+  it('fills the layers × steps heatmap of a training from its event stream', async () => {
+    const training = {
+      seed: 7,
+      network: { depth: 6, width: 32, activation: 'relu', init: { weights: 'he_normal' } },
+      data: { source: 'iris', batchSize: 32 },
+      steps: 400,
+      recordEvery: 10,
+      optimizer: { name: 'adam', learningRate: 0.01 },
+    };
+    await runFromEditor(page, 'training', training);
+    await page.waitForSelector('#view[data-kind="training"]');
+    await page.waitForSelector('#view[data-kind="training"][data-status="succeeded"]', { timeout: 90_000 });
+    const heat = page.locator('#training-heatmap');
+    // Records at steps 0, 10, …, 400: 41 columns of 6 layers, every cell coloured.
+    await expect.poll(() => heat.getAttribute('data-cols')).toBe('41');
+    expect(await heat.getAttribute('data-rows')).toBe('6');
+    expect(await heat.getAttribute('data-filled')).toBe(String(41 * 6));
+    // Records arrived over SSE while the job ran, not only from the final result.
+    expect(Number(await heat.getAttribute('data-streamed'))).toBeGreaterThan(0);
+    expect(await page.getAttribute('#loss-chart', 'data-points')).toBe('41');
+    expect(await page.getAttribute('#training-outcome', 'data-outcome')).toMatch(/^(learning|stalled|diverged)$/);
+    await page.waitForSelector('#job-list li[data-kind="training"][data-status="succeeded"]');
+    await shot(page, 'training');
+  });
+
+  it('colours a sweep matrix and opens a cell\'s analysis', async () => {
+    await page.click('button[data-preset="residual"]');
+    await page.waitForSelector('#view[data-kind="sweep"][data-status="succeeded"]', { timeout: 90_000 });
+    expect(await page.getAttribute('#sweep-matrix', 'data-cells')).toBe('2');
+    const cells = page.locator('#sweep-matrix button.matrix-cell[data-status="succeeded"]');
+    expect(await cells.count()).toBe(2);
+    for (const r of await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-ratio')))) expect(r).not.toBe('');
+    await shot(page, 'sweep');
+    await cells.nth(1).click();
+    await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
+    expect(await page.getAttribute('#grad-chart', 'data-layers')).toBe('30');
+    expect(await page.textContent('#view h2')).toContain('every=2');
+    await shot(page, 'sweep-cell');
+  });
+
+  it('raised no errors in the page', () => {
+    expect(pageErrors).toEqual([]);
+    expect(external).toEqual([]);
+  });
+});
