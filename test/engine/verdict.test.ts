@@ -254,6 +254,21 @@ describe('normalisation and per-example statistics', () => {
   });
 });
 
+describe('tensor memory', () => {
+  it('normalisation, gates, Fixup scalars and what-if runs leave no tensors behind', () => {
+    const specs: AnalysisSpecInput[] = [
+      { network: { depth: 5, width: 8, activation: 'tanh', normalization: 'batch' }, data: blobs(8) },
+      { network: { depth: 6, width: 8, residual: { every: 2, variant: 'rezero' }, normalization: 'layer' }, data: blobs(8) },
+      { network: { depth: 6, width: 8, residual: { every: 2, variant: 'fixup' } }, data: { ...blobs(8), batches: 2 } },
+      { network: { depth: 5, width: 8, activation: 'sigmoid' }, data: blobs(8), whatIf: true },
+    ];
+    specs.forEach((s) => run(s));
+    const before = tf.memory().numTensors;
+    specs.forEach((s) => run(s));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
 describe('spec round trip and validation', () => {
   it('echoes normalisation, residual variant, thresholds and whatIf, and accepts its own echo', () => {
     const { spec } = normalizeSpec({
