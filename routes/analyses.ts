@@ -1,29 +1,48 @@
-// POST /v1/analyses: one synchronous gradient-flow analysis of a network spec.
+// POST /v1/analyses: one gradient-flow analysis of a network spec, run on a worker and stored as a job.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { randomUUID } from 'node:crypto';
-import { AnalysisSpecSchema } from '../src/schemas/spec.js';
-import { AnalysisResponseSchema, ErrorSchema } from '../src/schemas/result.js';
+import type { FastifyReply } from 'fastify';
+import { AnalysisRequestSchema } from '../src/schemas/checks.js';
+import { ErrorSchema } from '../src/schemas/result.js';
+import { AnalysisJobSchema, JobSchema, PreferHeaderSchema, QueueFullSchema } from '../src/schemas/jobs.js';
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
+import { jobPath, jobView, prefersAsync, sendAccepted } from '../src/jobs/http.js';
+import type { JobRecord } from '../src/jobs/store.js';
+
+/** A synchronous analysis that did not succeed: the status a direct engine call would have given. */
+function sendUnsuccessful(reply: FastifyReply, job: JobRecord): FastifyReply {
+  const error = job.error ?? { code: 'INTERNAL_ERROR', message: 'the analysis failed' };
+  const [status, reason] = job.status === 'canceled' ? [409, 'Conflict']
+    : error.code === 'INVALID_SPEC' ? [400, 'Bad Request']
+    : error.code === 'LIMIT_EXCEEDED' ? [422, 'Unprocessable Entity']
+    : [500, 'Internal Server Error'];
+  return reply.code(status as number).header('location', jobPath(job.id)).send({ statusCode: status, code: error.code, error: reason, message: error.message, jobId: job.id });
+}
 
 const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/analyses', {
     schema: {
       summary: 'Analyse gradient flow',
       description:
-        'Builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute.',
+        'Builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute. The analysis runs on a compute worker and is stored as a job: its id is retrievable at GET /v1/jobs/{id}. By default the request waits for the result (200); with the header Prefer: respond-async it answers 202 with Location and the queued job.',
       tags: ['analyses'],
-      body: { ...AnalysisSpecSchema, examples: [TEXTBOOK_CHAIN_EXAMPLE] },
-      response: { 200: AnalysisResponseSchema, 400: ErrorSchema, 422: ErrorSchema },
+      headers: PreferHeaderSchema,
+      body: { ...AnalysisRequestSchema, examples: [TEXTBOOK_CHAIN_EXAMPLE] },
+      response: {
+        200: AnalysisJobSchema,
+        202: JobSchema,
+        400: ErrorSchema,
+        409: ErrorSchema,
+        422: ErrorSchema,
+        503: QueueFullSchema,
+      },
     },
-  }, async (request) => {
-    const output = await app.runner.analyze(request.body);
-    return {
-      id: randomUUID(),
-      kind: 'analysis' as const,
-      status: 'succeeded' as const,
-      ...output,
-      environment: app.environment(),
-    };
+  }, async (request, reply) => {
+    const { expect, ...spec } = request.body;
+    const job = await app.jobs.submit('analysis', spec, expect);
+    if (prefersAsync(request)) return sendAccepted(reply, job, true);
+    const done = await app.jobs.wait(job.id);
+    if (done.status !== 'succeeded') return sendUnsuccessful(reply, done);
+    return reply.header('content-location', jobPath(done.id)).send(jobView(done));
   });
 };
 

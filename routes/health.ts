@@ -10,7 +10,12 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['operations'],
       response: { 200: HealthSchema },
     },
-  }, async () => ({ status: 'ok' as const, environment: app.environment(), uptimeSeconds: process.uptime() }));
+  }, async () => ({
+    status: 'ok' as const,
+    environment: app.environment(),
+    uptimeSeconds: process.uptime(),
+    jobs: { workers: app.runner.concurrency, running: app.jobs.running, queued: await app.jobs.queued(), queueLimit: app.config.jobs.queueLimit },
+  }));
 };
 
 export default healthRoutes;

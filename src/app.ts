@@ -5,14 +5,23 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
-import { initBackend, type BackendInfo } from './engine/backend.js';
+import type { BackendInfo } from './engine/backend.js';
 import { SpecError, LimitError } from './engine/errors.js';
 import { InProcessRunner, type Runner } from './jobs/runner.js';
+import { WorkerPool } from './jobs/pool.js';
+import { SqliteJobStore, type JobStore } from './jobs/store.js';
+import { MemoryJobQueue, type JobQueue } from './jobs/queue.js';
+import { JobManager } from './jobs/manager.js';
+import { jobHandlers } from './jobs/kinds.js';
+import { QueueFullError, ShuttingDownError } from './jobs/errors.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
 import healthRoutes from '../routes/health.js';
 import dashboardRoutes from '../routes/dashboard.js';
 import analysisRoutes from '../routes/analyses.js';
+import jobRoutes from '../routes/jobs.js';
+import trainingRoutes from '../routes/trainings.js';
+import sweepRoutes from '../routes/sweeps.js';
 import theoryRoutes from '../routes/theory.js';
 
 declare module 'fastify' {
@@ -20,18 +29,31 @@ declare module 'fastify' {
     config: Config;
     backend: BackendInfo;
     runner: Runner;
+    jobs: JobManager;
     environment(): Environment;
   }
 }
 
 export interface BuildOptions {
-  /** Replace the compute runner (tests, worker pools). */
+  /**
+   * Replace the compute runner. Default: a WorkerPool of config.jobs.workers threads, or the
+   * InProcessRunner when that is 0 (fast unit tests).
+   */
   runner?: Runner;
+  /** Replace the job store (default: SQLite at config.jobs.db) or the queue (default: in memory). */
+  store?: JobStore;
+  queue?: JobQueue;
+  /** Keep-alive interval of event streams (tests). */
+  sseKeepAliveMs?: number;
   logger?: boolean;
 }
 
 /** Maps errors to Fastify's { statusCode, code, error, message } and hides 5xx details. */
 function errorBody(err: FastifyError | Error): { status: number; body: Record<string, unknown> } {
+  if (err instanceof QueueFullError || err instanceof ShuttingDownError) {
+    const retryAfter = err instanceof QueueFullError ? err.retryAfterSeconds : 5;
+    return { status: 503, body: { statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message, retryAfter } };
+  }
   if (err instanceof SpecError) {
     return { status: 400, body: { statusCode: 400, code: err.code, error: 'Bad Request', message: err.message, field: err.field } };
   }
@@ -66,10 +88,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // schema-driven serialiser would silently drop any field the schema does not list.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
-  const backend = await initBackend(config.backend);
+  // With a pool the main thread never loads a backend (tfjs-node may be loaded by one thread only):
+  // the backend reported in /health and in results is the one the first worker initialised.
+  const runner = options.runner ?? (config.jobs.workers > 0
+    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, limits: config.limits, log: app.log })
+    : new InProcessRunner(config.limits, config.backend));
+  let backend: BackendInfo;
+  try {
+    backend = await runner.ready();
+  } catch (err) {
+    await runner.close();
+    throw err;
+  }
   app.decorate('config', config);
   app.decorate('backend', backend);
-  app.decorate('runner', options.runner ?? new InProcessRunner(config.limits));
+  app.decorate('runner', runner);
   app.decorate('environment', (): Environment => ({
     backend: backend.name,
     tfjsBackend: backend.tfjsBackend,
@@ -84,6 +117,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const { status, body } = errorBody(err);
+    if (status === 503 && typeof body.retryAfter === 'number') reply.header('retry-after', String(body.retryAfter));
     if (status >= 500) request.log.error({ err }, 'request failed');
     return reply.status(status).send(body);
   });
@@ -105,11 +139,35 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes);
   await app.register(dashboardRoutes);
-  await app.register(analysisRoutes, { prefix: '/v1' });
-  await app.register(theoryRoutes, { prefix: '/v1' });
+  const store = options.store ?? new SqliteJobStore(config.jobs.db);
+  const jobs = new JobManager({
+    store,
+    queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),
+    runner,
+    handlers: jobHandlers(config),
+    environment: () => app.environment(),
+    timeoutMs: config.jobs.timeoutMs,
+    maxAttempts: config.jobs.maxAttempts,
+    newId: randomUUID,
+    log: app.log,
+  });
+  app.decorate('jobs', jobs);
 
+  await app.register(analysisRoutes, { prefix: '/v1' });
+  await app.register(trainingRoutes, { prefix: '/v1' });
+  await app.register(sweepRoutes, { prefix: '/v1' });
+  await app.register(theoryRoutes, { prefix: '/v1' });
+  await app.register(jobRoutes, { prefix: '/v1', ...(options.sseKeepAliveMs ? { keepAliveMs: options.sseKeepAliveMs } : {}) });
+
+  // Before the server stops accepting: running jobs go back to the queue for the next start, and
+  // requests waiting on a job are answered. Workers and the database close after the last request.
+  app.addHook('preClose', async () => {
+    await jobs.close();
+  });
   app.addHook('onClose', async () => {
     await app.runner.close();
+    await store.close();
   });
+  await jobs.start();
   return app;
 }

@@ -1,10 +1,12 @@
 // Shared test helpers: an app on the pure-JS cpu backend, and the textbook chain's closed form.
 import { buildApp } from '../src/app.js';
-import { loadConfig, type Config } from '../src/config.js';
+import { loadConfig, type ConfigOverrides } from '../src/config.js';
 import type { FastifyInstance } from 'fastify';
 
-export async function testApp(overrides: Partial<Config> = {}): Promise<FastifyInstance> {
-  const app = await buildApp(loadConfig({}, { backend: 'cpu', ...overrides }), { logger: false });
+/** In-process compute and an in-memory job store unless overridden: fast, and tf.memory() is this thread's. */
+export async function testApp(overrides: ConfigOverrides = {}): Promise<FastifyInstance> {
+  const config = loadConfig({}, { backend: 'cpu', ...overrides, jobs: { workers: 0, db: ':memory:', ...overrides.jobs } });
+  const app = await buildApp(config, { logger: false });
   await app.ready();
   return app;
 }

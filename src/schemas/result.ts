@@ -182,6 +182,17 @@ export const HealthSchema = Type.Object(
     status: Type.Literal('ok'),
     environment: EnvironmentSchema,
     uptimeSeconds: Type.Number(),
+    jobs: Type.Optional(
+      Type.Object(
+        {
+          workers: Type.Integer({ description: 'Tasks computed at the same time (compute workers; 1 in-process).' }),
+          running: Type.Integer({ description: 'Jobs running now.' }),
+          queued: Type.Integer({ description: 'Jobs waiting for a worker.' }),
+          queueLimit: Type.Integer({ description: 'GRADLENS_QUEUE_LIMIT: beyond it new work gets 503 with Retry-After.' }),
+        },
+        { description: 'The job queue.' },
+      ),
+    ),
   },
   { additionalProperties: true },
 );

@@ -1,0 +1,167 @@
+// Job routes: list, poll (ETag/304), cancel, the sweep CSV, and server-sent events of one job.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { ErrorSchema } from '../src/schemas/result.js';
+import { IfNoneMatchHeaderSchema, JobListQuerySchema, JobListSchema, JobParamsSchema, JobSchema, NotModifiedSchema } from '../src/schemas/jobs.js';
+import { jobSummaryView, jobView, sendWithEtag } from '../src/jobs/http.js';
+import { EventStream, EventStreams } from '../src/jobs/sse.js';
+import { TERMINAL_STATUSES, type JobRecord } from '../src/jobs/store.js';
+import type { JobEvent } from '../src/jobs/manager.js';
+import { sweepToCsv, type SweepResult } from '../src/engine/sweep.js';
+
+export interface JobRoutesOptions {
+  /** Keep-alive comment interval of event streams. */
+  keepAliveMs?: number;
+}
+
+const notFound = (id: string) => ({ statusCode: 404, code: 'JOB_NOT_FOUND', error: 'Not Found', message: `no job ${id}` });
+
+const terminalEvent = (job: JobRecord): 'done' | 'failed' | 'canceled' =>
+  job.status === 'succeeded' ? 'done' : job.status === 'failed' ? 'failed' : 'canceled';
+
+const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts) => {
+  const streams = new EventStreams();
+  // Open event streams would keep app.close() (and a graceful shutdown) waiting forever.
+  app.addHook('preClose', async () => streams.closeAll());
+
+  app.get('/jobs', {
+    schema: {
+      summary: 'List jobs',
+      description: 'Jobs of every kind, newest first, without their specs and results; filter by kind and status, page with cursor.',
+      tags: ['jobs'],
+      querystring: JobListQuerySchema,
+      response: { 200: JobListSchema, 400: ErrorSchema },
+    },
+  }, async (request) => {
+    const { kind, status, cursor } = request.query;
+    const page = await app.jobs.list({ limit: request.query.limit ?? 20, ...(kind ? { kind } : {}), ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    return { jobs: page.jobs.map(jobSummaryView), nextCursor: page.nextCursor };
+  });
+
+  app.get('/jobs/:id', {
+    schema: {
+      summary: 'Get a job',
+      description: 'Status, progress 0..1, timestamps, and the result when succeeded or the error when failed. Send the ETag back in If-None-Match to get 304 while nothing changed.',
+      tags: ['jobs'],
+      params: JobParamsSchema,
+      headers: IfNoneMatchHeaderSchema,
+      response: { 200: JobSchema, 304: NotModifiedSchema, 404: ErrorSchema },
+    },
+  }, async (request, reply) => {
+    const job = await app.jobs.get(request.params.id);
+    if (!job) return reply.code(404).send(notFound(request.params.id));
+    return sendWithEtag(request, reply, jobView(job));
+  });
+
+  app.delete('/jobs/:id', {
+    schema: {
+      summary: 'Cancel a job',
+      description: 'Cancels queued or running work: the job is canceled at once and its compute stops at the next training step (or its worker is replaced). 409 with the job\'s status when it had already finished.',
+      tags: ['jobs'],
+      params: JobParamsSchema,
+      response: {
+        200: JobSchema,
+        404: ErrorSchema,
+        409: Type.Object({ ...ErrorSchema.properties, status: Type.String({ description: 'The job\'s final status.' }) }, { description: 'The job had already finished.' }),
+      },
+    },
+  }, async (request, reply) => {
+    const outcome = await app.jobs.cancel(request.params.id);
+    if (!outcome) return reply.code(404).send(notFound(request.params.id));
+    if (!outcome.changed) {
+      return reply.code(409).send({
+        statusCode: 409, code: 'JOB_FINISHED', error: 'Conflict', status: outcome.job.status,
+        message: `job ${outcome.job.id} has already finished (${outcome.job.status}); only queued or running jobs can be canceled`,
+      });
+    }
+    return jobView(outcome.job);
+  });
+
+  app.get('/jobs/:id/result.csv', {
+    schema: {
+      summary: 'Sweep result as CSV',
+      description: 'The table of a succeeded sweep, one row per cell.',
+      tags: ['jobs'],
+      params: JobParamsSchema,
+      response: {
+        200: { description: 'CSV with a header row.', content: { 'text/csv': { schema: Type.String() } } },
+        404: ErrorSchema,
+        409: ErrorSchema,
+      },
+    },
+  }, async (request, reply) => {
+    const job = await app.jobs.get(request.params.id);
+    if (!job || job.kind !== 'sweep') {
+      return reply.code(404).send({ ...notFound(request.params.id), message: job ? `job ${job.id} is a ${job.kind}, not a sweep` : `no job ${request.params.id}` });
+    }
+    if (job.status !== 'succeeded') {
+      return reply.code(409).send({ statusCode: 409, code: 'NO_RESULT', error: 'Conflict', message: `sweep ${job.id} is ${job.status}: the table exists once it has succeeded` });
+    }
+    const { rows, paths } = (job.output as { result: SweepResult }).result;
+    const csv = sweepToCsv(rows, paths);
+    return reply
+      .header('content-type', 'text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="sweep-${job.id}.csv"`)
+      .send(csv);
+  });
+
+  app.get('/jobs/:id/events', {
+    schema: {
+      summary: 'Job events (SSE)',
+      description:
+        'A text/event-stream: first `state` (the job now), then `progress` ({ progress }), `record` ({ record, progress }: each training record as it is taken; records taken before you connected are replayed after state), `state` again when the job starts running, and finally `done` (the job with its result), `failed` (with error) or `canceled`, after which the stream ends. It also ends when the server shuts down.',
+      tags: ['jobs'],
+      params: JobParamsSchema,
+      response: {
+        200: { description: 'Server-sent events.', content: { 'text/event-stream': { schema: Type.String() } } },
+        404: ErrorSchema,
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    // Listen before reading the job, so nothing that happens while the store answers is lost.
+    const buffered: JobEvent[] = [];
+    let deliver: ((event: JobEvent) => void) | null = null;
+    const unsubscribe = app.jobs.subscribe(id, (event) => (deliver ? deliver(event) : buffered.push(event)));
+    const job = await app.jobs.get(id);
+    if (!job) {
+      unsubscribe();
+      return reply.code(404).send(notFound(id));
+    }
+    const stream = new EventStream(request, reply, opts.keepAliveMs);
+    streams.add(stream);
+    stream.onClose(unsubscribe);
+    const forward = (event: JobEvent): void => {
+      switch (event.type) {
+        case 'state':
+          stream.send('state', jobView(event.job));
+          return;
+        case 'progress':
+          stream.send('progress', { progress: event.progress });
+          return;
+        case 'record':
+          stream.send('record', { record: event.record, progress: event.progress });
+          return;
+        default:
+          stream.send(event.type, jobView(event.job));
+          stream.close();
+      }
+    };
+    stream.send('state', jobView(job));
+    if (TERMINAL_STATUSES.has(job.status)) {
+      stream.send(terminalEvent(job), jobView(job));
+      stream.close();
+      return reply;
+    }
+    const live = app.jobs.liveState(id);
+    if (live) {
+      for (const { record, progress } of live.records) stream.send('record', { record, progress });
+    }
+    // Records in the buffer are already in the replay above.
+    for (const event of buffered) if (!(live && event.type === 'record')) forward(event);
+    deliver = forward;
+    return reply;
+  });
+};
+
+export default jobRoutes;

@@ -1,0 +1,25 @@
+// POST /v1/sweeps: a grid of analyses, always asynchronous (202 + Location of the job).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { SweepSpecSchema } from '../src/schemas/sweep.js';
+import { ErrorSchema } from '../src/schemas/result.js';
+import { JobSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { sendAccepted } from '../src/jobs/http.js';
+
+const sweepRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/sweeps', {
+    schema: {
+      summary: 'Start a sweep',
+      description:
+        `Expands the grid into cells (at most GRADLENS_MAX_SWEEP_CELLS), validates and costs every cell (400/422 before anything is queued), stores a sweep job and answers 202 with Location: /v1/jobs/{id}. The cells run as analyses spread over the compute workers; progress is cells done / cells. The result is a table with one row per cell, also at GET /v1/jobs/{id}/result.csv.`,
+      tags: ['sweeps'],
+      body: SweepSpecSchema,
+      response: { 202: JobSchema, 400: ErrorSchema, 422: ErrorSchema, 503: QueueFullSchema },
+    },
+  }, async (request, reply) => {
+    const { expect, ...spec } = request.body;
+    const job = await app.jobs.submit('sweep', spec, expect);
+    return sendAccepted(reply, job);
+  });
+};
+
+export default sweepRoutes;

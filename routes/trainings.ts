@@ -1,0 +1,25 @@
+// POST /v1/trainings: a training run, always asynchronous (202 + Location of the job).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { TrainingSpecSchema } from '../src/schemas/training.js';
+import { ErrorSchema } from '../src/schemas/result.js';
+import { JobSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { sendAccepted } from '../src/jobs/http.js';
+
+const trainingRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/trainings', {
+    schema: {
+      summary: 'Start a training run',
+      description:
+        'Validates and costs the spec (400/422 before anything is queued), stores a training job and answers 202 with Location: /v1/jobs/{id}. Poll the job or follow GET /v1/jobs/{id}/events for records as they are taken; the result says whether the network learns, stalls or diverges.',
+      tags: ['trainings'],
+      body: TrainingSpecSchema,
+      response: { 202: JobSchema, 400: ErrorSchema, 422: ErrorSchema, 503: QueueFullSchema },
+    },
+  }, async (request, reply) => {
+    const { expect, ...spec } = request.body;
+    const job = await app.jobs.submit('training', spec, expect);
+    return sendAccepted(reply, job);
+  });
+};
+
+export default trainingRoutes;

@@ -1,0 +1,89 @@
+// The worker pool: engine calls on worker threads, backend reported by the workers, prompt cancellation.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { WorkerPool } from '../../src/jobs/pool.js';
+import { JobCanceledError } from '../../src/jobs/errors.js';
+import { backendInfo } from '../../src/engine/backend.js';
+import { DEFAULT_LIMITS } from '../../src/engine/spec.js';
+import { SpecError } from '../../src/engine/errors.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS } from './helpers.js';
+
+describe('WorkerPool (wasm, 2 workers)', () => {
+  let pool: WorkerPool;
+  beforeAll(async () => {
+    pool = new WorkerPool({ size: 2, backend: 'wasm', limits: TEST_LIMITS });
+    await pool.ready();
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('reports the backend a worker loaded, while this thread has loaded none', async () => {
+    const info = await pool.ready();
+    expect(info.name).toBe('wasm');
+    expect(pool.concurrency).toBe(2);
+    await expect(backendInfo()).rejects.toThrow(/initBackend\(\) has not been called/);
+  });
+
+  it('runs analyses on the workers with the same numbers as each other', async () => {
+    const [a, b] = await Promise.all([pool.analyze(SMALL_ANALYSIS), pool.analyze(SMALL_ANALYSIS)]);
+    expect(a.result.layers).toHaveLength(3);
+    expect(b.result.layers).toEqual(a.result.layers);
+  });
+
+  it('brings engine errors back as their classes (SpecError → 400 in the HTTP layer)', async () => {
+    const err = await pool.analyze({ network: { depth: 2, activation: 'nope' }, data: { source: 'moons' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpecError);
+    expect((err as SpecError).field).toMatch(/activation/);
+  });
+
+  it('stops a running training at its next step, keeps the worker, and streams records before that', async () => {
+    const controller = new AbortController();
+    const records: unknown[] = [];
+    let firstRecord!: () => void;
+    const gotRecord = new Promise<void>((resolve) => { firstRecord = resolve; });
+    const training = pool.train(ENDLESS_TRAINING, {
+      signal: controller.signal,
+      onRecord: (record) => { records.push(record); firstRecord(); },
+    });
+    await gotRecord;
+    const t0 = performance.now();
+    controller.abort(new JobCanceledError());
+    await expect(training).rejects.toBeInstanceOf(JobCanceledError);
+    expect(records.length).toBeGreaterThanOrEqual(1);
+    // The worker became free again (it was not replaced): both workers answer at once.
+    await Promise.all([pool.analyze(SMALL_ANALYSIS), pool.analyze(SMALL_ANALYSIS)]);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(pool.workers).toBe(2);
+  });
+
+  it('cancels a running analysis by replacing its worker', async () => {
+    const controller = new AbortController();
+    const running = pool.analyze(ENDLESS_ANALYSIS, { signal: controller.signal });
+    running.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    controller.abort(new JobCanceledError());
+    await expect(running).rejects.toBeInstanceOf(JobCanceledError);
+    const t0 = performance.now();
+    await Promise.all([pool.analyze(SMALL_ANALYSIS), pool.analyze(SMALL_ANALYSIS)]);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(pool.workers).toBe(2);
+  });
+
+  it('drops a task that was cancelled while it waited for a worker', async () => {
+    const controller = new AbortController();
+    const busy = [new AbortController(), new AbortController()];
+    const blockers = busy.map((c) => pool.train(ENDLESS_TRAINING, { signal: c.signal }).catch(() => undefined));
+    const waiting = pool.analyze(SMALL_ANALYSIS, { signal: controller.signal });
+    controller.abort(new JobCanceledError('gone'));
+    await expect(waiting).rejects.toThrow('gone');
+    for (const c of busy) c.abort(new JobCanceledError());
+    await Promise.all(blockers);
+  });
+});
+
+describe('WorkerPool with tfjs-node', () => {
+  it('runs exactly one worker whatever size is asked (tfjs-node loads once per process, tfjs #8388)', () => {
+    expect(new WorkerPool({ size: 8, backend: 'tensorflow', limits: DEFAULT_LIMITS }).concurrency).toBe(1);
+    expect(new WorkerPool({ size: 8, backend: 'tensorflow-gpu', limits: DEFAULT_LIMITS }).concurrency).toBe(1);
+  });
+});
