@@ -1,4 +1,4 @@
-// gradlens_native: N-API addon with float32 kernels (OpenBLAS SGEMM, element-wise, sums) for tfjs's cpu backend.
+// gradlens_native: N-API addon with float32 kernels (OpenBLAS SGEMM, element-wise, sums) for tfjs's cpu backend, and float64 reductions for gradlens's statistics.
 //
 // Plain C over node_api.h so that the build needs no npm package, and N-API so that one binary serves
 // every Node version from 18 on. Every function works in place on Float32Arrays owned by JavaScript (the
@@ -380,6 +380,142 @@ static napi_value js_sum(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Reductions for gradlens's per-layer statistics (src/engine/batch-stats.ts has the same in JavaScript,
+// which is the reference the tests hold these to). Everything accumulates in double, so no float32
+// max-scaling is needed; the order of the additions is free (the results are compared to a relative
+// 1e-12), which lets the compiler keep several partial sums in vector registers.
+
+static bool get_f64array(napi_env env, napi_value v, double **data, int64_t *len) {
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return throw_type(env, "expected a Float64Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *ptr = NULL;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, NULL, NULL) != napi_ok || type != napi_float64_array) {
+    return throw_type(env, "expected a Float64Array");
+  }
+  *data = (double *)ptr;
+  *len = (int64_t)length;
+  return true;
+}
+
+// moments(x, out): out[0] = Σx, out[1] = Σx², out[2] = max|x| (NaN when any x is NaN).
+static napi_value js_moments(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  float *x;
+  double *out;
+  int64_t n, olen;
+  if (!get_f32(env, argv[0], &x, &n) || !get_f64array(env, argv[1], &out, &olen)) return NULL;
+  if (olen < 3) {
+    throw_range(env, "moments: out needs 3 entries");
+    return NULL;
+  }
+  double s = 0.0, q = 0.0;
+  float m = 0.0f;
+#pragma omp simd reduction(+ : s, q) reduction(max : m)
+  for (int64_t i = 0; i < n; i++) {
+    const double v = (double)x[i];
+    s += v;
+    q += v * v;
+    const float a = fabsf(x[i]);
+    m = a > m ? a : m;
+  }
+  out[0] = s;
+  out[1] = q;
+  // A NaN anywhere makes Σx² NaN; max must say so too (the comparison above skips NaN).
+  out[2] = isnan(q) ? q : (double)m;
+  return NULL;
+}
+
+// centered(x, mean) -> Σ(x - mean)², the second pass of a variance.
+static napi_value js_centered(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  float *x;
+  int64_t n;
+  double mean;
+  if (!get_f32(env, argv[0], &x, &n) || !get_f64(env, argv[1], &mean)) return NULL;
+  double q = 0.0;
+#pragma omp simd reduction(+ : q)
+  for (int64_t i = 0; i < n; i++) {
+    const double d = (double)x[i] - mean;
+    q += d * d;
+  }
+  napi_value result;
+  napi_create_double(env, q, &result);
+  return result;
+}
+
+// derivativeStats(d, units, limit, out): d is [rows, units]; out[0] = units whose derivative is exactly
+// 0 in every row (NaN counts as non-zero), out[1] = entries with |d| < limit (NaN is not).
+static napi_value js_derivative_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  float *d;
+  double *out;
+  int64_t n, units, olen;
+  double limit_d;
+  if (!get_f32(env, argv[0], &d, &n) || !get_i64(env, argv[1], &units) || !get_f64(env, argv[2], &limit_d) ||
+      !get_f64array(env, argv[3], &out, &olen)) {
+    return NULL;
+  }
+  if (units <= 0 || n % units != 0 || olen < 2) {
+    throw_range(env, "derivativeStats: length is not a multiple of units, or out is too short");
+    return NULL;
+  }
+  unsigned char stack_alive[4096];
+  unsigned char *alive = units <= 4096 ? stack_alive : (unsigned char *)malloc((size_t)units);
+  if (alive == NULL) {
+    napi_throw_error(env, NULL, "derivativeStats: out of memory");
+    return NULL;
+  }
+  memset(alive, 0, (size_t)units);
+  const float limit = (float)limit_d;
+  int64_t saturated = 0;
+  const int64_t rows = n / units;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = d + r * units;
+    int64_t sat = 0;
+    for (int64_t j = 0; j < units; j++) {
+      const float v = row[j];
+      alive[j] |= (unsigned char)(v != 0.0f);
+      sat += fabsf(v) < limit;
+    }
+    saturated += sat;
+  }
+  int64_t dead = 0;
+  for (int64_t j = 0; j < units; j++) dead += alive[j] == 0;
+  if (alive != stack_alive) free(alive);
+  out[0] = (double)dead;
+  out[1] = (double)saturated;
+  return NULL;
+}
+
+// rowSumSq(x, cols, out): out[r] = Σ_j x[r, j]² for each row of a [rows, cols] array.
+static napi_value js_row_sumsq(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  float *x;
+  double *out;
+  int64_t n, cols, olen;
+  if (!get_f32(env, argv[0], &x, &n) || !get_i64(env, argv[1], &cols) || !get_f64array(env, argv[2], &out, &olen)) return NULL;
+  if (cols <= 0 || n % cols != 0 || olen < n / cols) {
+    throw_range(env, "rowSumSq: length is not a multiple of cols, or out is too short");
+    return NULL;
+  }
+  const int64_t rows = n / cols;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = x + r * cols;
+    double q = 0.0;
+#pragma omp simd reduction(+ : q)
+    for (int64_t j = 0; j < cols; j++) q += (double)row[j] * (double)row[j];
+    out[r] = q;
+  }
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
 
 static napi_value js_set_blas_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -420,6 +556,10 @@ NAPI_MODULE_INIT() {
       {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
       {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"moments", NULL, js_moments, NULL, NULL, NULL, napi_default, NULL},
+      {"centered", NULL, js_centered, NULL, NULL, NULL, napi_default, NULL},
+      {"derivativeStats", NULL, js_derivative_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"rowSumSq", NULL, js_row_sumsq, NULL, NULL, NULL, napi_default, NULL},
       {"setBlasThreads", NULL, js_set_blas_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };

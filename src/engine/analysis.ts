@@ -8,6 +8,7 @@ import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxN
 import type { NormalizationKind } from './spec.js';
 import { activation } from './activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
+import { layerReading, normOf, perExampleNorms } from './batch-stats.js';
 import type { LossName } from '../schemas/spec.js';
 
 /** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
@@ -15,6 +16,8 @@ export const DEFAULT_SATURATION_THRESHOLD = 0.01;
 
 export interface AnalysisOptions {
   saturationThreshold?: number;
+  /** Where the statistics are computed (see MeasureExtras.statistics); tests compare both. */
+  statistics?: 'host' | 'device';
 }
 
 export interface LayerStats {
@@ -70,7 +73,22 @@ export interface MeasureExtras {
   normalization?: NormalizationKind;
   /** Layers whose per-example gradient norms to read back (default: the first and the last). */
   perExampleLayers?: number[];
+  /**
+   * Where the statistics are computed: 'host' reads the tensors (free on cpu, a memcpy on wasm) and
+   * reduces them in float64 (batch-stats.ts); 'device' reduces them with tfjs ops and reads back once.
+   * Default: host on the cpu and wasm backends, device elsewhere (tfjs-node, where reads are transfers).
+   */
+  statistics?: 'host' | 'device';
 }
+
+const HOST_READ_BACKENDS = new Set(['cpu', 'wasm']);
+
+function hostStatistics(choice: 'host' | 'device' | undefined): boolean {
+  return choice === undefined ? HOST_READ_BACKENDS.has(tf.getBackend()) : choice === 'host';
+}
+
+/** The tensor's values; on the cpu backend the backend's own array (no copy). */
+const host = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
 
 export interface BatchMeasurement {
   loss: number;
@@ -195,6 +213,27 @@ export function measureBatch(
     const deltas = grads.slice(k, k + L);
     const auxGrads = grads.slice(k + L);
 
+    if (hostStatistics(extras.statistics)) {
+      // ~15 tfjs kernels per layer on the device path against one float64 pass per array here
+      // (W2 on cpu + native kernels: ~300 ms of statistics down to a few ms, README performance section).
+      const readings: Reading[] = layers.map((layer, l) => {
+        const act = acts[l]!;
+        const derivative = act.derivative ? act.derivative(kept.pre[l]!) : null;
+        const post = host(kept.post[l]!);
+        return layerReading({
+          weight: host(weights[l]!), grad: host(gradW[l]!), biasGrad: gradB[l] ? host(gradB[l]!) : null, delta: host(deltas[l]!),
+          pre: host(kept.pre[l]!), post, out: kept.out[l] === kept.post[l] ? post : host(kept.out[l]!),
+          derivative: derivative ? host(derivative) : null, units: layer.units,
+          // tf.less compares against a float32 scalar: round the limit the same way.
+          saturationLimit: act.derivative && act.saturating ? Math.fround(saturationThreshold * act.peakDerivative) : null,
+        });
+      });
+      const perExample = perExampleLayers.map((layer) => ({
+        layer, norms: perExampleNorms(host(kept.input[layer]!), layers[layer]!.inputUnits, host(deltas[layer]!), layers[layer]!.units, batchSize),
+      }));
+      return { loss: host(value)[0]!, readings, auxGradNorms: auxGrads.map((g) => normOf(host(g)).norm), perExample };
+    }
+
     const rows: tf.Tensor[] = layers.map((layer, l) => {
       const h = kept.pre[l]!;
       const post = kept.post[l]!;
@@ -305,7 +344,7 @@ export function runAnalysis(
       const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
       try {
         perBatch.push(measureBatch(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y,
-          saturationThreshold, { aux, normalization: spec.network.normalization }));
+          saturationThreshold, { aux, normalization: spec.network.normalization, ...(options.statistics ? { statistics: options.statistics } : {}) }));
       } finally {
         x.dispose();
         y?.dispose();

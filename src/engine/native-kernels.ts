@@ -50,6 +50,19 @@ interface NativeAddon {
   sum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
   setBlasThreads(n: number): void;
   info(): { config: string; corename: string; threads: number };
+  // Float64 reductions for the statistics (batch-stats.ts); absent from addons built before them.
+  moments?(x: Float32Array, out: Float64Array): void;
+  centered?(x: Float32Array, mean: number): number;
+  derivativeStats?(d: Float32Array, units: number, limit: number, out: Float64Array): void;
+  rowSumSq?(x: Float32Array, cols: number, out: Float64Array): void;
+}
+
+/** The addon's float64 reductions, as batch-stats.ts calls them. */
+export interface NativeReductions {
+  moments(x: Float32Array, out: Float64Array): void;
+  centered(x: Float32Array, mean: number): number;
+  derivativeStats(d: Float32Array, units: number, limit: number, out: Float64Array): void;
+  rowSumSq(x: Float32Array, cols: number, out: Float64Array): void;
 }
 
 // Op codes shared with native/src/gradlens_native.c.
@@ -443,6 +456,18 @@ export function restoreStockKernels(tf: Tf): void {
     tf.registerKernel(replacedWasmMatMul);
     replacedWasmMatMul = undefined;
   }
+}
+
+/**
+ * The addon's reductions while native kernels are registered (they are part of the native path, so a
+ * wasm or cpu run without it measures what pure npm gives), else null. An addon built before they
+ * existed has none: the statistics then stay in JavaScript.
+ */
+export function nativeReductions(): NativeReductions | null {
+  if (addon === undefined || (replacedCpu.size === 0 && replacedWasmMatMul === undefined)) return null;
+  const a = addon;
+  if (!a.moments || !a.centered || !a.derivativeStats || !a.rowSumSq) return null;
+  return a as NativeReductions;
 }
 
 /** Why the last registration attempt registered nothing, if it did. */
