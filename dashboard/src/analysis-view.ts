@@ -67,20 +67,21 @@ function theoryRows(result: AnalysisResult): Map<number, Record<string, unknown>
   return rows;
 }
 
-function verdictBlock(result: AnalysisResult): HTMLElement {
+function verdictBadge(result: AnalysisResult): HTMLElement {
   const s = result.summary;
   const verdict = typeof s.verdict === 'string' ? s.verdict : null;
-  const reasons = Array.isArray(s.reasons) ? s.reasons : [];
   const onset = typeof s.onsetLayer === 'number' ? s.onsetLayer : null;
-  return h('div', { class: 'verdict-block' },
-    h('div', { id: 'verdict', class: `verdict verdict-${verdict ?? 'none'}`, 'data-verdict': verdict ?? '', 'data-onset': onset ?? '' },
-      verdict ? verdict.replace(/_/g, ' ') : 'no verdict',
-      onset !== null && (verdict === 'vanishing' || verdict === 'exploding') ? h('span', { class: 'onset' }, ` from layer ${onset}`) : null,
-    ),
-    verdict
-      ? h('ul', { class: 'reasons', id: 'reasons' }, reasons.map((r) => h('li', {}, typeof r === 'string' ? r : isObject(r) && typeof r.text === 'string' ? r.text : isObject(r) && typeof r.message === 'string' ? r.message : JSON.stringify(r))))
-      : h('p', { class: 'muted' }, 'This server sends no verdict; read the ratio and slope beside it.'),
+  return h('div', { id: 'verdict', class: `verdict verdict-${verdict ?? 'none'}`, 'data-verdict': verdict ?? '', 'data-onset': onset ?? '' },
+    verdict ? verdict.replace(/_/g, ' ') : 'no verdict',
+    onset !== null && (verdict === 'vanishing' || verdict === 'exploding') ? h('span', { class: 'onset' }, ` from layer ${onset}`) : null,
   );
+}
+
+function reasonsBlock(result: AnalysisResult): HTMLElement {
+  const s = result.summary;
+  const reasons = Array.isArray(s.reasons) ? s.reasons.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))) : null;
+  if (!reasons) return h('p', { class: 'muted small' }, 'This server sends no verdict: read the ratio and slope below.');
+  return h('section', { class: 'card reasons-card' }, h('ul', { class: 'reasons', id: 'reasons' }, reasons.map((r) => h('li', {}, r))));
 }
 
 function stat(label: string, value: Node | string, title?: string): HTMLElement {
@@ -102,43 +103,50 @@ function summaryStats(res: AnalysisResponse): HTMLElement {
   );
 }
 
+interface Column {
+  head: string;
+  title?: string;
+  numeric?: boolean;
+  cell(l: LayerResult, i: number): Node | string;
+}
+
+/** One column list for header and cells, so they cannot drift apart when optional columns come and go. */
 function layerTable(result: AnalysisResult, marks: LayerMarks[], theory: (number | null)[] | null): HTMLTableElement {
   const last = num(result.layers[result.layers.length - 1]?.weightGradNorm);
   const trows = theoryRows(result);
-  const rows = result.layers.map((l, i) => {
-    const w = num(l.weightGradNorm);
-    const rel = w !== null && last !== null && last !== 0 ? w / last : null;
+  const flagsOf = (l: LayerResult, i: number): string[] => {
     const flags = [...layerFlags(l)];
-    const m = marks[i]!;
     if (l.flags === undefined) {
-      if (m.dead) flags.push('dead');
-      if (m.saturated) flags.push('saturated');
+      if (marks[i]!.dead) flags.push('dead');
+      if (marks[i]!.saturated) flags.push('saturated');
     }
-    const tr = trows.get(l.index);
-    return h('tr', { 'data-index': l.index, 'data-flags': flags.join(' '), class: [m.dead ? 'row-dead' : '', m.saturated ? 'row-saturated' : '', m.onset ? 'row-onset' : '', m.zeroByDesign ? 'row-zero' : ''].join(' ').trim() || undefined },
-      h('td', { class: 'idx' }, String(l.index)),
-      h('td', {}, l.name),
-      h('td', { class: 'n' }, `${l.inputUnits}→${l.units}`),
-      h('td', {}, l.activation + (l.residualBlock !== null && l.residualBlock !== undefined ? ` · block ${l.residualBlock}` : '')),
-      h('td', { class: 'n' }, numEl(l.weightGradNorm)),
-      h('td', { class: 'n' }, numEl(l.backpropNorm)),
-      theory ? h('td', { class: 'n', title: 'mean-field prediction, anchored at the output layer' }, theory[i] === null ? '—' : numEl(theory[i])) : null,
-      theory ? h('td', { class: 'n', title: 'log10(measured / predicted)' }, tr ? numEl(tr.log10Difference, 2) : '—') : null,
-      h('td', { class: 'n' }, rel === null ? '—' : numEl(rel)),
-      h('td', { class: 'n' }, numEl(l.gradToWeightRatio)),
-      h('td', { class: 'n' }, numEl(l.preActivationRms)),
-      h('td', { class: 'n' }, fmtPct(l.deadFraction)),
-      h('td', { class: 'n' }, fmtPct(l.saturatedFraction)),
-      h('td', { class: 'flags' }, flags.map((f) => f.replace(/_/g, ' ')).join(', ')),
-    );
+    return flags;
+  };
+  const columns: (Column | null)[] = [
+    { head: '#', numeric: true, cell: (l) => String(l.index) },
+    { head: 'layer', cell: (l) => l.name },
+    { head: 'units', numeric: true, cell: (l) => `${l.inputUnits}→${l.units}` },
+    { head: 'activation', cell: (l) => l.activation + (l.residualBlock !== null && l.residualBlock !== undefined ? ` · block ${l.residualBlock}` : '') },
+    { head: '‖dL/dW‖', title: 'Frobenius norm of dLoss/dW', numeric: true, cell: (l) => numEl(l.weightGradNorm) },
+    { head: 'backprop', title: 'RMS over examples of the per-example gradient w.r.t. the pre-activation', numeric: true, cell: (l) => numEl(l.backpropNorm) },
+    theory ? { head: 'predicted', title: 'mean-field prediction of the backprop norm, anchored at the output layer', numeric: true, cell: (_l, i) => (theory[i] === null || theory[i] === undefined ? '—' : numEl(theory[i])) } : null,
+    theory ? { head: 'log₁₀ diff', title: 'log10(measured / predicted backprop)', numeric: true, cell: (l) => { const t = trows.get(l.index); return t ? numEl(t.log10Difference, 2) : '—'; } } : null,
+    { head: 'vs last', title: '‖dL/dW‖ relative to the output layer', numeric: true, cell: (l) => { const w = num(l.weightGradNorm); return w !== null && last !== null && last !== 0 ? numEl(w / last) : '—'; } },
+    { head: 'grad / weight', numeric: true, cell: (l) => numEl(l.gradToWeightRatio) },
+    { head: 'pre-act RMS', numeric: true, cell: (l) => numEl(l.preActivationRms) },
+    { head: 'dead', numeric: true, cell: (l) => fmtPct(l.deadFraction) },
+    { head: 'saturated', numeric: true, cell: (l) => fmtPct(l.saturatedFraction) },
+    { head: 'flags', cell: (l, i) => flagsOf(l, i).map((f) => f.replace(/_/g, ' ')).join(', ') },
+  ];
+  const cols = columns.filter((c): c is Column => c !== null);
+  const rows = result.layers.map((l, i) => {
+    const m = marks[i]!;
+    const cls = [m.dead ? 'row-dead' : '', m.saturated ? 'row-saturated' : '', m.onset ? 'row-onset' : '', m.zeroByDesign ? 'row-zero' : ''].join(' ').trim();
+    return h('tr', { 'data-index': l.index, 'data-flags': flagsOf(l, i).join(' '), class: cls || undefined },
+      cols.map((c) => h('td', { class: c.numeric ? 'n' : undefined }, c.cell(l, i))));
   });
   return h('table', { class: 'data layers', id: 'layer-table', 'data-layers': result.layers.length },
-    h('thead', {}, h('tr', {},
-      h('th', {}, '#'), h('th', {}, 'layer'), h('th', {}, 'units'), h('th', {}, 'activation'),
-      h('th', { title: 'Frobenius norm of dLoss/dW' }, '‖dL/dW‖'), h('th', { title: 'RMS over examples of the per-example gradient w.r.t. the pre-activation' }, 'backprop'),
-      h('th', { title: '‖dL/dW‖ relative to the output layer' }, 'vs last'), h('th', {}, 'grad / weight'),
-      h('th', {}, 'pre-act RMS'), h('th', {}, 'dead'), h('th', {}, 'saturated'), h('th', {}, 'flags'),
-    )),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { title: c.title, class: c.numeric ? 'n' : undefined }, c.head)))),
     h('tbody', {}, rows),
   );
 }
@@ -196,7 +204,8 @@ function whatIfBlock(whatIf: unknown, spec: Record<string, unknown>, runCure?: R
 function theoryBlock(theory: unknown): HTMLElement | null {
   if (!isObject(theory)) return null;
   if (theory.applicable === false) {
-    return h('p', { class: 'theory-note muted', id: 'theory-note' }, `Mean-field theory: no prediction — ${typeof theory.reason === 'string' ? theory.reason : 'not applicable to this network'}.`);
+    const reason = typeof theory.reason === 'string' ? theory.reason.replace(/^no prediction:\s*/, '') : 'not applicable to this network';
+    return h('p', { class: 'theory-note muted', id: 'theory-note' }, `Mean-field theory makes no prediction here: ${reason}.`);
   }
   const hidden = isObject(theory.hidden) ? theory.hidden : null;
   const slopes = isObject(theory.slopes) ? theory.slopes : null;
@@ -243,8 +252,9 @@ export class AnalysisView {
           h('p', { class: 'spec-line' }, describeSpec(res.spec)),
           h('p', { class: 'muted small' }, `id ${res.id}`),
         ),
-        verdictBlock(result),
+        verdictBadge(result),
       ),
+      reasonsBlock(result),
       summaryStats(res),
       h('section', { class: 'card' },
         h('h3', {}, 'Gradient norms by depth'),

@@ -69,8 +69,13 @@ function overlayPlugin(input: BarsInput): uPlot.Plugin {
             ctx.lineTo(x, top + height);
             ctx.stroke();
             ctx.setLineDash([]);
+            // On a light box, so the label stays readable over the bars.
+            const label = 'onset';
+            const tw = ctx.measureText(label).width + 8 * px;
+            ctx.fillStyle = 'rgba(255,255,255,0.9)';
+            ctx.fillRect(x - tw / 2, top + 7 * px, tw, 14 * px);
             ctx.fillStyle = COLORS.onset;
-            ctx.fillText('onset', x, top + 16 * px);
+            ctx.fillText(label, x, top + 18 * px);
           }
           // Zero and non-finite norms have no place on a log axis: name them at the baseline.
           const labels = [offAxisLabel(input.rawWeightGrad[i]), offAxisLabel(input.rawBackprop[i])];

@@ -118,7 +118,7 @@ function openJob(id: string, cellIndex?: number): void {
         }
         if (!matrix) {
           view.replaceChildren();
-          const head = h('div', { class: 'view-head' }, h('div', {}, h('h2', {}, 'Sweep'), h('p', { class: 'spec-line' }, describeSpec(job.spec)), h('p', { class: 'muted small' }, `job ${job.id}`)), h('div', { class: 'job-status', id: 'sweep-status' }));
+          const head = h('div', { class: 'view-head' }, h('div', {}, h('h2', {}, 'Sweep'), h('p', { class: 'spec-line' }, `base: ${describeSpec(job.spec)}`), h('p', { class: 'muted small' }, `job ${job.id}`)), h('div', { class: 'job-status', id: 'sweep-status' }));
           const holder = h('section', { class: 'card' });
           view.append(head, holder);
           matrix = new MatrixView(holder);
@@ -236,7 +236,7 @@ function header(): void {
     jobsList?.refreshNow();
   };
   input.addEventListener('keydown', (e) => { if (e.key === 'Enter') save(); });
-  fill(byId('key-box'), input, h('button', { onclick: save }, 'Save'), note);
+  fill(byId('key-box'), input, h('button', { id: 'api-key-save', onclick: save }, 'Save'), note);
 }
 
 async function serverInfo(): Promise<void> {

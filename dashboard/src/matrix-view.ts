@@ -9,7 +9,10 @@ export interface MatrixCell {
   coords: number[];
   status: 'pending' | 'running' | 'succeeded' | 'failed' | string;
   verdict?: string | null;
-  firstToLastRatio?: unknown;
+  /** Backprop first-to-last ratio: what the verdict judges (the weight-grad ratio also carries the input's scale). */
+  ratio?: unknown;
+  /** Extra detail for the cell's tooltip. */
+  detail?: string;
   error?: string;
   /** Opens the cell's analysis; absent while there is none. */
   open?: () => void;
@@ -72,7 +75,7 @@ export class MatrixView {
       h('div', { class: 'matrix-toolbar' },
         h('span', { class: 'muted' }, 'colour by'),
         h('button', { class: this.mode === 'verdict' ? 'seg on' : 'seg', disabled: !hasVerdicts, title: hasVerdicts ? undefined : 'this server sends no verdicts', onclick: () => this.setMode('verdict') }, 'verdict'),
-        h('button', { class: this.mode === 'ratio' ? 'seg on' : 'seg', onclick: () => this.setMode('ratio') }, 'first-to-last ratio'),
+        h('button', { class: this.mode === 'ratio' ? 'seg on' : 'seg', onclick: () => this.setMode('ratio') }, 'backprop first-to-last ratio'),
         this.legend(),
       ),
       h('div', { class: 'matrix-wrap' }, grid),
@@ -98,7 +101,7 @@ export class MatrixView {
 
   private cellEl(cell: MatrixCell | undefined): HTMLElement {
     if (!cell) return h('div', { class: 'matrix-cell empty' }, '');
-    const ratio = num(cell.firstToLastRatio);
+    const ratio = num(cell.ratio);
     let bg = '';
     let dark = false;
     if (cell.status === 'succeeded') {
@@ -117,7 +120,7 @@ export class MatrixView {
       }
     }
     const body = cell.status === 'succeeded'
-      ? [h('strong', {}, cell.verdict ? cell.verdict.replace(/_/g, ' ') : ''), h('span', {}, `ratio ${fmt(cell.firstToLastRatio, 2)}`)]
+      ? [h('strong', {}, cell.verdict ? cell.verdict.replace(/_/g, ' ') : ''), h('span', {}, `backprop first/last ${fmt(cell.ratio, 2)}`)]
       : cell.status === 'failed'
         ? [h('strong', {}, 'failed'), h('span', { class: 'small' }, cell.error ?? '')]
         : [h('span', { class: 'spinner' }), h('span', {}, cell.status)];
@@ -126,9 +129,9 @@ export class MatrixView {
       style: bg ? `background:${bg}` : undefined,
       disabled: !cell.open,
       'data-verdict': cell.verdict ?? '',
-      'data-ratio': ratio === null ? '' : String(cell.firstToLastRatio),
+      'data-ratio': ratio === null ? '' : String(cell.ratio),
       'data-status': cell.status,
-      title: cell.error ?? (cell.open ? 'open this analysis' : ''),
+      title: cell.error ?? [cell.detail, cell.open ? 'click to open this analysis' : ''].filter(Boolean).join('\n'),
       onclick: () => cell.open?.(),
     }, body);
   }

@@ -1,5 +1,6 @@
 // Reads a sweep job into matrix axes and cells: the grid from its spec, one row of the result table per cell.
 import type { MatrixAxis, MatrixCell } from './matrix-view.js';
+import { fmt, fmtPct } from './format.js';
 import { setPath, valueLabel } from './presets.js';
 import { isObject, type Job } from './shapes.js';
 
@@ -53,7 +54,8 @@ export function sweepCells(job: Job, open: (index: number) => void): SweepCell[]
       label: axes.map((a, ai) => `${a.path.split('.').pop() ?? a.path}=${valueLabel(a.values[coords[ai]!])}`).join(', '),
       status,
       verdict: row && typeof row.verdict === 'string' ? row.verdict : null,
-      firstToLastRatio: row?.firstToLastRatio,
+      ratio: row?.backpropFirstToLastRatio,
+      ...(row ? { detail: `weight-grad first/last ${fmt(row.firstToLastRatio, 3)} · backprop first/last ${fmt(row.backpropFirstToLastRatio, 3)} · max dead ${fmtPct(row.maxDeadFraction)} · max saturated ${fmtPct(row.maxSaturatedFraction)}` } : {}),
       ...(finished ? { open: () => open(i) } : {}),
     });
   }
