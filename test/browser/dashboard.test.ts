@@ -172,10 +172,12 @@ describe('dashboard in a real browser', () => {
     expect(await rows.nth(19).locator('td').nth(1).textContent()).toBe('output');
     // The first layer's gradient is ~1e-27 of the last one's: shown in scientific notation, not as 0.
     expect(await rows.nth(0).locator('td').nth(4).textContent()).toMatch(/^2\.\d\de-27$/);
-    const verdict = await page.getAttribute('#verdict', 'data-verdict');
-    // Verdicts come from the diagnosis work; the page says "no verdict" where the server sends none.
-    if (verdict) expect(verdict).toBe('vanishing');
-    else expect(await page.textContent('#verdict')).toBe('no verdict');
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('vanishing');
+    expect(await page.getAttribute('#verdict', 'data-onset')).toMatch(/^\d+$/);
+    expect(await page.locator('#reasons li').count()).toBeGreaterThan(0);
+    // Constant weights: mean-field theory declines, and the page says so instead of drawing a line.
+    expect(await page.getAttribute('#grad-chart', 'data-series')).toBe('weightGradNorm,backpropNorm');
+    expect(await page.textContent('#theory-note')).toContain('no prediction');
     await shot(page, 'analysis-textbook');
   });
 
@@ -215,23 +217,85 @@ describe('dashboard in a real browser', () => {
     await shot(page, 'training');
   });
 
-  it('colours a sweep matrix and opens a cell\'s analysis', async () => {
-    await page.click('button[data-preset="residual"]');
+  it('ranks the what-if cures and draws the mean-field line', async () => {
+    await page.click('button[data-preset="what-if"]');
+    await page.waitForSelector('#what-if', { timeout: 90_000 });
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('vanishing');
+    expect(await page.getAttribute('#grad-chart', 'data-series')).toContain('theory');
+    expect(Number(await page.getAttribute('#what-if', 'data-rows'))).toBeGreaterThan(2);
+    // Some cure beats leaving the deep sigmoid network alone.
+    expect(await page.locator('#what-if tbody tr').first().getAttribute('data-id')).not.toBe('none');
+    await shot(page, 'what-if');
+  });
+
+  it('colours a sweep matrix by verdict and opens a cell\'s analysis', async () => {
+    await page.click('button[data-preset="sigmoid-vs-relu"]');
     await page.waitForSelector('#view[data-kind="sweep"][data-status="succeeded"]', { timeout: 90_000 });
-    expect(await page.getAttribute('#sweep-matrix', 'data-cells')).toBe('2');
-    const cells = page.locator('#sweep-matrix button.matrix-cell[data-status="succeeded"]');
-    expect(await cells.count()).toBe(2);
+    expect(await page.getAttribute('#sweep-matrix', 'data-cells')).toBe('4');
+    expect(await page.getAttribute('#sweep-matrix', 'data-mode')).toBe('verdict');
+    const cells = page.locator('#sweep-matrix button.matrix-cell');
+    const verdicts = await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-verdict')));
+    // Row-major: (sigmoid, glorot_uniform), (sigmoid, he_normal), (relu, glorot_uniform), (relu, he_normal).
+    expect(verdicts[0]).toBe('vanishing');
+    expect(verdicts[3]).toBe('healthy');
     for (const r of await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-ratio')))) expect(r).not.toBe('');
     await shot(page, 'sweep');
-    await cells.nth(1).click();
+    await cells.nth(3).click();
     await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
     expect(await page.getAttribute('#grad-chart', 'data-layers')).toBe('30');
-    expect(await page.textContent('#view h2')).toContain('every=2');
+    expect(await page.textContent('#view h2')).toContain('activation=relu');
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('healthy');
     await shot(page, 'sweep-cell');
   });
 
   it('raised no errors in the page', () => {
     expect(pageErrors).toEqual([]);
     expect(external).toEqual([]);
+  });
+});
+
+describe('dashboard with API keys configured', () => {
+  const KEY = 'dashboard-test-key-0123456789';
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  const eventUrls: string[] = [];
+
+  beforeAll(async () => {
+    server = await startServer({ GRADLENS_API_KEYS: KEY });
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, locale: 'en-US' });
+    page.on('request', (req) => {
+      if (req.url().includes('/events')) eventUrls.push(req.url());
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('loads without a key, asks for one, then sends it as Bearer and to EventSource as ?access_token=', async () => {
+    await page.goto(`${server.url}/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.click('button[data-preset="textbook"]');
+    await page.waitForSelector('#editor-error[data-status="401"]');
+    expect(await page.textContent('#editor-error')).toContain('API key');
+
+    await page.fill('#api-key', KEY);
+    await page.click('#api-key-save');
+    expect(await page.evaluate(() => localStorage.getItem('gradlens.apiKey'))).toBe(KEY);
+    await page.click('button[data-preset="textbook"]');
+    await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
+    expect(await page.getAttribute('#grad-chart', 'data-layers')).toBe('20');
+
+    await runFromEditor(page, 'training', {
+      network: { depth: 4, width: 16 }, data: { source: 'iris', batchSize: 16 }, steps: 300, recordEvery: 20,
+    });
+    await page.waitForSelector('#view[data-kind="training"][data-status="succeeded"]', { timeout: 90_000 });
+    expect(await page.getAttribute('#training-heatmap', 'data-filled')).toBe(String(16 * 4));
+    expect(eventUrls.length).toBeGreaterThan(0);
+    expect(eventUrls.every((u) => new URL(u).searchParams.get('access_token') === KEY)).toBe(true);
+    await shot(page, 'api-key');
   });
 });
