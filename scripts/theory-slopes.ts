@@ -33,8 +33,8 @@ async function main(): Promise<void> {
         seed, network: { depth, width, activation: c.activation, init: { weights: c.init } }, data: { source: 'blobs', features: 16, batchSize: batch },
       });
       const params = initParameters(spec.network, spec.seed);
-      const { result } = runAnalysis(spec, dataset, {}, params);
-      const theory = networkTheory(spec, dataset, params, result);
+      const { result, input } = runAnalysis(spec, dataset, {}, params);
+      const theory = networkTheory(spec, input, params, result);
       result.layers.forEach((s, l) => { logSum[l]! += Math.log(s.backpropNorm); });
       predicted = theory.layers.map((t) => t.predictedBackpropRelative);
       layers = theory.slopes?.layers ?? [];

@@ -119,6 +119,12 @@ export interface AnalysisResult {
   batch?: { x: number[][]; y: number[][] }[];
 }
 
+/** Moments of the input entries over the batches analysed: where mean-field theory starts (q⁰). */
+export interface InputMoments {
+  mean: number;
+  meanSquare: number;
+}
+
 export interface AnalysisTimings {
   buildMs: number;
   computeMs: number;
@@ -322,10 +328,21 @@ export function runAnalysis(
   dataset: Dataset,
   options: AnalysisOptions = {},
   params: NetworkParameters = initParameters(spec.network, spec.seed),
-): { result: AnalysisResult; timings: AnalysisTimings } {
+): { result: AnalysisResult; timings: AnalysisTimings; input: InputMoments } {
   const t0 = performance.now();
   const { layers } = params;
   const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
+  let sum = 0;
+  let sumSq = 0;
+  let count = 0;
+  for (const b of batches) {
+    for (const v of b.x) {
+      sum += v;
+      sumSq += v * v;
+    }
+    count += b.x.length;
+  }
+  const input: InputMoments = { mean: count > 0 ? sum / count : 0, meanSquare: count > 0 ? sumSq / count : 0 };
   const targets = batches.map((b) => targetsFor(dataset, spec.loss, b));
   const weights = layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
   const biases = layers.map((l) => (params.biases[l.index] ? tf.tensor1d(params.biases[l.index]!) : null));
@@ -434,5 +451,5 @@ export function runAnalysis(
     result.batch = batches.map((b, i) => ({ x: toRows(b.x, layers[0]!.inputUnits), y: toRows(targets[i]!.values, targets[i]!.width) }));
   }
   const t3 = performance.now();
-  return { result, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 } };
+  return { result, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 }, input };
 }

@@ -25,9 +25,9 @@ export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_L
   // With whatIf the summed cost of every extra run is checked here, before anything runs.
   const plan = spec.whatIf ? prepareWhatIf(spec, limits) : null;
   const params = initParameters(spec.network, spec.seed);
-  const { result, timings } = runAnalysis(spec, dataset, {}, params);
+  const { result, timings, input: moments } = runAnalysis(spec, dataset, {}, params);
   const t0 = performance.now();
-  const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, dataset, params, result) };
+  const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, moments, params, result) };
   const diagnosisMs = performance.now() - t0;
   if (plan) diagnosed.whatIf = runWhatIf(spec, plan, result);
   const whatIfMs = performance.now() - t0 - diagnosisMs;

@@ -1,7 +1,6 @@
 // Adds the diagnosis to an analysis result: mean-field theory, zero-by-design structure, verdict, reasons and flags.
-import type { Dataset } from './datasets.js';
 import type { NormalizedSpec } from './spec.js';
-import type { AnalysisResult, AnalysisSummary, LayerStats } from './analysis.js';
+import type { AnalysisResult, AnalysisSummary, InputMoments, LayerStats } from './analysis.js';
 import type { NetworkParameters } from './network.js';
 import { structuralZeros } from './structure.js';
 import { networkTheory, type NetworkTheory } from './theory-network.js';
@@ -23,10 +22,13 @@ export interface DiagnosedResult extends Omit<AnalysisResult, 'summary' | 'layer
   theory: NetworkTheory;
 }
 
-/** Diagnoses `result` (measured on `params`) and returns it with summary.verdict, reasons, layer flags and theory. */
-export function withDiagnosis(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, result: AnalysisResult): DiagnosedResult {
+/**
+ * Diagnoses `result` (measured on `params`, with `input` the moments of the batches runAnalysis
+ * returned) and returns it with summary.verdict, reasons, layer flags and theory.
+ */
+export function withDiagnosis(spec: NormalizedSpec, input: InputMoments, params: NetworkParameters, result: AnalysisResult): DiagnosedResult {
   const zero = structuralZeros(spec);
-  const theory = networkTheory(spec, dataset, params, result);
+  const theory = networkTheory(spec, input, params, result);
   const d = diagnose(result, zero, theory, spec.thresholds);
   return {
     ...result,

@@ -1,10 +1,9 @@
 // Mean-field predictions for an actual analysed network, layer by layer, next to what was measured.
 import type { NormalizedSpec } from './spec.js';
-import type { Dataset } from './datasets.js';
 import { initializerMoments, scalingOf, TRUNCATION_STD, type InitializerSpec } from './initializers.js';
 import { isZeroInitializer } from './structure.js';
 import { planLayers, type NetworkParameters } from './network.js';
-import type { AnalysisResult } from './analysis.js';
+import type { AnalysisResult, InputMoments } from './analysis.js';
 import { fitLogSlope } from './stats.js';
 import {
   chi1, depthScale, derivativeMeanSquare, fixedPoint, meanOf, meanSquare, phaseOf, scalarActivation,
@@ -69,7 +68,7 @@ export interface NetworkTheory {
   assumptions: string[];
   /** Where σ_w² comes from: the initialiser, and any truncation or scaling it involves. */
   weightVariance: string;
-  /** Mean square of the input entries over the dataset (q⁰ before the first weights). */
+  /** Mean square of the input entries over the analysed batches (q⁰ before the first weights). */
   inputMeanSquare: number;
   hidden: HiddenFixedPoint | null;
   layers: LayerTheory[];
@@ -157,19 +156,10 @@ function whyNoPrediction(spec: NormalizedSpec): string | null {
  * the skip path and the branch path with no cross term (zero-mean weights), which gives Var growth
  * (1 + α²·χ_branch) per block: the reference's (1 + α²) rule for variance-preserving branches.
  */
-export function networkTheory(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, result: AnalysisResult): NetworkTheory {
+export function networkTheory(spec: NormalizedSpec, input: InputMoments, params: NetworkParameters, result: AnalysisResult): NetworkTheory {
   const net = spec.network;
-  // Over the whole dataset the batches are drawn from, not the batches themselves: re-drawing them
-  // would copy up to batches × batchSize rows, and for standardised data the two agree closely.
-  let sumSq = 0;
-  let sum = 0;
-  for (const v of dataset.x) {
-    sumSq += v * v;
-    sum += v;
-  }
-  const count = dataset.x.length;
-  const inputMeanSquare = count > 0 ? sumSq / count : 0;
-  const inputMean = count > 0 ? sum / count : 0;
+  const inputMeanSquare = input.meanSquare;
+  const inputMean = input.mean;
   const base = { weightVariance: describeWeightVariance(net.init.weights), inputMeanSquare };
 
   const why = whyNoPrediction(spec);

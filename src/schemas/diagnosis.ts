@@ -138,7 +138,7 @@ export const TheorySchema = Type.Object(
     }),
     assumptions: Type.Array(Type.String(), { description: 'What the prediction assumes: infinite width, independent zero-mean weights, Gaussian pre-activations, and for orthogonal weights or residual blocks what is taken over from the Gaussian theory.' }),
     weightVariance: Type.String({ description: 'Where σ_w² comes from: the initialiser\'s variance formula, and whether a truncated normal is corrected (Keras) or not (tfjs-layers: realised variance 0.7737 × nominal, and the prediction uses the realised value).' }),
-    inputMeanSquare: Num('Mean square of the input entries over the dataset the batches are drawn from (after data.normalize), the q⁰ the recursion starts from (q¹ = σ_w²·this + σ_b²).'),
+    inputMeanSquare: Num('Mean square of the input entries over the analysed batches (after data.normalize), the q⁰ the recursion starts from (q¹ = σ_w²·this + σ_b²).'),
     hidden: HiddenFixedPointSchema,
     layers: Type.Array(LayerTheorySchema, { description: 'Per layer, input side first; empty when not applicable.' }),
     slopes: Type.Union(

@@ -34,8 +34,8 @@ function measuredAndPredicted(activation: string, init: InitializerInput): { mea
       data: { source: 'blobs', features: 16, batchSize: 64 },
     });
     const params = initParameters(spec.network, spec.seed);
-    const { result } = runAnalysis(spec, dataset, {}, params);
-    const theory = networkTheory(spec, dataset, params, result);
+    const { result, input } = runAnalysis(spec, dataset, {}, params);
+    const theory = networkTheory(spec, input, params, result);
     expect(theory.applicable).toBe(true);
     result.layers.forEach((s, l) => { logSum[l]! += Math.log(s.backpropNorm); });
     predicted = theory.layers.map((t) => t.predictedBackpropRelative);
