@@ -233,9 +233,13 @@ export class AnalysisView {
     const result = res.result;
     const marks = layerMarks(result);
     const theory = theoryLine(result);
+    const offAxis = result.layers.filter((l) => logValue(l.weightGradNorm) === null || logValue(l.backpropNorm) === null).length;
+    const nonFiniteLayers = result.layers.filter((l) => [l.weightGradNorm, l.backpropNorm].some((v) => { const n = num(v); return n !== null && !Number.isFinite(n); })).length;
     const chartEl = h('div', {
       id: 'grad-chart', class: 'chart',
       'data-layers': result.layers.length,
+      'data-off-axis': offAxis,
+      'data-nonfinite-layers': nonFiniteLayers,
       'data-series': theory ? 'weightGradNorm,backpropNorm,theory' : 'weightGradNorm,backpropNorm',
     });
     const legendMarks = h('div', { class: 'marks-legend' },
@@ -243,6 +247,8 @@ export class AnalysisView {
       h('span', {}, h('i', { class: 'swatch', style: `background:${COLORS.saturated}` }), 'saturated'),
       h('span', {}, h('i', { class: 'swatch line', style: `border-color:${COLORS.onset}` }), 'onset'),
       h('span', {}, h('i', { class: 'swatch', style: `background:${COLORS.zero}` }), 'zero by design'),
+      nonFiniteLayers ? h('span', { class: 'nonfinite' }, h('i', { class: 'swatch', style: `background:${COLORS.nonFiniteBand}` }), `NaN / ∞ in ${nonFiniteLayers} layer(s): no bar, see the table`) : null,
+      offAxis > nonFiniteLayers ? h('span', {}, `${offAxis - nonFiniteLayers} layer(s) with a zero norm (tick at the baseline)`) : null,
       h('span', { class: 'muted' }, result.layers.some((l) => l.flags !== undefined) ? 'marks from the server\'s flags' : `marks where ≥ ${FALLBACK_FRACTION * 100}% of units are dead / saturated`),
     );
     fill(this.root,

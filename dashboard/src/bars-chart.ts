@@ -1,6 +1,6 @@
 // Per-layer log-scale bars (uPlot) of weight-grad and backprop norms by depth, with the theory line and layer marks.
 import uPlot from 'uplot';
-import { fmt, offAxisLabel } from './format.js';
+import { fmt, num, offAxisLabel } from './format.js';
 
 export interface LayerMarks {
   dead: boolean;
@@ -29,6 +29,8 @@ export const COLORS = {
   saturated: '#d9a21b',
   onset: '#7a3db8',
   zero: '#8a8f98',
+  nonFinite: '#b0127a',
+  nonFiniteBand: 'rgba(255, 47, 179, 0.13)',
 };
 
 /** 1e-27 … 1e300 all fit: uPlot's own log scale only handles about ±16 decades, so the chart plots log10 values. */
@@ -77,12 +79,22 @@ function overlayPlugin(input: BarsInput): uPlot.Plugin {
             ctx.fillStyle = COLORS.onset;
             ctx.fillText(label, x, top + 18 * px);
           }
-          // Zero and non-finite norms have no place on a log axis: name them at the baseline.
-          const labels = [offAxisLabel(input.rawWeightGrad[i]), offAxisLabel(input.rawBackprop[i])];
+          // Zero and non-finite norms have no place on a log axis: a tinted column (NaN, ±∞) or a baseline
+          // tick (0, negative), named in words where the layers are wide enough to hold the text.
+          const raws = [input.rawWeightGrad[i], input.rawBackprop[i]];
+          const labels = raws.map(offAxisLabel);
+          const nonFinite = raws.some((v) => { const n = num(v); return n !== null && !Number.isFinite(n); });
+          if (nonFinite) {
+            ctx.fillStyle = COLORS.nonFiniteBand;
+            ctx.fillRect(x - step / 2, top, step, height);
+          }
+          const roomy = step >= 30 * px;
           labels.forEach((label, s) => {
             if (!label) return;
-            ctx.fillStyle = s === 0 ? COLORS.weightGrad : COLORS.backprop;
-            ctx.fillText(label, x + (s === 0 ? -1 : 1) * step * 0.2, top + height - (4 + s * 12) * px);
+            const bx = x + (s === 0 ? -1 : 1) * step * 0.2;
+            ctx.fillStyle = COLORS.nonFinite;
+            if (roomy) ctx.fillText(label, bx, top + height - (4 + s * 12) * px);
+            else if (!nonFinite) ctx.fillRect(bx - 1 * px, top + height - 6 * px, 2 * px, 6 * px);
           });
         }
         ctx.restore();

@@ -39,6 +39,11 @@ export class Heatmap {
     this.schedule();
   }
 
+  setExpected(cols: number): void {
+    this.expectedCols = cols;
+    this.schedule();
+  }
+
   push(step: number, values: unknown[]): void {
     if (values.length > this.rows) this.rows = values.length;
     this.columns.push(values);

@@ -4,7 +4,7 @@ import { h, fill } from './dom.js';
 import { fmt, fmtPct, num, numEl } from './format.js';
 import { Heatmap } from './heatmap.js';
 import { NONFINITE_COLOR, ZERO_COLOR, EMPTY_COLOR } from './colors.js';
-import { describeSpec, isObject, type Job } from './shapes.js';
+import { describeSpec, isObject, TERMINAL, type Job } from './shapes.js';
 
 export type Metric = 'weightGradNorm' | 'backpropNorm' | 'updateToWeightRatio';
 
@@ -150,7 +150,6 @@ export class TrainingView {
         h('span', { class: 'muted small' }, `${Math.round(p * 100)}%`),
       );
     }
-    this.root.dataset.status = job.status;
     if (job.status === 'failed' && this.outcomeEl) {
       fill(this.outcomeEl, h('div', { class: 'error-box' }, `${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? 'the training failed'}`));
     }
@@ -164,6 +163,10 @@ export class TrainingView {
       }
       if (this.outcomeEl && isObject(job.result)) fill(this.outcomeEl, outcome(job.result));
     }
+    // A run that stopped early (diverged, canceled) has fewer records than planned: size the map to what exists.
+    if (TERMINAL.includes(job.status) && this.records.length && this.heatmap) this.heatmap.setExpected(this.records.length);
+    // Last, so that whoever waits for the status finds the charts already fed.
+    this.root.dataset.status = job.status;
   }
 
   private setMetric(m: Metric): void {
@@ -184,13 +187,14 @@ export class TrainingView {
       height: 220,
       series: [
         { label: 'step' },
-        { label: 'loss', stroke: '#3b6fb6', width: 2, value: (_u, v) => fmt(v), points: { show: false } },
-        { label: 'accuracy', stroke: '#2e8b57', width: 1.5, scale: 'acc', value: (_u, v) => fmt(v), points: { show: false } },
+        // Points only while they are few: a run that diverges at step 2 still shows its one finite loss.
+        { label: 'loss', stroke: '#3b6fb6', width: 2, value: (_u, v) => fmt(v), points: { show: (u) => (u.data[0]?.length ?? 0) <= 30, size: 5 } },
+        { label: 'accuracy', stroke: '#2e8b57', width: 1.5, scale: 'acc', value: (_u, v) => fmt(v), points: { show: (u) => (u.data[0]?.length ?? 0) <= 30, size: 4 } },
       ],
       scales: { x: { time: false }, acc: { range: [0, 1] } },
       axes: [
-        { label: 'step', grid: { show: false } },
-        { label: 'loss', size: 60, grid: { stroke: '#e6e6e6' } },
+        { label: 'step', grid: { show: false }, incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000] },
+        { label: 'loss', size: 64, grid: { stroke: '#e6e6e6' }, values: (_u, splits) => splits.map((v) => fmt(v, 3)) },
         { side: 1, scale: 'acc', label: 'accuracy', grid: { show: false }, size: 50 },
       ],
       cursor: { drag: { x: false, y: false } },
