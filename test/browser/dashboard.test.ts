@@ -192,6 +192,20 @@ describe('dashboard in a real browser', () => {
     expect(await page.textContent('#editor-error')).toContain('line');
   });
 
+  it('spells out NaN and Infinity instead of drawing them as 0', async () => {
+    // σ_w = 30 with ReLU overflows float32 within a few layers: every gradient is NaN.
+    await runFromEditor(page, 'analysis', {
+      network: { depth: 40, width: 64, activation: 'relu', init: { weights: { name: 'random_normal', stddev: 30 } } },
+      data: { source: 'moons', batchSize: 16 },
+    });
+    await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"] #verdict[data-verdict="exploding"]');
+    expect(await page.getAttribute('#grad-chart', 'data-nonfinite-layers')).toBe('40');
+    const firstGrad = page.locator('#layer-table tbody tr').first().locator('td').nth(4);
+    expect(await firstGrad.textContent()).toMatch(/^(NaN|Infinity|-Infinity)$/);
+    expect(await firstGrad.locator('.nonfinite').count()).toBe(1);
+    await shot(page, 'non-finite');
+  });
+
   it('fills the layers × steps heatmap of a training from its event stream', async () => {
     const training = {
       seed: 7,
