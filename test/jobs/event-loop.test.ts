@@ -11,19 +11,21 @@ afterAll(() => tmp.remove());
 /** Work of a few seconds: a training on one worker and an analysis on the other. */
 const TRAINING = { network: { depth: 6, width: 64 }, data: { source: 'moons', batchSize: 64 }, steps: 200, recordEvery: 10 } as const;
 const ANALYSIS = { network: { depth: 8, width: 256 }, data: { source: 'moons', batchSize: 256, batches: 6 } } as const;
+/** Twice the analysis: one engine call of several seconds here, still over a second on a much faster machine. */
+const BLOCKING_ANALYSIS = { ...ANALYSIS, data: { ...ANALYSIS.data, batches: 12 } } as const;
 
 /**
- * The bound on the largest event-loop delay. On an idle machine the delay stays at a few milliseconds;
- * the margin absorbs scheduling on a loaded CI runner (the workers themselves keep every core busy).
- * Computing on the main thread costs the whole analysis (seconds: the in-process case below).
+ * Bounds on the event-loop delay while the workers compute. On an idle machine the delay stays at a few
+ * milliseconds; the margins absorb a loaded CI runner (the workers keep every core busy, and test files
+ * run in parallel), where the scheduler alone can hold the main thread off a core for a few hundred ms.
+ * Computing on the main thread instead costs the whole analysis: seconds (the in-process case below).
  */
-const MAX_DELAY_MS = 400;
-/** 99 % of the delay samples stay below this. */
-const P99_DELAY_MS = 150;
+const P95_DELAY_MS = 100;
+const MAX_DELAY_MS = 1000;
 
 interface Measurement {
   maxDelayMs: number;
-  p99DelayMs: number;
+  p95DelayMs: number;
   healthChecks: number;
   maxHealthMs: number;
 }
@@ -54,14 +56,14 @@ async function measure(app: FastifyInstance, work: () => Promise<unknown>): Prom
   }
   return {
     maxDelayMs: histogram.max / 1e6,
-    p99DelayMs: histogram.percentile(99) / 1e6,
+    p95DelayMs: histogram.percentile(95) / 1e6,
     healthChecks: latencies.length,
     maxHealthMs: Math.max(...latencies),
   };
 }
 
 describe('event-loop responsiveness', () => {
-  it(`stays under ${MAX_DELAY_MS} ms of event-loop delay while two workers train and analyse, with events flowing`, async () => {
+  it(`keeps the event-loop delay under ${P95_DELAY_MS} ms (p95) and ${MAX_DELAY_MS} ms (max) while two workers train and analyse, with events flowing`, async () => {
     const app = await poolApp(tmp.db('loop.db'), { jobs: { workers: 2 } });
     try {
       // Warm-up: the first job of each worker loads its dataset.
@@ -77,23 +79,23 @@ describe('event-loop responsiveness', () => {
         }
         unsubscribe();
       });
-      console.log(`event-loop delay with workers: max ${m.maxDelayMs.toFixed(1)} ms, p99 ${m.p99DelayMs.toFixed(1)} ms; ${m.healthChecks} /health checks, slowest ${m.maxHealthMs.toFixed(1)} ms`);
+      console.log(`event-loop delay with workers: max ${m.maxDelayMs.toFixed(1)} ms, p95 ${m.p95DelayMs.toFixed(1)} ms; ${m.healthChecks} /health checks, slowest ${m.maxHealthMs.toFixed(1)} ms`);
       expect(records).toBe(21);
       expect(m.healthChecks).toBeGreaterThan(20);
       expect(m.maxDelayMs).toBeLessThan(MAX_DELAY_MS);
-      expect(m.p99DelayMs).toBeLessThan(P99_DELAY_MS);
+      expect(m.p95DelayMs).toBeLessThan(P95_DELAY_MS);
       expect(m.maxHealthMs).toBeLessThan(MAX_DELAY_MS);
     } finally {
       await app.close();
     }
   });
 
-  it('would not: the same analysis computed on the main thread (GRADLENS_WORKERS=0) blocks it far beyond the bound', async () => {
+  it('would not with the engine on the main thread (GRADLENS_WORKERS=0): one analysis blocks it beyond the bound', async () => {
     const app = await testApp({ backend: 'wasm' });
     try {
-      const m = await measure(app, () => app.inject({ method: 'POST', url: '/v1/analyses', payload: ANALYSIS }));
+      const m = await measure(app, () => app.inject({ method: 'POST', url: '/v1/analyses', payload: BLOCKING_ANALYSIS }));
       console.log(`event-loop delay in-process: max ${m.maxDelayMs.toFixed(1)} ms`);
-      expect(m.maxDelayMs).toBeGreaterThan(2 * MAX_DELAY_MS);
+      expect(m.maxDelayMs).toBeGreaterThan(MAX_DELAY_MS);
     } finally {
       await app.close();
     }
