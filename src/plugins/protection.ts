@@ -5,7 +5,8 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { randomUUID } from 'node:crypto';
-import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { STATUS_CODES } from 'node:http';
 import type { SecurityConfig } from '../config.js';
 import { redactUrl } from './auth.js';
 
@@ -32,6 +33,20 @@ export function requestId(req: { headers: Record<string, string | string[] | und
 /** Fastify's trustProxy; a hop count becomes the function Fastify itself would build (its types omit numbers). */
 export function trustProxyOption(value: boolean | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
   return typeof value === 'number' ? (_address, hop) => hop < value : value;
+}
+
+/**
+ * Fastify's frameworkErrors: malformed percent-encoding (400) and over-long path parameters (414) are refused by
+ * the router before any hook runs, so without this they would lack the request id and come in another shape.
+ * The message does not repeat the URL, which may carry an access_token.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is longer than this server accepts'
+    : error.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (malformed percent-encoding)'
+    : 'the request could not be routed';
+  void reply.code(status).header('x-request-id', request.id).header('x-content-type-options', 'nosniff').header('cache-control', 'no-store')
+    .send({ statusCode: status, code: error.code ?? 'BAD_REQUEST', error: STATUS_CODES[status] ?? 'Bad Request', message });
 }
 
 export class RateLimitedError extends Error {
