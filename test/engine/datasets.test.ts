@@ -3,6 +3,7 @@ import { describe, it, expect } from 'vitest';
 import {
   DATA_SOURCES,
   DataSpecError,
+  datasetArrays,
   loadDataset,
   sampleBatches,
   type DataSourceName,
@@ -118,6 +119,41 @@ describe('mnist', () => {
     const again = loadDataset(spec('mnist', { normalize: 'none' }), 2);
     expect(again.x[784 * 5000 + 400]).not.toBe(7);
     expect(classCounts(again.labels!, 10)[9]).toBe(978);
+  });
+});
+
+describe('the cache of normalised bundled sets', () => {
+  it('shares one normalised copy between loads and copies only what a caller reads', () => {
+    const a = loadDataset(spec('mnist'), 1);
+    const b = loadDataset(spec('mnist'), 2);
+    // Reading for batches goes to the shared arrays: no 31 MB copy per load. (Identity is asserted as a
+    // boolean: a failing toBe on two 7.8M-entry arrays would spend minutes printing the diff.)
+    expect(datasetArrays(a).x === datasetArrays(b).x).toBe(true);
+    // Reading the field itself gives a private copy with the same values.
+    const own = a.x;
+    expect(own === datasetArrays(b).x).toBe(false);
+    expect(own[784 * 123 + 400]).toBe(datasetArrays(b).x[784 * 123 + 400]);
+    expect(a.x === own).toBe(true);
+  });
+
+  it('batches of a dataset whose copy the caller changed come from the changed copy', () => {
+    const ds = loadDataset(spec('iris', { normalize: 'none' }), 1);
+    ds.x.fill(3);
+    ds.labels = new Int32Array(ds.n).fill(2);
+    for (const batch of sampleBatches(ds, 10, 2, 1)) {
+      expect(Array.from(batch.x).every((v) => v === 3)).toBe(true);
+      expect(Array.from(batch.labels!).every((v) => v === 2)).toBe(true);
+    }
+    const fresh = loadDataset(spec('iris', { normalize: 'none' }), 1);
+    expect(Array.from(fresh.x.slice(0, 4))).toEqual([5.1, 3.5, 1.4, 0.2].map(Math.fround));
+  });
+
+  it('keeps each normalisation apart', () => {
+    const none = datasetArrays(loadDataset(spec('iris', { normalize: 'none' }), 1)).x;
+    const minmax = datasetArrays(loadDataset(spec('iris', { normalize: 'minmax' }), 1)).x;
+    const standard = datasetArrays(loadDataset(spec('iris'), 1)).x;
+    expect(new Set([none, minmax, standard]).size).toBe(3);
+    expect(Math.max(...minmax)).toBe(1);
   });
 });
 
