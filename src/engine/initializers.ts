@@ -211,7 +211,7 @@ export function initialize(spec: InitializerSpec, rows: number, cols: number, rn
       for (let i = 0; i < size; i++) out[i] = spec.mean! + spec.stddev! * truncatedNormal(rng);
       return out;
     case 'random_uniform':
-      for (let i = 0; i < size; i++) out[i] = rng.uniformIn(spec.min!, spec.max!);
+      rng.fillUniform(out, spec.min!, spec.max!);
       return out;
     case 'orthogonal':
       return orthogonal(rows, cols, spec.gain!, rng);
@@ -222,11 +222,12 @@ export function initialize(spec: InitializerSpec, rows: number, cols: number, rn
       const s = scalingOf(spec)!;
       const variance = s.scale / fanOf(s.mode, fanIn, fanOut);
       const std = Math.sqrt(variance);
+      // The fill methods draw exactly what the per-entry loops drew, twice as fast (random.ts).
       if (s.distribution === 'uniform') {
         const limit = Math.sqrt(3 * variance);
-        for (let i = 0; i < size; i++) out[i] = rng.uniformIn(-limit, limit);
+        rng.fillUniform(out, -limit, limit);
       } else if (s.distribution === 'normal') {
-        for (let i = 0; i < size; i++) out[i] = std * rng.normal();
+        rng.fillNormal(out, std);
       } else {
         const correction = s.distribution === 'truncated_normal' ? TRUNCATION_STD : 1;
         for (let i = 0; i < size; i++) out[i] = (std / correction) * truncatedNormal(rng);

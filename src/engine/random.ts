@@ -62,6 +62,68 @@ export class Rng {
     return r * Math.cos(2 * Math.PI * v);
   }
 
+  /**
+   * out[i] = scale · normal() for every i, the same numbers as that loop (spare included), about twice
+   * as fast: the generator's state stays in locals instead of going through four property loads and
+   * stores per draw, which made weight initialisation the largest cost of a whole MNIST analysis.
+   */
+  fillNormal(out: Float32Array, scale: number): void {
+    const n = out.length;
+    let i = 0;
+    if (n > 0 && this.spareNormal !== null) {
+      out[i++] = scale * this.spareNormal;
+      this.spareNormal = null;
+    }
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    while (i < n) {
+      let u = 0;
+      while (u === 0) {
+        const t = (((a + b) >>> 0) + d) >>> 0;
+        d = (d + 1) >>> 0;
+        a = b ^ (b >>> 9);
+        b = (c + (c << 3)) >>> 0;
+        c = ((c << 21) | (c >>> 11)) >>> 0;
+        c = (c + t) >>> 0;
+        u = t / 4294967296;
+      }
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      const v = t / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u));
+      out[i++] = scale * (r * Math.cos(2 * Math.PI * v));
+      const spare = r * Math.sin(2 * Math.PI * v);
+      if (i < n) out[i++] = scale * spare;
+      else this.spareNormal = spare;
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
+  }
+
+  /** out[i] = uniformIn(lo, hi) for every i, the same numbers as that loop, without a call per draw. */
+  fillUniform(out: Float32Array, lo: number, hi: number): void {
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    const span = hi - lo;
+    for (let i = 0; i < out.length; i++) {
+      const t = (((a + b) >>> 0) + d) >>> 0;
+      d = (d + 1) >>> 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) >>> 0;
+      c = ((c << 21) | (c >>> 11)) >>> 0;
+      c = (c + t) >>> 0;
+      out[i] = lo + span * (t / 4294967296);
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
+  }
+
   /** Integer in [0, n). */
   int(n: number): number {
     return Math.floor(this.uniform() * n);
