@@ -240,3 +240,18 @@ describe('cancellation and a full queue (one worker, queue limit 1)', () => {
     expect(canceled).toEqual([b.id, a.id]);
   });
 });
+
+describe('a job timeout (GRADLENS_JOB_TIMEOUT_MS)', () => {
+  it('fails a job that runs too long with code TIMEOUT and frees its worker', async () => {
+    const app = await poolApp(tmp.db('timeout.db'), { jobs: { workers: 1, timeoutMs: 500 } });
+    try {
+      const { id } = (await app.inject({ method: 'POST', url: '/v1/trainings', payload: ENDLESS_TRAINING })).json();
+      const job = await until(() => getJob(app, id), (j) => j.status === 'failed');
+      expect(job.error.code).toBe('TIMEOUT');
+      expect(job.error.message).toMatch(/GRADLENS_JOB_TIMEOUT_MS/);
+      expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: SMALL_ANALYSIS })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -1,11 +1,13 @@
 // The worker pool: engine calls on worker threads, backend reported by the workers, prompt cancellation.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { WorkerPool } from '../../src/jobs/pool.js';
-import { JobCanceledError } from '../../src/jobs/errors.js';
+import { JobCanceledError, WorkerCrashedError } from '../../src/jobs/errors.js';
 import { backendInfo } from '../../src/engine/backend.js';
 import { DEFAULT_LIMITS } from '../../src/engine/spec.js';
 import { SpecError } from '../../src/engine/errors.js';
-import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS } from './helpers.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS, until } from './helpers.js';
+
+const CRASHING_WORKER = new URL('./fixtures/crashing-worker.mjs', import.meta.url);
 
 describe('WorkerPool (wasm, 2 workers)', () => {
   let pool: WorkerPool;
@@ -81,9 +83,47 @@ describe('WorkerPool (wasm, 2 workers)', () => {
   });
 });
 
-describe('WorkerPool with tfjs-node', () => {
-  it('runs exactly one worker whatever size is asked (tfjs-node loads once per process, tfjs #8388)', () => {
-    expect(new WorkerPool({ size: 8, backend: 'tensorflow', limits: DEFAULT_LIMITS }).concurrency).toBe(1);
+describe('WorkerPool with a stand-in worker (fixtures/crashing-worker.mjs)', () => {
+  it('fails the task with WORKER_CRASHED and replaces the worker (cpu, wasm, native)', async () => {
+    const pool = new WorkerPool({ size: 2, backend: 'cpu', limits: DEFAULT_LIMITS, workerUrl: CRASHING_WORKER });
+    try {
+      await pool.ready();
+      const err = await pool.analyze(SMALL_ANALYSIS).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkerCrashedError);
+      expect((err as WorkerCrashedError).code).toBe('WORKER_CRASHED');
+      await until(async () => pool.workers, (n) => n === 2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('with tfjs-node: runs one worker whatever size is asked, never replaces it, and then refuses work (tfjs #8388)', async () => {
     expect(new WorkerPool({ size: 8, backend: 'tensorflow-gpu', limits: DEFAULT_LIMITS }).concurrency).toBe(1);
+    const pool = new WorkerPool({ size: 8, backend: 'tensorflow', limits: DEFAULT_LIMITS, workerUrl: CRASHING_WORKER });
+    try {
+      expect(pool.concurrency).toBe(1);
+      expect((await pool.ready()).name).toBe('tensorflow');
+      expect(pool.workers).toBe(1);
+      await expect(pool.analyze(SMALL_ANALYSIS)).rejects.toBeInstanceOf(WorkerCrashedError);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(pool.workers).toBe(0);
+      await expect(pool.analyze(SMALL_ANALYSIS)).rejects.toThrow(/restart the process/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it.each([['cpu', 4], ['tensorflow', 1]] as const)('lets the first worker decide under auto: %s → %i workers', async (resolved, workers) => {
+    process.env.FIXTURE_AUTO_BACKEND = resolved;
+    const pool = new WorkerPool({ size: 4, backend: 'auto', limits: DEFAULT_LIMITS, workerUrl: CRASHING_WORKER });
+    try {
+      expect((await pool.ready()).name).toBe(resolved);
+      expect(pool.concurrency).toBe(workers);
+      await new Promise((r) => setTimeout(r, 300));
+      await until(async () => pool.workers, (n) => n === workers);
+    } finally {
+      delete process.env.FIXTURE_AUTO_BACKEND;
+      await pool.close();
+    }
   });
 });
