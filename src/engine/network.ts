@@ -60,15 +60,19 @@ export function planLayers(net: NormalizedNetwork): LayerPlan[] {
   return Array.from({ length: net.depth }, (_, l) => {
     const block = blockOf.get(l) ?? null;
     const members = block === null ? [] : net.blocks[block]!;
+    const blockEnd = block !== null && members[members.length - 1] === l;
+    // Fixup's branches end in the addition, not in a nonlinearity (its ResNet blocks apply it after the
+    // sum). With one, the zeroed last layer would sit at h = 0 where relu'(0) = 0 and never learn.
+    const linearEnd = blockEnd && net.residual.variant === 'fixup';
     return {
       index: l,
       name: l === net.depth - 1 ? 'output' : `dense_${l}`,
       inputUnits: sizes[l]!,
       units: sizes[l + 1]!,
-      activation: l === net.depth - 1 ? net.outputActivation : net.activations[l]!,
+      activation: l === net.depth - 1 ? net.outputActivation : linearEnd ? { name: 'linear' } : net.activations[l]!,
       block,
       blockStart: block !== null && members[0] === l,
-      blockEnd: block !== null && members[members.length - 1] === l,
+      blockEnd,
     };
   });
 }

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { analyze } from '../../src/engine/analyze.js';
 import { normalizeSpec, specToInput } from '../../src/engine/spec.js';
 import { initParameters, fixupBranchScale } from '../../src/engine/network.js';
+import { runAnalysis } from '../../src/engine/analysis.js';
 import { structuralZeros } from '../../src/engine/structure.js';
 import { onsetLayer, layerList, fmt } from '../../src/engine/verdict.js';
 import { SpecError } from '../../src/engine/errors.js';
@@ -199,6 +200,25 @@ describe('zero by design', () => {
     expect(r.layers[2].flags).toEqual(['zero_by_design']);
     expect(r.theory.applicable).toBe(false);
     expect(r.summary.reasons.join(' ')).toContain('at least 2 training steps');
+  });
+
+  it('Fixup branches end without an activation, so the zeroed last layers learn once the output layer has moved', () => {
+    const input: AnalysisSpecInput = {
+      network: { depth: 6, width: 16, activation: 'relu', init: { weights: 'he_normal' }, residual: { every: 2, variant: 'fixup' } },
+      data: blobs(16),
+    };
+    const { spec, dataset } = normalizeSpec(input);
+    const params = initParameters(spec.network, spec.seed);
+    expect(params.layers.map((l) => l.activation.name)).toEqual(['relu', 'relu', 'linear', 'relu', 'linear', 'softmax']);
+    // As after one update: the output layer is no longer zero, every branch's last layer still is.
+    params.weights[5] = params.weights[5]!.map((_, i) => Math.sin(i + 1) * 0.1);
+    const { result } = runAnalysis(spec, dataset, {}, params);
+    expect(result.layers[2]!.weightGradNorm).toBeGreaterThan(0);
+    expect(result.layers[4]!.weightGradNorm).toBeGreaterThan(0);
+    // Inner branch layers wait for the second update: their path runs through the zeroed last layer.
+    expect(result.layers[1]!.weightGradNorm).toBe(0);
+    expect(result.layers[3]!.weightGradNorm).toBe(0);
+    expect(result.layers[0]!.weightGradNorm).toBeGreaterThan(0);
   });
 
   it('structure alone decides: the last branch layer of a Fixup block is zero at step 0 even without the output layer', () => {
