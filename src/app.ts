@@ -88,6 +88,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // schema-driven serialiser would silently drop any field the schema does not list.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
+  // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
+  const store = options.store ?? new SqliteJobStore(config.jobs.db);
   // With a pool the main thread never loads a backend (tfjs-node may be loaded by one thread only):
   // the backend reported in /health and in results is the one the first worker initialised.
   const runner = options.runner ?? (config.jobs.workers > 0
@@ -98,6 +100,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     backend = await runner.ready();
   } catch (err) {
     await runner.close();
+    await store.close();
     throw err;
   }
   app.decorate('config', config);
@@ -139,7 +142,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes);
   await app.register(dashboardRoutes);
-  const store = options.store ?? new SqliteJobStore(config.jobs.db);
   const jobs = new JobManager({
     store,
     queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),

@@ -10,7 +10,10 @@ export class EventStream {
   constructor(request: FastifyRequest, private readonly reply: FastifyReply, keepAliveMs = 15_000) {
     // The stream outlives the handler: Fastify must not send or serialise anything of its own.
     reply.hijack();
+    // Headers that hooks have set so far (CORS, security headers) would be lost with the hijack.
+    const earlier = Object.fromEntries(Object.entries(reply.getHeaders()).filter(([, v]) => v !== undefined));
     reply.raw.writeHead(200, {
+      ...earlier,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
