@@ -556,9 +556,8 @@ function describeNormalization(mode: Normalization): string {
 
 interface SharedDataset {
   meta: Omit<Dataset, 'x' | 'y' | 'labels'>;
-  x: Float32Array;
-  y: Float32Array;
-  labels: Int32Array | null;
+  /** Loads (once) and returns the normalised arrays; until then the set costs nothing. */
+  arrays(): { x: Float32Array; y: Float32Array; labels: Int32Array | null };
 }
 
 const bundledCache = new Map<string, SharedDataset>();
@@ -575,11 +574,11 @@ function copyOnAccess(shared: SharedDataset): Dataset {
   const own: Backing['own'] = {};
   const ds = {
     ...shared.meta,
-    get x(): Float32Array { return (own.x ??= shared.x.slice()); },
+    get x(): Float32Array { return (own.x ??= shared.arrays().x.slice()); },
     set x(v: Float32Array) { own.x = v; },
-    get y(): Float32Array { return (own.y ??= shared.y.slice()); },
+    get y(): Float32Array { return (own.y ??= shared.arrays().y.slice()); },
     set y(v: Float32Array) { own.y = v; },
-    get labels(): Int32Array | null { return own.labels !== undefined ? own.labels : (own.labels = shared.labels?.slice() ?? null); },
+    get labels(): Int32Array | null { return own.labels !== undefined ? own.labels : (own.labels = shared.arrays().labels?.slice() ?? null); },
     set labels(v: Int32Array | null) { own.labels = v; },
   } as Dataset;
   backings.set(ds, { shared, own });
@@ -593,12 +592,30 @@ function copyOnAccess(shared: SharedDataset): Dataset {
 export function datasetArrays(ds: Dataset): { x: Float32Array; y: Float32Array; labels: Int32Array | null } {
   const b = backings.get(ds);
   if (b === undefined) return { x: ds.x, y: ds.y, labels: ds.labels };
+  const needShared = b.own.x === undefined || b.own.y === undefined || b.own.labels === undefined;
+  const shared = needShared ? b.shared.arrays() : null;
   return {
-    x: b.own.x ?? b.shared.x,
-    y: b.own.y ?? b.shared.y,
-    labels: b.own.labels !== undefined ? b.own.labels : b.shared.labels,
+    x: b.own.x ?? shared!.x,
+    y: b.own.y ?? shared!.y,
+    labels: b.own.labels !== undefined ? b.own.labels : shared!.labels,
   };
 }
+
+/**
+ * The bundled sets' sizes, known without parsing them: validating a request (on the server thread)
+ * then never loads MNIST's 21 MB of JSON, which blocked the event loop for a second. Checked against
+ * the data when it is loaded.
+ */
+const BUNDLED = {
+  mnist: {
+    n: 10_000, inputSize: MNIST_PIXELS, classes: MNIST_CLASSES,
+    what: 'MNIST handwritten digits: 10000 greyscale 28x28 images (784 pixel inputs in [0, 1]) in 10 classes',
+  },
+  iris: {
+    n: 150, inputSize: 4, classes: 3,
+    what: "Fisher's Iris flowers: 150 samples of 4 measurements (sepal/petal length and width) in 3 species",
+  },
+} as const;
 
 // ---------------------------------------------------------------------------------------------
 // Public entry points
@@ -642,20 +659,22 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
     const key = `${source}:${normalization}`;
     let shared = bundledCache.get(key);
     if (shared === undefined) {
-      const raw = source === 'mnist' ? loadMnistRaw() : loadIrisRaw();
-      const k = source === 'mnist' ? MNIST_CLASSES : 3;
-      const what =
-        source === 'mnist'
-          ? `MNIST handwritten digits: ${raw.n} greyscale 28x28 images (784 pixel inputs in [0, 1]) in 10 classes`
-          : `Fisher's Iris flowers: ${raw.n} samples of 4 measurements (sepal/petal length and width) in 3 species`;
+      const b = BUNDLED[source];
+      let arrays: ReturnType<SharedDataset['arrays']> | undefined;
       shared = {
         meta: {
-          source, n: raw.n, inputSize: raw.x.length / raw.n, outputSize: k, task: 'classification', numClasses: k,
-          normalization, description: `${what}; ${how}.`,
+          source, n: b.n, inputSize: b.inputSize, outputSize: b.classes, task: 'classification', numClasses: b.classes,
+          normalization, description: `${b.what}; ${how}.`,
         },
-        x: normalizeFeatures(raw.x, raw.n, raw.x.length / raw.n, normalization),
-        y: oneHot(raw.labels, k),
-        labels: new Int32Array(raw.labels),
+        arrays: () => {
+          if (arrays) return arrays;
+          const raw = source === 'mnist' ? loadMnistRaw() : loadIrisRaw();
+          if (raw.n !== b.n || raw.x.length !== b.n * b.inputSize) {
+            throw new Error(`bundled ${source} has ${raw.n} examples of ${raw.x.length / raw.n} values, expected ${b.n} of ${b.inputSize}: update BUNDLED in datasets.ts`);
+          }
+          arrays = { x: normalizeFeatures(raw.x, raw.n, b.inputSize, normalization), y: oneHot(raw.labels, b.classes), labels: new Int32Array(raw.labels) };
+          return arrays;
+        },
       };
       bundledCache.set(key, shared);
     }
