@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { Config } from './config.js';
 import type { BackendInfo } from './engine/backend.js';
 import { SpecError, LimitError } from './engine/errors.js';
@@ -16,7 +17,11 @@ import { jobHandlers } from './jobs/kinds.js';
 import { QueueFullError, ShuttingDownError } from './jobs/errors.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
+import { authPlugin, LOG_REDACT_PATHS, SECURITY_SCHEMES, serializeRequest } from './plugins/auth.js';
+import { frameworkErrors, protectionPlugin, requestId, trustProxyOption } from './plugins/protection.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import healthRoutes from '../routes/health.js';
+import opsRoutes from '../routes/ops.js';
 import dashboardRoutes from '../routes/dashboard.js';
 import analysisRoutes from '../routes/analyses.js';
 import jobRoutes from '../routes/jobs.js';
@@ -66,7 +71,7 @@ function errorBody(err: FastifyError | Error): { status: number; body: Record<st
   const fe = err as FastifyError;
   const status = fe.statusCode ?? 500;
   if (status < 500) {
-    const reason = status === 413 ? 'Payload Too Large' : status === 415 ? 'Unsupported Media Type' : status === 404 ? 'Not Found' : 'Bad Request';
+    const reason = STATUS_CODES[status] ?? 'Bad Request';
     return { status, body: { statusCode: status, code: fe.code ?? 'BAD_REQUEST', error: reason, message: fe.message } };
   }
   return { status, body: { statusCode: status, code: 'INTERNAL_ERROR', error: 'Internal Server Error', message: 'Internal Server Error' } };
@@ -76,12 +81,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger === false ? false : {
       level: config.logLevel,
-      redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+      redact: LOG_REDACT_PATHS,
+      // The default one, except that ?access_token= (an API key) is redacted from the logged url.
+      serializers: { req: serializeRequest },
     },
     bodyLimit: config.bodyLimitBytes,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    // x-request-id is read by genReqId, which keeps a client's id only when it is short and plain.
+    requestIdHeader: false,
+    genReqId: requestId,
+    frameworkErrors,
+    trustProxy: trustProxyOption(config.security.trustProxy),
+    // coerceTypes true, not Fastify's 'array': 'array' makes Ajv accept any one-element array where a scalar
+    // is expected inside anyOf without converting it (found by the fuzzer: activation [["relu"]] reached the
+    // engine and gave a 500). Query strings still get their scalars coerced.
+    ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Responses are serialised with JSON.stringify: result objects are large and nested, and a
@@ -114,6 +127,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(backend.simd !== undefined ? { simd: backend.simd } : {}),
   }));
 
+  // Registered before every route so their onRoute hooks see them all. Hooks run in this order: metrics time
+  // every response, then load shedding, headers, CORS and the body-size check, then API keys; the rate limits
+  // are route hooks and run after the key is known, so they count per key.
+  await app.register(metricsPlugin);
+  await app.register(protectionPlugin, {
+    security: config.security,
+    bodyLimitBytes: config.bodyLimitBytes,
+    computeOffMainThread: runner instanceof WorkerPool,
+    onShed: (reason) => app.metrics.shed(reason),
+    onRateLimited: (bucket) => app.metrics.rateLimited(bucket),
+  });
+  await app.register(authPlugin, { security: config.security, onRefused: (reason) => app.metrics.authRefused(reason) });
+
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -134,16 +160,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         description:
           'How gradients flow through deep networks: builds a dense network from a JSON spec with TensorFlow.js, runs real batches forward and backward with autodiff, and returns per-layer gradient statistics.',
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      components: { securitySchemes: SECURITY_SCHEMES },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes);
+  await app.register(opsRoutes);
   await app.register(dashboardRoutes);
   const jobs = new JobManager({
-    store,
+    store: app.metrics.instrumentStore(store),
     queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),
     runner,
     handlers: jobHandlers(config),
