@@ -150,8 +150,15 @@ export class TrainingView {
         h('span', { class: 'muted small' }, `${Math.round(p * 100)}%`),
       );
     }
-    if (job.status === 'failed' && this.outcomeEl) {
-      fill(this.outcomeEl, h('div', { class: 'error-box' }, `${job.error?.code ?? 'FAILED'}: ${job.error?.message ?? 'the training failed'}`));
+    if ((job.status === 'failed' || job.status === 'canceled') && this.outcomeEl) {
+      const done = typeof job.progress === 'number' ? ` at ${Math.round(job.progress * 100)}%` : '';
+      // Failed and canceled jobs keep no result: what the charts show is what streamed to this page.
+      fill(this.outcomeEl, h('div', { class: 'error-box', id: 'training-error', 'data-code': job.error?.code ?? job.status },
+        h('strong', {}, `${job.status === 'canceled' ? 'Canceled' : 'Failed'}${done}`),
+        h('p', {}, job.error?.message ?? ''),
+        h('p', { class: 'small' }, this.records.length
+          ? `The server keeps no records of ${job.status} runs; the ${this.records.length} shown streamed to this page while it ran.`
+          : `The server keeps no records of ${job.status} runs.`)));
     }
     if (job.result !== undefined && job.result !== null) {
       // The stored result is authoritative: it fills any records the stream missed.
