@@ -90,6 +90,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     requestIdHeader: false,
     genReqId: requestId,
     frameworkErrors,
+    // A client gets this long to send its whole request (slow-loris); waiting for a result is not part of it.
+    requestTimeout: 60_000,
     trustProxy: trustProxyOption(config.security.trustProxy),
     // coerceTypes true, not Fastify's 'array': 'array' makes Ajv accept any one-element array where a scalar
     // is expected inside anyOf without converting it (found by the fuzzer: activation [["relu"]] reached the

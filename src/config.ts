@@ -78,7 +78,7 @@ export interface SecurityConfig {
   rateLimitWindowMs: number;
   /** Requests per window per key (or IP); 0 disables rate limiting. */
   rateLimitMax: number;
-  /** Job-creating requests (POST under /v1) per window per key, on top of rateLimitMax. */
+  /** Compute-starting requests (POST under /v1, GET /v1/theory) per window per key, on top of rateLimitMax. */
   rateLimitCreateMax: number;
   /** Load shedding thresholds; 0 disables one. The event-loop checks only apply with workers > 0. */
   maxEventLoopDelayMs: number;

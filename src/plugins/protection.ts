@@ -13,10 +13,13 @@ import { redactUrl } from './auth.js';
 /** Routes that must answer even when the server sheds load or a client is over its rate: probes and scrapes. */
 const OPERATIONS_ROUTES = new Set(['/health', '/ready', '/metrics']);
 
-/** Job-creating routes get the stricter bucket: each one queues compute. */
-export function createsJobs(method: string | string[], url: string): boolean {
+/**
+ * Routes that start compute get the stricter bucket: POSTs under /v1 queue jobs, and GET /v1/theory iterates
+ * its quadrature on the HTTP thread (up to ~2 s at depth 1000 on a small machine).
+ */
+export function startsCompute(method: string | string[], url: string): boolean {
   const methods = Array.isArray(method) ? method : [method];
-  return methods.includes('POST') && url.startsWith('/v1/');
+  return (methods.includes('POST') && url.startsWith('/v1/')) || (methods.includes('GET') && url === '/v1/theory');
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
@@ -171,7 +174,7 @@ export const protectionPlugin = fp<ProtectionOptions>(async (app, opts) => {
   if (security.rateLimitCreateMax > 0) {
     const createMax = security.rateLimitCreateMax;
     app.addHook('onRoute', (route: RouteOptions) => {
-      if (!createsJobs(route.method, route.url)) return;
+      if (!startsCompute(route.method, route.url)) return;
       const hook = async (request: FastifyRequest, reply: FastifyReply) => {
         createLimit ??= app.createRateLimit({ max: createMax, timeWindow: windowMs, keyGenerator });
         const r = await createLimit(request);
@@ -186,7 +189,7 @@ export const protectionPlugin = fp<ProtectionOptions>(async (app, opts) => {
           statusCode: 429,
           code: 'RATE_LIMITED',
           error: 'Too Many Requests',
-          message: `${who(request)} may submit ${createMax} jobs per ${seconds(windowMs)} (GRADLENS_RATE_LIMIT_CREATE_MAX); retry in ${after} s`,
+          message: `${who(request)} may start ${createMax} computations (job submissions, theory) per ${seconds(windowMs)} (GRADLENS_RATE_LIMIT_CREATE_MAX); retry in ${after} s`,
           retryAfter: after,
         });
       };

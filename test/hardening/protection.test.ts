@@ -61,9 +61,10 @@ describe('rate limits', () => {
     expect(d.json().code).toBe('RATE_LIMITED');
     expect(d.json().message).toMatch(/GRADLENS_RATE_LIMIT_CREATE_MAX/);
     expect(Number(d.headers['retry-after'])).toBeGreaterThan(0);
-    // Reading is still allowed.
+    // Theory runs on the HTTP thread: same bucket. Reading is still allowed.
+    expect((await app.inject({ url: '/v1/theory?activation=tanh&sigmaW2=1' })).statusCode).toBe(429);
     expect((await app.inject({ url: '/v1/jobs' })).statusCode).toBe(200);
-    expect((await app.inject({ url: '/metrics' })).body).toMatch(/gradlens_rate_limited_total\{bucket="create"\} 1/);
+    expect((await app.inject({ url: '/metrics' })).body).toMatch(/gradlens_rate_limited_total\{bucket="create"\} 2/);
   });
 
   it('rate-limits the 404 handler: scanning unknown paths spends the same budget', async () => {
