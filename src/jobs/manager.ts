@@ -213,6 +213,11 @@ export class JobManager {
   private async begin(id: string): Promise<void> {
     const job = await this.o.store.start(id);
     if (!job) return; // cancelled while it waited
+    if (this.closing) {
+      // close() began while the store answered: leave the job for the next start, as close() does.
+      await this.o.store.requeue(id, true);
+      return;
+    }
     const controller = new AbortController();
     const live: Live = { controller, progress: 0, records: [], lastProgressWrite: 0, done: Promise.resolve() };
     this.live.set(id, live);
