@@ -14,6 +14,8 @@ export interface Config {
   backend: BackendChoice;
   limits: Limits;
   bodyLimitBytes: number;
+  /** How long a SIGTERM waits for running work to be re-queued and streams closed before exiting. */
+  shutdownGraceMs: number;
   jobs: JobsConfig;
   security: SecurityConfig;
 }
@@ -177,6 +179,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     backend: oneOf(env, 'GRADLENS_BACKEND', BACKEND_CHOICES, 'auto'),
     bodyLimitBytes: int(env, 'GRADLENS_BODY_LIMIT', 4 * 1024 * 1024, 1024),
+    shutdownGraceMs: int(env, 'GRADLENS_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     limits: {
       maxDepth: int(env, 'GRADLENS_MAX_DEPTH', 200, 1),
       maxWidth: int(env, 'GRADLENS_MAX_WIDTH', 4096, 1),
@@ -191,7 +194,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       queueLimit: int(env, 'GRADLENS_QUEUE_LIMIT', 100, 1, 1_000_000),
       db: env.GRADLENS_DB || './data/gradlens.db',
       maxSweepCells: int(env, 'GRADLENS_MAX_SWEEP_CELLS', 64, 1, 10_000),
-      timeoutMs: int(env, 'GRADLENS_JOB_TIMEOUT_MS', 3_600_000, 0),
+      timeoutMs: int(env, 'GRADLENS_JOB_TIMEOUT_MS', 600_000, 0),
       maxAttempts: int(env, 'GRADLENS_JOB_MAX_ATTEMPTS', 3, 1, 100),
     },
     security: security(env),

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  closeWithGrace({ delay: Number(process.env.GRADLENS_SHUTDOWN_GRACE_MS ?? 10000) }, async ({ signal, err }) => {
+  closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after an error');
     else app.log.info({ signal }, 'closing');
     await app.close();

@@ -15,7 +15,7 @@ async function launch(): Promise<Browser> {
   }
 }
 
-describe.skipIf(!built())('the Swagger UI at /docs in a browser', () => {
+describe('the Swagger UI at /docs in a browser', () => {
   let browser: Browser;
   let server: Server;
   beforeAll(async () => {

@@ -4,7 +4,7 @@ import { built, json, startServer, stop, until, type Server } from './server.js'
 
 const KEY = 'e2e-secret-key-0123456789abcdef';
 
-describe.skipIf(!built())('API keys on the real server', () => {
+describe('API keys on the real server', () => {
   let server: Server;
   beforeAll(async () => {
     server = await startServer({ GRADLENS_BACKEND: 'wasm', GRADLENS_WORKERS: '1', GRADLENS_DB: ':memory:', GRADLENS_API_KEYS: KEY, LOG_LEVEL: 'info' });

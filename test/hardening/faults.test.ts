@@ -36,7 +36,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe.skipIf(!built())('the real server on a SQLite file', () => {
+describe('the real server on a SQLite file', () => {
   it('kill -9 mid-training: stored results intact after restart, the interrupted job re-runs and succeeds', async () => {
     server = await startServer(env());
     const analysis = await post('/v1/analyses', ANALYSIS);
@@ -129,7 +129,7 @@ describe.skipIf(!built())('the real server on a SQLite file', () => {
   }, 120_000);
 });
 
-describe.skipIf(!existsSync(fileURLToPath(workerEntry())))('a compute worker killed mid-job', () => {
+describe('a compute worker killed mid-job', () => {
   it('fails the job with WORKER_CRASHED and a reason, replaces the worker, and keeps serving', async () => {
     const config = loadConfig({}, { backend: 'wasm', logLevel: 'silent', jobs: { workers: 1, db: ':memory:' }, security: { rateLimitMax: 0 } });
     const app = await buildApp(config, { logger: false });

@@ -56,7 +56,7 @@ describe('memory over many analyses', () => {
     }
   }, 120_000);
 
-  it.skipIf(!existsSync(fileURLToPath(workerEntry())))('on a worker pool: RSS of the whole process stays bounded over 300 analyses', async () => {
+  it('on a worker pool: RSS of the whole process stays bounded over 300 analyses', async () => {
     const config = loadConfig({}, { backend: 'cpu', logLevel: 'silent', jobs: { workers: 1, db: ':memory:' }, security: { rateLimitMax: 0 } });
     const app = await buildApp(config, { logger: false });
     await app.ready();
