@@ -41,10 +41,27 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-no
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not initialise`);
 }
 
+/**
+ * The two native designs of the performance notes: 'cpu' (tfjs's cpu backend with OpenBLAS matmul and
+ * native element-wise kernels, and statistics read in place) and 'wasm' (the wasm backend with only its
+ * matmul replaced). On whole analyses the cpu design was as fast or faster (README, performance
+ * section: W2 statistics 24-27 vs 29-34 ms of CPU, MNIST analyses alike), so it is the default;
+ * GRADLENS_NATIVE_DESIGN=wasm selects the other for comparison.
+ */
+export function nativeDesign(env: Record<string, string | undefined> = process.env): 'cpu' | 'wasm' {
+  return env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? 'wasm' : 'cpu';
+}
+
 async function tryNative(): Promise<string[]> {
   const mod = await import('./native-kernels.js');
   const loaded = mod.loadNativeKernels();
   if (!loaded.loaded) throw new Error(loaded.reason);
+  if (nativeDesign() === 'wasm') {
+    await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+    if (!mod.registerNativeWasmMatMul(tf)) throw new Error(mod.nativeKernelsIssue() ?? 'the native wasm matmul did not register');
+    return ['wasm:BatchMatMul'];
+  }
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
   const kernels = mod.registerNativeKernels(tf);
   // An empty list means the addon loaded but refused to register (e.g. an untested tfjs version).
@@ -55,6 +72,9 @@ async function tryNative(): Promise<string[]> {
 async function tryWasm(): Promise<boolean> {
   await import('@tensorflow/tfjs-backend-wasm');
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+  // Transposed products through XNNPACK instead of the scalar fallback: W2 step ~390 -> ~60-90 ms.
+  const { registerWasmTransposedMatMul } = await import('./wasm-kernels.js');
+  registerWasmTransposedMatMul(tf);
   return tf.env().getBool('WASM_HAS_SIMD_SUPPORT') as boolean;
 }
 

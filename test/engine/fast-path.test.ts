@@ -5,6 +5,7 @@ import { normalizeSpec } from '../../src/engine/spec.js';
 import { runAnalysis, type AnalysisResult } from '../../src/engine/analysis.js';
 import { loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, restoreStockKernels } from '../../src/engine/native-kernels.js';
 import { setReductionImplementation } from '../../src/engine/batch-stats.js';
+import { registerWasmTransposedMatMul, restoreWasmMatMul } from '../../src/engine/wasm-kernels.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const SPECS: Record<string, AnalysisSpecInput> = {
@@ -130,6 +131,10 @@ describe('whole analyses: fast paths against the stock path', () => {
     expect(await tf.setBackend('wasm')).toBe(true);
     setReductionImplementation('auto');
     expectEqualToStock(analyse('host'), stock);
+    // What GRADLENS_BACKEND=wasm runs: transposed products as transpose + XNNPACK.
+    expect(registerWasmTransposedMatMul(tf)).toBe(true);
+    expectEqualToStock(analyse('host'), stock);
+    restoreWasmMatMul(tf);
     if (loadNativeKernels().loaded) {
       expect(registerNativeWasmMatMul(tf)).toBe(true);
       expectEqualToStock(analyse('host'), stock);
