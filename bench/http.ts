@@ -18,7 +18,9 @@ export interface Server {
  * worker pool size (0 would compute on the event loop, which is not what a deployment does).
  */
 export async function startServer(backend: BackendChoice, workers: number): Promise<Server> {
-  const config = loadConfig(process.env, {
+  // No rate limits or load shedding: the benchmark is the only client and sends thousands of requests.
+  const env = { ...process.env, GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0' };
+  const config = loadConfig(env, {
     backend,
     logLevel: 'silent',
     host: '127.0.0.1',

@@ -7,6 +7,17 @@ export interface Timing {
   medianMs: number;
   p95Ms: number;
   minMs: number;
+  /**
+   * Median CPU time of the whole process per run (user + system, all threads). On a machine shared with
+   * other work, wall time measures the neighbours as much as the code; CPU time barely moves with them.
+   */
+  cpuMedianMs: number;
+}
+
+/** Process CPU time in ms (user + system, every thread). */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 export function quantile(xs: readonly number[], q: number): number {
@@ -41,13 +52,16 @@ export async function measure(fn: () => unknown, plan: MeasurePlan): Promise<Tim
     warmup++;
   }
   const samples: number[] = [];
+  const cpu: number[] = [];
   const t1 = performance.now();
   while (samples.length < plan.maxReps && (samples.length < plan.minReps || performance.now() - t1 < plan.budgetMs)) {
+    const c = cpuMs();
     const s = performance.now();
     await fn();
     samples.push(performance.now() - s);
+    cpu.push(cpuMs() - c);
   }
-  return { samples, warmup, medianMs: quantile(samples, 0.5), p95Ms: quantile(samples, 0.95), minMs: Math.min(...samples) };
+  return { samples, warmup, medianMs: quantile(samples, 0.5), p95Ms: quantile(samples, 0.95), minMs: Math.min(...samples), cpuMedianMs: quantile(cpu, 0.5) };
 }
 
 /** Plans scaled by the expected cost of one run: cheap runs get many repetitions, expensive ones a few. */
