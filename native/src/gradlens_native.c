@@ -447,11 +447,16 @@ static napi_value js_centered(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// derivativeStats(d, units, limit, out): d is [rows, units]; out[0] = units whose derivative is exactly
-// 0 in every row (NaN counts as non-zero), out[1] = entries with |d| < limit (NaN is not).
+// derivativeStats(d, units, limit, out[, deadFlags]): d is [rows, units]; out[0] = units whose derivative
+// is exactly 0 in every row (NaN counts as non-zero), out[1] = entries with |d| < limit (NaN is not);
+// deadFlags (a Uint8Array of units), when given, gets 1 for each dead unit (shards combine them).
 static napi_value js_derivative_stats(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
+  napi_value argv[5];
+  size_t argc = 5;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
+    throw_type(env, "derivativeStats: too few arguments");
+    return NULL;
+  }
   float *d;
   double *out;
   int64_t n, units, olen;
@@ -459,6 +464,27 @@ static napi_value js_derivative_stats(napi_env env, napi_callback_info info) {
   if (!get_f32(env, argv[0], &d, &n) || !get_i64(env, argv[1], &units) || !get_f64(env, argv[2], &limit_d) ||
       !get_f64array(env, argv[3], &out, &olen)) {
     return NULL;
+  }
+  unsigned char *flags = NULL;
+  if (argc >= 5) {
+    napi_valuetype vt;
+    napi_typeof(env, argv[4], &vt);
+    if (vt != napi_undefined) {
+      bool is_ta = false;
+      napi_typedarray_type type;
+      size_t flen = 0;
+      void *fptr = NULL;
+      if (napi_is_typedarray(env, argv[4], &is_ta) != napi_ok || !is_ta ||
+          napi_get_typedarray_info(env, argv[4], &type, &flen, &fptr, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+        throw_type(env, "derivativeStats: deadFlags must be a Uint8Array");
+        return NULL;
+      }
+      if ((int64_t)flen < units) {
+        throw_range(env, "derivativeStats: deadFlags is shorter than units");
+        return NULL;
+      }
+      flags = (unsigned char *)fptr;
+    }
   }
   if (units <= 0 || n % units != 0 || olen < 2) {
     throw_range(env, "derivativeStats: length is not a multiple of units, or out is too short");
@@ -486,6 +512,7 @@ static napi_value js_derivative_stats(napi_env env, napi_callback_info info) {
   }
   int64_t dead = 0;
   for (int64_t j = 0; j < units; j++) dead += alive[j] == 0;
+  if (flags != NULL) for (int64_t j = 0; j < units; j++) flags[j] = alive[j] == 0;
   if (alive != stack_alive) free(alive);
   out[0] = (double)dead;
   out[1] = (double)saturated;

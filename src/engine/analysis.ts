@@ -8,7 +8,8 @@ import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxN
 import type { NormalizationKind } from './spec.js';
 import { activation } from './activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
-import { layerReading, normOf, perExampleNorms } from './batch-stats.js';
+import { layerPartial, perExampleNorms } from './batch-stats.js';
+import { combineShards, shardRanges, type ShardPartial } from './shards.js';
 import type { LossName } from '../schemas/spec.js';
 
 /** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
@@ -18,6 +19,10 @@ export interface AnalysisOptions {
   saturationThreshold?: number;
   /** Where the statistics are computed (see MeasureExtras.statistics); tests compare both. */
   statistics?: 'host' | 'device';
+  /** Measure each batch as this many row shards and combine them (what workers do in parallel). */
+  split?: number;
+  /** Per batch, every shard's measurement, computed elsewhere (measureAnalysisShard): nothing is run here. */
+  partials?: ShardPartial[][];
 }
 
 export interface LayerStats {
@@ -188,6 +193,40 @@ export function measureBatch(
   saturationThreshold: number,
   extras: MeasureExtras = {},
 ): BatchMeasurement {
+  return measureImpl(layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras, false) as BatchMeasurement;
+}
+
+/**
+ * measureBatch for one shard (some rows) of a batch: the sums and gradients that combineShards adds up
+ * with the other shards' into the whole batch's measurement (host statistics only).
+ */
+export function measureShard(
+  layers: LayerPlan[],
+  weights: tf.Tensor2D[],
+  biases: (tf.Tensor1D | null)[],
+  residualScale: number,
+  loss: LossName,
+  x: tf.Tensor2D,
+  y: tf.Tensor2D | null,
+  saturationThreshold: number,
+  extras: MeasureExtras = {},
+): ShardPartial {
+  if (extras.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
+  return measureImpl(layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras, true) as ShardPartial;
+}
+
+function measureImpl(
+  layers: LayerPlan[],
+  weights: tf.Tensor2D[],
+  biases: (tf.Tensor1D | null)[],
+  residualScale: number,
+  loss: LossName,
+  x: tf.Tensor2D,
+  y: tf.Tensor2D | null,
+  saturationThreshold: number,
+  extras: MeasureExtras,
+  asPartial: boolean,
+): BatchMeasurement | ShardPartial {
   const acts = activationsFor(layers);
   const L = layers.length;
   const batchSize = x.shape[0];
@@ -219,25 +258,31 @@ export function measureBatch(
     const deltas = grads.slice(k, k + L);
     const auxGrads = grads.slice(k + L);
 
-    if (hostStatistics(extras.statistics)) {
+    if (asPartial || hostStatistics(extras.statistics)) {
       // ~15 tfjs kernels per layer on the device path against one float64 pass per array here
       // (W2 on cpu + native kernels: ~300 ms of statistics down to a few ms, README performance section).
-      const readings: Reading[] = layers.map((layer, l) => {
-        const act = acts[l]!;
-        const derivative = act.derivative ? act.derivative(kept.pre[l]!) : null;
-        const post = host(kept.post[l]!);
-        return layerReading({
-          weight: host(weights[l]!), grad: host(gradW[l]!), biasGrad: gradB[l] ? host(gradB[l]!) : null, delta: host(deltas[l]!),
-          pre: host(kept.pre[l]!), post, out: kept.out[l] === kept.post[l] ? post : host(kept.out[l]!),
-          derivative: derivative ? host(derivative) : null, units: layer.units,
-          // tf.less compares against a float32 scalar: round the limit the same way.
-          saturationLimit: act.derivative && act.saturating ? Math.fround(saturationThreshold * act.peakDerivative) : null,
-        });
-      });
-      const perExample = perExampleLayers.map((layer) => ({
-        layer, norms: perExampleNorms(host(kept.input[layer]!), layers[layer]!.inputUnits, host(deltas[layer]!), layers[layer]!.units, batchSize),
-      }));
-      return { loss: host(value)[0]!, readings, auxGradNorms: auxGrads.map((g) => normOf(host(g)).norm), perExample };
+      // The whole batch is one shard: the same code measures the shards of a split batch.
+      const partial: ShardPartial = {
+        batch: batchSize,
+        loss: host(value)[0]!,
+        layers: layers.map((layer, l) => {
+          const act = acts[l]!;
+          const derivative = act.derivative ? act.derivative(kept.pre[l]!) : null;
+          const post = host(kept.post[l]!);
+          return layerPartial({
+            weight: host(weights[l]!), grad: host(gradW[l]!), biasGrad: gradB[l] ? host(gradB[l]!) : null, delta: host(deltas[l]!),
+            pre: host(kept.pre[l]!), post, out: kept.out[l] === kept.post[l] ? post : host(kept.out[l]!),
+            derivative: derivative ? host(derivative) : null, units: layer.units,
+            // tf.less compares against a float32 scalar: round the limit the same way.
+            saturationLimit: act.derivative && act.saturating ? Math.fround(saturationThreshold * act.peakDerivative) : null,
+          });
+        }),
+        auxGrads: auxGrads.map(host),
+        perExample: perExampleLayers.map((layer) => ({
+          layer, norms: perExampleNorms(host(kept.input[layer]!), layers[layer]!.inputUnits, host(deltas[layer]!), layers[layer]!.units, batchSize),
+        })),
+      };
+      return asPartial ? partial : combineShards([partial]);
     }
 
     const rows: tf.Tensor[] = layers.map((layer, l) => {
@@ -322,6 +367,66 @@ function toRows(values: Float32Array, width: number): number[][] {
   return rows;
 }
 
+/**
+ * Rows [start, end) of each batch forward and backward on the network's parameters: a BatchMeasurement
+ * per batch, or with `asPartial` the ShardPartial combineShards needs. Leaves no tensors behind.
+ */
+function measureRows(
+  spec: NormalizedSpec,
+  params: NetworkParameters,
+  batches: Batch[],
+  targets: { values: Float32Array; width: number }[],
+  options: AnalysisOptions,
+  start: number,
+  end: number,
+  asPartial: boolean,
+): (BatchMeasurement | ShardPartial)[] {
+  const { layers } = params;
+  const inputUnits = layers[0]!.inputUnits;
+  const weights = layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
+  const biases = layers.map((l) => (params.biases[l.index] ? tf.tensor1d(params.biases[l.index]!) : null));
+  const aux: AuxTensor[] = (params.aux ?? []).map((p) => ({
+    layer: p.layer, name: p.name, tensor: auxIsVector(p.name) ? tf.tensor1d(p.values) : tf.scalar(p.values[0]!),
+  }));
+  const saturationThreshold = options.saturationThreshold ?? spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
+  const extras: MeasureExtras = { aux, normalization: spec.network.normalization, ...(options.statistics ? { statistics: options.statistics } : {}) };
+  const out: (BatchMeasurement | ShardPartial)[] = [];
+  try {
+    for (let i = 0; i < batches.length; i++) {
+      const batch = batches[i]!;
+      const s = Math.min(start, batch.size), e = Math.min(end, batch.size);
+      const width = targets[i]!.width;
+      const x = tf.tensor2d(batch.x.subarray(s * inputUnits, e * inputUnits), [e - s, inputUnits]);
+      const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values.subarray(s * width, e * width), [e - s, width]);
+      try {
+        const measure = asPartial ? measureShard : measureBatch;
+        out.push(measure(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y, saturationThreshold, extras));
+      } finally {
+        x.dispose();
+        y?.dispose();
+      }
+    }
+  } finally {
+    weights.forEach((w) => w.dispose());
+    biases.forEach((b) => b?.dispose());
+    aux.forEach((p) => p.tensor.dispose());
+  }
+  return out;
+}
+
+/**
+ * One shard of an analysis split across workers: rows [start, end) of shard `index` of `count` of
+ * every batch the full analysis draws, measured as combineShards needs them (one entry per batch).
+ * The other workers measure the other shards; runAnalysis({ partials }) puts them together.
+ */
+export function measureAnalysisShard(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, index: number, count: number, options: AnalysisOptions = {}): ShardPartial[] {
+  if (spec.network.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
+  const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
+  const targets = batches.map((b) => targetsFor(dataset, spec.loss, b));
+  const [start, end] = shardRanges(spec.data.batchSize, count)[index] ?? [0, 0];
+  return measureRows(spec, params, batches, targets, options, start, end, true) as ShardPartial[];
+}
+
 /** Runs the analysis a normalised spec describes on its dataset. Leaves no tensors behind. */
 export function runAnalysis(
   spec: NormalizedSpec,
@@ -344,34 +449,15 @@ export function runAnalysis(
   }
   const input: InputMoments = { mean: count > 0 ? sum / count : 0, meanSquare: count > 0 ? sumSq / count : 0 };
   const targets = batches.map((b) => targetsFor(dataset, spec.loss, b));
-  const weights = layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
-  const biases = layers.map((l) => (params.biases[l.index] ? tf.tensor1d(params.biases[l.index]!) : null));
   const auxParams = params.aux ?? [];
-  const aux: AuxTensor[] = auxParams.map((p) => ({
-    layer: p.layer, name: p.name, tensor: auxIsVector(p.name) ? tf.tensor1d(p.values) : tf.scalar(p.values[0]!),
-  }));
-  const saturationThreshold = options.saturationThreshold ?? spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
   const t1 = performance.now();
-
-  const perBatch: BatchMeasurement[] = [];
-  try {
-    for (let i = 0; i < batches.length; i++) {
-      const batch = batches[i]!;
-      const x = tf.tensor2d(batch.x, [batch.size, layers[0]!.inputUnits]);
-      const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
-      try {
-        perBatch.push(measureBatch(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y,
-          saturationThreshold, { aux, normalization: spec.network.normalization, ...(options.statistics ? { statistics: options.statistics } : {}) }));
-      } finally {
-        x.dispose();
-        y?.dispose();
-      }
-    }
-  } finally {
-    weights.forEach((w) => w.dispose());
-    biases.forEach((b) => b?.dispose());
-    aux.forEach((p) => p.tensor.dispose());
-  }
+  const split = options.split ?? 1;
+  const perBatch: BatchMeasurement[] = options.partials
+    ? options.partials.map((shards) => combineShards(shards))
+    : split > 1
+      ? batches.map((b, i) => combineShards(shardRanges(b.size, split).flatMap(([start, end]) =>
+        measureRows(spec, params, [b], [targets[i]!], options, start, end, true) as ShardPartial[])))
+      : measureRows(spec, params, batches, targets, options, 0, Infinity, false) as BatchMeasurement[];
   const t2 = performance.now();
 
   const B = spec.data.batchSize;

@@ -75,14 +75,14 @@ export function normOf(a: Float32Array): { norm: number; maxAbs: number } {
   return { norm: Math.sqrt(m.sumSq), maxAbs: m.maxAbs };
 }
 
-/** Population variance by a second pass around the mean (no Σx² − n·mean² cancellation). */
-export function varianceAround(a: Float32Array, mean: number): number {
+/** Σ(x − mean)², the second pass of a variance (no Σx² − n·mean² cancellation). */
+export function centeredSumSq(a: Float32Array, mean: number): number {
   const nat = native();
-  if (nat) return a.length > 0 ? nat.centered(a, mean) / a.length : NaN;
-  return varianceAroundJs(a, mean);
+  if (nat) return nat.centered(a, mean);
+  return centeredSumSqJs(a, mean);
 }
 
-export function varianceAroundJs(a: Float32Array, mean: number): number {
+export function centeredSumSqJs(a: Float32Array, mean: number): number {
   let v0 = 0, v1 = 0;
   const n = a.length;
   const even = n - (n & 1);
@@ -95,26 +95,42 @@ export function varianceAroundJs(a: Float32Array, mean: number): number {
     const d = a[even]! - mean;
     v0 += d * d;
   }
-  return n > 0 ? (v0 + v1) / n : NaN;
+  return v0 + v1;
+}
+
+/** Population variance around a given mean. */
+export function varianceAround(a: Float32Array, mean: number): number {
+  return a.length > 0 ? centeredSumSq(a, mean) / a.length : NaN;
+}
+
+export function varianceAroundJs(a: Float32Array, mean: number): number {
+  return a.length > 0 ? centeredSumSqJs(a, mean) / a.length : NaN;
+}
+
+/** What φ'(h) says about a layer on one batch (or one shard of it). */
+export interface DerivativeCounts {
+  /** 1 for each unit whose derivative is exactly 0 for every example (NaN counts as non-zero). */
+  deadUnits: Uint8Array;
+  /** Entries with |φ'(h)| < limit (NaN is not), or null without a limit. */
+  saturated: number | null;
+  entries: number;
 }
 
 /**
- * Dead and saturated fractions from φ'(h) laid out [batch, units]: a unit is dead when every example's
- * derivative is exactly 0; an entry is saturated where |φ'(h)| < limit (limit already float32).
+ * Dead units and saturated entries from φ'(h) laid out [batch, units] (limit already float32), as
+ * counts so that shards of a batch add up: a unit is dead in the batch when it is dead in every shard.
  */
-export function derivativeFractions(d: Float32Array, units: number, saturationLimit: number | null): { dead: number; saturated: number } {
+export function derivativeCounts(d: Float32Array, units: number, saturationLimit: number | null): DerivativeCounts {
   const nat = native();
   if (nat && units > 0) {
-    nat.derivativeStats(d, units, saturationLimit ?? -1, scratch);
-    return {
-      dead: scratch[0]! / units,
-      saturated: saturationLimit === null ? -1 : d.length > 0 ? scratch[1]! / d.length : NaN,
-    };
+    const deadUnits = new Uint8Array(units);
+    nat.derivativeStats(d, units, saturationLimit ?? -1, scratch, deadUnits);
+    return { deadUnits, saturated: saturationLimit === null ? null : scratch[1]!, entries: d.length };
   }
-  return derivativeFractionsJs(d, units, saturationLimit);
+  return derivativeCountsJs(d, units, saturationLimit);
 }
 
-export function derivativeFractionsJs(d: Float32Array, units: number, saturationLimit: number | null): { dead: number; saturated: number } {
+export function derivativeCountsJs(d: Float32Array, units: number, saturationLimit: number | null): DerivativeCounts {
   const alive = new Uint8Array(units);
   let saturated = 0;
   const rows = units > 0 ? d.length / units : 0;
@@ -128,11 +144,26 @@ export function derivativeFractionsJs(d: Float32Array, units: number, saturation
       saturated += +(Math.abs(v) < limit);
     }
   }
+  const deadUnits = new Uint8Array(units);
+  for (let j = 0; j < units; j++) deadUnits[j] = alive[j] === 0 ? 1 : 0;
+  return { deadUnits, saturated: saturationLimit === null ? null : saturated, entries: d.length };
+}
+
+/** Dead fraction of units and saturated fraction of entries (-1 where not measured). */
+export function derivativeFractions(d: Float32Array, units: number, saturationLimit: number | null): { dead: number; saturated: number } {
+  return fractionsOf(derivativeCounts(d, units, saturationLimit));
+}
+
+export function derivativeFractionsJs(d: Float32Array, units: number, saturationLimit: number | null): { dead: number; saturated: number } {
+  return fractionsOf(derivativeCountsJs(d, units, saturationLimit));
+}
+
+function fractionsOf(c: DerivativeCounts): { dead: number; saturated: number } {
   let dead = 0;
-  for (let j = 0; j < units; j++) if (alive[j] === 0) dead++;
+  for (let j = 0; j < c.deadUnits.length; j++) dead += c.deadUnits[j]!;
   return {
-    dead: units > 0 ? dead / units : NaN,
-    saturated: saturationLimit === null ? -1 : d.length > 0 ? saturated / d.length : NaN,
+    dead: c.deadUnits.length > 0 ? dead / c.deadUnits.length : NaN,
+    saturated: c.saturated === null ? -1 : c.entries > 0 ? c.saturated / c.entries : NaN,
   };
 }
 
@@ -205,23 +236,63 @@ export interface HostReading {
   saturated: number;
 }
 
-export function layerReading(l: LayerArrays): HostReading {
-  const grad = normOf(l.grad);
+/**
+ * One layer's statistics on one shard of a batch, in the form shards combine (src/engine/shards.ts):
+ * gradient tensors (the batch gradient is their weighted sum), sums, sums of squares and counts.
+ * A whole batch is a single shard.
+ */
+export interface LayerPartial {
+  weightNorm: number;
+  /** ∂L_shard/∂W and ∂L_shard/∂b of the shard's own mean loss. */
+  grad: Float32Array;
+  biasGrad: Float32Array | null;
+  /** ‖∂L_shard/∂h‖² (rows are this shard's examples). */
+  deltaSumSq: number;
+  /** Entries of h, φ(h) and the layer output: rows × units. */
+  count: number;
+  preSumSq: number;
+  postSum: number;
+  /** Σ(φ(h) − shard mean)², for the parallel variance formula. */
+  postM2: number;
+  outSumSq: number;
+  /** Null for activations without an element-wise derivative (softmax). */
+  derivative: DerivativeCounts | null;
+}
+
+export function layerPartial(l: LayerArrays): LayerPartial {
   const pre = momentsOf(l.pre);
   const post = momentsOf(l.post);
-  const actMean = post.n > 0 ? post.sum / post.n : NaN;
   const out = l.out === l.post ? post : momentsOf(l.out);
-  const fractions = l.derivative ? derivativeFractions(l.derivative, l.units, l.saturationLimit) : { dead: -1, saturated: -1 };
+  const mean = post.n > 0 ? post.sum / post.n : NaN;
   return {
     weightNorm: normOf(l.weight).norm,
+    grad: l.grad,
+    biasGrad: l.biasGrad,
+    deltaSumSq: momentsOf(l.delta).sumSq,
+    count: post.n,
+    preSumSq: pre.sumSq,
+    postSum: post.sum,
+    postM2: post.n > 0 ? centeredSumSq(l.post, mean) : NaN,
+    outSumSq: out.sumSq,
+    derivative: l.derivative ? derivativeCounts(l.derivative, l.units, l.saturationLimit) : null,
+  };
+}
+
+/** A single shard's reading (the whole batch): what measureBatch reports on the host path. */
+export function layerReading(l: LayerArrays): HostReading {
+  const p = layerPartial(l);
+  const grad = normOf(p.grad);
+  const fractions = p.derivative ? fractionsOf(p.derivative) : { dead: -1, saturated: -1 };
+  return {
+    weightNorm: p.weightNorm,
     gradNorm: grad.norm,
     gradMaxAbs: grad.maxAbs,
-    biasGradNorm: l.biasGrad ? normOf(l.biasGrad).norm : NaN,
-    deltaNorm: normOf(l.delta).norm,
-    preMeanSq: pre.n > 0 ? pre.sumSq / pre.n : NaN,
-    actMean,
-    actVar: varianceAround(l.post, actMean),
-    outMeanSq: out.n > 0 ? out.sumSq / out.n : NaN,
+    biasGradNorm: p.biasGrad ? normOf(p.biasGrad).norm : NaN,
+    deltaNorm: Math.sqrt(p.deltaSumSq),
+    preMeanSq: p.count > 0 ? p.preSumSq / p.count : NaN,
+    actMean: p.count > 0 ? p.postSum / p.count : NaN,
+    actVar: p.count > 0 ? p.postM2 / p.count : NaN,
+    outMeanSq: p.count > 0 ? p.outSumSq / p.count : NaN,
     dead: fractions.dead,
     saturated: fractions.saturated,
   };

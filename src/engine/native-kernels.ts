@@ -53,7 +53,7 @@ interface NativeAddon {
   // Float64 reductions for the statistics (batch-stats.ts); absent from addons built before them.
   moments?(x: Float32Array, out: Float64Array): void;
   centered?(x: Float32Array, mean: number): number;
-  derivativeStats?(d: Float32Array, units: number, limit: number, out: Float64Array): void;
+  derivativeStats?(d: Float32Array, units: number, limit: number, out: Float64Array, deadFlags?: Uint8Array): void;
   rowSumSq?(x: Float32Array, cols: number, out: Float64Array): void;
 }
 
@@ -61,7 +61,7 @@ interface NativeAddon {
 export interface NativeReductions {
   moments(x: Float32Array, out: Float64Array): void;
   centered(x: Float32Array, mean: number): number;
-  derivativeStats(d: Float32Array, units: number, limit: number, out: Float64Array): void;
+  derivativeStats(d: Float32Array, units: number, limit: number, out: Float64Array, deadFlags?: Uint8Array): void;
   rowSumSq(x: Float32Array, cols: number, out: Float64Array): void;
 }
 
