@@ -33,6 +33,12 @@ export interface JobsConfig {
   timeoutMs: number;
   /** Starts a job may have; a job interrupted by crashes this often is failed instead of re-queued. */
   maxAttempts: number;
+  /**
+   * A lone analysis of at least this many forward + backward FLOPs is split across idle workers
+   * (its batch in row shards, recombined exactly); 0, the default, never splits: on a 2-core machine
+   * the split did not pay (README, performance section), with more idle cores it can.
+   */
+  shardMinFlops: number;
 }
 
 export class ConfigError extends Error {
@@ -196,6 +202,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       maxSweepCells: int(env, 'GRADLENS_MAX_SWEEP_CELLS', 64, 1, 10_000),
       timeoutMs: int(env, 'GRADLENS_JOB_TIMEOUT_MS', 600_000, 0),
       maxAttempts: int(env, 'GRADLENS_JOB_MAX_ATTEMPTS', 3, 1, 100),
+      shardMinFlops: int(env, 'GRADLENS_SHARD_MIN_FLOPS', 0, 0),
     },
     security: security(env),
   };

@@ -3,7 +3,8 @@ import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { normalizeSpec, specToInput, type SpecLimits, DEFAULT_LIMITS } from './spec.js';
 import { estimateCost, checkCost, type CostEstimate } from './cost.js';
 import { runAnalysis, type AnalysisTimings } from './analysis.js';
-import { initParameters } from './network.js';
+import { cachedParameters } from './param-cache.js';
+import type { ShardPartial } from './shards.js';
 import { withDiagnosis } from './diagnose.js';
 import { prepareWhatIf, runWhatIf } from './whatif.js';
 import { encodeNonFinite } from './json-safe.js';
@@ -18,14 +19,19 @@ export interface AnalysisOutput {
   timings: AnalysisTimings & { diagnosisMs: number; whatIfMs?: number };
 }
 
-export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): AnalysisOutput {
+/**
+ * `partials`: the shards of every batch measured by other workers (engine/sharded.ts); the analysis then
+ * combines them instead of running the network, and the rest (diagnosis, what-if, encoding) is the same.
+ */
+export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: { partials?: ShardPartial[][] } = {}): AnalysisOutput {
   const { spec, dataset } = normalizeSpec(input, limits);
   const cost = estimateCost(spec);
   checkCost(cost, limits);
   // With whatIf the summed cost of every extra run is checked here, before anything runs.
   const plan = spec.whatIf ? prepareWhatIf(spec, limits) : null;
-  const params = initParameters(spec.network, spec.seed);
-  const { result, timings, input: moments } = runAnalysis(spec, dataset, {}, params);
+  // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
+  const params = cachedParameters(spec.network, spec.seed);
+  const { result, timings, input: moments } = runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
   const t0 = performance.now();
   const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, moments, params, result) };
   const diagnosisMs = performance.now() - t0;

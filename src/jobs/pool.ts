@@ -27,6 +27,8 @@ import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
 import type { ComputeTask } from './tasks.js';
+import { shardPlan } from '../engine/sharded.js';
+import type { ShardPartial } from '../engine/shards.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TrainingOutput } from '../engine/training.js';
 import type { WorkerInit } from './worker.js';
@@ -46,6 +48,11 @@ export interface PoolOptions {
   limits: SpecLimits;
   /** The compiled worker entry; defaults to dist/src/jobs/worker.js (see workerEntry). */
   workerUrl?: URL;
+  /**
+   * A lone analysis of at least this many forward + backward FLOPs is split across the idle workers
+   * (engine/shards.ts); 0 or undefined never splits.
+   */
+  shardMinFlops?: number;
   /** How long a cancelled training may take to reach its next step before its worker is replaced. */
   cancelGraceMs?: number;
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -121,6 +128,16 @@ export class WorkerPool implements Runner {
   /** Workers currently alive (for tests and metrics). */
   get workers(): number {
     return this.slots.size;
+  }
+
+  /** Workers running a task right now (tests, metrics). */
+  get busy(): number {
+    return [...this.slots].filter((s) => s.task !== undefined).length;
+  }
+
+  /** Workers started and free for a task. */
+  get idle(): number {
+    return [...this.slots].filter((s) => s.ready && !s.retiring && !s.task).length;
   }
 
   ready(): Promise<BackendInfo> {
@@ -275,7 +292,7 @@ export class WorkerPool implements Runner {
     if (!slot) return;
     Atomics.store(slot.flag, 0, 1);
     if (this.exclusive) return;
-    if (task.task.kind === 'analysis') {
+    if (task.task.kind !== 'training') {
       this.retire(slot);
       return;
     }
@@ -307,7 +324,51 @@ export class WorkerPool implements Runner {
   }
 
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
-    return (await this.run({ kind: 'analysis', input }, options)) as AnalysisOutput;
+    const count = this.shardCount(input);
+    if (count < 2) return (await this.run({ kind: 'analysis', input }, options)) as AnalysisOutput;
+    // Split: every idle worker measures its rows of every batch (drawing the weights itself, in
+    // parallel); one worker then combines the shards and finishes the analysis (its weights cached).
+    const shardsDone = new AbortController();
+    const onAbort = (): void => shardsDone.abort(options.signal?.reason);
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const shards = await Promise.all(Array.from({ length: count }, (_, index) =>
+        (this.run({ kind: 'analysis-shard', input, index, count }, { signal: shardsDone.signal }) as Promise<ShardPartial[]>).catch((err: unknown) => {
+          if (!shardsDone.signal.aborted) shardsDone.abort(err);
+          throw err;
+        })));
+      this.splitAnalyses++;
+      const partials = shards[0]!.map((_, batch) => shards.map((s) => s[batch]!));
+      return (await this.run({ kind: 'analysis', input, partials }, options)) as AnalysisOutput;
+    } catch (err) {
+      throw options.signal?.aborted ? options.signal.reason ?? err : err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Analyses split across workers so far (tests, metrics). */
+  splitAnalyses = 0;
+
+  /**
+   * How many workers to split this analysis over: all idle ones when nothing waits, the analysis is
+   * big enough and splittable; 1 otherwise. Splitting only pays when workers would otherwise be idle.
+   */
+  private shardCount(input: AnalysisSpecInput): number {
+    const min = this.options.shardMinFlops ?? 0;
+    if (min <= 0 || this.exclusive || this.size < 2 || this.pending.length > 0 || this.closing) return 1;
+    // Inline data would be parsed and validated twice on this thread just to decide; it is small anyway.
+    if (input.data.source === 'inline') return 1;
+    const idle = this.idle;
+    if (idle < 2) return 1;
+    try {
+      const plan = shardPlan(input, this.options.limits);
+      if (!plan.splittable || plan.flops < min) return 1;
+      return Math.min(idle, plan.batchSize);
+    } catch {
+      return 1; // a bad spec: the plain path reports it as it always does
+    }
   }
 
   async train(input: TrainingSpecInput, options: RunOptions = {}): Promise<TrainingOutput> {

@@ -1,5 +1,7 @@
 // Compute tasks: what a worker (or the in-process runner) is asked to run, and the one function that runs them.
 import { analyze, type AnalysisOutput } from '../engine/analyze.js';
+import { analyzeShard } from '../engine/sharded.js';
+import type { ShardPartial } from '../engine/shards.js';
 import { CancelledError } from '../engine/errors.js';
 import type { SpecLimits } from '../engine/spec.js';
 import { runTraining, type TrainingOutput } from '../engine/training.js';
@@ -7,7 +9,10 @@ import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 
 export type ComputeTask =
-  | { kind: 'analysis'; input: AnalysisSpecInput }
+  /** partials: every batch's shards measured by 'analysis-shard' tasks, to combine instead of computing. */
+  | { kind: 'analysis'; input: AnalysisSpecInput; partials?: ShardPartial[][] }
+  /** Rows of shard `index` of `count` of every batch of an analysis split across workers. */
+  | { kind: 'analysis-shard'; input: AnalysisSpecInput; index: number; count: number }
   | { kind: 'training'; input: TrainingSpecInput };
 
 export interface TaskHooks {
@@ -17,13 +22,15 @@ export interface TaskHooks {
   isCancelled?(): boolean;
 }
 
-export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput> {
+export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput | ShardPartial[]> {
   if (hooks.isCancelled?.()) throw new CancelledError();
   switch (task.kind) {
     case 'analysis':
       // One analysis is a single synchronous engine call: it cannot look at the cancel flag midway, so
       // a pool stops a running one by terminating its worker (see pool.ts).
-      return analyze(task.input, limits);
+      return analyze(task.input, limits, task.partials ? { partials: task.partials } : {});
+    case 'analysis-shard':
+      return analyzeShard(task.input, limits, task.index, task.count);
     case 'training':
       return runTraining(task.input, limits, hooks);
   }

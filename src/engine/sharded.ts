@@ -1,0 +1,22 @@
+// Entry points for an analysis split across workers: which analyses to split, and one worker's shard of one.
+import type { AnalysisSpecInput } from '../schemas/spec.js';
+import { normalizeSpec, DEFAULT_LIMITS, type SpecLimits } from './spec.js';
+import { estimateCost, checkCost } from './cost.js';
+import { measureAnalysisShard } from './analysis.js';
+import { cachedParameters } from './param-cache.js';
+import type { ShardPartial } from './shards.js';
+
+/** Whether an analysis may be split, and its forward + backward FLOPs; throws what analyze() would for a bad spec. */
+export function shardPlan(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): { splittable: boolean; flops: number; batchSize: number } {
+  const { spec } = normalizeSpec(input, limits);
+  const cost = estimateCost(spec);
+  // Batch normalisation couples the examples of a batch: its statistics differ per shard.
+  return { splittable: spec.network.normalization !== 'batch', flops: cost.flops, batchSize: spec.data.batchSize };
+}
+
+/** Shard `index` of `count` of every batch of the analysis: what combineShards needs, one entry per batch. */
+export function analyzeShard(input: AnalysisSpecInput, limits: SpecLimits, index: number, count: number): ShardPartial[] {
+  const { spec, dataset } = normalizeSpec(input, limits);
+  checkCost(estimateCost(spec), limits);
+  return measureAnalysisShard(spec, dataset, cachedParameters(spec.network, spec.seed), index, count);
+}
