@@ -4,6 +4,7 @@
 //   npm run bench -- --backend native,wasm,cpu        backends to compare (each in its own processes; also native-wasm)
 //   npm run bench -- --only W2,MNIST                  some workloads: W1 W2 W2stats W3 W3stats MNIST MNISTx SWEEP TRAIN
 //   npm run bench -- --workers 2 --quick --no-torch   pool size for the HTTP workloads; shorter runs; skip PyTorch
+//   npm run bench -- --split 2e9                      split analyses of >= 2 GFLOP across idle workers (GRADLENS_SHARD_MIN_FLOPS)
 //   npm run bench -- --out bench/results/x.json       where the JSON goes (default bench/results/latest.json)
 //
 // See bench/README.md for what each workload measures and how the PyTorch side is made comparable.
@@ -12,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WORKLOADS, WORKLOAD_INFO, mnistAnalysisSpec, sweepSpec, trainingSpec, W2, W3, SWEEP_ACTIVATIONS, SWEEP_INITS, type WorkloadName } from './workloads.js';
+import { WORKLOADS, WORKLOAD_INFO, MNIST_BIG_BATCH, mnistAnalysisSpec, sweepSpec, trainingSpec, W2, W3, SWEEP_ACTIVATIONS, SWEEP_INITS, type WorkloadName } from './workloads.js';
 import { cpuMs, measure, planFor, quantile, type Timing } from './measure.js';
 import type { BackendChoice } from '../src/engine/backend.js';
 
@@ -77,7 +78,7 @@ function fromTiming(t: Timing): Partial<Row> {
   return { medianMs: t.medianMs, p95Ms: t.p95Ms, minMs: t.minMs, cpuMs: t.cpuMedianMs, runs: t.samples.length, warmup: t.warmup };
 }
 
-async function httpWorkload(name: 'W1' | 'MNIST' | 'MNISTx' | 'SWEEP' | 'TRAIN', backend: BackendChoice, workers: number, quick: boolean): Promise<Partial<Row>> {
+async function httpWorkload(name: 'W1' | 'MNIST' | 'MNISTx' | 'MNISTbig' | 'SWEEP' | 'TRAIN', backend: BackendChoice, workers: number, quick: boolean): Promise<Partial<Row>> {
   const { startServer, postJson, call, waitForJob } = await import('./http.js');
   const { TEXTBOOK_CHAIN_EXAMPLE } = await import('../src/schemas/examples.js');
   const server = await startServer(backend, workers);
@@ -98,6 +99,15 @@ async function httpWorkload(name: 'W1' | 'MNIST' | 'MNISTx' | 'SWEEP' | 'TRAIN',
         await fn();
         const t = await measure(fn, { ...planFor(performance.now() - t0, quick), minWarmup: 40 });
         return { ...base, ...fromTiming(t), note: 'sequential requests, new seed each' };
+      }
+      case 'MNISTbig': {
+        const fn = () => postJson(server.base, '/v1/analyses', mnistAnalysisSpec(seed++, MNIST_BIG_BATCH));
+        const t0 = performance.now();
+        await fn();
+        const t = await measure(fn, { ...planFor(performance.now() - t0, quick), minWarmup: 10 });
+        const min = Number(process.env['GRADLENS_SHARD_MIN_FLOPS'] ?? 0);
+        const split = min > 0 ? `split over idle workers (GRADLENS_SHARD_MIN_FLOPS=${min})` : 'not split (GRADLENS_SHARD_MIN_FLOPS=0)';
+        return { ...base, ...fromTiming(t), note: `sequential requests, ${split}` };
       }
       case 'MNISTx': {
         // Keep one request in flight per worker; warm every worker first.
@@ -286,7 +296,10 @@ async function parent(): Promise<void> {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         maxBuffer: 1 << 24,
-        env: { ...process.env, OPENBLAS_NUM_THREADS: '1', GRADLENS_NATIVE_DESIGN: backend === 'native-wasm' ? 'wasm' : 'cpu' },
+        env: {
+          ...process.env, OPENBLAS_NUM_THREADS: '1', GRADLENS_NATIVE_DESIGN: backend === 'native-wasm' ? 'wasm' : 'cpu',
+          ...(arg('split') !== undefined ? { GRADLENS_SHARD_MIN_FLOPS: String(Number(arg('split'))) } : {}),
+        },
       });
       const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
       const row: Row = line

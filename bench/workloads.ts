@@ -1,7 +1,7 @@
 // The fixed benchmark workloads of issue 5, shared by the gradlens side (bench/run.ts) and described for bench/torch_reference.py.
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 
-export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'SWEEP', 'TRAIN'] as const;
+export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadInfo {
@@ -24,6 +24,8 @@ export function denseFlops(sizes: number[], batch: number): number {
 export const W2 = { depth: 20, width: 256, batch: 128 };
 export const W3 = { depth: 50, width: 512, batch: 256 };
 export const MNIST_NET = { depth: 20, width: 256, batch: 128 };
+/** The same network on a batch of 1024 (9 GFLOP): the case for splitting one analysis across workers (--split). */
+export const MNIST_BIG_BATCH = 1024;
 export const SWEEP_NET = { depth: 20, width: 64, batch: 64 };
 export const TRAIN_NET = { depth: 10, width: 128, batch: 64, steps: 200 };
 
@@ -42,15 +44,16 @@ export const WORKLOAD_INFO: Record<WorkloadName, WorkloadInfo> = {
   W3stats: { name: 'W3stats', title: 'W3 + every per-layer statistic (measureBatch)', via: 'engine', flops: denseFlops(uniform(W3.depth, W3.width, W3.width, W3.width), W3.batch), unit: 'ms' },
   MNIST: { name: 'MNIST', title: 'whole analysis MNIST 784-19x256-10, batch 128, POST /v1/analyses', via: 'http', flops: denseFlops(uniform(MNIST_NET.depth, MNIST_NET.width, 784, 10), MNIST_NET.batch), unit: 'ms' },
   MNISTx: { name: 'MNISTx', title: 'same, one request in flight per worker: throughput', via: 'http', flops: denseFlops(uniform(MNIST_NET.depth, MNIST_NET.width, 784, 10), MNIST_NET.batch), unit: 'analyses/s' },
+  MNISTbig: { name: 'MNISTbig', title: 'same on a batch of 1024 (with --split: across idle workers)', via: 'http', flops: denseFlops(uniform(MNIST_NET.depth, MNIST_NET.width, 784, 10), MNIST_BIG_BATCH), unit: 'ms' },
   SWEEP: { name: 'SWEEP', title: 'sweep 60 cells (10 activations x 6 inits), 20x64, batch 64, MNIST', via: 'http', flops: denseFlops(uniform(SWEEP_NET.depth, SWEEP_NET.width, 784, 10), SWEEP_NET.batch), unit: 'cells/s' },
   TRAIN: { name: 'TRAIN', title: 'training 200 Adam steps, 10x128, batch 64, MNIST', via: 'http', flops: denseFlops(uniform(TRAIN_NET.depth, TRAIN_NET.width, 784, 10), TRAIN_NET.batch), unit: 'steps/s' },
 };
 
-export function mnistAnalysisSpec(seed: number): AnalysisSpecInput {
+export function mnistAnalysisSpec(seed: number, batch = MNIST_NET.batch): AnalysisSpecInput {
   return {
     seed,
     network: { depth: MNIST_NET.depth, width: MNIST_NET.width, activation: 'relu', init: { weights: 'he_normal' } },
-    data: { source: 'mnist', batchSize: MNIST_NET.batch, batches: 1 },
+    data: { source: 'mnist', batchSize: batch, batches: 1 },
   };
 }
 
