@@ -195,9 +195,10 @@ export function networkTheory(spec: NormalizedSpec, input: InputMoments, params:
     return sigmaW2[i]!;
   });
   const sigmaW2Sample = layers.map((l) => {
+    // ‖W‖² is already measured (result.layers[].weightNorm, float64): a second pass over every weight
+    // here cost ~10 ms of a 100 ms MNIST analysis.
     const w = params.weights[l.index]!;
-    let s = 0;
-    for (const v of w) s += v * v;
+    const s = (result.layers[l.index]?.weightNorm ?? NaN) ** 2;
     return (l.inputUnits * s) / w.length;
   });
   const sigmaB2 = layers.map((l) => (net.useBias ? initializerMoments(net.init.bias, l.units, l.units)!.variance : 0));
