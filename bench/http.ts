@@ -19,7 +19,12 @@ export interface Server {
  */
 export async function startServer(backend: BackendChoice, workers: number): Promise<Server> {
   // No rate limits or load shedding: the benchmark is the only client and sends thousands of requests.
-  const env = { ...process.env, GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0' };
+  // The training workload (200 steps plus records and evaluation) is estimated above the default
+  // 2e10-FLOP budget of one job.
+  const env = {
+    ...process.env, GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0',
+    GRADLENS_MAX_ANALYSIS_FLOPS: '1000000000000',
+  };
   const config = loadConfig(env, {
     backend,
     logLevel: 'silent',
