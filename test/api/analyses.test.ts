@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { FastifyInstance } from 'fastify';
-import { testApp, sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
+import { testApp, sigmoidChain, TEXTBOOK_CHAIN, TEST_BACKEND } from '../helpers.js';
 
 let app: FastifyInstance;
 beforeAll(async () => {
@@ -27,7 +27,7 @@ describe('POST /v1/analyses', () => {
     expect(body.result.layers[0].weightGradNorm / expected.weightGrads[0]!).toBeCloseTo(1, 4);
     expect(body.result.layers[19].weightGradNorm / expected.weightGrads[19]!).toBeCloseTo(1, 5);
     expect(body.result.layers[0].weightGradNorm).toBeLessThan(1e-26);
-    expect(body.environment.backend).toBe('cpu');
+    expect(body.environment.backend).toBe(TEST_BACKEND);
     expect(body.environment.tfjsVersion).toBe(tf.version.tfjs);
     expect(body.spec.network.widths).toEqual(new Array(19).fill(1));
     expect(body.spec.seed).toBe(42);
@@ -148,6 +148,6 @@ describe('GET /health', () => {
   it('names the backend and tfjs version', async () => {
     const res = await app.inject({ method: 'GET', url: '/health' });
     expect(res.statusCode).toBe(200);
-    expect(res.json().environment).toMatchObject({ backend: 'cpu', tfjsBackend: 'cpu', tfjsVersion: tf.version.tfjs });
+    expect(res.json().environment).toMatchObject({ backend: TEST_BACKEND, tfjsBackend: TEST_BACKEND === 'native' ? 'cpu' : TEST_BACKEND, tfjsVersion: tf.version.tfjs });
   });
 });

@@ -54,7 +54,7 @@ const keep = (app: FastifyInstance) => (apps.push(app), app);
 
 describe('GET /ready', () => {
   it('is ready when backend, database, queue, load and shutdown checks pass', async () => {
-    const app = keep(await testApp());
+    const app = keep(await testApp({ backend: 'cpu' }));
     const res = await app.inject({ url: '/ready' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({
@@ -104,7 +104,7 @@ describe('GET /ready', () => {
   });
 
   it('runs checks other components add; a string result is the reason', async () => {
-    const app = keep(await testApp());
+    const app = keep(await testApp({ backend: 'cpu' }));
     let ok = false;
     app.readiness.add('warm-cache', () => (ok ? { ok: true, detail: 'warm' } : 'still loading'));
     expect((await app.inject({ url: '/ready' })).json().checks['warm-cache']).toEqual({ ok: false, detail: 'still loading' });
@@ -131,7 +131,7 @@ describe('GET /ready', () => {
 
 describe('GET /metrics', () => {
   it('is Prometheus text with HTTP, job, queue, worker, backend and process metrics', async () => {
-    const app = keep(await testApp());
+    const app = keep(await testApp({ backend: 'cpu' }));
     expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: TEXTBOOK_CHAIN })).statusCode).toBe(200);
     expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: { network: { depth: 0 } } })).statusCode).toBe(400);
     const res = await app.inject({ url: '/metrics' });
@@ -184,8 +184,8 @@ describe('GET /metrics', () => {
   });
 
   it('keeps one registry per app: requests to one app do not show in another', async () => {
-    const a = keep(await testApp());
-    const b = keep(await testApp());
+    const a = keep(await testApp({ backend: 'cpu' }));
+    const b = keep(await testApp({ backend: 'cpu' }));
     for (let i = 0; i < 3; i++) await a.inject({ url: '/v1/jobs' });
     const textA = (await a.inject({ url: '/metrics' })).body;
     const textB = (await b.inject({ url: '/metrics' })).body;
