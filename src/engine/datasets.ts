@@ -1,4 +1,5 @@
 // Training data for gradient-flow runs: bundled sets (MNIST, Iris), seeded toy generators, inline data, and minibatching.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from './random.js';
 
@@ -136,11 +137,11 @@ function loadMnistRaw(): RawClassification {
   const perDigit: number[][] = [];
   let n = 0;
   for (let d = 0; d < MNIST_CLASSES; d++) {
-    const id = `mnist/src/digits/${d}.json`;
-    const data = (require(id) as { data: number[] }).data;
-    // The parsed JSON holds ~8M boxed numbers; evicting it from require's cache lets it be collected
-    // once copied into the compact Float32Array below.
-    delete require.cache[require.resolve(id)];
+    // Parsed directly rather than required: require() keeps every loaded module in its parent's
+    // `children` even after eviction from require.cache, which held the ~70 MB of parsed numbers on
+    // the heap of every thread for good (and made each full GC of a worker walk them).
+    const path = require.resolve(`mnist/src/digits/${d}.json`);
+    const data = (JSON.parse(readFileSync(path, 'utf8')) as { data: number[] }).data;
     perDigit.push(data);
     n += Math.floor(data.length / MNIST_PIXELS);
   }
