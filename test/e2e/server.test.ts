@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
+import { loadNativeKernels } from '../../src/engine/native-kernels.js';
 
 const entry = new URL('../../dist/src/server.js', import.meta.url).pathname;
 
@@ -82,6 +83,25 @@ describe('the real server over HTTP', () => {
     const docs = await fetch(`${server.url}/docs/`);
     expect(docs.status).toBe(200);
     expect(await docs.text()).toMatch(/swagger/i);
+  });
+
+  it('with GRADLENS_BACKEND=auto picks the native kernels where the addon loads, else wasm, and says why', async () => {
+    const auto = await startServer({ GRADLENS_BACKEND: 'auto', GRADLENS_DB: ':memory:', GRADLENS_WORKERS: '1' });
+    try {
+      const health = await (await fetch(`${auto.url}/health`)).json();
+      const native = loadNativeKernels();
+      // tfjs-node is never installed by npm ci here (its download fails, tfjs #8742), so auto goes on to native or wasm.
+      expect(health.environment.backend).toBe(native.loaded ? 'native' : 'wasm');
+      if (process.env.GRADLENS_REQUIRE_NATIVE === '1') expect(health.environment.backend).toBe('native');
+      const res = await fetch(`${auto.url}/v1/analyses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(TEXTBOOK_CHAIN) });
+      const body = await res.json();
+      expect(body.environment.backend).toBe(health.environment.backend);
+      const expected = sigmoidChain(20, Math.fround(0.17), 1);
+      expect(body.result.layers[0].weightGradNorm / expected.weightGrads[0]!).toBeCloseTo(1, 4);
+    } finally {
+      auto.child.kill('SIGTERM');
+      await new Promise((r) => auto.child.once('exit', r));
+    }
   });
 
   it('refuses to start with an invalid configuration, naming the variable', async () => {
