@@ -1,9 +1,9 @@
 // The dashboard end to end: the real app on a free port, driven in headless Chromium (playwright-core); screenshots go to test-artifacts/.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { freePort } from '../server.js';
 import { chromium as playwright, type Browser, type Page } from 'playwright-core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { buildDashboardFiles, readPublicFiles, typecheckDashboard } from '../../scripts/build-dashboard.mjs';
 
@@ -42,16 +42,6 @@ async function launchBrowser(): Promise<Browser> {
   );
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 interface Server {
   url: string;

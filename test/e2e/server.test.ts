@@ -1,50 +1,12 @@
 // Starts the real server (compiled dist/src/server.js) on a free port and talks to it over HTTP.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
+import { SERVER_ENTRY, freePort, startServer, stop } from '../server.js';
 import { loadNativeKernels } from '../../src/engine/native-kernels.js';
 
-const entry = new URL('../../dist/src/server.js', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-export async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first (npm test does)`);
-  const port = await freePort();
-  let output = '';
-  const child = spawn(process.execPath, [entry], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${output}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) return { url, child, output: () => output };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`server did not answer /health within 60 s: ${output}`);
-}
+const entry = SERVER_ENTRY;
 
 describe('the real server over HTTP', () => {
   let server: Awaited<ReturnType<typeof startServer>>;
@@ -52,8 +14,7 @@ describe('the real server over HTTP', () => {
     server = await startServer({ GRADLENS_BACKEND: 'wasm', GRADLENS_DB: ':memory:' });
   });
   afterAll(async () => {
-    server.child.kill('SIGTERM');
-    await new Promise((r) => server.child.once('exit', r));
+    await stop(server, 'SIGTERM');
   });
 
   it('reports its backend on /health', async () => {
@@ -99,8 +60,7 @@ describe('the real server over HTTP', () => {
       const expected = sigmoidChain(20, Math.fround(0.17), 1);
       expect(body.result.layers[0].weightGradNorm / expected.weightGrads[0]!).toBeCloseTo(1, 4);
     } finally {
-      auto.child.kill('SIGTERM');
-      await new Promise((r) => auto.child.once('exit', r));
+      await stop(auto, 'SIGTERM');
     }
   });
 

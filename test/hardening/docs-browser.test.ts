@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { chromium as playwright, type Browser } from 'playwright-core';
 import { existsSync } from 'node:fs';
-import { built, startServer, stop, type Server } from './server.js';
+import { built, startServer, stop, type Server } from '../server.js';
 
 async function launch(): Promise<Browser> {
   try {

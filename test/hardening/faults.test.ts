@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { built, json, startServer, stop, until, type Server } from './server.js';
+import { built, json, startServer, stop, until, type Server } from '../server.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { WorkerPool, workerEntry } from '../../src/jobs/pool.js';

@@ -1,8 +1,8 @@
 // Restarts on the same SQLite file: after a graceful stop and after a killed process, running and queued jobs run; streams close on shutdown.
 import { describe, it, expect, afterAll } from 'vitest';
+import { freePort } from '../server.js';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { SqliteJobStore } from '../../src/jobs/store.js';
 import { ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, until, type SseEvent } from './helpers.js';
 
@@ -12,16 +12,6 @@ afterAll(() => tmp.remove());
 /** Well under a second of training on a wasm worker. */
 const MEDIUM_TRAINING = { network: { depth: 4, width: 32 }, data: { source: 'moons', batchSize: 32 }, steps: 200, recordEvery: 50 } as const;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 const settled = (app: Parameters<typeof getJob>[0], id: string) =>
   until(() => getJob(app, id), (j) => ['succeeded', 'failed', 'canceled'].includes(j.status), 60_000);

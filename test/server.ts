@@ -1,9 +1,9 @@
-// Starting and stopping the compiled server (dist/src/server.js) as a child process, for the fault tests.
+// Starting and stopping the compiled server (dist/src/server.js) as a child process, for e2e, fault and browser tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 
-export const SERVER_ENTRY = new URL('../../dist/src/server.js', import.meta.url).pathname;
+export const SERVER_ENTRY = new URL('../dist/src/server.js', import.meta.url).pathname;
 export const built = (): boolean => existsSync(SERVER_ENTRY);
 
 export async function freePort(): Promise<number> {
