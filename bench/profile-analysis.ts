@@ -1,0 +1,70 @@
+// Per-kernel time of one W2 analysis batch (measureBatch) on a backend: where the engine's time goes, kernel by kernel.
+//
+//   npx tsx bench/profile-analysis.ts [native|wasm|cpu] [--statistics host|device] [--steps N]
+//
+// Wraps every registered kernel of the backend with a timer after warm-up (30 batches), then runs N
+// batches. Host-side work (statistics reductions, bookkeeping) is the gap between the kernel total and
+// the time per batch. For a whole analysis over HTTP, profile with node --cpu-prof instead.
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendChoice } from '../src/engine/backend.js';
+import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/analysis.js';
+import { normalizeSpec } from '../src/engine/spec.js';
+import { initParameters } from '../src/engine/network.js';
+import { Rng } from '../src/engine/random.js';
+import { W2 } from './workloads.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const backend = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'native') as BackendChoice;
+const statistics = (arg('statistics') ?? 'host') as 'host' | 'device';
+const steps = Number(arg('steps') ?? 30);
+const info = await initBackend(backend);
+
+const rng = new Rng(1);
+const rows = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rng.normal()));
+const { spec, dataset } = normalizeSpec({
+  seed: 1,
+  network: { depth: W2.depth, width: W2.width, activation: 'relu', outputActivation: 'linear', init: { weights: 'he_normal' } },
+  data: { source: 'inline', x: rows(W2.batch, W2.width), y: rows(W2.batch, W2.width), batchSize: W2.batch },
+  loss: 'mse',
+});
+const params = initParameters(spec.network, spec.seed);
+const weights = params.layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
+const biases = params.layers.map((l) => tf.tensor1d(params.biases[l.index]!));
+const x = tf.tensor2d(dataset.x, [W2.batch, W2.width]);
+const y = tf.tensor2d(dataset.y, [W2.batch, W2.width]);
+const run = (): void => {
+  measureBatch(params.layers, weights, biases, 1, 'mse', x, y, DEFAULT_SATURATION_THRESHOLD, { statistics });
+};
+
+for (let i = 0; i < 30; i++) run();
+const table = new Map<string, { calls: number; ms: number }>();
+for (const k of tf.getKernelsForBackend(info.tfjsBackend)) {
+  const inner = k.kernelFunc;
+  tf.unregisterKernel(k.kernelName, info.tfjsBackend);
+  tf.registerKernel({
+    ...k,
+    kernelFunc: ((args: Parameters<typeof inner>[0]) => {
+      const t0 = performance.now();
+      const out = inner(args);
+      const row = table.get(k.kernelName) ?? { calls: 0, ms: 0 };
+      row.calls++;
+      row.ms += performance.now() - t0;
+      table.set(k.kernelName, row);
+      return out;
+    }) as typeof inner,
+  });
+}
+const t0 = performance.now();
+for (let i = 0; i < steps; i++) run();
+const perStep = (performance.now() - t0) / steps;
+let total = 0;
+console.log(`W2 analysis batch on ${info.name} (tfjs ${info.tfjsBackend}), ${statistics} statistics: ${perStep.toFixed(1)} ms per batch (${steps} batches)`);
+for (const [name, r] of [...table].sort((a, b) => b[1].ms - a[1].ms)) {
+  total += r.ms;
+  console.log(`  ${name.padEnd(22)} ${(r.calls / steps).toFixed(0).padStart(5)} calls ${(r.ms / steps).toFixed(2).padStart(9)} ms`);
+}
+console.log(`  kernels total ${(total / steps).toFixed(1)} ms; outside kernels ${(perStep - total / steps).toFixed(1)} ms`);
