@@ -1,12 +1,13 @@
 // Host-side batch statistics: the JavaScript reductions against plain float64 definitions, and the addon's C reductions against them.
 import * as tf from '@tensorflow/tfjs';
+import { describeNative } from '../native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/random.js';
 import {
   derivativeFractions, derivativeFractionsJs, layerReading, momentsJs, momentsOf, perExampleNorms, rowNorms, rowNormsJs,
   setReductionImplementation, varianceAround, varianceAroundJs,
 } from '../../src/engine/batch-stats.js';
-import { loadNativeKernels, nativeReductions, registerNativeKernels, restoreStockKernels } from '../../src/engine/native-kernels.js';
+import { nativeReductions, registerNativeKernels, restoreStockKernels } from '../../src/engine/native-kernels.js';
 
 const rng = new Rng(11);
 
@@ -98,9 +99,7 @@ describe('JavaScript reductions', () => {
   });
 });
 
-const native = loadNativeKernels();
-
-describe.skipIf(!native.loaded)('native reductions (addon)', () => {
+describeNative('native reductions (addon)', () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
     registerNativeKernels(tf);

@@ -1,5 +1,6 @@
 // Whole analyses on the fast paths (host statistics; native kernels; wasm) equal the stock path (stock cpu kernels, tfjs-op statistics) within float32 tolerance.
 import * as tf from '@tensorflow/tfjs';
+import { itNative } from '../native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/engine/spec.js';
 import { runAnalysis, type AnalysisResult } from '../../src/engine/analysis.js';
@@ -117,7 +118,7 @@ describe('whole analyses: fast paths against the stock path', () => {
     expectEqualToStock(analyse('host'), stock);
   });
 
-  it.skipIf(!loadNativeKernels().loaded)('native kernels with host statistics in C (the native path)', () => {
+  itNative('native kernels with host statistics in C (the native path)', () => {
     setReductionImplementation('auto');
     expect(registerNativeKernels(tf).length).toBeGreaterThan(0);
     expectEqualToStock(analyse('host'), stock);
