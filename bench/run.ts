@@ -79,7 +79,8 @@ function fromTiming(t: Timing): Partial<Row> {
 }
 
 async function httpWorkload(name: 'W1' | 'MNIST' | 'MNISTx' | 'MNISTbig' | 'SWEEP' | 'TRAIN', backend: BackendChoice, workers: number, quick: boolean): Promise<Partial<Row>> {
-  const { startServer, postJson, call, waitForJob } = await import('./http.js');
+  const httpLib = await import('./http.js');
+  const { startServer, postJson } = httpLib;
   const { TEXTBOOK_CHAIN_EXAMPLE } = await import('../src/schemas/examples.js');
   const server = await startServer(backend, workers);
   const env = server.app.backend;
@@ -127,72 +128,17 @@ async function httpWorkload(name: 'W1' | 'MNIST' | 'MNISTx' | 'MNISTbig' | 'SWEE
         return { ...base, medianMs: ms / n, cpuMs: (cpuMs() - c) / n, rate: (n * 1000) / ms, runs: n, warmup: 40 * lanes, note: `${lanes} in flight` };
       }
       case 'SWEEP': {
-        const probe = await call(server.base, 'POST', '/v1/sweeps', sweepSpec(seed));
-        if (probe.status === 404) return { ...base, ...(await engineSweep(quick)), note: 'no POST /v1/sweeps: cells through analyze() on one thread' };
-        if (probe.status !== 202) throw new Error(`POST /v1/sweeps: ${probe.status} ${JSON.stringify(probe.body).slice(0, 300)}`);
-        await waitForJob(server.base, (probe.body as { id: string }).id);
-        const runs = quick ? 1 : 3;
-        const times: number[] = [];
-        const cpu: number[] = [];
-        for (let i = 0; i < runs; i++) {
-          const c = cpuMs();
-          const t0 = performance.now();
-          const job = await postJson(server.base, '/v1/sweeps', sweepSpec(++seed), 202);
-          await waitForJob(server.base, job['id'] as string);
-          times.push(performance.now() - t0);
-          cpu.push(cpuMs() - c);
-        }
         const cells = SWEEP_ACTIVATIONS.length * SWEEP_INITS.length;
-        const med = quantile(times, 0.5);
-        return { ...base, medianMs: med / cells, minMs: Math.min(...times) / cells, cpuMs: quantile(cpu, 0.5) / cells, rate: (cells * 1000) / med, runs, warmup: 1, note: `POST /v1/sweeps, ${cells} cells, polled` };
+        return { ...base, ...(await timeJobs(httpLib, server.base, '/v1/sweeps', sweepSpec, seed, cells, quick)), note: `POST /v1/sweeps, ${cells} cells, polled` };
       }
       case 'TRAIN': {
-        const probe = await call(server.base, 'POST', '/v1/trainings', trainingSpec(seed));
-        if (probe.status === 404) return { ...base, ok: false, reason: 'no POST /v1/trainings in this build' };
-        if (probe.status !== 202) throw new Error(`POST /v1/trainings: ${probe.status} ${JSON.stringify(probe.body).slice(0, 300)}`);
-        await waitForJob(server.base, (probe.body as { id: string }).id);
-        const runs = quick ? 1 : 3;
-        const times: number[] = [];
-        const cpu: number[] = [];
-        for (let i = 0; i < runs; i++) {
-          const c = cpuMs();
-          const t0 = performance.now();
-          const job = await postJson(server.base, '/v1/trainings', trainingSpec(++seed), 202);
-          await waitForJob(server.base, job['id'] as string);
-          times.push(performance.now() - t0);
-          cpu.push(cpuMs() - c);
-        }
-        const steps = (trainingSpec(0)['steps'] as number);
-        const med = quantile(times, 0.5);
-        return { ...base, medianMs: med / steps, minMs: Math.min(...times) / steps, cpuMs: quantile(cpu, 0.5) / steps, rate: (steps * 1000) / med, runs, warmup: 1, note: 'POST /v1/trainings incl. records + evaluation, polled' };
+        const steps = trainingSpec(0)['steps'] as number;
+        return { ...base, ...(await timeJobs(httpLib, server.base, '/v1/trainings', trainingSpec, seed, steps, quick)), note: 'POST /v1/trainings incl. records + evaluation, polled' };
       }
     }
   } finally {
     await server.close();
   }
-}
-
-/** The sweep through the engine (one thread), for builds without the sweeps route. */
-async function engineSweep(quick: boolean): Promise<Partial<Row>> {
-  const { analyze } = await import('../src/engine/analyze.js');
-  const spec = sweepSpec(1);
-  const cellsOf = (seed: number) => SWEEP_ACTIVATIONS.flatMap((a) => SWEEP_INITS.map((i) => ({
-    ...spec.base, seed, network: { ...spec.base.network, activation: a, init: { weights: i } },
-  })));
-  const limits = { maxDepth: 200, maxWidth: 4096, maxBatchSize: 4096, maxBatches: 64, maxInlineRows: 10000, maxAnalysisFlops: 20e9, maxParameters: 20e6 };
-  for (const c of cellsOf(1)) analyze(c, limits);
-  const times: number[] = [];
-  const cpu: number[] = [];
-  for (let r = 0; r < (quick ? 1 : 3); r++) {
-    const c0 = cpuMs();
-    const t0 = performance.now();
-    for (const c of cellsOf(r + 2)) analyze(c, limits);
-    times.push(performance.now() - t0);
-    cpu.push(cpuMs() - c0);
-  }
-  const cells = SWEEP_ACTIVATIONS.length * SWEEP_INITS.length;
-  const med = quantile(times, 0.5);
-  return { workers: 1, medianMs: med / cells, cpuMs: quantile(cpu, 0.5) / cells, rate: (cells * 1000) / med, runs: times.length, warmup: 1 };
 }
 
 async function child(workload: WorkloadName, requested: BenchBackend, workers: number, quick: boolean): Promise<void> {
@@ -334,4 +280,23 @@ if (childWorkload !== undefined) {
   await child(childWorkload as WorkloadName, (arg('backend') ?? 'auto') as BenchBackend, Number(arg('workers') ?? 1), flag('quick'));
 } else {
   await parent();
+}
+
+/** Submits one warm-up job, then times `runs` jobs from POST to done; times are per unit (cell or step). */
+async function timeJobs(http: typeof import('./http.js'), base: string, path: string, specOf: (seed: number) => Record<string, unknown>, seed: number, units: number, quick: boolean) {
+  const { postJson, waitForJob } = http;
+  await waitForJob(base, (await postJson(base, path, specOf(seed), 202))['id'] as string);
+  const runs = quick ? 1 : 3;
+  const times: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c = cpuMs();
+    const t0 = performance.now();
+    const job = await postJson(base, path, specOf(++seed), 202);
+    await waitForJob(base, job['id'] as string);
+    times.push(performance.now() - t0);
+    cpu.push(cpuMs() - c);
+  }
+  const med = quantile(times, 0.5);
+  return { medianMs: med / units, minMs: Math.min(...times) / units, cpuMs: quantile(cpu, 0.5) / units, rate: (units * 1000) / med, runs, warmup: 1 };
 }

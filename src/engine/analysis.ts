@@ -8,7 +8,7 @@ import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxN
 import type { NormalizationKind } from './spec.js';
 import { activation } from './activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
-import { layerPartial, perExampleNorms } from './batch-stats.js';
+import { layerPartial, perExampleNorms, type HostReading } from './batch-stats.js';
 import { combineShards, shardRanges, type ShardPartial } from './shards.js';
 import type { LossName } from '../schemas/spec.js';
 
@@ -136,20 +136,8 @@ export interface AnalysisTimings {
   totalMs: number;
 }
 
-/** Per-layer raw readings from one batch (float64 after read-back). */
-export interface Reading {
-  weightNorm: number;
-  gradNorm: number;
-  gradMaxAbs: number;
-  biasGradNorm: number;
-  deltaNorm: number;
-  preMeanSq: number;
-  actMean: number;
-  actVar: number;
-  outMeanSq: number;
-  dead: number;
-  saturated: number;
-}
+/** Per-layer raw readings from one batch (float64 after read-back): one shape for host and device statistics. */
+export type Reading = HostReading;
 
 const FIELDS = 14;
 
