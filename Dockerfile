@@ -32,6 +32,7 @@ COPY bench ./bench
 COPY public ./public
 RUN npm run build \
  && (npm run build:native || echo "native kernels not built; the wasm backend will be used") \
+ && mkdir -p native/build/Release \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime
