@@ -172,6 +172,18 @@ interface Case {
   input: AnalysisSpecInput;
 }
 
+/**
+ * Seeds moved (by +4, so the row count 3 + seed % 4 stays) when the Ziggurat normal sampler changed
+ * every seeded weight: at the formula's seed these cases had a dead ReLU/ReLU6 layer, so a finite-
+ * difference weight gradient of exactly 0 (the check's own precondition, asserted below, failed).
+ */
+const RESEED: Record<string, number> = {
+  'relu, plain depth 4 widths [5,4,3], output': 18,
+  'relu6, plain depth 4 widths [5,4,3], categorical_crossentropy': 28,
+  'relu6, residual every 1 scale 0.7, depth 5 width 4, binary_crossentropy': 158,
+  'relu6, residual every 2 scale 1, depth 6 width 4, output': 88,
+};
+
 function caseFor(
   title: string,
   act: ActivationInput | ActivationInput[],
@@ -179,6 +191,7 @@ function caseFor(
   shape: { depth: number; widths?: number[]; width?: number; residual?: { every: number; scale: number } },
   seed: number,
 ): Case {
+  seed = RESEED[title] ?? seed;
   const rows = 3 + (seed % 4); // 3..6 rows
   const x = inlineX(rows, 3, 1000 + seed);
   const net: AnalysisSpecInput['network'] = {

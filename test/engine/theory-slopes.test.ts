@@ -10,16 +10,19 @@ import type { InitializerInput } from '../../src/engine/initializers.js';
 
 /*
  * Settings (reference §10, scaled to the pure-JS cpu backend): width 128 ≥ 10 × depth 12, so
- * Σ 1/n_l ≈ 0.09; batch 64 of standardised 16-feature blobs; six seeds; the slope of ln‖δ‖ fitted
+ * Σ 1/n_l ≈ 0.09; batch 128 of standardised 16-feature blobs; twelve seeds; the slope of ln‖δ‖ fitted
  * over the hidden layers of the output-side half (where q^l has settled), on the logs averaged over
  * seeds, against the same fit of the predicted per-layer norms (layer-local χ₁, so tanh + Glorot,
  * whose q decays as a power law, is compared with what it really does). Pass, on the ln‖δ‖² scale:
- * |s − pred| ≤ 0.1·|pred| + 0.02. Over four other seed sets the largest misses were 0.6 × the
- * tolerance (tanh + Glorot); SELU's finite-width drift exceeds it at this width, so it is not here.
+ * |s − pred| ≤ 0.1·|pred| + 0.02 (the reference's criterion). Over four disjoint sets of twelve seeds
+ * (1–12, 13–24, 25–36, 37–48) the misses were ReLU + He 0.007, 0.024, 0.000, 0.006 (tolerance 0.020),
+ * ReLU + Glorot ≤ 0.015 (0.089), tanh + Glorot ≤ 0.011 (0.030), sigmoid + Glorot ≤ 0.018 (0.309): the
+ * ReLU + He criterion sits at the seed-to-seed noise of this width, so one set in four misses it by
+ * 1.2×. SELU's finite-width drift exceeds the tolerance at this width, so it is not here.
  */
 const DEPTH = 12;
 const WIDTH = 128;
-const SEEDS = [1, 2, 3, 4, 5, 6];
+const SEEDS = Array.from({ length: 12 }, (_, i) => i + 1);
 
 function measuredAndPredicted(activation: string, init: InitializerInput): { measured: number; predicted: number; chi1: number | null } {
   const L = DEPTH;
@@ -31,7 +34,7 @@ function measuredAndPredicted(activation: string, init: InitializerInput): { mea
     const { spec, dataset } = normalizeSpec({
       seed,
       network: { depth: DEPTH, width: WIDTH, activation, init: { weights: init } },
-      data: { source: 'blobs', features: 16, batchSize: 64 },
+      data: { source: 'blobs', features: 16, batchSize: 128 },
     });
     const params = initParameters(spec.network, spec.seed);
     const { result, input } = runAnalysis(spec, dataset, {}, params);
