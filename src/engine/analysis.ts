@@ -169,8 +169,8 @@ function normFromParts(maxAbs: number, scaled: number): number {
   return maxAbs * Math.sqrt(scaled);
 }
 
-/** Runs one batch forward and backward and reads every layer's statistics back in one transfer; also used by training records. */
-export function measureBatch(
+/** What one forward + backward measurement needs: the network, its parameter tensors, the batch and options. */
+type MeasureArgs = [
   layers: LayerPlan[],
   weights: tf.Tensor2D[],
   biases: (tf.Tensor1D | null)[],
@@ -179,28 +179,26 @@ export function measureBatch(
   x: tf.Tensor2D,
   y: tf.Tensor2D | null,
   saturationThreshold: number,
-  extras: MeasureExtras = {},
-): BatchMeasurement {
-  return measureImpl(layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras, false) as BatchMeasurement;
+  extras?: MeasureExtras,
+];
+
+/** Runs one batch forward and backward and reads every layer's statistics back in one transfer; also used by training records. */
+export function measureBatch(...args: MeasureArgs): BatchMeasurement {
+  return measureImpl(...withExtras(args), false) as BatchMeasurement;
 }
 
 /**
  * measureBatch for one shard (some rows) of a batch: the sums and gradients that combineShards adds up
  * with the other shards' into the whole batch's measurement (host statistics only).
  */
-export function measureShard(
-  layers: LayerPlan[],
-  weights: tf.Tensor2D[],
-  biases: (tf.Tensor1D | null)[],
-  residualScale: number,
-  loss: LossName,
-  x: tf.Tensor2D,
-  y: tf.Tensor2D | null,
-  saturationThreshold: number,
-  extras: MeasureExtras = {},
-): ShardPartial {
-  if (extras.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
-  return measureImpl(layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras, true) as ShardPartial;
+export function measureShard(...args: MeasureArgs): ShardPartial {
+  if (args[8]?.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
+  return measureImpl(...withExtras(args), true) as ShardPartial;
+}
+
+function withExtras(args: MeasureArgs): Required<MeasureArgs> {
+  const [layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras = {}] = args;
+  return [layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras];
 }
 
 function measureImpl(

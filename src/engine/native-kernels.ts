@@ -1,4 +1,5 @@
 // Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense forward and backward passes.
+import { swapKernel } from './kernel-swap.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, parse } from 'node:path';
@@ -377,12 +378,7 @@ export function registerNativeKernels(tf: Tf, options: { kernels?: readonly stri
       count(name, result !== null);
       return result ?? stockFunc(args);
     }) as KernelFunc;
-    tf.unregisterKernel(name, 'cpu');
-    const config: KernelConfig = { kernelName: name, backendName: 'cpu', kernelFunc };
-    if (stock.setupFunc) config.setupFunc = stock.setupFunc;
-    if (stock.disposeFunc) config.disposeFunc = stock.disposeFunc;
-    tf.registerKernel(config);
-    replacedCpu.set(name, stock);
+    replacedCpu.set(name, swapKernel(tf, stock, kernelFunc));
   }
   registrationIssue = undefined;
   return [...replacedCpu.keys()];
@@ -435,12 +431,7 @@ export function registerNativeWasmMatMul(tf: Tf): boolean {
     count('wasm:BatchMatMul', true);
     return { dataId: out.dataId, shape: plan.outShape, dtype: 'float32' } as TensorInfo;
   }) as KernelFunc;
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  const config: KernelConfig = { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc };
-  if (stock.setupFunc) config.setupFunc = stock.setupFunc;
-  if (stock.disposeFunc) config.disposeFunc = stock.disposeFunc;
-  tf.registerKernel(config);
-  replacedWasmMatMul = stock;
+  replacedWasmMatMul = swapKernel(tf, stock, kernelFunc);
   return true;
 }
 

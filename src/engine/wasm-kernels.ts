@@ -6,6 +6,7 @@
 // explicit transpose then plain). A dense layer's backward pass is exactly those two transposed
 // products, so this wrapper transposes the operand with the backend's own Transpose kernel and runs
 // the plain product. It needs no native code: it is what a pure `npm install` gets.
+import { swapKernel } from './kernel-swap.js';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -56,12 +57,7 @@ export function registerWasmTransposedMatMul(tf: Tf): boolean {
       if (bPlain !== b) backend.disposeData(bPlain.dataId);
     }
   }) as KernelFunc;
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  const config: KernelConfig = { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc };
-  if (stock.setupFunc) config.setupFunc = stock.setupFunc;
-  if (stock.disposeFunc) config.disposeFunc = stock.disposeFunc;
-  tf.registerKernel(config);
-  replaced = stock;
+  replaced = swapKernel(tf, stock, kernelFunc);
   return true;
 }
 
