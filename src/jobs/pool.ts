@@ -16,6 +16,8 @@
 //
 // Cancelling a running task goes through shared memory (an Int32 per worker) rather than a message, so
 // the engine sees it between steps even when it never yields to the worker's event loop.
+import type { TheoryQuery } from '../schemas/diagnosis.js';
+import type { TheoryReport } from '../engine/theory-report.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -373,6 +375,10 @@ export class WorkerPool implements Runner {
 
   async train(input: TrainingSpecInput, options: RunOptions = {}): Promise<TrainingOutput> {
     return (await this.run({ kind: 'training', input }, options)) as TrainingOutput;
+  }
+
+  async theory(query: TheoryQuery): Promise<TheoryReport> {
+    return (await this.run({ kind: 'theory', query }, {})) as TheoryReport;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,6 @@
 // Where engine work runs: the interface the job layer uses, and the in-process implementation.
+import type { TheoryQuery } from '../schemas/diagnosis.js';
+import type { TheoryReport } from '../engine/theory-report.js';
 import type { AnalysisOutput } from '../engine/analyze.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { SpecLimits } from '../engine/spec.js';
@@ -23,6 +25,7 @@ export interface Runner {
   readonly concurrency: number;
   analyze(input: AnalysisSpecInput, options?: RunOptions): Promise<AnalysisOutput>;
   train(input: TrainingSpecInput, options?: RunOptions): Promise<TrainingOutput>;
+  theory(query: TheoryQuery): Promise<TheoryReport>;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,11 @@ export class InProcessRunner implements Runner {
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
     await this.ready();
     return this.serial(async () => (await executeTask({ kind: 'analysis', input }, this.limits)) as AnalysisOutput, options.signal);
+  }
+
+  async theory(query: TheoryQuery): Promise<TheoryReport> {
+    await this.ready();
+    return this.serial(async () => (await executeTask({ kind: 'theory', query }, this.limits)) as TheoryReport);
   }
 
   async train(input: TrainingSpecInput, options: RunOptions = {}): Promise<TrainingOutput> {

@@ -7,13 +7,17 @@ import type { SpecLimits } from '../engine/spec.js';
 import { runTraining, type TrainingOutput } from '../engine/training.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
+import type { TheoryQuery } from '../schemas/diagnosis.js';
+import { theoryReport, type TheoryReport } from '../engine/theory-report.js';
 
 export type ComputeTask =
   /** partials: every batch's shards measured by 'analysis-shard' tasks, to combine instead of computing. */
   | { kind: 'analysis'; input: AnalysisSpecInput; partials?: ShardPartial[][] }
   /** Rows of shard `index` of `count` of every batch of an analysis split across workers. */
   | { kind: 'analysis-shard'; input: AnalysisSpecInput; index: number; count: number }
-  | { kind: 'training'; input: TrainingSpecInput };
+  | { kind: 'training'; input: TrainingSpecInput }
+  /** GET /v1/theory: its quadrature takes up to seconds at large depth, so it runs off the HTTP thread too. */
+  | { kind: 'theory'; query: TheoryQuery };
 
 export interface TaskHooks {
   /** Partial results (training records) with the task's progress 0..1. */
@@ -22,7 +26,7 @@ export interface TaskHooks {
   isCancelled?(): boolean;
 }
 
-export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput | ShardPartial[]> {
+export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput | ShardPartial[] | TheoryReport> {
   if (hooks.isCancelled?.()) throw new CancelledError();
   switch (task.kind) {
     case 'analysis':
@@ -33,5 +37,7 @@ export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: 
       return analyzeShard(task.input, limits, task.index, task.count);
     case 'training':
       return runTraining(task.input, limits, hooks);
+    case 'theory':
+      return theoryReport(task.query);
   }
 }

@@ -14,8 +14,8 @@ import { redactUrl } from './auth.js';
 const OPERATIONS_ROUTES = new Set(['/health', '/ready', '/metrics']);
 
 /**
- * Routes that start compute get the stricter bucket: POSTs under /v1 queue jobs, and GET /v1/theory iterates
- * its quadrature on the HTTP thread (up to ~2 s at depth 1000 on a small machine).
+ * Routes that start compute get the stricter bucket: POSTs under /v1 queue jobs, and GET /v1/theory runs
+ * its quadrature on a compute worker (up to ~2 s at depth 1000 on a small machine).
  */
 export function startsCompute(method: string | string[], url: string): boolean {
   const methods = Array.isArray(method) ? method : [method];
