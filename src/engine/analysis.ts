@@ -4,7 +4,7 @@ import type { Dataset, Batch } from './datasets.js';
 import { sampleBatches } from './datasets.js';
 import { deriveSeed } from './random.js';
 import type { NormalizedSpec } from './spec.js';
-import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan, type NetworkParameters } from './network.js';
+import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxName, type AuxTensor, type ForwardTaps, type LayerPlan, type NetworkParameters } from './network.js';
 import type { NormalizationKind } from './spec.js';
 import { activation } from './activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
@@ -120,7 +120,7 @@ export interface AnalysisResult {
   batches: number;
   layers: LayerStats[];
   summary: AnalysisSummary;
-  parameters?: { index: number; weights: number[][]; bias: number[] | null }[];
+  parameters?: ParametersJson;
   batch?: { x: number[][]; y: number[][] }[];
 }
 
@@ -201,6 +201,74 @@ function withExtras(args: MeasureArgs): Required<MeasureArgs> {
   return [layers, weights, biases, residualScale, loss, x, y, saturationThreshold, extras];
 }
 
+export interface GradientArgs {
+  layers: LayerPlan[];
+  weights: tf.Tensor2D[];
+  biases: (tf.Tensor1D | null)[];
+  residualScale: number;
+  loss: LossName;
+  x: tf.Tensor2D;
+  y: tf.Tensor2D | null;
+  aux?: AuxTensor[];
+  normalization?: NormalizationKind;
+}
+
+/** The loss of one batch and its gradient w.r.t. everything the analysis reports on. */
+export interface BatchGradients {
+  value: tf.Scalar;
+  /** ∂Loss/∂W per layer, [inputUnits, units]. */
+  weights: tf.Tensor[];
+  /** ∂Loss/∂b per layer; null where the layer has no bias. */
+  biases: (tf.Tensor | null)[];
+  /** ∂Loss/∂h per layer (batch × units), h the pre-activation before any normalisation. */
+  deltas: tf.Tensor[];
+  /** ∂Loss/∂(auxiliary parameter), in the order of args.aux. */
+  aux: tf.Tensor[];
+  /** The forward pass's taps, kept past the gradient's scope (the statistics read them). */
+  taps: ForwardTaps;
+}
+
+/**
+ * One batch forward and backward by tfjs autodiff: the gradients every analysis statistic is made of
+ * (zero probes added to each pre-activation give ∂Loss/∂h). The caller owns every returned tensor;
+ * call it inside a scope. The gradient check compares these whole tensors with finite differences.
+ */
+export function batchGradients(args: GradientArgs): BatchGradients {
+  const { layers, weights, biases, x } = args;
+  const acts = activationsFor(layers);
+  const L = layers.length;
+  const auxIn = args.aux ?? [];
+  const taps: ForwardTaps = { pre: [], post: [], out: [], input: [] };
+  const probes = layers.map((l) => tf.zeros([x.shape[0], l.units]) as tf.Tensor2D);
+  const withBias = biases.filter((b): b is tf.Tensor1D => b !== null);
+  const f = (...list: tf.Tensor[]): tf.Scalar => {
+    const ws = list.slice(0, L) as tf.Tensor2D[];
+    let k = L;
+    const bs = biases.map((b) => (b ? (list[k++] as tf.Tensor1D) : null));
+    const ps = list.slice(k, k + L) as tf.Tensor2D[];
+    const aux = auxIn.map((p, i) => ({ layer: p.layer, name: p.name, tensor: list[k + L + i]! }));
+    const run = forward({
+      layers, acts, residualScale: args.residualScale, weights: ws, biases: bs, probes: ps, x, aux, normalization: args.normalization,
+    });
+    // Keep the taps past the gradient's own scope: the statistics read them.
+    for (const key of ['pre', 'post', 'out', 'input'] as const) run.taps[key].forEach((t) => taps[key].push(tf.keep(t)));
+    return lossOf(args.loss, layers[L - 1]!.activation, run.logits, run.output, args.y);
+  };
+  let value: tf.Scalar;
+  let grads: tf.Tensor[];
+  try {
+    ({ value, grads } = tf.valueAndGrads(f)([...weights, ...withBias, ...probes, ...auxIn.map((p) => p.tensor)]));
+  } catch (err) {
+    for (const key of ['pre', 'post', 'out', 'input'] as const) taps[key].forEach((t) => { if (t !== x) t.dispose(); });
+    throw err;
+  } finally {
+    probes.forEach((p) => p.dispose());
+  }
+  let k = L;
+  const gradB = biases.map((b) => (b ? grads[k++]! : null));
+  return { value, weights: grads.slice(0, L), biases: gradB, deltas: grads.slice(k, k + L), aux: grads.slice(k + L), taps };
+}
+
 function measureImpl(
   layers: LayerPlan[],
   weights: tf.Tensor2D[],
@@ -219,30 +287,15 @@ function measureImpl(
   const auxIn = extras.aux ?? [];
   const perExampleLayers = [...new Set(extras.perExampleLayers ?? [0, L - 1])];
   // A manual scope rather than tf.tidy: tidy may only return tensors, and we return plain numbers.
-  const kept: { pre: tf.Tensor2D[]; post: tf.Tensor2D[]; out: tf.Tensor2D[]; input: tf.Tensor2D[] } = { pre: [], post: [], out: [], input: [] };
+  let kept: ForwardTaps = { pre: [], post: [], out: [], input: [] };
   tf.engine().startScope();
   try {
-    const probes = layers.map((l) => tf.zeros([batchSize, l.units]) as tf.Tensor2D);
-    const withBias = biases.filter((b): b is tf.Tensor1D => b !== null);
-    const f = (...args: tf.Tensor[]): tf.Scalar => {
-      const ws = args.slice(0, L) as tf.Tensor2D[];
-      let k = L;
-      const bs = biases.map((b) => (b ? (args[k++] as tf.Tensor1D) : null));
-      const ps = args.slice(k, k + L) as tf.Tensor2D[];
-      const aux = auxIn.map((p, i) => ({ layer: p.layer, name: p.name, tensor: args[k + L + i]! }));
-      const { logits, output, taps } = forward({
-        layers, acts, residualScale, weights: ws, biases: bs, probes: ps, x, aux, normalization: extras.normalization,
-      });
-      // Keep the taps past the gradient's own scope: the statistics below read them.
-      for (const key of ['pre', 'post', 'out', 'input'] as const) taps[key].forEach((t) => kept[key].push(tf.keep(t)));
-      return lossOf(loss, layers[L - 1]!.activation, logits, output, y);
-    };
-    const { value, grads } = tf.valueAndGrads(f)([...weights, ...withBias, ...probes, ...auxIn.map((p) => p.tensor)]);
-    const gradW = grads.slice(0, L);
-    let k = L;
-    const gradB = biases.map((b) => (b ? grads[k++]! : null));
-    const deltas = grads.slice(k, k + L);
-    const auxGrads = grads.slice(k + L);
+    const g = batchGradients({ layers, weights, biases, residualScale, loss, x, y, aux: auxIn, normalization: extras.normalization });
+    kept = g.taps;
+    const { value, deltas } = g;
+    const gradW = g.weights;
+    const gradB = g.biases;
+    const auxGrads = g.aux;
 
     if (asPartial || hostStatistics(extras.statistics)) {
       // ~15 tfjs kernels per layer on the device path against one float64 pass per array here
@@ -347,7 +400,28 @@ function measureImpl(
   }
 }
 
-function toRows(values: Float32Array, width: number): number[][] {
+/** Parameters as include: ["parameters"] reports them: per layer W as [inputUnits][units], b, and the auxiliary parameters. */
+export type ParametersJson = {
+  index: number;
+  weights: number[][];
+  bias: number[] | null;
+  auxParameters?: { name: AuxName; values: number[] }[];
+}[];
+
+/** The layout analyses and trainings share for include: ["parameters"]; aux only on layers that have some. */
+export function parametersJson(layers: LayerPlan[], weights: Float32Array[], biases: (Float32Array | null)[], aux: { layer: number; name: AuxName; values: Float32Array }[]): ParametersJson {
+  return layers.map((layer, l) => {
+    const own = aux.filter((p) => p.layer === l).map((p) => ({ name: p.name, values: Array.from(p.values) }));
+    return {
+      index: l,
+      weights: toRows(weights[l]!, layer.units),
+      bias: biases[l] ? Array.from(biases[l]!) : null,
+      ...(own.length > 0 ? { auxParameters: own } : {}),
+    };
+  });
+}
+
+export function toRows(values: Float32Array, width: number): number[][] {
   const rows: number[][] = [];
   for (let i = 0; i < values.length; i += width) rows.push(Array.from(values.subarray(i, i + width)));
   return rows;
@@ -513,11 +587,7 @@ export function runAnalysis(
   };
   if (perBatch.length > 1) result.lossSpread = spreadOf(losses);
   if (spec.include.includes('parameters')) {
-    result.parameters = layers.map((layer, l) => ({
-      index: l,
-      weights: toRows(params.weights[l]!, layer.units),
-      bias: params.biases[l] ? Array.from(params.biases[l]!) : null,
-    }));
+    result.parameters = parametersJson(layers, params.weights, params.biases, auxParams);
   }
   if (spec.include.includes('batch')) {
     result.batch = batches.map((b, i) => ({ x: toRows(b.x, layers[0]!.inputUnits), y: toRows(targets[i]!.values, targets[i]!.width) }));

@@ -34,6 +34,23 @@ export const LogSlopeSchema = Type.Union(
   { description: 'Exponential fit of a norm against depth; null when fewer than two layers have a finite positive norm.' },
 );
 
+/** Every parameter of a network, layer by layer: the layout include: ["parameters"] uses in analyses and trainings. */
+export const ParametersSchema = Type.Array(
+  Type.Object({
+    index: Type.Integer({ description: 'Layer index.' }),
+    weights: Type.Array(Type.Array(Type.Number()), { description: 'Weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
+    bias: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Bias, or null.' }),
+    auxParameters: Type.Optional(Type.Array(
+      Type.Object({
+        name: AuxParameterSchema.properties.name,
+        values: Type.Array(Type.Number(), { description: 'Values: one per unit for gamma and beta, a single entry for the scalars.' }),
+      }),
+      { description: 'The layer\'s learnable parameters besides W and b (normalisation gamma/beta, the ReZero/SkipInit gate, Fixup\'s scalars; see layers[].auxParameters); absent when it has none.' },
+    )),
+  }),
+  { description: 'Parameters of every layer, input side first.' },
+);
+
 export const LayerResultSchema = Type.Object({
   index: Type.Integer({ description: 'Layer index: 0 is the layer that reads the input, the last is the output layer.' }),
   name: Type.String({ description: 'dense_<index>, or output.' }),
@@ -99,16 +116,7 @@ export const AnalysisResultSchema = Type.Object(
       },
       { description: 'The dataset behind the batches.' },
     ),
-    parameters: Type.Optional(
-      Type.Array(
-        Type.Object({
-          index: Type.Integer({ description: 'Layer index.' }),
-          weights: Type.Array(Type.Array(Type.Number()), { description: 'Initial weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
-          bias: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Initial bias, or null.' }),
-        }),
-        { description: 'With include: ["parameters"].' },
-      ),
-    ),
+    parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: the initial parameters of every layer.' }),
     batch: Type.Optional(
       Type.Array(Type.Object({
         x: Type.Array(Type.Array(Type.Number()), { description: 'Input rows of the batch, after normalisation.' }),

@@ -161,7 +161,7 @@ export const AnalysisSpecSchema = Type.Object(
     include: Type.Optional(
       Type.Array(Type.Union([Type.Literal('parameters'), Type.Literal('batch')]), {
         maxItems: 2,
-        description: 'parameters: the initial weights ([inputUnits][units], the tfjs Dense layout) and biases of every layer; batch: the batches used. Enough to reproduce the numbers in another framework.',
+        description: 'parameters: the initial weights ([inputUnits][units], the tfjs Dense layout), biases and auxiliary parameters (normalisation gamma/beta, residual gates, Fixup scalars) of every layer; batch: the batches used. Enough to reproduce the numbers in another framework.',
       }),
     ),
     thresholds: Type.Optional(ThresholdsSchema),
