@@ -7,7 +7,7 @@ import { cachedParameters } from './param-cache.js';
 import type { ShardPartial } from './shards.js';
 import { withDiagnosis } from './diagnose.js';
 import { prepareWhatIf, runWhatIf } from './whatif.js';
-import { encodeNonFinite } from './json-safe.js';
+import { encodeNonFinite, nonFiniteSummary } from './json-safe.js';
 import type { AnalysisResultBody } from '../schemas/result.js';
 
 export interface AnalysisOutput {
@@ -39,7 +39,7 @@ export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_L
   const whatIfMs = performance.now() - t0 - diagnosisMs;
   const encoded = encodeNonFinite(diagnosed);
   const body = encoded.value as Record<string, unknown>;
-  body.nonFinite = { count: encoded.paths.length, paths: encoded.paths.slice(0, 100) };
+  body.nonFinite = nonFiniteSummary(encoded.paths);
   body.data = { source: dataset.source, examples: dataset.n, inputUnits: dataset.inputSize, task: dataset.task, description: dataset.description };
   return {
     spec: specToInput(spec),

@@ -84,6 +84,8 @@ export interface Batch {
   y: Float32Array;
   labels: Int32Array | null;
   size: number;
+  /** Row of the dataset each example of a sampled batch came from (sampleBatches sets it). */
+  indices?: Int32Array;
 }
 
 /** A data spec that cannot be turned into a dataset; `field` is the offending path, e.g. 'data.x[3]'. */
@@ -768,7 +770,7 @@ export function sampleBatches(ds: Dataset, batchSize: number, batches: number, s
       y.set(source.y.subarray(i * outputSize, (i + 1) * outputSize), b * outputSize);
       if (labels) labels[b] = source.labels![i]!;
     }
-    return { x, y, labels, size: batchSize };
+    return { x, y, labels, size: batchSize, indices: Int32Array.from(indices) };
   };
 
   const picked = new Int32Array(batchSize);

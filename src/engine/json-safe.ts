@@ -1,4 +1,5 @@
 // Makes results JSON-safe: NaN and ±Infinity become explicit strings, and their paths are listed.
+import { MAX_NON_FINITE_PATHS } from '../schemas/result.js';
 
 /** How a non-finite number appears in a response: JSON has no NaN or Infinity. */
 export type NonFiniteToken = 'NaN' | 'Infinity' | '-Infinity';
@@ -31,4 +32,15 @@ export function encodeNonFinite<T>(value: T, prefix = ''): { value: unknown; pat
     return v;
   };
   return { value: walk(value, prefix), paths };
+}
+
+export interface NonFiniteSummary {
+  count: number;
+  paths: string[];
+  /** Whether paths lists fewer than count (the first MAX_NON_FINITE_PATHS only). */
+  truncated: boolean;
+}
+
+export function nonFiniteSummary(paths: string[]): NonFiniteSummary {
+  return { count: paths.length, paths: paths.slice(0, MAX_NON_FINITE_PATHS), truncated: paths.length > MAX_NON_FINITE_PATHS };
 }

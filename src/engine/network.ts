@@ -111,6 +111,11 @@ function applyFixup(net: NormalizedNetwork, weights: Float32Array[]): void {
   weights[net.depth - 1]!.fill(0);
 }
 
+/** Entries of every auxiliary parameter together, without drawing any weights. */
+export function auxParameterCount(net: NormalizedNetwork): number {
+  return auxParameters(net, planLayers(net)).reduce((n, p) => n + p.values.length, 0);
+}
+
 function auxParameters(net: NormalizedNetwork, layers: LayerPlan[]): AuxParameter[] {
   const aux: AuxParameter[] = [];
   const scalar = (v: number): Float32Array => Float32Array.of(v);

@@ -1,17 +1,17 @@
 // Training runs: validate and cost a training spec up front, then train with recorded per-layer gradient statistics.
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
-import { MAX_TRAINING_RECORDS, type TrainingSpecInput } from '../schemas/training.js';
+import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclude, type TrainingSpecInput } from '../schemas/training.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from './spec.js';
 import { estimateCost, checkCost, type CostEstimate } from './cost.js';
-import { measureBatch, targetsFor, DEFAULT_SATURATION_THRESHOLD } from './analysis.js';
+import { measureBatch, parametersJson, targetsFor, toRows, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from './analysis.js';
 import { activation } from './activations.js';
-import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxTensor, type LayerPlan } from './network.js';
+import { activationsFor, auxIsVector, auxParameterCount, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan } from './network.js';
 import { sampleBatches, type Batch, type Dataset } from './datasets.js';
 import { deriveSeed } from './random.js';
-import { encodeNonFinite } from './json-safe.js';
-import { CancelledError, SpecError } from './errors.js';
+import { encodeNonFinite, nonFiniteSummary, type NonFiniteSummary } from './json-safe.js';
+import { CancelledError, LimitError, SpecError } from './errors.js';
 import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from './optimizers.js';
 import { evaluateChecks, validateExpect, type Check, type JsonNumber } from './checks.js';
 
@@ -70,16 +70,29 @@ export interface TrainingResult {
   learns: boolean;
   status: TrainingStatus;
   reasons: string[];
-  nonFinite: { count: number; paths: string[] };
+  nonFinite: NonFiniteSummary;
   data: { source: string; examples: number; inputUnits: number; task: string; description: string };
   checks?: Check[];
   passed?: boolean;
+  /** With include: ["parameters"]: before the first update and after the last one. */
+  parameters?: ParametersJson;
+  finalParameters?: ParametersJson;
+  /** With include: ["batches"]. */
+  batches?: TrainingBatches;
+}
+
+/** Per step the dataset rows of its minibatch, and every row used, once (see TrainingBatchesSchema). */
+export interface TrainingBatches {
+  indices: number[][];
+  examples: { index: number[]; x: number[][]; y: number[][] };
 }
 
 export interface TrainingCost extends CostEstimate {
   steps: number;
   records: number;
   evaluationExamples: number;
+  /** With include: the numbers it adds to the result, at most MAX_TRAINING_INCLUDED_VALUES. */
+  includedValues?: number;
 }
 
 /** The training spec in request form with every default filled in (valid to send again). */
@@ -97,6 +110,7 @@ export interface PreparedTraining {
   recordEvery: number;
   optimizer: OptimizerConfig;
   expect: ExpectInput | undefined;
+  include: TrainingInclude[];
   /** Echo of the request with every default filled in. */
   input: NormalizedTrainingInput;
   cost: TrainingCost;
@@ -135,7 +149,7 @@ export function recordSteps(steps: number, recordEvery: number): number[] {
  * answer 400 (SpecError) or 422 (LimitError) before queueing. Loads the dataset (as normalizeSpec does).
  */
 export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = DEFAULT_LIMITS): PreparedTraining {
-  const { steps, optimizer: optimizerInput, recordEvery: recordEveryInput, expect, ...rest } = input;
+  const { steps, optimizer: optimizerInput, recordEvery: recordEveryInput, expect, include: includeInput, ...rest } = input;
   if (!Number.isInteger(steps) || steps < 1) throw new SpecError('steps', 'steps must be an integer ≥ 1');
   const analysisInput: AnalysisSpecInput = { ...rest, data: { ...rest.data } };
   if ('batches' in analysisInput.data) throw new SpecError('data.batches', 'data.batches does not apply to trainings: every step draws one fresh batch');
@@ -164,6 +178,14 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     evaluationExamples,
   };
   checkCost(cost, limits, 1, 'training');
+  const include = [...new Set(includeInput ?? [])];
+  if (include.length > 0) {
+    cost.includedValues = includedValues(spec, dataset, steps, include);
+    if (cost.includedValues > MAX_TRAINING_INCLUDED_VALUES) {
+      throw new LimitError('maxTrainingIncludedValues', cost.includedValues, MAX_TRAINING_INCLUDED_VALUES,
+        `include ${JSON.stringify(include)} would add up to ${cost.includedValues} numbers to the result but the limit (MAX_TRAINING_INCLUDED_VALUES) is ${MAX_TRAINING_INCLUDED_VALUES}: ask for fewer steps, a smaller batch or network, or only one of them`);
+    }
+  }
 
   // Only the fields a training spec has: the analysis echo also carries include, thresholds, whatIf.
   const echo = specToInput(spec);
@@ -175,12 +197,37 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     recordEvery,
     optimizer,
     expect,
+    include,
     input: {
       seed: spec.seed, network: echo.network, data: echoData, ...(echo.loss ? { loss: echo.loss } : {}),
-      steps, optimizer, recordEvery, ...(expect ? { expect } : {}),
+      steps, optimizer, recordEvery, ...(expect ? { expect } : {}), ...(include.length > 0 ? { include } : {}),
     },
     cost,
   };
+}
+
+/**
+ * Upper bound of the numbers include adds: parameters twice (initial and final); per step one index per
+ * example, plus every distinct row (inputs + targets + its index), at most the whole dataset.
+ */
+function includedValues(spec: NormalizedSpec, dataset: Dataset, steps: number, include: TrainingInclude[]): number {
+  let values = 0;
+  if (include.includes('parameters')) {
+    const { parameters } = estimateCost(spec);
+    values += 2 * (parameters + auxParameterCount(spec.network));
+  }
+  if (include.includes('batches')) {
+    const batchSize = spec.data.batchSize;
+    const used = (steps + 1) * batchSize;
+    const rows = Math.min(used, dataset.n);
+    values += used + rows * (dataset.inputSize + targetUnitsOf(spec, dataset) + 1);
+  }
+  return values;
+}
+
+/** Width of the targets the loss sees (one-hot classes, a 0/1 column, or the regression outputs). */
+function targetUnitsOf(spec: NormalizedSpec, dataset: Dataset): number {
+  return spec.network.outputUnits > 0 && spec.loss !== 'output' ? spec.network.outputUnits : dataset.outputSize;
 }
 
 function hasAccuracy(spec: NormalizedSpec, dataset: Dataset): boolean {
@@ -215,6 +262,40 @@ function rebuild(template: Params, list: tf.Tensor[]): Params {
 }
 
 const disposeParams = (p: Params): void => flat(p).forEach((t) => t.dispose());
+
+/** The parameters' current values in the include: ["parameters"] layout. */
+function parametersNow(layers: LayerPlan[], p: Params): ParametersJson {
+  const values = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync() as Float32Array);
+  const aux = p.aux.map((a): { layer: number; name: AuxName; values: Float32Array } => ({ layer: a.layer, name: a.name, values: values(a.tensor) }));
+  return parametersJson(layers, p.weights.map(values), p.biases.map((b) => (b ? values(b) : null)), aux);
+}
+
+/** Collects include: ["batches"]: each step's dataset rows, and every row once with the targets the loss saw. */
+class BatchLog {
+  readonly indices: number[][] = [];
+  private readonly rows = new Map<number, { x: number[]; y: number[] }>();
+
+  constructor(private readonly model: Model) {}
+
+  add(batch: Batch): void {
+    const indices = Array.from(batch.indices!);
+    this.indices.push(indices);
+    const inputs = this.model.layers[0]!.inputUnits;
+    const targets = targetsFor(this.model.dataset, this.model.spec.loss, batch);
+    indices.forEach((row, b) => {
+      if (this.rows.has(row)) return;
+      this.rows.set(row, {
+        x: Array.from(batch.x.subarray(b * inputs, (b + 1) * inputs)),
+        y: Array.from(targets.values.subarray(b * targets.width, (b + 1) * targets.width)),
+      });
+    });
+  }
+
+  toJson(): TrainingBatches {
+    const index = [...this.rows.keys()].sort((a, b) => a - b);
+    return { indices: this.indices, examples: { index, x: index.map((i) => this.rows.get(i)!.x), y: index.map((i) => this.rows.get(i)!.y) } };
+  }
+}
 
 /** Draws the minibatch of every step: the data is walked in seeded epochs, one sampleBatches call per epoch. */
 class BatchStream {
@@ -380,6 +461,9 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
   };
   const saturationThreshold = spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
   const optimizer = createOptimizer(optimizerConfig);
+  const initialParameters = prepared.include.includes('parameters') ? parametersJson(layers, init.weights, init.biases, init.aux ?? []) : null;
+  let finalParameters: ParametersJson | null = null;
+  const batchLog = prepared.include.includes('batches') ? new BatchLog(model) : null;
   const t1 = performance.now();
 
   const records: TrainingRecord[] = [];
@@ -431,6 +515,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
     for (let step = 0; step < steps; step++) {
       if (hooks.isCancelled?.()) throw new CancelledError();
       const batch = stream.get(step);
+      batchLog?.add(batch);
       const { x, y } = tensorsOf(model, batch);
       try {
         const list = flat(params);
@@ -472,6 +557,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
     }
     if (!stoppedAt) {
       const batch = stream.get(steps);
+      batchLog?.add(batch);
       const { x, y } = tensorsOf(model, batch);
       try {
         await takeRecord(steps, x, y, batch, null);
@@ -481,6 +567,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
       }
     }
     final = evaluate(model, params, evalSet);
+    if (initialParameters) finalParameters = parametersNow(layers, params);
   } finally {
     disposeParams(params);
     optimizer.dispose();
@@ -507,7 +594,12 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
     finalAccuracy: final.accuracy,
     chanceAccuracy,
   });
-  const paths = [...recordPaths, ...rest.paths];
+  // A run that diverges can leave Infinity or NaN in its last adopted parameters: encoded and listed too.
+  const included = encodeNonFinite({
+    ...(initialParameters && finalParameters ? { parameters: initialParameters, finalParameters } : {}),
+    ...(batchLog ? { batches: batchLog.toJson() } : {}),
+  });
+  const paths = [...recordPaths, ...rest.paths, ...included.paths];
   const result: TrainingResult = {
     steps,
     stepsCompleted,
@@ -523,9 +615,10 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
     learns: verdict.status === 'learning',
     status: verdict.status,
     reasons: verdict.reasons,
-    nonFinite: { count: paths.length, paths: paths.slice(0, 100) },
+    nonFinite: nonFiniteSummary(paths),
     data: { source: dataset.source, examples: dataset.n, inputUnits: dataset.inputSize, task: dataset.task, description: dataset.description },
   };
+  Object.assign(result, included.value);
   if (prepared.expect) Object.assign(result, evaluateChecks(prepared.expect, 'training', result));
   const t3 = performance.now();
   return { spec: prepared.input, result, cost: prepared.cost, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 } };

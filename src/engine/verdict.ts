@@ -55,6 +55,22 @@ export function layerList(layers: number[]): string {
 
 const plural = (n: number, one: string, many: string): string => (n === 1 ? one : many);
 
+/** A value as a reason says it: the number, or in words what a non-finite one is (never "NaN of …"). */
+export function valueWords(x: number): string {
+  if (Number.isNaN(x)) return 'not a number (NaN)';
+  if (!Number.isFinite(x)) return `infinite (${x > 0 ? 'Infinity' : '-Infinity'})`;
+  return fmt(x);
+}
+
+/** Which of a layer's gradients are not finite, in words: "the weight gradient is not a number (NaN)". */
+function nonFiniteWords(s: LayerStats): string {
+  const parts: string[] = [];
+  if (!Number.isFinite(s.backpropNorm)) parts.push(`the backprop signal is ${valueWords(s.backpropNorm)}`);
+  if (!Number.isFinite(s.weightGradNorm)) parts.push(`the weight gradient is ${valueWords(s.weightGradNorm)}`);
+  if (s.biasGradNorm !== null && !Number.isFinite(s.biasGradNorm)) parts.push(`the bias gradient is ${valueWords(s.biasGradNorm)}`);
+  return parts.join(' and ');
+}
+
 /**
  * Walking from the output toward the input, the first layer whose backprop signal has fallen below
  * (risen above) the largest (smallest) signal nearer the output by more than `factor`.
@@ -87,7 +103,7 @@ function flowMetrics(layers: LayerStats[], measured: number[]): FlowMetrics | nu
 /** The flow verdict from the metrics, with the sentence that justifies it. */
 function flowVerdictOf(
   layers: LayerStats[], m: FlowMetrics, t: Thresholds,
-): { verdict: FlowVerdict; why: string; onset: number | null } {
+): { verdict: FlowVerdict; why: string; onset: number | null; nonFinite?: boolean } {
   const norms = layers.map((s) => s.backpropNorm);
   const grads = layers.map((s) => s.weightGradNorm);
   const first = m.layers[0]!;
@@ -97,6 +113,7 @@ function flowVerdictOf(
       verdict: 'exploding',
       why: `${plural(nonFinite.length, 'layer', 'layers')} ${layerList(nonFinite)} ${plural(nonFinite.length, 'has', 'have')} non-finite gradients (NaN or Infinity)`,
       onset: Math.max(...nonFinite),
+      nonFinite: true,
     };
   }
   const ratioWords = `the first layer${first > 0 ? ` measured (layer ${first})` : ''} receives ${fmt(m.backpropRatio)} of the output layer's backprop signal`;
@@ -159,7 +176,10 @@ function slopeSentence(m: FlowMetrics): string | null {
   const fit = m.fit;
   if (!fit) return null;
   const dir = fit.slope < 0 ? 'shrinks' : 'grows';
-  return `Per layer toward the input the backprop signal ${dir} ×${fmt(fit.factorPerLayer, 3)} on average (log-slope ${fmt(fit.slope, 3)} per layer, fit r² ${fmt(fit.r2)} over layers ${layerList(fit.layers)}); the weight gradient of the first layer measured is ${fmt(m.weightGradRatio)} of the output layer's.`;
+  const weights = Number.isFinite(m.weightGradRatio)
+    ? `the weight gradient of the first layer measured is ${fmt(m.weightGradRatio)} of the output layer's`
+    : `the ratio of the first measured layer's weight gradient to the output layer's is ${valueWords(m.weightGradRatio)}, as one of them is not finite`;
+  return `Per layer toward the input the backprop signal ${dir} ×${fmt(fit.factorPerLayer, 3)} on average (log-slope ${fmt(fit.slope, 3)} per layer, fit r² ${fmt(fit.r2)} over layers ${layerList(fit.layers)}); ${weights}.`;
 }
 
 function theorySentences(theory: NetworkTheory | null, verdict: FlowVerdict, t: Thresholds, depth: number): string[] {
@@ -266,9 +286,12 @@ export function diagnose(result: AnalysisResult, zero: StructuralZeros, theory: 
   } else if (flow && metrics) {
     verdict = flow.verdict;
     reasons.push(`${flow.verdict}: ${flow.why}.`);
-    if (flow.onset !== null) {
+    if (flow.onset !== null && flow.nonFinite) {
+      const which = flow.onset === layers.length - 1 ? ' (the output layer)' : '';
+      reasons.push(`Onset at layer ${flow.onset}${which}: walking from the output toward the input, the first layer whose gradients are not finite: ${nonFiniteWords(layers[flow.onset]!)}.`);
+    } else if (flow.onset !== null) {
       const rel = layers[flow.onset]!.backpropNorm / layers[layers.length - 1]!.backpropNorm;
-      reasons.push(`Onset at layer ${flow.onset}: walking from the output toward the input, the first layer whose backprop signal is ${flow.verdict === 'vanishing' ? 'below' : 'above'} the ${flow.verdict === 'vanishing' ? 'largest' : 'smallest'} level nearer the output by more than ×${fmt(t.onsetFactor)} (there ${fmt(rel)} of the output layer's).`);
+      reasons.push(`Onset at layer ${flow.onset}: walking from the output toward the input, the first layer whose backprop signal is ${flow.verdict === 'vanishing' ? 'below' : 'above'} the ${flow.verdict === 'vanishing' ? 'largest' : 'smallest'} level nearer the output by more than ×${fmt(t.onsetFactor)} (there ${valueWords(rel)} of the output layer's).`);
     }
   } else {
     verdict = 'healthy';

@@ -3,6 +3,9 @@ import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
 import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExampleSchema, TheorySchema, WhatIfSchema } from './diagnosis.js';
 
+/** Paths listed in a result's nonFinite; beyond them only the count grows, and truncated says so. */
+export const MAX_NON_FINITE_PATHS = 100;
+
 /** A number, or one of the strings JSON needs for NaN and ±Infinity (listed in result.nonFinite). */
 export const Num = (description: string) =>
   Type.Union([Type.Number(), Type.Literal('NaN'), Type.Literal('Infinity'), Type.Literal('-Infinity')], {
@@ -34,16 +37,20 @@ export const LogSlopeSchema = Type.Union(
   { description: 'Exponential fit of a norm against depth; null when fewer than two layers have a finite positive norm.' },
 );
 
+const ParameterValue = Type.Union([Type.Number(), Type.Literal('NaN'), Type.Literal('Infinity'), Type.Literal('-Infinity')], {
+  description: 'A parameter value (float32); "NaN", "Infinity" or "-Infinity" where it is not finite (a diverged training), listed in nonFinite.',
+});
+
 /** Every parameter of a network, layer by layer: the layout include: ["parameters"] uses in analyses and trainings. */
 export const ParametersSchema = Type.Array(
   Type.Object({
     index: Type.Integer({ description: 'Layer index.' }),
-    weights: Type.Array(Type.Array(Type.Number()), { description: 'Weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
-    bias: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Bias, or null.' }),
+    weights: Type.Array(Type.Array(ParameterValue), { description: 'Weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
+    bias: Type.Union([Type.Array(ParameterValue), Type.Null()], { description: 'Bias, or null.' }),
     auxParameters: Type.Optional(Type.Array(
       Type.Object({
         name: AuxParameterSchema.properties.name,
-        values: Type.Array(Type.Number(), { description: 'Values: one per unit for gamma and beta, a single entry for the scalars.' }),
+        values: Type.Array(ParameterValue, { description: 'Values: one per unit for gamma and beta, a single entry for the scalars.' }),
       }),
       { description: 'The layer\'s learnable parameters besides W and b (normalisation gamma/beta, the ReZero/SkipInit gate, Fixup\'s scalars; see layers[].auxParameters); absent when it has none.' },
     )),
@@ -102,7 +109,8 @@ export const AnalysisResultSchema = Type.Object(
     nonFinite: Type.Object(
       {
         count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
-        paths: Type.Array(Type.String(), { description: 'Paths of those values within result (first 100), e.g. layers[3].weightGradNorm.' }),
+        paths: Type.Array(Type.String(), { description: `Paths of those values within result (the first ${MAX_NON_FINITE_PATHS}), e.g. layers[3].weightGradNorm.` }),
+        truncated: Type.Boolean({ description: `true when count is above ${MAX_NON_FINITE_PATHS} and paths lists only the first ${MAX_NON_FINITE_PATHS}.` }),
       },
       { description: 'Non-finite values are reported, never dropped: they appear as strings and are listed here.' },
     ),

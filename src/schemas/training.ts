@@ -2,7 +2,7 @@
 import { Type, type Static } from 'typebox';
 import { DataSchema, LossSchema, NetworkSchema, AnalysisSpecSchema } from './spec.js';
 import { ExpectSchema, ChecksSchema } from './checks.js';
-import { Num } from './result.js';
+import { MAX_NON_FINITE_PATHS, Num, ParametersSchema } from './result.js';
 
 export const OPTIMIZER_NAMES = ['sgd', 'momentum', 'adam', 'rmsprop'] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
@@ -32,6 +32,11 @@ export const TrainingDataSchema = Type.Omit(DataSchema, ['batches'], {
 
 export const MAX_TRAINING_RECORDS = 1000;
 
+/** What include can add to a training result, and the most numbers it may add together (checked before any compute). */
+export const TRAINING_INCLUDE = ['parameters', 'batches'] as const;
+export type TrainingInclude = (typeof TRAINING_INCLUDE)[number];
+export const MAX_TRAINING_INCLUDED_VALUES = 4_000_000;
+
 export const TrainingSpecSchema = Type.Object(
   {
     seed: AnalysisSpecSchema.properties.seed,
@@ -42,6 +47,13 @@ export const TrainingSpecSchema = Type.Object(
     optimizer: Type.Optional(OptimizerSchema),
     recordEvery: Type.Optional(Type.Integer({ minimum: 1, description: `Record the loss and per-layer gradient statistics every this many steps, plus at step 0 and after the last step. Default ceil(steps / 50), about 50 records. At most ${MAX_TRAINING_RECORDS} records.` })),
     expect: Type.Optional(ExpectSchema),
+    include: Type.Optional(
+      Type.Array(Type.Enum(TRAINING_INCLUDE), {
+        maxItems: TRAINING_INCLUDE.length,
+        uniqueItems: true,
+        description: `What the result should carry to replay the training elsewhere (e.g. in PyTorch). parameters: result.parameters, the initial weights ([inputUnits][units], the tfjs Dense layout), biases and auxiliary parameters (normalisation gamma/beta, residual gates, Fixup scalars) of every layer, in the layout analyses use, and result.finalParameters, the same after the last update. batches: result.batches, per step the dataset rows of its minibatch, and every row used once (inputs after normalisation, targets as the loss saw them). Together: parameters + (2 per parameter) and rows × (inputs + targets + 1) numbers, at most ${MAX_TRAINING_INCLUDED_VALUES} (checked before any compute, 422 naming the limit).`,
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A training run: the network and data of an analysis spec, trained for steps with an optimizer.' },
 );
@@ -72,6 +84,23 @@ export const TrainingRecordSchema = Type.Object(
     ),
   },
   { description: 'One recorded training step.' },
+);
+
+export const TrainingBatchesSchema = Type.Object(
+  {
+    indices: Type.Array(Type.Array(Type.Integer({ minimum: 0 })), {
+      description: 'indices[s]: the dataset rows of step s\'s minibatch, in order, for s = 0 … stepsCompleted. Step s (s < stepsCompleted) computed its update on it, and the record of step s, if one was taken, its loss and statistics; the last entry is the minibatch of the final record (or of the step whose loss became non-finite).',
+    }),
+    examples: Type.Object(
+      {
+        index: Type.Array(Type.Integer({ minimum: 0 }), { description: 'Dataset row of each example, ascending.' }),
+        x: Type.Array(Type.Array(Type.Number()), { description: 'Inputs as the network saw them (after data.normalize).' }),
+        y: Type.Array(Type.Array(Type.Number()), { description: 'Targets as the loss saw them (one-hot for categorical, a 0/1 column for binary).' }),
+      },
+      { description: 'Every row any minibatch used, once: look the rows of indices[s] up by index.' },
+    ),
+  },
+  { description: 'With include: ["batches"]: the minibatches of every step.' },
 );
 
 export const TrainingResultSchema = Type.Object(
@@ -114,13 +143,17 @@ export const TrainingResultSchema = Type.Object(
     nonFinite: Type.Object(
       {
         count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
-        paths: Type.Array(Type.String(), { description: 'Their paths (first 100), e.g. records[12].loss.' }),
+        paths: Type.Array(Type.String(), { description: `Their paths (the first ${MAX_NON_FINITE_PATHS}), e.g. records[12].loss.` }),
+        truncated: Type.Boolean({ description: `true when count is above ${MAX_NON_FINITE_PATHS} and paths lists only the first ${MAX_NON_FINITE_PATHS}.` }),
       },
       { description: 'Non-finite values are reported as strings and listed here.' },
     ),
     data: Type.Object({}, { additionalProperties: true, description: 'Data source, examples, inputUnits, task, description.' }),
     checks: Type.Optional(ChecksSchema),
     passed: Type.Optional(Type.Boolean({ description: 'Whether every check passed (present when expect was given).' })),
+    parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: every layer\'s parameters before the first update, in the layout of analyses\' result.parameters.' }),
+    finalParameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: every layer\'s parameters after the last update applied (stepsCompleted of them).' }),
+    batches: Type.Optional(TrainingBatchesSchema),
   },
   { additionalProperties: true, description: 'A training run\'s records and outcome.' },
 );

@@ -4,9 +4,11 @@ import * as tf from '@tensorflow/tfjs';
 import { prepareTraining, runTraining, recordSteps, type TrainingOutput } from '../../src/engine/training.js';
 import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../../src/engine/optimizers.js';
 import { CancelledError, LimitError, SpecError } from '../../src/engine/errors.js';
-import { DEFAULT_LIMITS } from '../../src/engine/spec.js';
+import { DEFAULT_LIMITS, normalizeSpec } from '../../src/engine/spec.js';
 import { TrainingSpecSchema, type TrainingSpecInput } from '../../src/schemas/training.js';
 import Value from 'typebox/value';
+import { analyze } from '../../src/engine/analyze.js';
+import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
@@ -253,10 +255,52 @@ describe('runTraining: cancellation, divergence, determinism', () => {
     expect(r.stepsCompleted).toBeLessThan(40);
     expect(r.reasons[0]).toMatch(/became (NaN|Infinity) at step \d+; training stopped there/);
     expect(r.nonFinite.count).toBeGreaterThan(0);
+    expect(r.nonFinite.paths).toHaveLength(Math.min(r.nonFinite.count, 100));
+    expect(r.nonFinite.truncated).toBe(r.nonFinite.count > 100);
     expect(['NaN', 'Infinity']).toContain(r.records.at(-1)!.loss);
     // JSON-safe: a round trip through JSON changes nothing.
     expect(JSON.parse(JSON.stringify(out))).toEqual(out);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('include: the initial parameters are the analysis\' for the same spec, the final ones those after the last update, and each step\'s rows', async () => {
+    const spec: TrainingSpecInput = {
+      seed: 9, network: { depth: 4, width: 6, normalization: 'layer', residual: { every: 1, variant: 'rezero', scale: 0.2 } },
+      data: { source: 'iris', batchSize: 10 }, steps: 5, recordEvery: 1, optimizer: { name: 'sgd', learningRate: 0.1 },
+    };
+    const before = tf.memory().numTensors;
+    const plain = await runTraining(spec);
+    const out = await runTraining({ ...spec, include: ['parameters', 'batches'] });
+    expect(tf.memory().numTensors).toBe(before);
+    const r = out.result;
+    // Asking for include changes nothing else.
+    expect(r.records).toEqual(plain.result.records);
+    expect(out.spec.include).toEqual(['parameters', 'batches']);
+    expect(out.cost.includedValues).toBeGreaterThan(0);
+    const { steps: _s, recordEvery: _r, optimizer: _o, ...analysisPart } = spec;
+    const analysis = analyze({ ...analysisPart, include: ['parameters'] } as AnalysisSpecInput).result;
+    expect(r.parameters).toEqual(analysis.parameters);
+    expect(r.parameters![1]!.auxParameters!.map((a) => a.name)).toEqual(['gamma', 'beta', 'gate']);
+    expect(r.finalParameters![1]!.auxParameters![2]!.values[0]).not.toBe(Math.fround(0.2));
+    // Each step's rows: 6 entries (steps 0–4 and the final record), batches of 10 distinct iris rows.
+    expect(r.batches!.indices).toHaveLength(6);
+    for (const rows of r.batches!.indices) expect(new Set(rows).size).toBe(10);
+    const { dataset } = normalizeSpec({ ...analysisPart } as AnalysisSpecInput);
+    r.batches!.examples.index.forEach((row, k) => {
+      expect(r.batches!.examples.x[k]).toEqual(Array.from(dataset.x.subarray(row * 4, row * 4 + 4)));
+      expect(r.batches!.examples.y[k]).toEqual([0, 1, 2].map((c) => (dataset.labels![row] === c ? 1 : 0)));
+    });
+  });
+
+  it('include: a training that diverges keeps its parameters JSON-safe, listing any non-finite one', async () => {
+    const out = await runTraining({ ...small, optimizer: { name: 'sgd', learningRate: 50 }, include: ['parameters'] });
+    expect(out.result.status).toBe('diverged');
+    expect(out.result.finalParameters).toHaveLength(out.result.layers.length);
+    expect(JSON.parse(JSON.stringify(out))).toEqual(out);
+    for (const path of out.result.nonFinite.paths.filter((p) => p.startsWith('finalParameters'))) {
+      const value = path.split(/\.|\[|\]/).filter(Boolean).reduce((o: any, k: string) => o[k], out.result);
+      expect(['NaN', 'Infinity', '-Infinity']).toContain(value);
+    }
   });
 
   it('trains the auxiliary parameters too: ReZero gates start at 0 (block layers get no gradient) and open', async () => {

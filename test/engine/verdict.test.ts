@@ -325,6 +325,49 @@ describe('spec round trip and validation', () => {
   });
 });
 
+describe('non-finite results', () => {
+  // Constant weights 1, ReLU, no bias: the signal grows ×16 per layer and overflows float32 past ~20 layers.
+  const overflowing = (depth: number): AnalysisSpecInput => ({
+    network: { depth, width: 16, activation: 'relu', useBias: false, init: { weights: { name: 'constant', value: 1 } } },
+    data: { source: 'blobs', batchSize: 8, normalize: 'minmax' },
+    loss: 'mse',
+  });
+  const valueAt = (r: Body, path: string): unknown => path.split(/\.|\[|\]/).filter(Boolean).reduce((o: Body, k: string) => o[k], r);
+
+  it('lists every path up to 100 and says when the list is cut', () => {
+    const few = run(overflowing(20));
+    expect(few.nonFinite.count).toBeGreaterThan(0);
+    expect(few.nonFinite.count).toBeLessThanOrEqual(100);
+    expect(few.nonFinite.paths).toHaveLength(few.nonFinite.count);
+    expect(few.nonFinite.truncated).toBe(false);
+    const many = run(overflowing(50));
+    expect(many.nonFinite.count).toBeGreaterThan(100);
+    expect(many.nonFinite.paths).toHaveLength(100);
+    expect(many.nonFinite.truncated).toBe(true);
+    for (const r of [few, many]) {
+      for (const path of r.nonFinite.paths) expect(['NaN', 'Infinity', '-Infinity'], path).toContain(valueAt(r, path));
+    }
+    const none = run(overflowing(12));
+    expect(none.nonFinite).toEqual({ count: 0, paths: [], truncated: false });
+  });
+
+  it('the reasons say in words which gradient is not finite, never "NaN of the output layer\'s"', () => {
+    for (const depth of [30, 50]) {
+      const r = run(overflowing(depth));
+      expect(r.summary.verdict).toBe('exploding');
+      const text = r.summary.reasons.join(' ');
+      expect(text, text).not.toMatch(/(NaN|Infinity) of\b/);
+      expect(text).not.toMatch(/there (NaN|-?Infinity)/);
+      expect(r.summary.reasons[0]).toMatch(/non-finite gradients \(NaN or Infinity\)/);
+      const onset = r.summary.reasons.find((s: string) => s.startsWith('Onset'));
+      expect(onset).toMatch(/^Onset at layer \d+( \(the output layer\))?: walking from the output toward the input, the first layer whose gradients are not finite: the (backprop signal|weight gradient) is (infinite \(-?Infinity\)|not a number \(NaN\))/);
+    }
+    // At depth 30 the backprop signal is finite, its weight-gradient ratio is not: the slope sentence says so in words.
+    const r = run(overflowing(30));
+    expect(r.summary.reasons.join(' ')).toMatch(/the ratio of the first measured layer's weight gradient to the output layer's is (not a number \(NaN\)|infinite \(Infinity\)), as one of them is not finite/);
+  });
+});
+
 describe('helpers', () => {
   it('onset: the first layer from the output below the running maximum by the factor', () => {
     expect(onsetLayer([0.1, 0.4, 0.9, 1, 1], [0, 1, 2, 3, 4], 'vanishing', 2)).toBe(1);
