@@ -1,92 +1,122 @@
-// Measured backprop slopes of wide networks against the mean-field prediction, averaged over seeds.
+// Measured backprop slopes of wide networks against the mean-field prediction, over 48 seeds, with a
+// pass band derived from the measured seed-to-seed spread and a stated false-failure rate.
 import { describe, it, expect, beforeAll } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { runAnalysis } from '../../src/engine/analysis.js';
-import { initParameters } from '../../src/engine/network.js';
-import { networkTheory } from '../../src/engine/theory-network.js';
-import { fitLogSlope } from '../../src/engine/stats.js';
-import type { InitializerInput } from '../../src/engine/initializers.js';
+import { readFileSync } from 'node:fs';
+import { initBackend, type BackendChoice } from '../../src/engine/backend.js';
+import {
+  FALSE_FAILURE_RATE, SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange, tQuantile, theoryTolerance, type SlopeMeasurement,
+} from '../../scripts/lib/theory-slopes.js';
+import { DOC_PATH, slopeRows } from '../../scripts/docs-tables.js';
 
 /*
- * Settings (reference §10, scaled to the pure-JS cpu backend): width 128 ≥ 10 × depth 12, so
- * Σ 1/n_l ≈ 0.09; batch 128 of standardised 16-feature blobs; twelve seeds; the slope of ln‖δ‖ fitted
- * over the hidden layers of the output-side half (where q^l has settled), on the logs averaged over
- * seeds, against the same fit of the predicted per-layer norms (layer-local χ₁, so tanh + Glorot,
- * whose q decays as a power law, is compared with what it really does). Pass, on the ln‖δ‖² scale:
- * |s − pred| ≤ 0.1·|pred| + 0.02 (the reference's criterion). Over four disjoint sets of twelve seeds
- * (1–12, 13–24, 25–36, 37–48) the misses were ReLU + He 0.007, 0.024, 0.000, 0.006 (tolerance 0.020),
- * ReLU + Glorot ≤ 0.015 (0.089), tanh + Glorot ≤ 0.011 (0.030), sigmoid + Glorot ≤ 0.018 (0.309): the
- * ReLU + He criterion sits at the seed-to-seed noise of this width, so one set in four misses it by
- * 1.2×. SELU's finite-width drift exceeds the tolerance at this width, so it is not here.
+ * What is tested. Per seed i (a fresh network and batch), d_i = measured − predicted slope of ln‖δ‖²
+ * per layer toward the input, fitted over the hidden layers of the output-side half (where q^l has
+ * settled); the prediction uses the layer-local χ₁ (so tanh + Glorot, whose q decays as a power law, is
+ * compared with what it really does). Settings: depth 12, width 128 ≥ 10 × depth (Σ 1/n_l ≈ 0.09),
+ * batch 64 of standardised 16-feature blobs, seeds 1–48.
+ *
+ * Two sources of disagreement. (1) Finite width biases the expected slope E[d] = b (Hanin 2018); the
+ * reference's criterion allows |b| ≤ tol = 0.1·|predicted| + 0.02. (2) Seeds scatter: d_i has a spread σ
+ * of 0.04–0.06 at width 128 (measured: 96 seeds, batch 128: ReLU + He 0.062, ReLU + Glorot 0.057, tanh
+ * 0.047, sigmoid 0.049, tfjs heNormal 0.048, SELU 0.042; batch 64 is no noisier at width 256, 0.049 vs
+ * 0.048 for ReLU + He). With 12 seeds the mean's standard error, ≈ 0.017, was as large as the 0.02
+ * tolerance itself: the earlier test passed on its seed set and missed on one of four disjoint sets.
+ *
+ * The check: |mean d| ≤ tol + t·s/√n, s the sample standard deviation of the d_i, n = 48 and t the
+ * Student quantile t(0.9995, 47) = 3.510. If the theory is right to within tol (|b| ≤ tol), then
+ * P(fail) ≤ P(|mean d − b| > t·s/√n) = 1e-3 for any seed set: the false-failure rate is at most 1e-3
+ * per configuration, 6e-3 for the six here. The price is the noise allowance t·s/√n ≈ 0.02–0.03 on top
+ * of tol; a guard keeps it below 0.05 (a spread far above the one measured means something else broke).
+ * What the band can still tell apart is asserted too: flat (ReLU + He) from ln 0.774 (tfjs heNormal).
+ * Four disjoint seed sets (GRADLENS_SLOPE_SEEDS=k runs this file on seeds k…k+47): on 1–48, 49–96,
+ * 97–144 and 145–192 every |mean d| was ≤ 0.0165, inside the tolerance alone; the per-seed sd ranged
+ * 0.035–0.063, the noise allowance 0.018–0.032, and the smallest margin to the band was 0.031 (SELU
+ * on 145–192; native backend).
+ *
+ * Backend: 48 × 6 analyses of 128-wide layers cost ~20 s on the native or wasm path and minutes on the
+ * pure-JS cpu backend, so the file uses GRADLENS_TEST_BACKEND when CI names one (native, wasm) and the
+ * fastest that loads otherwise; backends agree to float rounding (~1e-6), far below the seed noise.
  */
-const DEPTH = 12;
-const WIDTH = 128;
-const SEEDS = Array.from({ length: 12 }, (_, i) => i + 1);
+const first = Number(process.env.GRADLENS_SLOPE_SEEDS ?? 1);
+const SETTINGS = { ...SLOPE_TEST_SETTINGS, seeds: seedRange(first, SLOPE_TEST_SETTINGS.seeds.length) };
+const MAX_NOISE_ALLOWANCE = 0.05;
 
-function measuredAndPredicted(activation: string, init: InitializerInput): { measured: number; predicted: number; chi1: number | null } {
-  const L = DEPTH;
-  const logSum = new Array<number>(L).fill(0);
-  let predicted: number[] = [];
-  let layers: number[] = [];
-  let chi: number | null = null;
-  for (const seed of SEEDS) {
-    const { spec, dataset } = normalizeSpec({
-      seed,
-      network: { depth: DEPTH, width: WIDTH, activation, init: { weights: init } },
-      data: { source: 'blobs', features: 16, batchSize: 128 },
-    });
-    const params = initParameters(spec.network, spec.seed);
-    const { result, input } = runAnalysis(spec, dataset, {}, params);
-    const theory = networkTheory(spec, input, params, result);
-    expect(theory.applicable).toBe(true);
-    result.layers.forEach((s, l) => { logSum[l]! += Math.log(s.backpropNorm); });
-    predicted = theory.layers.map((t) => t.predictedBackpropRelative);
-    layers = theory.slopes!.layers;
-    chi = theory.hidden?.chi1 ?? null;
-  }
-  const meanLog = logSum.map((s) => Math.exp(s / SEEDS.length));
-  // ×2: fitLogSlope works on ln‖δ‖; the reference's tolerance is on ln‖δ‖².
-  return { measured: 2 * fitLogSlope(meanLog, layers)!.slope, predicted: 2 * fitLogSlope(predicted, layers)!.slope, chi1: chi };
+const results = new Map<string, SlopeMeasurement>();
+function measured(label: string): SlopeMeasurement {
+  if (!results.has(label)) results.set(label, measureSlopes(SLOPE_CONFIGS.find((c) => c.label === label)!, SETTINGS));
+  return results.get(label)!;
 }
 
-const within = (s: number, pred: number): boolean => Math.abs(s - pred) <= 0.1 * Math.abs(pred) + 0.02;
+function expectAgreement(r: SlopeMeasurement): void {
+  const what = `${r.label}: measured ${r.measured.toFixed(4)} vs predicted ${r.predicted.toFixed(4)}, mean difference ${r.difference.toFixed(4)} `
+    + `(per-seed sd ${r.sd.toFixed(4)}, n ${r.differences.length}); band ${r.tolerance.toFixed(4)} + ${r.noiseAllowance.toFixed(4)}`;
+  expect(r.noiseAllowance, `${what}: the seed noise is far above what was measured`).toBeLessThan(MAX_NOISE_ALLOWANCE);
+  expect(r.agrees, what).toBe(true);
+  expect(Math.abs(r.difference)).toBeLessThanOrEqual(r.tolerance + r.noiseAllowance);
+}
 
-describe(`measured slopes agree with mean-field theory (depth ${DEPTH}, width ${WIDTH}, ${SEEDS.length} seeds)`, () => {
+describe(`measured slopes agree with mean-field theory (depth ${SETTINGS.depth}, width ${SETTINGS.width}, batch ${SETTINGS.batch}, seeds ${first}–${first + SETTINGS.seeds.length - 1})`, () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await initBackend((process.env.GRADLENS_TEST_BACKEND ?? 'auto') as BackendChoice);
+  });
+
+  it('the t quantile of the band is Student\'s (scipy.stats.t.ppf(0.9995, df)) and the rate is 1e-3', () => {
+    expect(FALSE_FAILURE_RATE).toBe(1e-3);
+    expect(tQuantile(47)).toBeCloseTo(3.509901, 5);
+    expect(tQuantile(23)).toBeCloseTo(3.767627, 4);
+    expect(theoryTolerance(-0.6931)).toBeCloseTo(0.08931, 5);
   });
 
   it('ReLU + He (plain normal, σ_w² = 2): flat, ln χ₁ = 0', () => {
-    const r = measuredAndPredicted('relu', 'he_normal');
+    const r = measured('ReLU + He (plain normal)');
     expect(r.chi1).toBeCloseTo(1, 6);
     expect(r.predicted).toBeCloseTo(0, 6);
-    expect(within(r.measured, r.predicted), `measured ${r.measured} vs ${r.predicted}`).toBe(true);
+    expectAgreement(r);
   });
 
   it('ReLU + Glorot (σ_w² = 1): ln ½ per layer', () => {
-    const r = measuredAndPredicted('relu', 'glorot_normal');
+    const r = measured('ReLU + Glorot normal');
     expect(r.predicted).toBeCloseTo(Math.log(0.5), 6);
-    expect(within(r.measured, r.predicted), `measured ${r.measured} vs ${r.predicted}`).toBe(true);
+    expectAgreement(r);
   });
 
   it('tanh + Glorot (σ_w² = 1): the layer-local χ₁ of a decaying q', () => {
-    const r = measuredAndPredicted('tanh', 'glorot_normal');
+    const r = measured('tanh + Glorot normal');
     expect(r.predicted).toBeLessThan(-0.05);
     expect(r.predicted).toBeGreaterThan(-0.2);
-    expect(within(r.measured, r.predicted), `measured ${r.measured} vs ${r.predicted}`).toBe(true);
+    expectAgreement(r);
   });
 
   it('sigmoid + Glorot (σ_w² = 1): ln 0.0557 per layer', () => {
-    const r = measuredAndPredicted('sigmoid', 'glorot_normal');
+    const r = measured('sigmoid + Glorot normal');
     expect(r.predicted).toBeCloseTo(Math.log(0.0557), 2);
-    expect(within(r.measured, r.predicted), `measured ${r.measured} vs ${r.predicted}`).toBe(true);
+    expectAgreement(r);
   });
 
   it('ReLU + tfjs-layers heNormal (uncorrected truncation): realised σ_w² = 1.547, ln 0.774 per layer, not 0', () => {
-    const r = measuredAndPredicted('relu', { name: 'variance_scaling', scale: 2, mode: 'fan_in', distribution: 'truncated_normal_uncorrected' });
+    const r = measured('ReLU + tfjs heNormal (uncorrected)');
     expect(r.predicted).toBeCloseTo(Math.log(0.7737), 3);
-    expect(within(r.measured, r.predicted), `measured ${r.measured} vs ${r.predicted}`).toBe(true);
-    expect(within(r.measured, 0)).toBe(false);
+    expectAgreement(r);
+    // The same band around 0 (what the nominal σ_w² = 2 would predict) rejects it.
+    expect(Math.abs(r.measured)).toBeGreaterThan(theoryTolerance(0) + r.noiseAllowance);
+  });
+
+  it('SELU + LeCun normal: χ₁ = 1.07 at its fixed point, a mild growth', () => {
+    const r = measured('SELU + LeCun normal');
+    expect(r.chi1).toBeGreaterThan(1.05);
+    expect(r.chi1).toBeLessThan(1.09);
+    expectAgreement(r);
+  });
+
+  it.runIf(first === 1)('docs/reading-the-results.md\'s slope table is this measurement (npm run docs:tables rewrites it)', () => {
+    const rows = slopeRows(readFileSync(DOC_PATH, 'utf8'));
+    expect([...rows.keys()].sort()).toEqual(SLOPE_CONFIGS.map((c) => c.label).sort());
+    for (const c of SLOPE_CONFIGS) {
+      const r = measured(c.label);
+      const doc = rows.get(c.label)!;
+      // Written to 4 decimals; backends differ by float rounding (~1e-6) only.
+      expect(Math.abs(doc.predicted - r.predicted), `${c.label} predicted: doc ${doc.predicted}, now ${r.predicted}`).toBeLessThan(1e-4);
+      expect(Math.abs(doc.measured - r.measured), `${c.label} measured: doc ${doc.measured}, now ${r.measured}`).toBeLessThan(1e-4);
+    }
   });
 });
