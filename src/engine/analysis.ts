@@ -421,7 +421,7 @@ export function parametersJson(layers: LayerPlan[], weights: Float32Array[], bia
   });
 }
 
-export function toRows(values: Float32Array, width: number): number[][] {
+function toRows(values: Float32Array, width: number): number[][] {
   const rows: number[][] = [];
   for (let i = 0; i < values.length; i += width) rows.push(Array.from(values.subarray(i, i + width)));
   return rows;

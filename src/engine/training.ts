@@ -5,7 +5,7 @@ import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclud
 import type { ExpectInput } from '../schemas/checks.js';
 import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from './spec.js';
 import { estimateCost, checkCost, type CostEstimate } from './cost.js';
-import { measureBatch, parametersJson, targetsFor, toRows, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from './analysis.js';
+import { measureBatch, parametersJson, targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from './analysis.js';
 import { activation } from './activations.js';
 import { activationsFor, auxIsVector, auxParameterCount, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan } from './network.js';
 import { sampleBatches, type Batch, type Dataset } from './datasets.js';
@@ -227,7 +227,7 @@ function includedValues(spec: NormalizedSpec, dataset: Dataset, steps: number, i
 
 /** Width of the targets the loss sees (one-hot classes, a 0/1 column, or the regression outputs). */
 function targetUnitsOf(spec: NormalizedSpec, dataset: Dataset): number {
-  return spec.network.outputUnits > 0 && spec.loss !== 'output' ? spec.network.outputUnits : dataset.outputSize;
+  return spec.loss === 'output' ? dataset.outputSize : spec.network.outputUnits;
 }
 
 function hasAccuracy(spec: NormalizedSpec, dataset: Dataset): boolean {
