@@ -62,7 +62,7 @@ describe('GET /ready', () => {
       checks: {
         shutdown: { ok: true },
         backend: { ok: true, detail: 'cpu' },
-        database: { ok: true, detail: 'open' },
+        database: { ok: true, detail: 'writable (in memory)' },
         queue: { ok: true, detail: '0 of 100 waiting' },
         load: { ok: true },
       },

@@ -21,8 +21,8 @@ describe('SqliteJobStore', () => {
 
     const again = new SqliteJobStore(path);
     const versions = again.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
-    expect(versions).toEqual([{ version: 1, name: 'jobs' }]);
-    expect(SCHEMA_VERSION).toBe(1);
+    expect(versions).toEqual([{ version: 1, name: 'jobs' }, { version: 2, name: 'retention' }]);
+    expect(SCHEMA_VERSION).toBe(2);
     expect((await again.get('a'))?.spec).toEqual({ x: 1 });
     await again.close();
   });
