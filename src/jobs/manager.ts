@@ -136,6 +136,11 @@ export class JobManager {
     return this.o.store.stats();
   }
 
+  /** What the last write (or probe) found, and whether the file is still the one open; writes nothing. */
+  storageStatus(): Promise<StorageStatus> {
+    return this.o.store.health();
+  }
+
   /** Whether the store takes writes, found by a real write at most every PROBE_INTERVAL_MS: readiness. */
   async storageHealth(): Promise<StorageStatus> {
     const fresh = Date.now() - this.lastProbe.at < PROBE_INTERVAL_MS;

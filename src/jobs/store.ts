@@ -1,7 +1,7 @@
 // Job persistence: the JobStore interface and its SQLite implementation (better-sqlite3, WAL, versioned migrations,
 // retention with incremental vacuum, and write guards that turn a full, read-only or replaced file into 503s).
 import Database from 'better-sqlite3';
-import { mkdirSync, statSync, statfsSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SpecError } from '../engine/errors.js';
 import { StorageUnavailableError, StoreOpenError, type StorageProblem } from './errors.js';
@@ -385,7 +385,13 @@ export class SqliteJobStore implements JobStore {
     };
     const every = options.identityCheckMs ?? IDENTITY_CHECK_MS;
     if (this.identity && every > 0) {
-      this.identityTimer = setInterval(() => this.checkIdentity(), every);
+      this.identityTimer = setInterval(() => {
+        try {
+          this.checkIdentity();
+        } catch {
+          // Reported to the health listeners by checkIdentity itself; a timer has nobody to throw to.
+        }
+      }, every);
       this.identityTimer.unref();
     }
   }
@@ -612,9 +618,32 @@ function freeSpace(path: string): string {
   }
 }
 
+/**
+ * Why the file or the directory it goes in cannot be written, if so: SQLite only says SQLITE_CANTOPEN when it
+ * cannot create the -wal and -shm files next to a database on a read-only mount.
+ */
+function unwritable(path: string): StorageProblem | undefined {
+  let target = path;
+  for (;;) {
+    try {
+      accessSync(target, constants.W_OK);
+      return undefined;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') return storageProblemOf(err);
+    }
+    const parent = dirname(target);
+    if (parent === target) return undefined;
+    target = parent;
+  }
+}
+
 /** A start-up failure to open GRADLENS_DB, worded for the operator who set it. */
 function openError(path: string, err: unknown): Error {
-  const problem = storageProblemOf(err);
+  const onDisk = path !== ':memory:' && path !== '' && !path.startsWith('file:');
+  const found = storageProblemOf(err);
+  // Node's recursive mkdir says ENOENT, SQLite CANTOPEN, where the real reason is a read-only mount: look.
+  const problem = found !== 'read_only' && onDisk ? unwritable(path) ?? found : found;
   const reason = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code;
   const what = problem === 'read_only' ? 'it is read-only or its directory is'

@@ -147,9 +147,10 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
     },
   });
   new Gauge({
-    name: 'gradlens_store_writable', help: '1 while the job database takes writes; 0 while it is full, read-only, failing or replaced (new work gets 503).', registers,
+    name: 'gradlens_store_writable', help: '0 since a write to the job database failed (full, read-only, I/O error) or its file was replaced, until a write succeeds; new work gets 503 meanwhile.', registers,
     async collect() {
-      if (hasJobs()) this.set((await app.jobs.storageHealth().catch(() => ({ ok: false }))).ok ? 1 : 0);
+      // The last write's verdict: a scrape writes nothing (readiness probes).
+      if (hasJobs()) this.set((await app.jobs.storageStatus().catch(() => ({ ok: false }))).ok ? 1 : 0);
     },
   });
   new Gauge({

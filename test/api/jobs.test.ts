@@ -292,3 +292,52 @@ describe('a job timeout (GRADLENS_JOB_TIMEOUT_MS)', () => {
     }
   });
 });
+
+describe('Retry-After of a full queue', () => {
+  /** A few hundred milliseconds on one wasm worker. */
+  const MEDIUM_ANALYSIS = { network: { depth: 8, width: 128 }, data: { source: 'moons', batchSize: 256, batches: 4 } } as const;
+  const LIMIT = 8;
+
+  /** Fills the queue (one running, LIMIT waiting), reads the refusal's Retry-After, then times the real drain. */
+  async function refusalAndDrain(app: FastifyInstance): Promise<{ retryAfter: number; drainSeconds: number }> {
+    const ids: string[] = [];
+    for (let i = 0; i <= LIMIT; i++) {
+      const res = await app.inject({ method: 'POST', url: '/v1/analyses', payload: { ...MEDIUM_ANALYSIS, seed: i }, headers: { prefer: 'respond-async' } });
+      expect(res.statusCode).toBe(202);
+      ids.push(res.json().id);
+    }
+    const refused = await app.inject({ method: 'POST', url: '/v1/analyses', payload: MEDIUM_ANALYSIS });
+    const t0 = performance.now();
+    expect(refused.statusCode).toBe(503);
+    expect(refused.json().code).toBe('QUEUE_FULL');
+    const retryAfter = Number(refused.headers['retry-after']);
+    expect(refused.json().retryAfter).toBe(retryAfter);
+    for (const id of ids) await until(() => getJob(app, id), (j) => j.status === 'succeeded', 120_000, 20);
+    return { retryAfter, drainSeconds: (performance.now() - t0) / 1000 };
+  }
+
+  it('estimates the drain from measured run times: within a factor of 3 of the real drain (with the 1 s floor of whole seconds)', async () => {
+    const app = await poolApp(tmp.db('retry-after.db'), { jobs: { workers: 1, queueLimit: LIMIT } });
+    try {
+      // A few jobs have run: the estimate has measurements to go on.
+      for (let i = 0; i < 4; i++) expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: MEDIUM_ANALYSIS })).statusCode).toBe(200);
+      const { retryAfter, drainSeconds } = await refusalAndDrain(app);
+      expect(drainSeconds).toBeGreaterThan(1);
+      expect(retryAfter).toBeGreaterThanOrEqual(Math.floor(drainSeconds / 3));
+      expect(retryAfter).toBeLessThanOrEqual(Math.ceil(3 * drainSeconds));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('does not invent a long wait before any job has finished', async () => {
+    const app = await poolApp(tmp.db('retry-after-cold.db'), { jobs: { workers: 1, queueLimit: LIMIT } });
+    try {
+      const { retryAfter, drainSeconds } = await refusalAndDrain(app);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(Math.ceil(3 * drainSeconds));
+    } finally {
+      await app.close();
+    }
+  });
+});
