@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { SqliteJobStore, type RetentionPolicy } from '../../src/jobs/store.js';
 import { RetentionTask } from '../../src/jobs/retention.js';
 import { tempDir } from './helpers.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => { tmp = tempDir(); });
@@ -177,3 +178,18 @@ describe('retention', () => {
 async function activeOnlyBytes(store: SqliteJobStore): Promise<number> {
   return (store.db.prepare(`SELECT SUM(length(CAST(spec AS BLOB))) AS n FROM jobs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
 }
+
+describe('retention configuration', () => {
+  it('defaults to 30 days, 10 000 jobs, 1 GiB, every minute; reads GRADLENS_RETENTION_*; 0 turns a limit off', () => {
+    expect(loadConfig({}).jobs.retention).toEqual({ maxAgeMs: 30 * 86_400_000, maxJobs: 10_000, maxBytes: 1024 ** 3, intervalMs: 60_000 });
+    const env = { GRADLENS_RETENTION_MAX_AGE_S: '3600', GRADLENS_RETENTION_MAX_JOBS: '0', GRADLENS_RETENTION_MAX_BYTES: '5000000', GRADLENS_RETENTION_INTERVAL_MS: '1000' };
+    expect(loadConfig(env).jobs.retention).toEqual({ maxAgeMs: 3_600_000, maxJobs: 0, maxBytes: 5_000_000, intervalMs: 1000 });
+  });
+
+  it('refuses bad values with a message naming the variable', () => {
+    for (const [name, value] of [['GRADLENS_RETENTION_MAX_AGE_S', '-1'], ['GRADLENS_RETENTION_MAX_JOBS', '1.5'], ['GRADLENS_RETENTION_MAX_BYTES', 'lots'], ['GRADLENS_RETENTION_INTERVAL_MS', '10']]) {
+      expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+      expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} must be an integer between \\d+ and \\d+, got "${value.replace('.', '\\.')}"$`));
+    }
+  });
+});
