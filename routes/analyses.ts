@@ -8,14 +8,23 @@ import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
 import { jobPath, jobView, prefersAsync, sendAccepted } from '../src/jobs/http.js';
 import type { JobRecord } from '../src/jobs/store.js';
 
+/** HTTP status of a failed job's code; what is not listed is the server's fault (500). */
+const STATUS_OF_CODE: Record<string, [number, string]> = {
+  INVALID_SPEC: [400, 'Bad Request'],
+  LIMIT_EXCEEDED: [422, 'Unprocessable Entity'],
+  // The analysis ran past GRADLENS_JOB_TIMEOUT_MS: the server gave up on its own work, as a gateway would.
+  TIMEOUT: [504, 'Gateway Timeout'],
+  RESULT_NOT_STORED: [507, 'Insufficient Storage'],
+};
+
 /** A synchronous analysis that did not succeed: the status a direct engine call would have given. */
 function sendUnsuccessful(reply: FastifyReply, job: JobRecord): FastifyReply {
   const error = job.error ?? { code: 'INTERNAL_ERROR', message: 'the analysis failed' };
-  const [status, reason] = job.status === 'canceled' ? [409, 'Conflict']
-    : error.code === 'INVALID_SPEC' ? [400, 'Bad Request']
-    : error.code === 'LIMIT_EXCEEDED' ? [422, 'Unprocessable Entity']
-    : [500, 'Internal Server Error'];
-  return reply.code(status as number).header('location', jobPath(job.id)).send({ statusCode: status, code: error.code, error: reason, message: error.message, jobId: job.id });
+  const [status, reason] = job.status === 'canceled' ? [409, 'Conflict'] : STATUS_OF_CODE[error.code] ?? [500, 'Internal Server Error'];
+  return reply.code(status).header('location', jobPath(job.id)).send({
+    statusCode: status, code: error.code, error: reason, message: error.message, jobId: job.id,
+    ...(error.code === 'TIMEOUT' ? { limit: 'GRADLENS_JOB_TIMEOUT_MS' } : {}),
+  });
 }
 
 const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -34,6 +43,8 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
         409: ErrorSchema,
         422: ErrorSchema,
         503: QueueFullSchema,
+        504: { ...ErrorSchema, description: 'TIMEOUT: the analysis ran longer than GRADLENS_JOB_TIMEOUT_MS (named in limit); the job is stored as failed.' },
+        507: { ...ErrorSchema, description: 'RESULT_NOT_STORED: the analysis ran but its result does not fit in the job database.' },
       },
     },
   }, async (request, reply) => {

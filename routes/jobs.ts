@@ -1,9 +1,9 @@
-// Job routes: list, poll (ETag/304), cancel, the sweep CSV, and server-sent events of one job.
+// Job routes: list, poll (ETag/304), cancel or delete, the sweep CSV, and server-sent events of one job.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ErrorSchema } from '../src/schemas/result.js';
-import { IfNoneMatchHeaderSchema, JobListQuerySchema, JobListSchema, JobParamsSchema, JobSchema, NotModifiedSchema } from '../src/schemas/jobs.js';
-import { jobSummaryView, jobView, sendWithEtag } from '../src/jobs/http.js';
+import { IfMatchHeaderSchema, IfNoneMatchHeaderSchema, JobListQuerySchema, JobListSchema, JobParamsSchema, JobSchema, NotModifiedSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { etagOf, jobSummaryView, jobView, sendWithEtag } from '../src/jobs/http.js';
 import { EventStream, EventStreams } from '../src/jobs/sse.js';
 import { TERMINAL_STATUSES, type JobRecord } from '../src/jobs/store.js';
 import type { JobEvent } from '../src/jobs/manager.js';
@@ -15,6 +15,14 @@ export interface JobRoutesOptions {
 }
 
 const notFound = (id: string) => ({ statusCode: 404, code: 'JOB_NOT_FOUND', error: 'Not Found', message: `no job ${id}` });
+
+/** If-Match (RFC 9110 §13.1.1) uses the strong comparison: a weak tag never matches. */
+function matchesIfMatch(header: string, etag: string): boolean {
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t === etag;
+  });
+}
 
 const terminalEvent = (job: JobRecord): 'done' | 'failed' | 'canceled' =>
   job.status === 'succeeded' ? 'done' : job.status === 'failed' ? 'failed' : 'canceled';
@@ -55,23 +63,48 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
 
   app.delete('/jobs/:id', {
     schema: {
-      summary: 'Cancel a job',
-      description: 'Cancels queued or running work: the job is canceled at once and its compute stops at the next training step (or its worker is replaced). 409 with the job\'s status when it had already finished.',
+      summary: 'Cancel or delete a job',
+      description:
+        'On a queued or running job: cancels it (200 with the job, now canceled; it stays listed) and its compute stops at the next training step (or its worker is replaced). '
+        + 'On a finished job (succeeded, failed or canceled): deletes it and its result (204); a second DELETE of a running job therefore deletes what the first canceled. '
+        + 'Send If-Match with the ETag of GET /v1/jobs/{id} to act only on the representation you saw (412 when the job has changed since, e.g. finished). '
+        + 'Finished jobs are also deleted by retention (GRADLENS_RETENTION_MAX_AGE_S, _MAX_JOBS, _MAX_BYTES).',
       tags: ['jobs'],
       params: JobParamsSchema,
+      headers: IfMatchHeaderSchema,
       response: {
         200: JobSchema,
+        204: Type.Null({ description: 'The finished job and its result were deleted.' }),
         404: ErrorSchema,
-        409: Type.Object({ ...ErrorSchema.properties, status: Type.String({ description: 'The job\'s final status.' }) }, { description: 'The job had already finished.' }),
+        409: Type.Object({ ...ErrorSchema.properties, status: Type.String({ description: 'The job\'s status now.' }) }, { description: 'The job finished while it was being canceled; nothing was changed.' }),
+        412: ErrorSchema,
+        503: QueueFullSchema,
       },
     },
   }, async (request, reply) => {
-    const outcome = await app.jobs.cancel(request.params.id);
-    if (!outcome) return reply.code(404).send(notFound(request.params.id));
-    if (!outcome.changed) {
+    const { id } = request.params;
+    const ifMatch = request.headers['if-match'];
+    // With If-Match on a job that was unfinished, a DELETE may cancel but never delete a result it has not seen.
+    let mayDelete = true;
+    if (ifMatch !== undefined) {
+      const job = await app.jobs.get(id);
+      if (!job) return reply.code(404).send(notFound(id));
+      const etag = etagOf(JSON.stringify(jobView(job)));
+      if (!matchesIfMatch(ifMatch, etag)) {
+        return reply.code(412).send({
+          statusCode: 412, code: 'PRECONDITION_FAILED', error: 'Precondition Failed',
+          message: `job ${id} has changed since the ETag in If-Match (it is ${job.status} now); GET it again and decide`,
+        });
+      }
+      mayDelete = TERMINAL_STATUSES.has(job.status);
+    }
+    const outcome = await app.jobs.cancelOrDelete(id, { mayDelete });
+    if (!outcome) return reply.code(404).send(notFound(id));
+    if (outcome.action === 'deleted') return reply.code(204).send(null);
+    if (outcome.action === 'unchanged') {
       return reply.code(409).send({
         statusCode: 409, code: 'JOB_FINISHED', error: 'Conflict', status: outcome.job.status,
-        message: `job ${outcome.job.id} has already finished (${outcome.job.status}); only queued or running jobs can be canceled`,
+        message: `job ${id} finished (${outcome.job.status}) while it was being canceled; DELETE it again to delete it`,
       });
     }
     return jobView(outcome.job);
@@ -141,6 +174,9 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
           return;
         case 'record':
           stream.send('record', { record: event.record, progress: event.progress });
+          return;
+        case 'unsaved':
+          // The outcome is kept and retried; the stream ends with done/failed once it is stored.
           return;
         default:
           stream.send(event.type, jobView(event.job));

@@ -86,7 +86,9 @@ const opsRoutes = fp(async (app) => {
     if (!hasJobs()) return 'the job store is not open yet';
     // A real read through the store: it throws once the database is closed or unreadable.
     await app.jobs.get(PROBE_ID);
-    return { ok: true, detail: 'open' };
+    // And a real write: a full disk, a read-only file or a file deleted under the server only shows in writes.
+    const { ok, detail } = await app.jobs.storageHealth();
+    return { ok, detail };
   });
   readiness.add('queue', async () => {
     if (!hasJobs()) return 'the job queue is not started yet';
@@ -103,7 +105,7 @@ const opsRoutes = fp(async (app) => {
     schema: {
       summary: 'Readiness',
       description:
-        'Whether this instance should get traffic: compute backend initialised with a live worker, job database open, queue not full, not shedding load, not shutting down. 503 with Retry-After otherwise; /health is liveness only. Never needs an API key and is neither rate-limited nor shed.',
+        'Whether this instance should get traffic: compute backend initialised with a live worker, job database open and taking a probe write (not full, read-only, or deleted/replaced under the server), queue not full, not shedding load, not shutting down. 503 with Retry-After otherwise; /health is liveness only. Never needs an API key and is neither rate-limited nor shed.',
       tags: ['operations'],
       response: { 200: ReadySchema, 503: ReadySchema },
     },
@@ -117,7 +119,7 @@ const opsRoutes = fp(async (app) => {
     schema: {
       summary: 'Prometheus metrics',
       description:
-        'Prometheus text format: gradlens_http_requests_total and gradlens_http_request_duration_seconds (by method, route pattern, status), gradlens_jobs_submitted_total/started_total (by kind), gradlens_jobs_finished_total and gradlens_job_duration_seconds (by kind and status), gradlens_jobs_requeued_total, gradlens_jobs_recovered_total, gradlens_queue_depth, gradlens_queue_limit, gradlens_jobs_running, gradlens_workers, gradlens_under_pressure, gradlens_auth_refused_total, gradlens_rate_limited_total, gradlens_shed_requests_total, gradlens_backend_info, and the Node.js process metrics. Open by default (GRADLENS_OPEN_PATHS).',
+        'Prometheus text format: gradlens_http_requests_total and gradlens_http_request_duration_seconds (by method, route pattern, status), gradlens_jobs_submitted_total/started_total (by kind), gradlens_jobs_finished_total and gradlens_job_duration_seconds (by kind and status), gradlens_jobs_requeued_total, gradlens_jobs_recovered_total, gradlens_queue_depth, gradlens_queue_limit, gradlens_jobs_running, gradlens_workers, gradlens_under_pressure, gradlens_store_bytes (database file + write-ahead log), gradlens_store_jobs (stored jobs by status), gradlens_store_data_bytes (job data retention counts), gradlens_store_writable, gradlens_store_unsaved_outcomes, gradlens_store_jobs_deleted_total (by reason: age, count, bytes, request), gradlens_auth_refused_total, gradlens_rate_limited_total, gradlens_shed_requests_total, gradlens_backend_info, and the Node.js process metrics. Open by default (GRADLENS_OPEN_PATHS).',
       tags: ['operations'],
       produces: ['text/plain'],
       response: { 200: { description: 'Prometheus exposition format 0.0.4.', content: { 'text/plain': { schema: Type.String() } } } },

@@ -14,7 +14,8 @@ import { SqliteJobStore, type JobStore } from './jobs/store.js';
 import { MemoryJobQueue, type JobQueue } from './jobs/queue.js';
 import { JobManager } from './jobs/manager.js';
 import { jobHandlers } from './jobs/kinds.js';
-import { QueueFullError, ShuttingDownError } from './jobs/errors.js';
+import { QueueFullError, ShuttingDownError, StorageUnavailableError } from './jobs/errors.js';
+import { RetentionTask } from './jobs/retention.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
 import { authPlugin, LOG_REDACT_PATHS, SECURITY_SCHEMES, serializeRequest } from './plugins/auth.js';
@@ -55,6 +56,15 @@ export interface BuildOptions {
 
 /** Maps errors to Fastify's { statusCode, code, error, message } and hides 5xx details. */
 function errorBody(err: FastifyError | Error): { status: number; body: Record<string, unknown> } {
+  if (err instanceof StorageUnavailableError) {
+    return {
+      status: 503,
+      body: {
+        statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message, problem: err.problem, retryAfter: err.retryAfterSeconds,
+        ...(err.jobId ? { jobId: err.jobId } : {}),
+      },
+    };
+  }
   if (err instanceof QueueFullError || err instanceof ShuttingDownError) {
     const retryAfter = err instanceof QueueFullError ? err.retryAfterSeconds : 5;
     return { status: 503, body: { statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message, retryAfter } };
@@ -105,6 +115,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
   const store = options.store ?? new SqliteJobStore(config.jobs.db);
+  // An outage is logged when it starts and when it ends, not once per refused request.
+  const unwatchStore = store.onHealthChange((status) => {
+    if (status.ok) app.log.warn({ db: config.jobs.db }, 'the job database takes writes again: new work is accepted');
+    else app.log.error({ db: config.jobs.db, problem: status.problem, cause: status.cause }, `job database: ${status.detail}; new work is refused until it is fixed`);
+  });
   // With a pool the main thread never loads a backend (tfjs-node may be loaded by one thread only):
   // the backend reported in /health and in results is the one the first worker initialised.
   const runner = options.runner ?? (config.jobs.workers > 0
@@ -171,8 +186,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(healthRoutes);
   await app.register(opsRoutes);
   await app.register(dashboardRoutes);
+  const instrumentedStore = app.metrics.instrumentStore(store);
   const jobs = new JobManager({
-    store: app.metrics.instrumentStore(store),
+    store: instrumentedStore,
     queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),
     runner,
     handlers: jobHandlers(config),
@@ -192,13 +208,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Before the server stops accepting: running jobs go back to the queue for the next start, and
   // requests waiting on a job are answered. Workers and the database close after the last request.
+  const retention = new RetentionTask({ store: instrumentedStore, policy: config.jobs.retention, intervalMs: config.jobs.retention.intervalMs, log: app.log });
+
   app.addHook('preClose', async () => {
+    await retention.stop();
     await jobs.close();
   });
   app.addHook('onClose', async () => {
     await app.runner.close();
+    unwatchStore();
     await store.close();
   });
   await jobs.start();
+  retention.start();
   return app;
 }

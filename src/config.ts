@@ -39,6 +39,27 @@ export interface JobsConfig {
    * the split did not pay (README, performance section), with more idle cores it can.
    */
   shardMinFlops: number;
+  /** Which finished jobs the store keeps (src/jobs/retention.ts). */
+  retention: RetentionConfig;
+}
+
+/** Finished jobs are deleted past any of these (0 turns one off); queued and running jobs never are. */
+export interface RetentionConfig {
+  maxAgeMs: number;
+  maxJobs: number;
+  /** Bytes of stored job data (specs and results as JSON). */
+  maxBytes: number;
+  /** How often the limits are applied (and at start). */
+  intervalMs: number;
+}
+
+function retention(env: Env): RetentionConfig {
+  return {
+    maxAgeMs: int(env, 'GRADLENS_RETENTION_MAX_AGE_S', 30 * 86_400, 0, 100 * 365 * 86_400) * 1000,
+    maxJobs: int(env, 'GRADLENS_RETENTION_MAX_JOBS', 10_000, 0),
+    maxBytes: int(env, 'GRADLENS_RETENTION_MAX_BYTES', 1024 ** 3, 0),
+    intervalMs: int(env, 'GRADLENS_RETENTION_INTERVAL_MS', 60_000, 100, 86_400_000),
+  };
 }
 
 export class ConfigError extends Error {
@@ -203,6 +224,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       timeoutMs: int(env, 'GRADLENS_JOB_TIMEOUT_MS', 600_000, 0),
       maxAttempts: int(env, 'GRADLENS_JOB_MAX_ATTEMPTS', 3, 1, 100),
       shardMinFlops: int(env, 'GRADLENS_SHARD_MIN_FLOPS', 0, 0),
+      retention: retention(env),
     },
     security: security(env),
   };

@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { loadConfig, ConfigError } from './config.js';
 import { buildApp } from './app.js';
 import { BackendUnavailableError } from './engine/backend.js';
+import { StorageUnavailableError, StoreOpenError } from './jobs/errors.js';
 
 async function main(): Promise<void> {
   let config;
@@ -19,7 +20,8 @@ async function main(): Promise<void> {
   try {
     app = await buildApp(config);
   } catch (err) {
-    if (err instanceof BackendUnavailableError) {
+    // Named problems an operator fixes (a backend that cannot load, a GRADLENS_DB that cannot be opened): one line, no stack.
+    if (err instanceof BackendUnavailableError || err instanceof StorageUnavailableError || err instanceof StoreOpenError) {
       console.error(`gradlens: ${err.message}`);
       process.exit(2);
     }

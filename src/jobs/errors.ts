@@ -28,6 +28,32 @@ export class JobCanceledError extends Error {
   }
 }
 
+/** What is wrong with the job database's storage; each comes with a sentence for operators. */
+export const STORAGE_PROBLEMS = ['full', 'read_only', 'io_error', 'replaced'] as const;
+export type StorageProblem = (typeof STORAGE_PROBLEMS)[number];
+
+/**
+ * The job database cannot take writes (disk full, read-only or failing storage, or the file at GRADLENS_DB
+ * deleted or replaced while the server ran). Work that would have to be stored is refused with 503 and
+ * Retry-After instead of being acknowledged and lost; reads keep working.
+ */
+export class StorageUnavailableError extends Error {
+  readonly code = 'STORAGE_UNAVAILABLE';
+  constructor(readonly problem: StorageProblem, message: string, readonly retryAfterSeconds = 30, readonly jobId?: string) {
+    super(message);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+/** GRADLENS_DB cannot be opened at start for a reason other than storage (not a database, newer schema). */
+export class StoreOpenError extends Error {
+  readonly code = 'STORE_OPEN_FAILED';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StoreOpenError';
+  }
+}
+
 export class JobTimeoutError extends Error {
   readonly code = 'TIMEOUT';
   constructor(readonly timeoutMs: number) {
@@ -87,7 +113,7 @@ export function deserializeError(e: SerializedError): Error {
 }
 
 /** Codes whose messages are written for users, so a failed job may show them. */
-const PUBLIC_CODES = new Set(['INVALID_SPEC', 'LIMIT_EXCEEDED', 'CANCELED', 'TIMEOUT', 'WORKER_CRASHED', 'INTERRUPTED', 'BACKEND_UNAVAILABLE', 'QUEUE_FULL', 'SHUTTING_DOWN']);
+const PUBLIC_CODES = new Set(['INVALID_SPEC', 'LIMIT_EXCEEDED', 'CANCELED', 'TIMEOUT', 'WORKER_CRASHED', 'INTERRUPTED', 'BACKEND_UNAVAILABLE', 'QUEUE_FULL', 'SHUTTING_DOWN', 'STORAGE_UNAVAILABLE', 'RESULT_NOT_STORED']);
 
 /** The { code, message } a failed job shows; unexpected errors keep their message out of the API. */
 export function jobErrorOf(err: unknown): { code: string; message: string } {

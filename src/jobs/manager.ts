@@ -1,8 +1,9 @@
-// The job manager: admits work into the store and the bounded queue, runs it on the Runner, and tells listeners.
+// The job manager: admits work into the store and the bounded queue, runs it on the Runner, tells listeners, and
+// keeps a finished job's outcome in memory (retrying) while the store cannot take the write.
 import type { Runner } from './runner.js';
 import type { JobQueue } from './queue.js';
-import { TERMINAL_STATUSES, type JobKind, type JobListQuery, type JobPage, type JobRecord, type JobStore } from './store.js';
-import { JobCanceledError, JobTimeoutError, QueueFullError, ShuttingDownError, jobErrorOf } from './errors.js';
+import { TERMINAL_STATUSES, type JobKind, type JobListQuery, type JobOutcome, type JobPage, type JobRecord, type JobStore, type StorageStatus, type StoreStats } from './store.js';
+import { JobCanceledError, JobTimeoutError, QueueFullError, ShuttingDownError, StorageUnavailableError, jobErrorOf } from './errors.js';
 
 /** What a job's engine work returns; its fields (spec, result, cost, timings, …) appear on the job. */
 export type JobOutput = { result: unknown; spec?: unknown } & Record<string, unknown>;
@@ -29,7 +30,9 @@ export type JobEvent =
   | { type: 'state'; job: JobRecord }
   | { type: 'progress'; progress: number }
   | { type: 'record'; record: unknown; progress: number }
-  | { type: 'done' | 'failed' | 'canceled'; job: JobRecord };
+  | { type: 'done' | 'failed' | 'canceled'; job: JobRecord }
+  /** The job finished but the store refused its outcome: kept in memory and retried; `done`/`failed` follow once stored. */
+  | { type: 'unsaved'; error: StorageUnavailableError };
 
 export type JobListener = (event: JobEvent) => void;
 
@@ -48,6 +51,7 @@ export interface ManagerOptions {
 
 interface Live {
   controller: AbortController;
+  startedAt: number;
   progress: number;
   /** Records so far, replayed to event streams that connect mid-run. */
   records: { record: unknown; progress: number }[];
@@ -56,6 +60,31 @@ interface Live {
 }
 
 const PROGRESS_WRITE_INTERVAL_MS = 500;
+/** /ready may be polled often: one probe write per this interval is enough. */
+const PROBE_INTERVAL_MS = 500;
+/** Run times kept for the Retry-After estimate of a full queue. */
+const RECENT_RUNS = 32;
+/** Backoff of retries while the store refuses writes (outcomes kept in memory, dispatch paused). */
+const STORAGE_RETRY_MIN_MS = 500;
+const STORAGE_RETRY_MAX_MS = 5000;
+/**
+ * An outcome refused this many times while smaller writes succeed (the probe) does not fit in what space is
+ * left: the job is failed with RESULT_NOT_STORED instead of being held in memory until someone frees space.
+ */
+const UNSAVED_MAX_FAILURES = 5;
+
+interface Unsaved {
+  job: JobRecord;
+  outcome: JobOutcome;
+  failures: number;
+}
+
+const finalEvent = (job: JobRecord): 'done' | 'failed' | 'canceled' =>
+  job.status === 'succeeded' ? 'done' : job.status === 'failed' ? 'failed' : 'canceled';
+
+/** Errors that mean this outcome can never be stored (too large for SQLite or for a JS string), not an outage. */
+const unstorable = (err: unknown): boolean =>
+  (err as { code?: unknown } | null)?.code === 'SQLITE_TOOBIG' || (err instanceof RangeError && /string length/i.test(err.message));
 
 export class JobManager {
   private readonly live = new Map<string, Live>();
@@ -65,10 +94,22 @@ export class JobManager {
   private closing = false;
   private pumping = false;
   private pumpAgain = false;
-  /** Exponential moving average of job run times, for Retry-After. */
-  private averageRunMs = 5000;
+  /** Run times of the latest jobs (ms), for Retry-After. */
+  private readonly recentRunMs: number[] = [];
+  /** Finished jobs whose outcome the store refused, retried until it takes them. */
+  private readonly unsaved = new Map<string, Unsaved>();
+  private storageRetryMs = STORAGE_RETRY_MIN_MS;
+  private storageTimer: NodeJS.Timeout | undefined;
+  /** Set while a job could not be started because the store refused the write; the retry timer resumes. */
+  private dispatchPaused = false;
+  private readonly unwatchStore: () => void;
 
-  constructor(private readonly o: ManagerOptions) {}
+  constructor(private readonly o: ManagerOptions) {
+    // Writes work again (a probe or another write found out): resume at once instead of at the next retry.
+    this.unwatchStore = o.store.onHealthChange((status) => {
+      if (status.ok && (this.unsaved.size || this.dispatchPaused)) this.retryStorageSoon(0);
+    });
+  }
 
   /** Re-queues what a crash interrupted, queues what was waiting, and starts running. */
   async start(): Promise<void> {
@@ -85,6 +126,31 @@ export class JobManager {
   async queued(): Promise<number> {
     return this.o.queue.size();
   }
+
+  /** Finished jobs whose outcome waits in memory for the store to take it. */
+  get unsavedOutcomes(): number {
+    return this.unsaved.size;
+  }
+
+  storeStats(): Promise<StoreStats> {
+    return this.o.store.stats();
+  }
+
+  /** What the last write (or probe) found, and whether the file is still the one open; writes nothing. */
+  storageStatus(): Promise<StorageStatus> {
+    return this.o.store.health();
+  }
+
+  /** Whether the store takes writes, found by a real write at most every PROBE_INTERVAL_MS: readiness. */
+  async storageHealth(): Promise<StorageStatus> {
+    const fresh = Date.now() - this.lastProbe.at < PROBE_INTERVAL_MS;
+    if (!fresh || !this.lastProbe.status) {
+      this.lastProbe = { at: Date.now(), status: await this.o.store.health({ probe: true }) };
+    }
+    return this.lastProbe.status!;
+  }
+
+  private lastProbe: { at: number; status?: StorageStatus } = { at: 0 };
 
   /** Validates, stores and queues a job; throws SpecError/LimitError for bad work and QueueFullError. */
   async submit(kind: JobKind, spec: unknown, expect?: unknown): Promise<JobRecord> {
@@ -108,10 +174,25 @@ export class JobManager {
     return job;
   }
 
+  /**
+   * Retry-After of a full queue: the time the waiting jobs take to drain, the mean of the latest run times ×
+   * jobs waiting ÷ compute slots. Before any job has finished, the running ones' elapsed time is the best
+   * (lower) bound there is; a client that retries early is answered with a better estimate.
+   */
   private queueFull(): QueueFullError {
     const slots = Math.max(1, this.o.runner.concurrency);
-    const seconds = Math.ceil((this.averageRunMs * (this.o.queue.limit / slots)) / 1000);
+    const waiting = this.o.queue.limit;
+    const now = Date.now();
+    const perJob = this.recentRunMs.length
+      ? this.recentRunMs.reduce((a, b) => a + b, 0) / this.recentRunMs.length
+      : Math.max(0, ...[...this.live.values()].map((l) => now - l.startedAt));
+    const seconds = Math.ceil((perJob * waiting) / slots / 1000);
     return new QueueFullError(this.o.queue.limit, Math.min(600, Math.max(1, seconds)));
+  }
+
+  private recordRun(ms: number): void {
+    this.recentRunMs.push(ms);
+    if (this.recentRunMs.length > RECENT_RUNS) this.recentRunMs.shift();
   }
 
   get(id: string): Promise<JobRecord | undefined> {
@@ -159,6 +240,8 @@ export class JobManager {
       const abort = (): void => finish(() => reject(new ShuttingDownError(id)));
       const unsubscribe = this.subscribe(id, (event) => {
         if (event.type === 'done' || event.type === 'failed' || event.type === 'canceled') finish(() => resolve(event.job));
+        // The outcome is kept and stored later; the caller gets the storage problem now rather than wait on it.
+        else if (event.type === 'unsaved') finish(() => reject(event.error));
       });
       this.waiters.add(abort);
       // Subscribed first, then read: a job that finished in between is seen either way.
@@ -185,6 +268,23 @@ export class JobManager {
     return { job: canceled, changed: true };
   }
 
+  /**
+   * DELETE: cancels a queued or running job (kept, as canceled), or deletes a finished one and its result
+   * (unless `mayDelete` is false: then a finished job is left 'unchanged'). undefined when there is no such job.
+   */
+  async cancelOrDelete(id: string, { mayDelete = true } = {}): Promise<{ action: 'canceled' | 'deleted' | 'unchanged'; job: JobRecord } | undefined> {
+    const job = await this.o.store.get(id);
+    if (!job) return undefined;
+    if (!mayDelete && TERMINAL_STATUSES.has(job.status)) return { action: 'unchanged', job };
+    if (!TERMINAL_STATUSES.has(job.status)) {
+      const outcome = await this.cancel(id);
+      if (!outcome) return undefined;
+      // Finished between the read and the cancel: leave it for a second DELETE, which then means it.
+      return { action: outcome.changed ? 'canceled' : 'unchanged', job: outcome.job };
+    }
+    return (await this.o.store.deleteFinished(id)) ? { action: 'deleted', job } : undefined;
+  }
+
   private pump(): void {
     if (this.pumping) {
       this.pumpAgain = true;
@@ -195,12 +295,12 @@ export class JobManager {
       try {
         do {
           this.pumpAgain = false;
-          while (!this.closing && this.live.size < Math.max(1, this.o.runner.concurrency)) {
+          while (!this.closing && !this.dispatchPaused && this.live.size < Math.max(1, this.o.runner.concurrency)) {
             const id = await this.o.queue.take();
             if (id === undefined) break;
-            await this.begin(id);
+            if (!(await this.begin(id))) break;
           }
-        } while (this.pumpAgain && !this.closing);
+        } while (this.pumpAgain && !this.closing && !this.dispatchPaused);
       } catch (err) {
         this.o.log.error({ err }, 'job dispatch failed');
       } finally {
@@ -209,26 +309,56 @@ export class JobManager {
     })();
   }
 
-  /** Marks the job running and starts it; returns once it is registered as live. */
-  private async begin(id: string): Promise<void> {
-    const job = await this.o.store.start(id);
-    if (!job) return; // cancelled while it waited
+  /**
+   * Marks the job running and starts it; returns once it is registered as live. false when the store refused
+   * the write: the job goes back to the front of the queue and dispatch pauses until the store takes writes.
+   */
+  private async begin(id: string): Promise<boolean> {
+    let job: JobRecord | undefined;
+    try {
+      job = await this.o.store.start(id);
+    } catch (err) {
+      await this.o.queue.add(id, { force: true, front: true });
+      if (!(err instanceof StorageUnavailableError)) throw err;
+      this.dispatchPaused = true;
+      this.retryStorageSoon();
+      return false;
+    }
+    if (!job) return true; // cancelled while it waited
     if (this.closing) {
       // close() began while the store answered: leave the job for the next start, as close() does.
       await this.o.store.requeue(id, true);
-      return;
+      return true;
     }
     const controller = new AbortController();
-    const live: Live = { controller, progress: 0, records: [], lastProgressWrite: 0, done: Promise.resolve() };
+    const live: Live = { controller, startedAt: Date.now(), progress: 0, records: [], lastProgressWrite: 0, done: Promise.resolve() };
     this.live.set(id, live);
     this.emit(id, { type: 'state', job });
     live.done = this.execute(job, live);
+    return true;
   }
 
+  /** Runs the job and stores its outcome; never rejects (a rejection here would end the process). */
   private async execute(job: JobRecord, live: Live): Promise<void> {
+    try {
+      const outcome = await this.compute(job, live);
+      if (outcome) {
+        // Only work that ran to an outcome says how long jobs take; a cancel or shutdown cuts it short.
+        this.recordRun(Date.now() - live.startedAt);
+        await this.save(job, outcome);
+      }
+    } catch (err) {
+      this.o.log.error({ err, job: job.id }, 'job bookkeeping failed');
+    } finally {
+      this.live.delete(job.id);
+      this.pump();
+    }
+  }
+
+  /** The engine's work as an outcome to store; undefined when shutdown or cancel has already dealt with the job. */
+  private async compute(job: JobRecord, live: Live): Promise<JobOutcome | undefined> {
     const { id, kind } = job;
     const { signal } = live.controller;
-    const started = Date.now();
     const timer = this.o.timeoutMs > 0 ? setTimeout(() => live.controller.abort(new JobTimeoutError(this.o.timeoutMs)), this.o.timeoutMs) : undefined;
     const handler = this.o.handlers[kind];
     try {
@@ -246,20 +376,72 @@ export class JobManager {
       if (signal.aborted) throw signal.reason;
       output.environment = this.o.environment();
       if (job.expect !== null && job.expect !== undefined) handler.evaluate?.(job.expect, output);
-      const done = await this.o.store.finish(id, { status: 'succeeded', output });
-      if (done) this.emit(id, { type: 'done', job: done });
+      return { status: 'succeeded', output };
     } catch (err) {
       const reason: unknown = signal.aborted ? signal.reason : err;
       // Shutdown: close() has put the job back in the queue. Cancel: cancel() has stored and announced it.
-      if (reason instanceof ShuttingDownError || (reason instanceof JobCanceledError && signal.aborted)) return;
+      if (reason instanceof ShuttingDownError || (reason instanceof JobCanceledError && signal.aborted)) return undefined;
       const error = jobErrorOf(reason);
       if (error.code === 'INTERNAL_ERROR') this.o.log.error({ err: reason, job: id, kind }, 'job failed');
-      const failed = await this.o.store.finish(id, { status: 'failed', error });
-      if (failed) this.emit(id, { type: 'failed', job: failed });
+      return { status: 'failed', error };
     } finally {
       clearTimeout(timer);
-      this.live.delete(id);
-      this.averageRunMs = 0.8 * this.averageRunMs + 0.2 * (Date.now() - started);
+    }
+  }
+
+  /** Stores a finished job's outcome and announces it; what the store refuses is kept and retried. Never throws. */
+  private async save(job: JobRecord, outcome: JobOutcome): Promise<void> {
+    try {
+      const stored = await this.o.store.finish(job.id, outcome);
+      this.unsaved.delete(job.id);
+      if (stored) this.emit(job.id, { type: finalEvent(stored), job: stored });
+    } catch (err) {
+      await this.keepUnsaved(job, outcome, err);
+    }
+  }
+
+  private async keepUnsaved(job: JobRecord, outcome: JobOutcome, err: unknown): Promise<void> {
+    const { id } = job;
+    if (unstorable(err) && outcome.status === 'succeeded') {
+      this.o.log.error({ err, job: id }, 'a job result is too large to store; the job is failed');
+      return this.save(job, { status: 'failed', error: { code: 'RESULT_NOT_STORED', message: `the result could not be stored (${(err as Error).message}); the computation itself succeeded` } });
+    }
+    const entry = this.unsaved.get(id) ?? { job, outcome, failures: 0 };
+    entry.failures++;
+    if (entry.failures === 1) {
+      this.o.log.error({ err, job: id, status: outcome.status }, 'could not store a finished job; its outcome is kept in memory and stored once writes succeed (a restart re-runs it)');
+      const message = `job ${id} finished but its outcome could not be stored: ${(err as Error).message}. It is kept and stored once writes succeed; poll GET /v1/jobs/${id}`;
+      const problem = err instanceof StorageUnavailableError ? err.problem : 'io_error';
+      this.emit(id, { type: 'unsaved', error: new StorageUnavailableError(problem, message, 30, id) });
+    } else if (err instanceof StorageUnavailableError && entry.failures >= UNSAVED_MAX_FAILURES && outcome.status === 'succeeded'
+      && (await this.o.store.health({ probe: true }).catch(() => ({ ok: false }))).ok) {
+      // Small writes go through, this one never does: it does not fit in the space left.
+      this.unsaved.delete(id);
+      const bytes = Buffer.byteLength(JSON.stringify(outcome.output));
+      const error = { code: 'RESULT_NOT_STORED', message: `the result (${bytes} bytes) could not be stored: ${err.message}; the computation itself succeeded` };
+      this.o.log.error({ job: id, bytes }, 'a job result does not fit in the space left; the job is failed');
+      return this.save(job, { status: 'failed', error });
+    }
+    this.unsaved.set(id, entry);
+    this.retryStorageSoon();
+  }
+
+  /** Schedules the next attempt at storing kept outcomes and resuming dispatch (exponential backoff). */
+  private retryStorageSoon(delayMs = this.storageRetryMs): void {
+    if (this.closing) return;
+    if (this.storageTimer && delayMs > 0) return;
+    clearTimeout(this.storageTimer);
+    this.storageTimer = setTimeout(() => void this.retryStorage(), delayMs);
+    this.storageTimer.unref();
+    if (delayMs > 0) this.storageRetryMs = Math.min(STORAGE_RETRY_MAX_MS, this.storageRetryMs * 2);
+  }
+
+  private async retryStorage(): Promise<void> {
+    this.storageTimer = undefined;
+    for (const { job, outcome } of [...this.unsaved.values()]) await this.save(job, outcome);
+    if (this.unsaved.size === 0) this.storageRetryMs = STORAGE_RETRY_MIN_MS;
+    if (this.dispatchPaused) {
+      this.dispatchPaused = false;
       this.pump();
     }
   }
@@ -273,7 +455,10 @@ export class JobManager {
     const now = Date.now();
     if (now - live.lastProgressWrite >= PROGRESS_WRITE_INTERVAL_MS) {
       live.lastProgressWrite = now;
-      void this.o.store.progress(id, p).catch((err: unknown) => this.o.log.error({ err, job: id }, 'could not store progress'));
+      void this.o.store.progress(id, p).catch((err: unknown) => {
+        // An outage is logged once by the store's health listener; progress is only advisory.
+        if (!(err instanceof StorageUnavailableError)) this.o.log.error({ err, job: id }, 'could not store progress');
+      });
     }
   }
 
@@ -284,12 +469,25 @@ export class JobManager {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    clearTimeout(this.storageTimer);
+    this.unwatchStore();
     const running = [...this.live.entries()];
     for (const [id, live] of running) {
-      await this.o.store.requeue(id, true);
+      await this.o.store.requeue(id, true).catch((err: unknown) => {
+        this.o.log.error({ err, job: id }, 'could not re-queue a running job at shutdown; the next start re-queues it as interrupted');
+      });
       live.controller.abort(new ShuttingDownError(id));
     }
     for (const abort of [...this.waiters]) abort();
     await Promise.allSettled(running.map(([, live]) => live.done));
+    // A last try for outcomes still in memory; what fails stays `running` in the store and is re-run at the next start.
+    for (const { job, outcome } of [...this.unsaved.values()]) {
+      try {
+        await this.o.store.finish(job.id, outcome);
+        this.unsaved.delete(job.id);
+      } catch (err) {
+        this.o.log.error({ err, job: job.id }, 'the outcome of a finished job is lost at shutdown; the job runs again at the next start');
+      }
+    }
   }
 }

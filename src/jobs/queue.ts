@@ -9,8 +9,11 @@ export interface JobQueue {
   /** Most ids that may wait; `add` refuses beyond it. */
   readonly limit: number;
   size(): Promise<number>;
-  /** Appends unless the queue is full (then false); `force` ignores the limit (jobs recovered at start). */
-  add(id: string, options?: { force?: boolean }): Promise<boolean>;
+  /**
+   * Appends unless the queue is full (then false); `force` ignores the limit (jobs recovered at start),
+   * `front` puts the id first (a job taken but not started because the store refused the write).
+   */
+  add(id: string, options?: { force?: boolean; front?: boolean }): Promise<boolean>;
   /** Removes and returns the oldest id. */
   take(): Promise<string | undefined>;
   /** Drops an id (a cancelled job); false when it was not waiting. */
@@ -27,9 +30,15 @@ export class MemoryJobQueue implements JobQueue {
     return this.ids.size;
   }
 
-  async add(id: string, options: { force?: boolean } = {}): Promise<boolean> {
+  async add(id: string, options: { force?: boolean; front?: boolean } = {}): Promise<boolean> {
     if (!options.force && this.ids.size >= this.limit) return false;
-    this.ids.add(id);
+    if (options.front) {
+      const rest = [...this.ids].filter((other) => other !== id);
+      this.ids.clear();
+      for (const other of [id, ...rest]) this.ids.add(other);
+    } else {
+      this.ids.add(id);
+    }
     return true;
   }
 

@@ -15,6 +15,8 @@ export interface AppMetrics {
   authRefused(reason: string): void;
   rateLimited(bucket: string): void;
   shed(reason: string): void;
+  /** Finished jobs deleted, by reason: age, count, bytes (retention) or request (DELETE). */
+  jobsDeleted(reason: string, n: number): void;
   /** The store, reporting every job transition it persists (so the counters match what the API shows). */
   instrumentStore<S extends JobStore>(store: S): S;
   /** The exposition text of this app's metrics plus the process-wide ones. */
@@ -76,6 +78,10 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
   });
   const refused = new Counter({ name: 'gradlens_auth_refused_total', help: 'Requests refused with 401, by reason (missing, invalid).', labelNames: ['reason'], registers });
   const limited = new Counter({ name: 'gradlens_rate_limited_total', help: 'Requests refused with 429, by bucket (all, create, not_found).', labelNames: ['bucket'], registers });
+  const deletedJobs = new Counter({
+    name: 'gradlens_store_jobs_deleted_total', help: 'Finished jobs deleted from the store, by reason (age, count, bytes: retention; request: DELETE).',
+    labelNames: ['reason'], registers,
+  });
   const shedCount = new Counter({ name: 'gradlens_shed_requests_total', help: 'Requests refused with 503 by load shedding, by reason.', labelNames: ['reason'], registers });
 
   const hasJobs = (): boolean => app.hasDecorator('jobs') && (app as { jobs?: unknown }).jobs !== undefined && (app as { jobs?: unknown }).jobs !== null;
@@ -111,6 +117,48 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
       this.set(f && f() ? 1 : 0);
     },
   });
+  // One stats query per scrape feeds the three store gauges (collect runs per gauge; they share the answer).
+  let storeStats: { at: number; value: Promise<Awaited<ReturnType<FastifyInstance['jobs']['storeStats']>> | undefined> } | undefined;
+  const currentStoreStats = () => {
+    if (!storeStats || Date.now() - storeStats.at > 500) {
+      storeStats = { at: Date.now(), value: hasJobs() ? app.jobs.storeStats().catch(() => undefined) : Promise.resolve(undefined) };
+    }
+    return storeStats.value;
+  };
+  new Gauge({
+    name: 'gradlens_store_bytes', help: 'Size of the job database on disk: the file plus its write-ahead log (GRADLENS_DB).', registers,
+    async collect() {
+      const stats = await currentStoreStats();
+      if (stats) this.set(stats.fileBytes);
+    },
+  });
+  new Gauge({
+    name: 'gradlens_store_data_bytes', help: 'Bytes of job data (specs, results, errors as JSON) in the store: what GRADLENS_RETENTION_MAX_BYTES limits.', registers,
+    async collect() {
+      const stats = await currentStoreStats();
+      if (stats) this.set(stats.dataBytes);
+    },
+  });
+  new Gauge({
+    name: 'gradlens_store_jobs', help: 'Jobs in the store, by status.', labelNames: ['status'], registers,
+    async collect() {
+      const stats = await currentStoreStats();
+      if (stats) for (const [status, n] of Object.entries(stats.jobs)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'gradlens_store_writable', help: '0 since a write to the job database failed (full, read-only, I/O error) or its file was replaced, until a write succeeds; new work gets 503 meanwhile.', registers,
+    async collect() {
+      // The last write's verdict: a scrape writes nothing (readiness probes).
+      if (hasJobs()) this.set((await app.jobs.storageStatus().catch(() => ({ ok: false }))).ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'gradlens_store_unsaved_outcomes', help: 'Finished jobs whose outcome the store refused, kept in memory and retried.', registers,
+    collect() {
+      if (hasJobs()) this.set(app.jobs.unsavedOutcomes);
+    },
+  });
   const info = new Gauge({
     name: 'gradlens_backend_info', help: 'The compute backend and versions (value 1).',
     labelNames: ['backend', 'tfjs_backend', 'tfjs_version', 'gradlens_version', 'simd'], registers,
@@ -134,6 +182,9 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
     authRefused: (reason) => refused.inc({ reason }),
     rateLimited: (bucket) => limited.inc({ bucket }),
     shed: (reason) => shedCount.inc({ reason }),
+    jobsDeleted(reason, n) {
+      if (n > 0) deletedJobs.inc({ reason }, n);
+    },
     instrumentStore<S extends JobStore>(store: S): S {
       // A Proxy rather than a wrapper class, so methods the store gains later pass through untouched.
       const wrap: Partial<JobStore> = {
@@ -155,6 +206,16 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
         async requeue(id, refund) {
           await store.requeue(id, refund);
           metrics.jobRequeued();
+        },
+        async deleteFinished(id) {
+          const deleted = await store.deleteFinished(id);
+          if (deleted) metrics.jobsDeleted('request', 1);
+          return deleted;
+        },
+        async prune(policy) {
+          const result = await store.prune(policy);
+          for (const [reason, n] of Object.entries(result.deleted)) metrics.jobsDeleted(reason, n);
+          return result;
         },
         async recover(maxAttempts) {
           const out = await store.recover(maxAttempts);

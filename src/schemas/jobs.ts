@@ -14,7 +14,7 @@ export const JobStatusSchema = Type.Union(
 
 export const JobErrorSchema = Type.Object(
   {
-    code: Type.String({ description: 'INVALID_SPEC, LIMIT_EXCEEDED, TIMEOUT (GRADLENS_JOB_TIMEOUT_MS), WORKER_CRASHED, INTERRUPTED (the server stopped while it ran, GRADLENS_JOB_MAX_ATTEMPTS times), CANCELED or INTERNAL_ERROR.' }),
+    code: Type.String({ description: 'INVALID_SPEC, LIMIT_EXCEEDED, TIMEOUT (GRADLENS_JOB_TIMEOUT_MS), WORKER_CRASHED, INTERRUPTED (the server stopped while it ran, GRADLENS_JOB_MAX_ATTEMPTS times), RESULT_NOT_STORED (the result did not fit in the job database), CANCELED or INTERNAL_ERROR.' }),
     message: Type.String({ description: 'What went wrong.' }),
   },
   { description: 'Why the job failed or was canceled.' },
@@ -124,12 +124,21 @@ export const IfNoneMatchHeaderSchema = Type.Object(
   { additionalProperties: true },
 );
 
+export const IfMatchHeaderSchema = Type.Object(
+  {
+    'if-match': Type.Optional(Type.String({ description: 'The ETag of GET /v1/jobs/{id}: act only if the job is still that representation (412 otherwise).' })),
+  },
+  { additionalProperties: true },
+);
+
 export const QueueFullSchema = Type.Object(
   {
     ...ErrorSchema.properties,
     retryAfter: Type.Optional(Type.Integer({ description: 'Seconds to wait before retrying, as in the Retry-After header.' })),
+    problem: Type.Optional(Type.String({ description: 'With STORAGE_UNAVAILABLE: full, read_only, io_error or replaced (the file at GRADLENS_DB was deleted or swapped while the server ran).' })),
+    jobId: Type.Optional(Type.String({ description: 'With STORAGE_UNAVAILABLE on a synchronous analysis: the job that ran but whose outcome is not stored yet.' })),
   },
-  { description: 'QUEUE_FULL: the queue holds GRADLENS_QUEUE_LIMIT jobs (see the Retry-After header); SHUTTING_DOWN: the server is closing.' },
+  { description: 'QUEUE_FULL: the queue holds GRADLENS_QUEUE_LIMIT jobs (see the Retry-After header); SHUTTING_DOWN: the server is closing; STORAGE_UNAVAILABLE: the job database cannot take writes (disk full, read-only, file replaced), so nothing is acknowledged that could be lost.' },
 );
 
 export const NotModifiedSchema = Type.Null({ description: 'Not Modified: the job is unchanged since the ETag given in If-None-Match.' });

@@ -1,7 +1,7 @@
 // The job life cycle over HTTP, on worker threads and a real SQLite file: create, poll with 304, list, SSE, sweeps and CSV, cancel, queue full.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, until, type SseEvent } from '../jobs/helpers.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, until, type SseEvent } from '../jobs/helpers.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
@@ -103,13 +103,33 @@ describe('jobs on two workers', () => {
     expect((await app.inject({ url: '/v1/jobs?cursor=bogus' })).statusCode).toBe(400);
   });
 
-  it('answers 404 for unknown jobs and 409 when cancelling a finished one', async () => {
+  it('answers 404 for unknown jobs; DELETE of a finished job deletes it and its result (204), then it is 404', async () => {
     expect((await app.inject({ url: '/v1/jobs/nope' })).statusCode).toBe(404);
     expect((await app.inject({ method: 'DELETE', url: '/v1/jobs/nope' })).statusCode).toBe(404);
     const { id } = (await app.inject({ method: 'POST', url: '/v1/analyses', payload: SMALL_ANALYSIS })).json();
+    const before = (await app.inject({ url: '/metrics' })).body;
     const res = await app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
-    expect(res.statusCode).toBe(409);
-    expect(res.json()).toMatchObject({ code: 'JOB_FINISHED', status: 'succeeded' });
+    expect(res.statusCode).toBe(204);
+    expect(res.body).toBe('');
+    expect((await app.inject({ url: `/v1/jobs/${id}` })).statusCode).toBe(404);
+    expect((await app.inject({ url: '/v1/jobs?limit=100' })).json().jobs.map((j: { id: string }) => j.id)).not.toContain(id);
+    expect((await app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` })).statusCode).toBe(404);
+    const deleted = (text: string) => Number(/^gradlens_store_jobs_deleted_total\{reason="request"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    expect(deleted((await app.inject({ url: '/metrics' })).body) - deleted(before)).toBe(1);
+  });
+
+  it('DELETE with If-Match acts only on the representation seen: a job that finished since is neither canceled nor deleted (412)', async () => {
+    const { id } = (await app.inject({ method: 'POST', url: '/v1/trainings', payload: SHORT_TRAINING })).json();
+    const seen = await app.inject({ url: `/v1/jobs/${id}` });
+    const etag = seen.headers.etag as string;
+    expect(seen.json().status).not.toBe('succeeded');
+    await finished(id);
+    const refused = await app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: { 'if-match': etag } });
+    expect(refused.statusCode).toBe(412);
+    expect(refused.json()).toMatchObject({ code: 'PRECONDITION_FAILED' });
+    expect((await getJob(app, id)).status).toBe('succeeded');
+    const current = (await app.inject({ url: `/v1/jobs/${id}` })).headers.etag as string;
+    expect((await app.inject({ method: 'DELETE', url: `/v1/jobs/${id}`, headers: { 'if-match': current } })).statusCode).toBe(204);
   });
 
   it('streams a training as server-sent events, in order: state, records with progress, done; then closes', async () => {
@@ -235,9 +255,11 @@ describe('cancellation and a full queue (one worker, queue limit 1)', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
 
     expect((await getJob(app, a.id)).status).toBe('canceled');
-    expect((await app.inject({ method: 'DELETE', url: `/v1/jobs/${a.id}` })).statusCode).toBe(409);
-    const canceled = (await app.inject({ url: '/v1/jobs?status=canceled' })).json().jobs.map((j: { id: string }) => j.id);
-    expect(canceled).toEqual([b.id, a.id]);
+    const canceled = () => app.inject({ url: '/v1/jobs?status=canceled' }).then((r) => r.json().jobs.map((j: { id: string }) => j.id));
+    expect(await canceled()).toEqual([b.id, a.id]);
+    // A second DELETE deletes what the first canceled.
+    expect((await app.inject({ method: 'DELETE', url: `/v1/jobs/${a.id}` })).statusCode).toBe(204);
+    expect(await canceled()).toEqual([b.id]);
   });
 });
 
@@ -250,6 +272,70 @@ describe('a job timeout (GRADLENS_JOB_TIMEOUT_MS)', () => {
       expect(job.error.code).toBe('TIMEOUT');
       expect(job.error.message).toMatch(/GRADLENS_JOB_TIMEOUT_MS/);
       expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: SMALL_ANALYSIS })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('answers a synchronous analysis past the timeout with 504 naming GRADLENS_JOB_TIMEOUT_MS, not 500', async () => {
+    const app = await poolApp(tmp.db('timeout-sync.db'), { jobs: { workers: 1, timeoutMs: 300 } });
+    try {
+      const res = await app.inject({ method: 'POST', url: '/v1/analyses', payload: ENDLESS_ANALYSIS });
+      expect(res.statusCode).toBe(504);
+      const body = res.json();
+      expect(body).toMatchObject({ statusCode: 504, code: 'TIMEOUT', error: 'Gateway Timeout', limit: 'GRADLENS_JOB_TIMEOUT_MS' });
+      expect(body.message).toMatch(/GRADLENS_JOB_TIMEOUT_MS \(300 ms\)/);
+      expect(res.headers.location).toBe(`/v1/jobs/${body.jobId}`);
+      expect((await getJob(app, body.jobId)).error.code).toBe('TIMEOUT');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('Retry-After of a full queue', () => {
+  /** A few hundred milliseconds on one wasm worker. */
+  const MEDIUM_ANALYSIS = { network: { depth: 8, width: 128 }, data: { source: 'moons', batchSize: 256, batches: 4 } } as const;
+  const LIMIT = 8;
+
+  /** Fills the queue (one running, LIMIT waiting), reads the refusal's Retry-After, then times the real drain. */
+  async function refusalAndDrain(app: FastifyInstance): Promise<{ retryAfter: number; drainSeconds: number }> {
+    const ids: string[] = [];
+    for (let i = 0; i <= LIMIT; i++) {
+      const res = await app.inject({ method: 'POST', url: '/v1/analyses', payload: { ...MEDIUM_ANALYSIS, seed: i }, headers: { prefer: 'respond-async' } });
+      expect(res.statusCode).toBe(202);
+      ids.push(res.json().id);
+    }
+    const refused = await app.inject({ method: 'POST', url: '/v1/analyses', payload: MEDIUM_ANALYSIS });
+    const t0 = performance.now();
+    expect(refused.statusCode).toBe(503);
+    expect(refused.json().code).toBe('QUEUE_FULL');
+    const retryAfter = Number(refused.headers['retry-after']);
+    expect(refused.json().retryAfter).toBe(retryAfter);
+    for (const id of ids) await until(() => getJob(app, id), (j) => j.status === 'succeeded', 120_000, 20);
+    return { retryAfter, drainSeconds: (performance.now() - t0) / 1000 };
+  }
+
+  it('estimates the drain from measured run times: within a factor of 3 of the real drain (with the 1 s floor of whole seconds)', async () => {
+    const app = await poolApp(tmp.db('retry-after.db'), { jobs: { workers: 1, queueLimit: LIMIT } });
+    try {
+      // A few jobs have run: the estimate has measurements to go on.
+      for (let i = 0; i < 4; i++) expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: MEDIUM_ANALYSIS })).statusCode).toBe(200);
+      const { retryAfter, drainSeconds } = await refusalAndDrain(app);
+      expect(drainSeconds).toBeGreaterThan(1);
+      expect(retryAfter).toBeGreaterThanOrEqual(Math.floor(drainSeconds / 3));
+      expect(retryAfter).toBeLessThanOrEqual(Math.ceil(3 * drainSeconds));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('does not invent a long wait before any job has finished', async () => {
+    const app = await poolApp(tmp.db('retry-after-cold.db'), { jobs: { workers: 1, queueLimit: LIMIT } });
+    try {
+      const { retryAfter, drainSeconds } = await refusalAndDrain(app);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(Math.ceil(3 * drainSeconds));
     } finally {
       await app.close();
     }

@@ -7,6 +7,9 @@ import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import type { Runner } from '../../src/jobs/runner.js';
 import { SqliteJobStore } from '../../src/jobs/store.js';
 import type { BackendInfo } from '../../src/engine/backend.js';
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { tempDir, until } from '../jobs/helpers.js';
 
 /** A runner whose analyses wait until released, so tests can hold jobs running and queued. */
 function heldRunner(): Runner & { release(): void } {
@@ -62,7 +65,7 @@ describe('GET /ready', () => {
       checks: {
         shutdown: { ok: true },
         backend: { ok: true, detail: 'cpu' },
-        database: { ok: true, detail: 'open' },
+        database: { ok: true, detail: 'writable (in memory)' },
         queue: { ok: true, detail: '0 of 100 waiting' },
         load: { ok: true },
       },
@@ -171,6 +174,47 @@ describe('GET /metrics', () => {
     expect(metric(text, 'gradlens_jobs_finished_total').get('{kind="analysis",status="canceled"}')).toBe(2);
     // Only the running one had started.
     expect(metric(text, 'gradlens_job_duration_seconds_count').get('{kind="analysis",status="canceled"}')).toBe(1);
+  });
+
+  it('reports the store: bytes on disk, job data bytes and jobs by status, as the files and SQLite itself measure them', async () => {
+    const tmp = tempDir();
+    try {
+      const db = tmp.db();
+      const app = keep(await testApp({ backend: 'cpu', jobs: { db } }));
+      for (let i = 0; i < 3; i++) expect((await app.inject({ method: 'POST', url: '/v1/analyses', payload: TEXTBOOK_CHAIN })).statusCode).toBe(200);
+      const text = (await app.inject({ url: '/metrics' })).body;
+      expect(metric(text, 'gradlens_store_jobs').get('{status="succeeded"}')).toBe(3);
+      expect(metric(text, 'gradlens_store_jobs').get('{status="queued"}')).toBe(0);
+      const onDisk = statSync(db).size + statSync(`${db}-wal`).size;
+      expect(metric(text, 'gradlens_store_bytes').get('')).toBe(onDisk);
+      const reader = new Database(db, { readonly: true });
+      const sqlBytes = (reader.prepare('SELECT SUM(length(CAST(spec AS BLOB)) + length(CAST(output AS BLOB))) AS n FROM jobs').get() as { n: number }).n;
+      reader.close();
+      expect(metric(text, 'gradlens_store_data_bytes').get('')).toBe(sqlBytes);
+      expect(metric(text, 'gradlens_store_writable').get('')).toBe(1);
+      expect(metric(text, 'gradlens_store_unsaved_outcomes').get('')).toBe(0);
+    } finally {
+      tmp.remove();
+    }
+  });
+
+  it('applies retention on its interval: the oldest finished jobs go, queued and running ones stay', async () => {
+    const runner = heldRunner();
+    const app = keep(await appWith(runner, { jobs: { retention: { maxAgeMs: 0, maxJobs: 2, maxBytes: 0, intervalMs: 100 } } }));
+    const finished: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { id } = (await submit(app)).json();
+      await new Promise((r) => setTimeout(r, 10));
+      runner.release();
+      await until(() => app.inject({ url: `/v1/jobs/${id}` }).then((r) => r.json().status), (s) => s === 'succeeded');
+      finished.push(id);
+    }
+    const running = (await submit(app)).json().id;
+    const queued = (await submit(app)).json().id;
+    await until(() => app.inject({ url: '/metrics' }).then((r) => metric(r.body, 'gradlens_store_jobs_deleted_total').get('{reason="count"}')), (n) => n === 2);
+    const listed = (await app.inject({ url: '/v1/jobs' })).json().jobs.map((j: { id: string; status: string }) => [j.id, j.status]);
+    expect(listed).toEqual([[queued, 'queued'], [running, 'running'], [finished[3], 'succeeded'], [finished[2], 'succeeded']]);
+    runner.release();
   });
 
   it('labels routes by pattern, so random paths cannot grow the label set', async () => {

@@ -1,7 +1,9 @@
 // The SQLite job store on real files: pragmas, versioned migrations, conditional transitions, pagination and crash recovery.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import Database from 'better-sqlite3';
-import { SqliteJobStore, SCHEMA_VERSION } from '../../src/jobs/store.js';
+import { renameSync } from 'node:fs';
+import { SqliteJobStore, SCHEMA_VERSION, type StorageStatus } from '../../src/jobs/store.js';
+import { StorageUnavailableError } from '../../src/jobs/errors.js';
 import { MemoryJobQueue } from '../../src/jobs/queue.js';
 import { tempDir } from './helpers.js';
 
@@ -21,8 +23,8 @@ describe('SqliteJobStore', () => {
 
     const again = new SqliteJobStore(path);
     const versions = again.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
-    expect(versions).toEqual([{ version: 1, name: 'jobs' }]);
-    expect(SCHEMA_VERSION).toBe(1);
+    expect(versions).toEqual([{ version: 1, name: 'jobs' }, { version: 2, name: 'retention' }]);
+    expect(SCHEMA_VERSION).toBe(2);
     expect((await again.get('a'))?.spec).toEqual({ x: 1 });
     await again.close();
   });
@@ -102,7 +104,42 @@ describe('SqliteJobStore', () => {
   });
 });
 
+describe('SqliteJobStore when its file is swapped', () => {
+  it('refuses writes once another file is at its path (and keeps refusing), still reads, and tells listeners once', async () => {
+    const path = tmp.db();
+    const store = new SqliteJobStore(path, { identityCheckMs: 0 });
+    const seen: StorageStatus[] = [];
+    store.onHealthChange((s) => seen.push(s));
+    await store.create({ id: 'before', kind: 'analysis', spec: {} });
+    expect(await store.health({ probe: true })).toMatchObject({ ok: true });
+
+    // What a restore from backup or a careless `mv` does: a different file under the same name.
+    const other = new SqliteJobStore(tmp.db('other.db'), { identityCheckMs: 0 });
+    await other.close();
+    renameSync(tmp.db('other.db'), path);
+
+    await expect(store.create({ id: 'after', kind: 'analysis', spec: {} })).rejects.toMatchObject({
+      code: 'STORAGE_UNAVAILABLE', problem: 'replaced', message: expect.stringMatching(/GRADLENS_DB was replaced by another file while the server ran/),
+    });
+    await expect(store.create({ id: 'again', kind: 'analysis', spec: {} })).rejects.toBeInstanceOf(StorageUnavailableError);
+    expect(await store.health({ probe: true })).toMatchObject({ ok: false, problem: 'replaced' });
+    expect((await store.get('before'))?.id).toBe('before');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ ok: false, problem: 'replaced', cause: expect.stringMatching(/dev:inode .* is now \d+:\d+/) });
+    await store.close();
+  });
+});
+
 describe('MemoryJobQueue', () => {
+  it('puts a job back in front when asked', async () => {
+    const q = new MemoryJobQueue(3);
+    await q.add('a');
+    await q.add('b');
+    const first = await q.take();
+    expect(await q.add(first!, { force: true, front: true })).toBe(true);
+    expect([await q.take(), await q.take(), await q.take()]).toEqual(['a', 'b', undefined]);
+  });
+
   it('is FIFO, bounded (unless forced) and removes cancelled ids', async () => {
     const q = new MemoryJobQueue(2);
     expect(await q.add('a')).toBe(true);
