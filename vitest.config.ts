@@ -16,7 +16,7 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: main, include: ['test/**/*.test.ts'] } },
       ...others.map((backend) => ({
-        extends: true,
+        extends: true as const,
         test: { name: `numeric:${backend}`, include: [...NUMERIC_TEST_FILES], env: { GRADLENS_TEST_BACKEND: backend } },
       })),
     ],
