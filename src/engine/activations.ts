@@ -29,6 +29,11 @@ export interface Activation {
   /** Largest |φ'| anywhere: saturation is measured relative to it. */
   peakDerivative: number;
   /**
+   * Every x where φ or a derivative of it is not smooth (a kink of φ, a jump of φ' or φ''), in increasing
+   * order. Mean-field quadrature puts a cell edge at each (theory.ts): inside a cell a kink costs O(h²).
+   */
+  breakpoints: readonly number[];
+  /**
    * Whether the activation has a flat asymptote that is not its "off" state. Only these get a
    * saturatedFraction; ReLU-like "off" regions are counted by deadFraction instead.
    */
@@ -67,25 +72,25 @@ function build(spec: ActivationSpec): Activation {
     case 'linear':
       return {
         spec, apply: (h) => h, derivative: (h) => tf.onesLike(h),
-        f: (x) => x, df: () => 1, peakDerivative: 1, saturating: false,
+        f: (x) => x, df: () => 1, peakDerivative: 1, saturating: false, breakpoints: [],
       };
     case 'sigmoid':
       return {
         spec, apply: (h) => tf.sigmoid(h),
         derivative: (h) => tf.tidy(() => { const s = tf.sigmoid(h); return tf.mul(s, tf.sub(1, s)); }),
         f: sigmoidScalar, df: (x) => { const s = sigmoidScalar(x); return s * (1 - s); },
-        peakDerivative: 0.25, saturating: true,
+        peakDerivative: 0.25, saturating: true, breakpoints: [],
       };
     case 'tanh':
       return {
         spec, apply: (h) => tf.tanh(h),
         derivative: (h) => tf.tidy(() => tf.sub(1, tf.square(tf.tanh(h)))),
-        f: Math.tanh, df: (x) => 1 - Math.tanh(x) ** 2, peakDerivative: 1, saturating: true,
+        f: Math.tanh, df: (x) => 1 - Math.tanh(x) ** 2, peakDerivative: 1, saturating: true, breakpoints: [],
       };
     case 'relu':
       return {
         spec, apply: (h) => tf.relu(h), derivative: (h) => tf.step(h),
-        f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0), peakDerivative: 1, saturating: false,
+        f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0), peakDerivative: 1, saturating: false, breakpoints: [0],
       };
     case 'leaky_relu': {
       const a = spec.alpha ?? 0.01;
@@ -93,7 +98,7 @@ function build(spec: ActivationSpec): Activation {
         spec, apply: (h) => tf.leakyRelu(h, a),
         derivative: (h) => tf.tidy(() => tf.where(tf.greater(h, 0), tf.onesLike(h), tf.fill(h.shape, a))),
         f: (x) => (x > 0 ? x : a * x), df: (x) => (x > 0 ? 1 : a), peakDerivative: Math.max(1, Math.abs(a)),
-        saturating: false,
+        saturating: false, breakpoints: [0],
       };
     }
     case 'elu': {
@@ -104,7 +109,8 @@ function build(spec: ActivationSpec): Activation {
         apply: (h) => tf.tidy(() => tf.add(tf.relu(h), tf.mul(a, expm1Negative(h)))),
         derivative: (h) => tf.tidy(() => tf.where(tf.greater(h, 0), tf.onesLike(h), tf.mul(a, tf.exp(tf.minimum(h, 0))))),
         f: (x) => (x > 0 ? x : a * Math.expm1(x)), df: (x) => (x > 0 ? 1 : a * Math.exp(x)),
-        peakDerivative: Math.max(1, a), saturating: true,
+        // φ' jumps at 0 unless α = 1, and φ'' always does.
+        peakDerivative: Math.max(1, a), saturating: true, breakpoints: [0],
       };
     }
     case 'selu':
@@ -116,7 +122,7 @@ function build(spec: ActivationSpec): Activation {
           tf.where(tf.greater(h, 0), tf.onesLike(h), tf.mul(SELU_ALPHA, tf.exp(tf.minimum(h, 0)))))),
         f: (x) => SELU_LAMBDA * (x > 0 ? x : SELU_ALPHA * Math.expm1(x)),
         df: (x) => SELU_LAMBDA * (x > 0 ? 1 : SELU_ALPHA * Math.exp(x)),
-        peakDerivative: SELU_LAMBDA * SELU_ALPHA, saturating: true,
+        peakDerivative: SELU_LAMBDA * SELU_ALPHA, saturating: true, breakpoints: [0],
       };
     case 'gelu':
       // Exact (erf) GELU, as PyTorch's default and Keras' approximate=False.
@@ -130,7 +136,7 @@ function build(spec: ActivationSpec): Activation {
         }),
         f: (x) => 0.5 * x * (1 + erf(x * SQRT1_2)),
         df: (x) => 0.5 * (1 + erf(x * SQRT1_2)) + x * normalPdf(x),
-        peakDerivative: 1.1289, saturating: false,
+        peakDerivative: 1.1289, saturating: false, breakpoints: [],
       };
     case 'swish':
     case 'silu':
@@ -142,19 +148,20 @@ function build(spec: ActivationSpec): Activation {
         }),
         f: (x) => x * sigmoidScalar(x),
         df: (x) => { const s = sigmoidScalar(x); return s + x * s * (1 - s); },
-        peakDerivative: 1.0998, saturating: false,
+        peakDerivative: 1.0998, saturating: false, breakpoints: [],
       };
     case 'softplus':
       return {
         spec, apply: (h) => tf.softplus(h), derivative: (h) => tf.sigmoid(h),
-        f: softplusScalar, df: sigmoidScalar, peakDerivative: 1, saturating: false,
+        f: softplusScalar, df: sigmoidScalar, peakDerivative: 1, saturating: false, breakpoints: [],
       };
     case 'softsign':
       return {
         spec, apply: (h) => tf.tidy(() => tf.div(h, tf.add(1, tf.abs(h)))),
         derivative: (h) => tf.tidy(() => tf.reciprocal(tf.square(tf.add(1, tf.abs(h))))),
         f: (x) => x / (1 + Math.abs(x)), df: (x) => 1 / (1 + Math.abs(x)) ** 2,
-        peakDerivative: 1, saturating: true,
+        // |x|: φ'' jumps at 0.
+        peakDerivative: 1, saturating: true, breakpoints: [0],
       };
     case 'hard_sigmoid':
       // relu6(x + 3) / 6, the PyTorch and Keras 3 definition (Keras 2 used clip(0.2x + 0.5)).
@@ -163,14 +170,14 @@ function build(spec: ActivationSpec): Activation {
         derivative: (h) => tf.tidy(() =>
           tf.mul(1 / 6, tf.cast(tf.logicalAnd(tf.greater(h, -3), tf.less(h, 3)), 'float32'))),
         f: (x) => Math.min(Math.max(x + 3, 0), 6) / 6, df: (x) => (x > -3 && x < 3 ? 1 / 6 : 0),
-        peakDerivative: 1 / 6, saturating: true,
+        peakDerivative: 1 / 6, saturating: true, breakpoints: [-3, 3],
       };
     case 'relu6':
       return {
         spec, apply: (h) => tf.relu6(h),
         derivative: (h) => tf.tidy(() => tf.cast(tf.logicalAnd(tf.greater(h, 0), tf.less(h, 6)), 'float32')),
         f: (x) => Math.min(Math.max(x, 0), 6), df: (x) => (x > 0 && x < 6 ? 1 : 0),
-        peakDerivative: 1, saturating: true,
+        peakDerivative: 1, saturating: true, breakpoints: [0, 6],
       };
     case 'mish':
       return {
@@ -181,12 +188,12 @@ function build(spec: ActivationSpec): Activation {
         }),
         f: (x) => x * Math.tanh(softplusScalar(x)),
         df: (x) => { const t = Math.tanh(softplusScalar(x)); return t + x * (1 - t * t) * sigmoidScalar(x); },
-        peakDerivative: 1.0886, saturating: false,
+        peakDerivative: 1.0886, saturating: false, breakpoints: [],
       };
     case 'softmax':
       return {
         spec, apply: (h) => tf.softmax(h), derivative: null, f: null, df: null,
-        peakDerivative: 0.25, saturating: true,
+        peakDerivative: 0.25, saturating: true, breakpoints: [],
       };
   }
 }

@@ -92,8 +92,17 @@ function hostStatistics(choice: 'host' | 'device' | undefined): boolean {
   return choice === undefined ? HOST_READ_BACKENDS.has(tf.getBackend()) : choice === 'host';
 }
 
-/** The tensor's values; on the cpu backend the backend's own array (no copy). */
-const host = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
+/**
+ * A float32 tensor's values as a Float32Array; on the cpu backend the backend's own array (no copy).
+ * Not always what dataSync() gives: the cpu backend casts bool and int32 to float32 by relabelling the
+ * same buffer (tfjs-backend-cpu Cast: no encoding loss, no copy), so e.g. relu6's derivative
+ * cast(h > 0 && h < 6) reads back as a Uint8Array. The native reductions require a Float32Array.
+ */
+export function hostFloat32(t: tf.Tensor): Float32Array {
+  const values = t.dataSync();
+  return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+}
+const host = hostFloat32;
 
 export interface BatchMeasurement {
   loss: number;

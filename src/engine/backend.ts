@@ -52,16 +52,30 @@ export function nativeDesign(env: Record<string, string | undefined> = process.e
   return env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? 'wasm' : 'cpu';
 }
 
+/** Undoes the kernel replacements of the other in-process backends (only tests switch backends in one process). */
+async function restoreReplacedKernels(keep: 'native-cpu' | 'native-wasm' | 'wasm' | 'none'): Promise<void> {
+  if (keep !== 'native-cpu' && keep !== 'native-wasm') {
+    const { restoreStockKernels } = await import('./native-kernels.js');
+    restoreStockKernels(tf);
+  }
+  if (keep !== 'wasm') {
+    const { restoreWasmMatMul } = await import('./wasm-kernels.js');
+    restoreWasmMatMul(tf);
+  }
+}
+
 async function tryNative(): Promise<string[]> {
   const mod = await import('./native-kernels.js');
   const loaded = mod.loadNativeKernels();
   if (!loaded.loaded) throw new Error(loaded.reason);
   if (nativeDesign() === 'wasm') {
+    await restoreReplacedKernels('native-wasm');
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
     if (!mod.registerNativeWasmMatMul(tf)) throw new Error(mod.nativeKernelsIssue() ?? 'the native wasm matmul did not register');
     return ['wasm:BatchMatMul'];
   }
+  await restoreReplacedKernels('native-cpu');
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
   const kernels = mod.registerNativeKernels(tf);
   // An empty list means the addon loaded but refused to register (e.g. an untested tfjs version).
@@ -70,12 +84,40 @@ async function tryNative(): Promise<string[]> {
 }
 
 async function tryWasm(): Promise<boolean> {
+  await restoreReplacedKernels('wasm');
   await import('@tensorflow/tfjs-backend-wasm');
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
   // Transposed products through XNNPACK instead of the scalar fallback: W2 step ~390 -> ~60-90 ms.
   const { registerWasmTransposedMatMul } = await import('./wasm-kernels.js');
   registerWasmTransposedMatMul(tf);
   return tf.env().getBool('WASM_HAS_SIMD_SUPPORT') as boolean;
+}
+
+async function tryCpu(): Promise<void> {
+  await restoreReplacedKernels('none');
+  if (!(await tf.setBackend('cpu'))) throw new BackendUnavailableError('cpu', 'the cpu backend did not initialise');
+}
+
+/** The backends that run in-process with tfjs itself (no tfjs-node): what the tests compare. */
+export const IN_PROCESS_BACKENDS = ['native', 'wasm', 'cpu'] as const;
+export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
+
+/**
+ * Makes `name` the running backend exactly as the service sets it up (the same kernels replaced),
+ * undoing what another in-process backend replaced. The service picks one backend per process through
+ * initBackend; tests call this to run the same numbers on each backend in one process. Throws
+ * BackendUnavailableError when the backend cannot load (e.g. native without the addon).
+ */
+export async function activateBackend(name: InProcessBackend): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels'>> {
+  try {
+    if (name === 'native') return { nativeKernels: await tryNative() };
+    if (name === 'wasm') return { simd: await tryWasm() };
+    await tryCpu();
+    return {};
+  } catch (err) {
+    if (err instanceof BackendUnavailableError) throw err;
+    throw new BackendUnavailableError(name, reasonOf(err));
+  }
 }
 
 async function load(requested: BackendChoice): Promise<BackendInfo> {
@@ -112,7 +154,7 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
     const simd = await attempt('wasm', tryWasm);
     if (simd !== undefined) return info('wasm', { simd });
   }
-  if (!(await tf.setBackend('cpu'))) throw new BackendUnavailableError('cpu', 'the cpu backend did not initialise');
+  await tryCpu();
   return info('cpu');
 }
 

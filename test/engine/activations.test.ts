@@ -1,6 +1,7 @@
 // The activation catalogue: tfjs ops vs scalar forms vs textbook definitions, derivatives vs autodiff and finite differences.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import {
   ACTIVATION_NAMES, activation, normalizeActivation, type ActivationSpec,
 } from '../../src/engine/activations.js';
@@ -93,7 +94,7 @@ function specErrorOf(fn: () => unknown): SpecError {
 
 describe('activations', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await useTestBackend();
   });
 
   it('the grid covers -8..8 and stays clear of every kink', () => {

@@ -1,13 +1,17 @@
-// Host-side batch statistics: the JavaScript reductions against plain float64 definitions, and the addon's C reductions against them.
+// Host-side batch statistics: the JavaScript reductions against plain float64 definitions, the addon's C reductions against them,
+// and the statistics of derivative arrays as each backend produces them.
 import * as tf from '@tensorflow/tfjs';
 import { describeNative } from '../native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/random.js';
 import {
-  derivativeFractions, derivativeFractionsJs, layerReading, momentsJs, momentsOf, perExampleNorms, rowNorms, rowNormsJs,
-  setReductionImplementation, varianceAround, varianceAroundJs,
+  derivativeCounts, derivativeCountsJs, derivativeFractions, derivativeFractionsJs, layerReading, momentsJs, momentsOf,
+  perExampleNorms, rowNorms, rowNormsJs, setReductionImplementation, varianceAround, varianceAroundJs,
 } from '../../src/engine/batch-stats.js';
 import { nativeReductions, registerNativeKernels, restoreStockKernels } from '../../src/engine/native-kernels.js';
+import { ACTIVATION_NAMES, activation, normalizeActivation } from '../../src/engine/activations.js';
+import { hostFloat32 } from '../../src/engine/analysis.js';
+import { useBackend, useTestBackend } from '../backends.js';
 
 const rng = new Rng(11);
 
@@ -101,12 +105,11 @@ describe('JavaScript reductions', () => {
 
 describeNative('native reductions (addon)', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
-    registerNativeKernels(tf);
+    await useBackend('native');
   });
-  afterAll(() => {
-    restoreStockKernels(tf);
+  afterAll(async () => {
     setReductionImplementation('auto');
+    await useTestBackend();
   });
 
   it('are in use only while native kernels are registered', () => {
@@ -150,5 +153,35 @@ describeNative('native reductions (addon)', () => {
     expect(() => r.rowSumSq(new Float32Array(6), 4, new Float64Array(2))).toThrow(RangeError);
     expect(() => r.rowSumSq(new Float32Array(8), 4, new Float64Array(1))).toThrow(RangeError);
     expect(() => r.moments(new Float64Array(4) as unknown as Float32Array, new Float64Array(3))).toThrow(TypeError);
+  });
+});
+
+describe("derivative statistics from this backend's own arrays, every activation", () => {
+  let backend: string;
+  beforeAll(async () => {
+    backend = await useTestBackend();
+  });
+
+  // 32 examples x 6 units; unit j spans centre[j] ± spread[j]/2: some units sit wholly in a flat region
+  // (dead for relu at −5, for relu6 at 8), others cross the kinks at 0, ±3 and 6.
+  const centre = [-5, -2, 0, 2, 5, 8], spread = [2, 6, 10, 2, 4, 2];
+  const rows = 32, units = centre.length;
+  const h = Float32Array.from({ length: rows * units }, (_, k) => {
+    const r = Math.floor(k / units), j = k % units;
+    return centre[j]! + spread[j]! * (r / (rows - 1) - 0.5);
+  });
+
+  it.each(ACTIVATION_NAMES.filter((n) => n !== 'softmax'))('%s: read back as a Float32Array; dead units and saturation as the scalar φ′ gives them', (name) => {
+    const act = activation(normalizeActivation(name, 'a'));
+    const d = tf.tidy(() => act.derivative!(tf.tensor2d(h, [rows, units])));
+    const values = hostFloat32(d);
+    d.dispose();
+    // The cpu backend stores cast(bool → float32) as the bool's Uint8Array (relu6, hard_sigmoid before
+    // its scaling): the native reductions reject anything but a Float32Array.
+    expect(values, backend).toBeInstanceOf(Float32Array);
+    const limit = act.saturating ? Math.fround(0.01 * act.peakDerivative) : null;
+    const reference = derivativeCountsJs(Float32Array.from(h, act.df!), units, limit);
+    const got = derivativeCounts(values, units, limit);
+    expect(got, `${name} on ${backend}`).toEqual(reference);
   });
 });

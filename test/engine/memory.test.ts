@@ -1,6 +1,7 @@
 // Tensor leaks: analyses of every shape, and rejected specs, leave tf.memory().numTensors where it was.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { normalizeSpec } from '../../src/engine/spec.js';
 import { runAnalysis } from '../../src/engine/analysis.js';
 import { SpecError } from '../../src/engine/errors.js';
@@ -26,7 +27,7 @@ function analyse(input: AnalysisSpecInput): number {
 
 describe('tensor memory', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await useTestBackend();
     // Warm-up: the backend may allocate lasting helpers on first use.
     for (const spec of SPECS) analyse(spec);
   });

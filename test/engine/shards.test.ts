@@ -1,5 +1,6 @@
 // Splitting a batch across workers: the shards' measurements recombined equal the unsharded analysis within float32 tolerance.
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/engine/spec.js';
 import { initParameters } from '../../src/engine/network.js';
@@ -116,7 +117,7 @@ describe('shard arithmetic', () => {
 
 describe('a sharded analysis equals the unsharded one', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await useTestBackend();
   });
 
   for (const [name, input] of Object.entries(SPECS)) {

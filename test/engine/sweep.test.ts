@@ -1,6 +1,7 @@
 // Sweeps: grid expansion (order, values, cost, errors naming grid paths), rows from real analyses, and CSV round-trip.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { expandSweep, runSweep, sweepToCsv, SUMMARY_COLUMNS, type SweepRow } from '../../src/engine/sweep.js';
 import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec.js';
 import { estimateCost } from '../../src/engine/cost.js';
@@ -8,7 +9,7 @@ import { LimitError, SpecError } from '../../src/engine/errors.js';
 import type { SweepSpecInput } from '../../src/schemas/sweep.js';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 const base: SweepSpecInput['base'] = {

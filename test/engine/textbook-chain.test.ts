@@ -1,13 +1,13 @@
 // The textbook vanishing-gradient chain checked against its closed form.
 import { describe, it, expect, beforeAll } from 'vitest';
-import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { normalizeSpec } from '../../src/engine/spec.js';
 import { runAnalysis } from '../../src/engine/analysis.js';
 import { sigmoidChain as chainClosedForm } from '../helpers.js';
 
 describe('textbook sigmoid chain (depth 20, width 1, w = 0.17, x = 1, loss = output)', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await useTestBackend();
   });
 
   it('matches the closed form for the first and the last layer', () => {

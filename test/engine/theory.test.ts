@@ -1,8 +1,10 @@
 // Mean-field theory against known closed forms and the reference table (gradient-flow-science.md §3, §7).
 import { describe, it, expect } from 'vitest';
 import {
-  chi1, criticalSigmaW2, depthScale, fixedPoint, gaussianExpectation, phaseOf, scalarActivation, uniformTheory,
+  chi1, criticalSigmaW2, depthScale, derivativeMeanSquare, fixedPoint, gaussianExpectation, meanOf, meanSquare, phaseOf,
+  scalarActivation, uniformTheory,
 } from '../../src/engine/theory.js';
+import { theoryReport } from '../../src/engine/theory-report.js';
 import { ACTIVATION_NAMES, type ActivationName, type ActivationSpec } from '../../src/engine/activations.js';
 import { TRUNCATION_STD } from '../../src/engine/initializers.js';
 
@@ -146,5 +148,185 @@ describe('fixed points, phases and the critical initialisation', () => {
     const s = criticalSigmaW2({ name: 'sigmoid' })!;
     expect(s).toBeGreaterThan(16);
     expect(uniformTheory({ name: 'sigmoid' }, s, 0, 5).chi1).toBeCloseTo(1, 3);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Closed forms, derived here independently of src/: with s = √q, z ~ N(0, 1), Φ and ϕ its cdf and pdf,
+//   relu:         E[φ²] = q/2,           E[φ'²] = 1/2,            E[φ] = s/√(2π)
+//   leaky_relu a: E[φ²] = q(1 + a²)/2,    E[φ'²] = (1 + a²)/2,     E[φ] = s(1 − a)/√(2π)
+//   linear:       E[φ²] = q,              E[φ'²] = 1,              E[φ] = 0
+//   relu6, c = 6/s (∫₀ᶜ z²ϕ = Φ(c) − ½ − cϕ(c)):
+//                 E[φ²] = q(Φ(c) − ½ − cϕ(c)) + 36 Φ(−c),  E[φ'²] = Φ(c) − ½ = ½ erf(c/√2),
+//                 E[φ] = s(ϕ(0) − ϕ(c)) + 6 Φ(−c)
+//   hard_sigmoid = clip((x + 3)/6, 0, 1), c = 3/s:
+//                 E[φ²] = [q(2Φ(c) − 1 − 2cϕ(c)) + 9(2Φ(c) − 1)]/36 + Φ(−c),  E[φ'²] = erf(c/√2)/36,  E[φ] = ½
+//   elu α (E[e^{tz}; z < 0] = e^{t²/2} Φ(−t)):
+//                 E[φ'²] = ½ + α² e^{2q} Φ(−2s),  E[φ²] = q/2 + α²(e^{2q}Φ(−2s) − 2e^{q/2}Φ(−s) + ½),
+//                 E[φ] = s/√(2π) + α(e^{q/2}Φ(−s) − ½)
+//   selu = λ·elu(α_selu): λ², λ², λ times the elu values.
+// e^{t²/2}Φ(−t) = ½ erfcx(t/√2) is evaluated without overflow by erfc's continued fraction.
+
+/** erf by its all-positive series (no cancellation): erf x = 2/√π e^{−x²} Σ 2ⁿx^{2n+1}/(1·3···(2n+1)), for |x| ≤ 3. */
+function erfSeries(x: number): number {
+  let term = x, sum = x;
+  for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+    term *= (2 * x * x) / (2 * n + 1);
+    sum += term;
+  }
+  return (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x) * sum;
+}
+
+/** e^{x²} erfc(x) for x ≥ 0: the continued fraction 1/(√π (x + ½/(x + 1/(x + (3/2)/(x + …))))) for x ≥ 2. */
+function erfcx(x: number): number {
+  if (x < 2) return Math.exp(x * x) * (1 - erfSeries(x));
+  let t = x;
+  for (let k = 400; k >= 1; k--) t = x + k / 2 / t;
+  return 1 / (Math.sqrt(Math.PI) * t);
+}
+
+const erf64 = (x: number): number => (Math.abs(x) <= 3 ? erfSeries(x) : Math.sign(x) * (1 - Math.exp(-x * x) * erfcx(Math.abs(x))));
+/** Φ(−t) for t ≥ 0 with full relative accuracy in the tail. */
+const upperTail = (t: number): number => 0.5 * Math.exp(-t * t / 2) * erfcx(t / Math.SQRT2);
+/** e^{t²/2} Φ(−t), t ≥ 0. */
+const scaledTail = (t: number): number => 0.5 * erfcx(t / Math.SQRT2);
+const pdf = (t: number): number => Math.exp(-t * t / 2) / Math.sqrt(2 * Math.PI);
+
+interface Moments { f2: number; df2: number; f: number }
+
+const CLOSED_FORMS: Record<string, (q: number) => Moments> = {
+  relu: (q) => ({ f2: q / 2, df2: 0.5, f: Math.sqrt(q) * pdf(0) }),
+  'leaky_relu(0.2)': (q) => ({ f2: (q * 1.04) / 2, df2: 1.04 / 2, f: Math.sqrt(q) * 0.8 * pdf(0) }),
+  linear: (q) => ({ f2: q, df2: 1, f: 0 }),
+  relu6: (q) => {
+    const s = Math.sqrt(q), c = 6 / s;
+    const inner = 0.5 * erf64(c / Math.SQRT2); // Φ(c) − ½
+    return { f2: q * (inner - c * pdf(c)) + 36 * upperTail(c), df2: inner, f: s * (pdf(0) - pdf(c)) + 6 * upperTail(c) };
+  },
+  hard_sigmoid: (q) => {
+    const c = 3 / Math.sqrt(q);
+    const mass = erf64(c / Math.SQRT2); // 2Φ(c) − 1
+    return { f2: (q * (mass - 2 * c * pdf(c)) + 9 * mass) / 36 + upperTail(c), df2: mass / 36, f: 0.5 };
+  },
+  'elu(1.5)': (q) => eluMoments(q, 1.5, 1),
+  selu: (q) => eluMoments(q, 1.6732632423543772, 1.0507009873554805),
+};
+
+function eluMoments(q: number, alpha: number, lambda: number): Moments {
+  const s = Math.sqrt(q);
+  const twice = scaledTail(2 * s); // e^{2q} Φ(−2s)
+  const once = scaledTail(s); // e^{q/2} Φ(−s)
+  return {
+    f2: lambda ** 2 * (q / 2 + alpha ** 2 * (twice - 2 * once + 0.5)),
+    df2: lambda ** 2 * (0.5 + alpha ** 2 * twice),
+    f: lambda * (s * pdf(0) + alpha * (once - 0.5)),
+  };
+}
+
+const specOf = (label: string): ActivationSpec => {
+  const m = /^(\w+)\(([\d.]+)\)$/.exec(label);
+  return m ? { name: m[1] as ActivationName, alpha: Number(m[2]) } : { name: label as ActivationName };
+};
+
+describe('quadrature against closed forms (kinks at 0, ±3/√q, 6/√q on cell edges)', () => {
+  it('the independent erf agrees with tabulated values', () => {
+    // Abramowitz & Stegun 7.1 / DLMF: erf(0.5), erf(1), erf(2), erfc(3), erfc(5).
+    expect(erf64(0.5)).toBeCloseTo(0.5204998778130465, 15);
+    expect(erf64(1)).toBeCloseTo(0.8427007929497149, 15);
+    expect(erf64(2)).toBeCloseTo(0.9953222650189527, 15);
+    expect(Math.abs(Math.exp(-9) * erfcx(3) / 2.209049699858544e-5 - 1)).toBeLessThan(1e-13);
+    expect(Math.abs(Math.exp(-25) * erfcx(5) / 1.5374597944280349e-12 - 1)).toBeLessThan(1e-13);
+    // The two branches of erfcx meet at 2.
+    expect(Math.abs(erfcx(2 - 1e-12) / erfcx(2) - 1)).toBeLessThan(1e-12);
+  });
+
+  const QS = [1e-4, 1e-2, 0.1, 0.5, 1, 2, 5, 10, 20, 40, 100, 1e3, 1e4, 1e6];
+  for (const [label, closed] of Object.entries(CLOSED_FORMS)) {
+    it(`${label}: E[φ²], E[φ'²] and E[φ] to 1e-11 relative for q from 1e-4 to 1e6`, () => {
+      const a = scalarActivation(specOf(label))!;
+      const problems: string[] = [];
+      for (const q of QS) {
+        const want = closed(q);
+        // Relative to the scale of each integrand (E[φ] may be 0; its scale is the RMS √E[φ²]).
+        const got = { f2: meanSquare(a, q), df2: derivativeMeanSquare(a, q), f: meanOf(a, q) };
+        const scale = { f2: want.f2, df2: want.df2, f: Math.sqrt(want.f2) };
+        for (const k of ['f2', 'df2', 'f'] as const) {
+          const err = Math.abs(got[k] - want[k]) / scale[k];
+          if (!(err < 1e-11)) problems.push(`q = ${q} ${k}: ${got[k]} vs closed form ${want[k]} (relative ${err.toExponential(2)})`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+
+  it('the cases of the report: hard_sigmoid χ₁ = 20/36·erf(3/√40) at σ_w² = q = 20, relu6 χ₁ = erf(6/√(2q)) at σ_w² = 2', () => {
+    expect(Math.abs(chi1(act('hard_sigmoid'), 20, 20) - (20 / 36) * erf64(3 / Math.sqrt(40)))).toBeLessThan(1e-12);
+    expect(chi1(act('hard_sigmoid'), 20, 20)).toBeCloseTo(0.27648, 5);
+    for (const q of [0.558, 5, 30, 80]) expect(Math.abs(chi1(act('relu6'), 2, q) - erf64(6 / Math.sqrt(2 * q)))).toBeLessThan(1e-12);
+  });
+
+  it('every declared breakpoint is a kink or jump of φ\' or φ\'\', and φ\' and φ\'\' are continuous everywhere else on [−10, 10]', () => {
+    // Steps well above the noise of gelu's scalar erf (a fit, absolute error 1.2e-7) in second differences.
+    const h = 1e-3;
+    for (const name of ACTIVATION_NAMES.filter((n) => n !== 'softmax')) {
+      const a = scalarActivation({ name } as ActivationSpec)!;
+      const d2 = (x: number): number => (a.df(x + 1e-4) - a.df(x - 1e-4)) / 2e-4;
+      const jumps = (x: number): boolean => Math.abs(a.df(x + 1e-7) - a.df(x - 1e-7)) > 1e-3 || Math.abs(d2(x + 1e-3) - d2(x - 1e-3)) > 1e-2;
+      for (const b of a.breakpoints) expect(jumps(b), `${name} at its breakpoint ${b}`).toBe(true);
+      for (let x = -10; x <= 10; x += h / 2) {
+        if (a.breakpoints.some((b) => Math.abs(x - b) < 3 * h)) continue;
+        const dPrime = Math.abs(a.df(x + h) - a.df(x - h)) / (2 * h);
+        const dSecond = Math.abs(d2(x + h) - d2(x - h)) / (2 * h);
+        if (dPrime > 10 || dSecond > 50) throw new Error(`${name} is not smooth near x = ${x} (|φ''| ≈ ${dPrime}, |φ'''| ≈ ${dSecond}) but declares no breakpoint there`);
+      }
+    }
+  });
+});
+
+describe('fixed points: only resolved signs of map(q) − q count', () => {
+  /** map(q) − q for relu6 with σ_w² = 2, σ_b² = 0 from the closed form: −2·E[(qz² − 36); z > 6/√q]. */
+  const relu6Excess = (q: number): number => {
+    const c = 6 / Math.sqrt(q);
+    return -2 * (q * (upperTail(c) + c * pdf(c)) - 36 * upperTail(c));
+  };
+
+  it('relu6, σ_w² = 2, σ_b² = 0: map(q) < q for every q > 0 (closed form), so q decays to 0 from any q0, 40 included', () => {
+    for (let q = 0.05; q < 1e4; q *= 1.5) expect(relu6Excess(q), `q = ${q}`).toBeLessThan(0);
+    const a = act('relu6');
+    for (const q0 of [80, 40, 3, 0.7, 0.3, 1e-3]) {
+      const fp = fixedPoint(a, 2, 0, q0);
+      expect(fp.kind, `q0 = ${q0}: ${fp.note}`).toBe('decays_to_zero');
+      expect(fp.qStar).toBe(0);
+      expect(fp.note).toMatch(/marginal/);
+    }
+    // What GET /v1/theory?activation=relu6&sigmaW2=2&sigmaB2=0&q0=40 answers (q¹ = 80).
+    const report = theoryReport({ activation: 'relu6', sigmaW2: 2, sigmaB2: 0, q0: 40 });
+    expect(report.fixedPointKind).toBe('decays_to_zero');
+    expect(report.qStar).toBe(0);
+  });
+
+  it('genuine fixed points are still found, from above, from below and from q* itself', () => {
+    const cases: { name: ActivationName; sW: number; sB: number; qStar: number }[] = [
+      { name: 'tanh', sW: 2, sB: 0, qStar: 0.618 },
+      { name: 'sigmoid', sW: 1, sB: 0, qStar: 0.265 },
+      { name: 'selu', sW: 1, sB: 0, qStar: 1 },
+    ];
+    for (const c of cases) {
+      const exact = fixedPoint(act(c.name), c.sW, c.sB, 1).qStar!;
+      expect(Math.abs(exact - c.qStar), `${c.name}: ${exact}`).toBeLessThanOrEqual(0.002 * c.qStar);
+      for (const q0 of [1e-6, 0.1, exact, 3, 1e3]) {
+        const fp = fixedPoint(act(c.name), c.sW, c.sB, q0);
+        expect(fp.kind, `${c.name} from ${q0}`).toBe('converges');
+        expect(Math.abs(fp.qStar! - exact) / exact, `${c.name} from ${q0}`).toBeLessThan(1e-8);
+      }
+    }
+  });
+
+  it('relu6 with σ_w² = 2.5 has a genuine q*: map(q*) = q* by the closed form', () => {
+    const fp = fixedPoint(act('relu6'), 2.5, 0, 1);
+    expect(fp.kind).toBe('converges');
+    const q = fp.qStar!;
+    const closedMap = 2.5 * CLOSED_FORMS['relu6']!(q).f2;
+    expect(Math.abs(closedMap - q) / q).toBeLessThan(1e-9);
   });
 });

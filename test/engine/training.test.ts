@@ -1,6 +1,7 @@
 // Training runs: a deep sigmoid net stalls where ReLU/He learns on Iris; optimizer math by hand; cancel, divergence, memory, limits.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { prepareTraining, runTraining, recordSteps, type TrainingOutput } from '../../src/engine/training.js';
 import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../../src/engine/optimizers.js';
 import { CancelledError, LimitError, SpecError } from '../../src/engine/errors.js';
@@ -13,7 +14,7 @@ import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 0.1, 200 steps)', () => {

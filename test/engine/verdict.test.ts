@@ -1,6 +1,7 @@
 // Verdicts, onset, flags and zero-by-design on the networks the literature uses as examples.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { analyze } from '../../src/engine/analyze.js';
 import { normalizeSpec, specToInput } from '../../src/engine/spec.js';
 import { initParameters, fixupBranchScale } from '../../src/engine/network.js';
@@ -27,7 +28,7 @@ const chain = (depth: number): AnalysisSpecInput => ({
 const blobs = (batchSize = 64) => ({ source: 'blobs' as const, features: 16, batchSize });
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 describe('the textbook sigmoid chain (depth 20, width 1, weights 0.17, x = 1)', () => {

@@ -1,6 +1,7 @@
 // What-if: cures applied one at a time to the user's own network, ranked with numbers from actual runs.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { useTestBackend } from '../backends.js';
 import { analyze } from '../../src/engine/analyze.js';
 import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec.js';
 import { curesFor, applyCure, distanceToHealthy, variancePreservingInit } from '../../src/engine/whatif.js';
@@ -18,7 +19,7 @@ const deepSigmoid: AnalysisSpecInput = {
 };
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 describe('what-if for a deep sigmoid/Glorot network', () => {

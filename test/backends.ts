@@ -1,0 +1,70 @@
+// Which tfjs backends load in this process, and how tests run the engine's numbers on each of them.
+//
+// Two ways, both through the service's own set-up (activateBackend in src/engine/backend.ts):
+// - whole files: the engine's numeric test files (NUMERIC_TEST_FILES) call useTestBackend() instead of
+//   tf.setBackend('cpu'), and vitest.config.ts runs them once per loaded backend, one backend per
+//   process as in the service (a project per backend with GRADLENS_TEST_BACKEND set);
+// - in one process: useBackend(name) switches between them, for tests that compare backends directly.
+//
+// No static import of tfjs here: vitest.config.ts reads the lists below.
+import { loadNativeKernels } from '../src/engine/native-kernels.js';
+import type { InProcessBackend } from '../src/engine/backend.js';
+
+export type { InProcessBackend } from '../src/engine/backend.js';
+
+/**
+ * The engine's numeric test files: closed forms, references and invariants that must hold on every
+ * backend. Each calls useTestBackend() (test/backends.test.ts checks that it does).
+ */
+export const NUMERIC_TEST_FILES: readonly string[] = [
+  'test/engine/textbook-chain.test.ts',
+  'test/engine/activations.test.ts',
+  'test/engine/batch-stats.test.ts',
+  'test/engine/shards.test.ts',
+  'test/engine/training.test.ts',
+  'test/engine/verdict.test.ts',
+  'test/engine/whatif.test.ts',
+  'test/engine/sweep.test.ts',
+  'test/engine/memory.test.ts',
+];
+
+const native = loadNativeKernels();
+
+/** Why the native backend does not load here, or null when it does. */
+export const NATIVE_ABSENT_REASON: string | null = native.loaded ? null : native.reason;
+
+/** GRADLENS_REQUIRE_NATIVE=1 (CI's native run): a missing addon fails the tests instead of leaving native out. */
+export const NATIVE_REQUIRED = process.env['GRADLENS_REQUIRE_NATIVE'] === '1';
+
+/**
+ * The backends these tests run on: cpu (pure JavaScript, the reference) and wasm (an npm dependency)
+ * always; native where the addon loads, or wherever it is required (then its absence fails loudly).
+ */
+export const LOADED_BACKENDS: readonly InProcessBackend[] = [
+  'cpu', 'wasm', ...(native.loaded || NATIVE_REQUIRED ? (['native'] as const) : []),
+];
+
+/** The backend of this test process: GRADLENS_TEST_BACKEND (native, wasm or cpu), cpu when unset. */
+export function testBackendName(env: Record<string, string | undefined> = process.env): InProcessBackend {
+  const name = env['GRADLENS_TEST_BACKEND'] ?? 'cpu';
+  if (name !== 'native' && name !== 'wasm' && name !== 'cpu') {
+    throw new Error(`GRADLENS_TEST_BACKEND=${name}: the engine's numeric tests run on native, wasm or cpu`);
+  }
+  return name;
+}
+
+/** Switches this process to `name` as the service sets it up (throws when it cannot load). */
+export async function useBackend(name: InProcessBackend): Promise<void> {
+  const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backend.js'), import('@tensorflow/tfjs')]);
+  await activateBackend(name);
+  await tf.ready();
+  const expected = name === 'wasm' ? 'wasm' : 'cpu';
+  if (tf.getBackend() !== expected) throw new Error(`useBackend(${name}): tfjs runs ${tf.getBackend()}, expected ${expected}`);
+}
+
+/** What a numeric test file calls in beforeAll: the process's backend (testBackendName()). Returns its name. */
+export async function useTestBackend(): Promise<InProcessBackend> {
+  const name = testBackendName();
+  await useBackend(name);
+  return name;
+}
