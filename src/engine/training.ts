@@ -163,7 +163,7 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     records,
     evaluationExamples,
   };
-  checkCost(cost, limits, 1, 'training');
+  checkCost(cost, limits, { budget: 'training', what: 'training' });
 
   // Only the fields a training spec has: the analysis echo also carries include, thresholds, whatIf.
   const echo = specToInput(spec);
