@@ -75,7 +75,7 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
     labelNames: ['outcome'], registers,
   });
   const refused = new Counter({ name: 'gradlens_auth_refused_total', help: 'Requests refused with 401, by reason (missing, invalid).', labelNames: ['reason'], registers });
-  const limited = new Counter({ name: 'gradlens_rate_limited_total', help: 'Requests refused with 429, by bucket (all, create, not_found).', labelNames: ['bucket'], registers });
+  const limited = new Counter({ name: 'gradlens_rate_limited_total', help: 'Requests refused with 429, by bucket (all, create, not_found, auth: too many invalid API keys from one address).', labelNames: ['bucket'], registers });
   const shedCount = new Counter({ name: 'gradlens_shed_requests_total', help: 'Requests refused with 503 by load shedding, by reason.', labelNames: ['reason'], registers });
 
   const hasJobs = (): boolean => app.hasDecorator('jobs') && (app as { jobs?: unknown }).jobs !== undefined && (app as { jobs?: unknown }).jobs !== null;
