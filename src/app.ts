@@ -57,7 +57,6 @@ export interface BuildOptions {
   logStream?: { write(line: string): void };
 }
 
-
 /**
  * Fastify logs every request twice at info level ("incoming request", then "request completed"): under load
  * that was 80 MB of log in 20 s. One line per request, when it is answered, with the request, the status and
