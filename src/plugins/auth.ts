@@ -174,10 +174,16 @@ export class FailureLimiter {
     return this.windows.size;
   }
 
+  /**
+   * Every window lasts windowMs and is (re)inserted when it starts, so the map is in order of resetAt: the
+   * expired windows, and then the oldest, come first. Stops at the first one to keep: O(1) amortised.
+   */
   private evict(now: number): void {
-    for (const [address, w] of this.windows) if (w.resetAt <= now) this.windows.delete(address);
-    // Insertion order is the order windows started: the first one is the oldest.
-    while (this.windows.size >= (this.o.capacity ?? 100_000)) this.windows.delete(this.windows.keys().next().value!);
+    const capacity = this.o.capacity ?? 100_000;
+    for (const [address, w] of this.windows) {
+      if (w.resetAt > now && this.windows.size < capacity) break;
+      this.windows.delete(address);
+    }
   }
 }
 

@@ -103,7 +103,13 @@ describe('invalid API keys from one address', () => {
     limiter.recordFailure('a');
     expect(limiter.retryAfterSeconds('a')).toBe(0);
     for (const address of ['b', 'c', 'd', 'e']) limiter.recordFailure(address);
-    expect(limiter.tracked).toBeLessThanOrEqual(3);
+    expect(limiter.tracked).toBe(3);
+    // Full, the oldest windows went first ('a', then 'b'); the newest are still counted.
+    limiter.recordFailure('e');
+    expect(limiter.retryAfterSeconds('e')).toBe(10);
+    limiter.recordFailure('a');
+    expect(limiter.retryAfterSeconds('a')).toBe(0);
+    expect(limiter.retryAfterSeconds('e')).toBe(10);
   });
 
   it('GRADLENS_AUTH_FAILURE_MAX=0 turns the limit off; the default is 20 per GRADLENS_RATE_LIMIT_WINDOW_MS', async () => {
