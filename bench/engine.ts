@@ -34,7 +34,7 @@ export function denseBench(c: DenseCase, seed = 1): EngineBench {
     data: { source: 'inline', x: rows(c.batch, c.width), y: rows(c.batch, c.width), batchSize: c.batch, batches: 1 },
     loss: 'mse',
   };
-  const { spec, dataset } = normalizeSpec(input, { maxDepth: 1000, maxWidth: 1 << 16, maxBatchSize: 1 << 16, maxBatches: 64, maxInlineRows: 1 << 20, maxAnalysisFlops: 1e15, maxParameters: 1e9 });
+  const { spec, dataset } = normalizeSpec(input, { maxDepth: 1000, maxWidth: 1 << 16, maxBatchSize: 1 << 16, maxBatches: 64, maxInlineRows: 1 << 20, maxAnalysisFlops: 1e15, maxAsyncAnalysisFlops: 1e15, maxTrainingFlops: 1e15, maxSweepFlops: 1e15, maxParameters: 1e9 });
   const params = initParameters(spec.network, spec.seed);
   const layers = params.layers;
   const acts = activationsFor(layers);

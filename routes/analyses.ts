@@ -7,6 +7,8 @@ import { AnalysisJobSchema, JobSchema, PreferHeaderSchema, QueueFullSchema } fro
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
 import { jobPath, jobView, prefersAsync, sendAccepted } from '../src/jobs/http.js';
 import type { JobRecord } from '../src/jobs/store.js';
+import { admitSynchronousAnalysis } from '../src/jobs/kinds.js';
+import { capEcho } from '../src/engine/errors.js';
 
 /** HTTP status of a failed job's code; what is not listed is the server's fault (500). */
 const STATUS_OF_CODE: Record<string, [number, string]> = {
@@ -22,7 +24,7 @@ function sendUnsuccessful(reply: FastifyReply, job: JobRecord): FastifyReply {
   const error = job.error ?? { code: 'INTERNAL_ERROR', message: 'the analysis failed' };
   const [status, reason] = job.status === 'canceled' ? [409, 'Conflict'] : STATUS_OF_CODE[error.code] ?? [500, 'Internal Server Error'];
   return reply.code(status).header('location', jobPath(job.id)).send({
-    statusCode: status, code: error.code, error: reason, message: error.message, jobId: job.id,
+    statusCode: status, code: error.code, error: reason, message: capEcho(error.message), jobId: job.id,
     ...(error.code === 'TIMEOUT' ? { limit: 'GRADLENS_JOB_TIMEOUT_MS' } : {}),
   });
 }
@@ -32,7 +34,7 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Analyse gradient flow',
       description:
-        'Builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute. The analysis runs on a compute worker and is stored as a job: its id is retrievable at GET /v1/jobs/{id}. By default the request waits for the result (200); with the header Prefer: respond-async it answers 202 with Location and the queued job.',
+        'Builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute (422 naming the variable): the estimated FLOPs, what-if runs included, against GRADLENS_MAX_ANALYSIS_FLOPS when the request waits, against GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS with Prefer: respond-async. The analysis runs on a compute worker and is stored as a job: its id is retrievable at GET /v1/jobs/{id}. By default the request waits for the result (200); with the header Prefer: respond-async it answers 202 with Location and the queued job.',
       tags: ['analyses'],
       headers: PreferHeaderSchema,
       body: { ...AnalysisRequestSchema, examples: [TEXTBOOK_CHAIN_EXAMPLE] },
@@ -49,8 +51,10 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const { expect, ...spec } = request.body;
+    const async = prefersAsync(request);
+    if (!async) admitSynchronousAnalysis(spec, app.config.limits);
     const job = await app.jobs.submit('analysis', spec, expect);
-    if (prefersAsync(request)) return sendAccepted(reply, job, true);
+    if (async) return sendAccepted(reply, job, true);
     const done = await app.jobs.wait(job.id);
     if (done.status !== 'succeeded') return sendUnsuccessful(reply, done);
     return reply.header('content-location', jobPath(done.id)).send(jobView(done));

@@ -10,7 +10,7 @@ const sweepRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Start a sweep',
       description:
-        `Expands the grid into cells (at most GRADLENS_MAX_SWEEP_CELLS), validates and costs every cell (400/422 before anything is queued), stores a sweep job and answers 202 with Location: /v1/jobs/{id}. The cells run as analyses spread over the compute workers; progress is cells done / cells. The result is a table with one row per cell, also at GET /v1/jobs/{id}/result.csv.`,
+        `Expands the grid into cells (at most GRADLENS_MAX_SWEEP_CELLS), validates and costs every cell (400/422 before anything is queued: each cell within GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS, all cells together within GRADLENS_MAX_SWEEP_FLOPS), stores a sweep job and answers 202 with Location: /v1/jobs/{id}. The cells run as analyses spread over the compute workers; progress is cells done / cells. The result is a table with one row per cell, also at GET /v1/jobs/{id}/result.csv.`,
       tags: ['sweeps'],
       body: SweepSpecSchema,
       response: { 202: JobSchema, 400: ErrorSchema, 422: ErrorSchema, 503: QueueFullSchema },

@@ -10,7 +10,7 @@ const trainingRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Start a training run',
       description:
-        'Validates and costs the spec (400/422 before anything is queued), stores a training job and answers 202 with Location: /v1/jobs/{id}. Poll the job or follow GET /v1/jobs/{id}/events for records as they are taken; the result says whether the network learns, stalls or diverges.',
+        'Validates and costs the spec (400, or 422 when its estimated FLOPs exceed GRADLENS_MAX_TRAINING_FLOPS, before anything is queued), stores a training job and answers 202 with Location: /v1/jobs/{id}. Poll the job or follow GET /v1/jobs/{id}/events for records as they are taken; the result says whether the network learns, stalls or diverges.',
       tags: ['trainings'],
       body: TrainingSpecSchema,
       response: { 202: JobSchema, 400: ErrorSchema, 422: ErrorSchema, 503: QueueFullSchema },

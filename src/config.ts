@@ -1,6 +1,7 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
 import { BACKEND_CHOICES, type BackendChoice } from './engine/backend.js';
-import type { SpecLimits } from './engine/spec.js';
+import { DEFAULT_LIMITS, type SpecLimits } from './engine/spec.js';
+import { FLOP_BUDGETS } from './engine/cost.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
@@ -109,6 +110,8 @@ export interface SecurityConfig {
   rateLimitMax: number;
   /** Compute-starting requests (POST under /v1, GET /v1/theory) per window per key, on top of rateLimitMax. */
   rateLimitCreateMax: number;
+  /** Invalid API keys one client address may send per window before its requests get 429; 0 disables it. */
+  authFailureMax: number;
   /** Load shedding thresholds; 0 disables one. The event-loop checks only apply with workers > 0. */
   maxEventLoopDelayMs: number;
   maxEventLoopUtilization: number;
@@ -187,6 +190,7 @@ function security(env: Env): SecurityConfig {
     rateLimitWindowMs: int(env, 'GRADLENS_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
     rateLimitMax: int(env, 'GRADLENS_RATE_LIMIT_MAX', 600, 0),
     rateLimitCreateMax: int(env, 'GRADLENS_RATE_LIMIT_CREATE_MAX', 60, 0),
+    authFailureMax: int(env, 'GRADLENS_AUTH_FAILURE_MAX', 20, 0),
     maxEventLoopDelayMs: int(env, 'GRADLENS_MAX_EVENT_LOOP_DELAY_MS', 200, 0),
     maxEventLoopUtilization: num(env, 'GRADLENS_MAX_EVENT_LOOP_UTILIZATION', 0, 0, 1),
     maxHeapUsedBytes: int(env, 'GRADLENS_MAX_HEAP_BYTES', Math.floor(0.9 * getHeapStatistics().heap_size_limit), 0),
@@ -213,7 +217,11 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       maxBatchSize: int(env, 'GRADLENS_MAX_BATCH_SIZE', 4096, 1),
       maxBatches: int(env, 'GRADLENS_MAX_BATCHES', 64, 1),
       maxInlineRows: int(env, 'GRADLENS_MAX_INLINE_ROWS', 10000, 1),
-      maxAnalysisFlops: int(env, 'GRADLENS_MAX_ANALYSIS_FLOPS', 20e9, 1),
+      // One FLOP budget per kind of work (engine/cost.ts): tight for a request that waits, minutes for jobs.
+      maxAnalysisFlops: int(env, FLOP_BUDGETS.analysis.variable, DEFAULT_LIMITS.maxAnalysisFlops, 1),
+      maxAsyncAnalysisFlops: int(env, FLOP_BUDGETS.asyncAnalysis.variable, DEFAULT_LIMITS.maxAsyncAnalysisFlops, 1),
+      maxTrainingFlops: int(env, FLOP_BUDGETS.training.variable, DEFAULT_LIMITS.maxTrainingFlops, 1),
+      maxSweepFlops: int(env, FLOP_BUDGETS.sweep.variable, DEFAULT_LIMITS.maxSweepFlops, 1),
       maxParameters: int(env, 'GRADLENS_MAX_PARAMETERS', 20_000_000, 1),
     },
     jobs: {

@@ -20,7 +20,10 @@ export async function freePort(): Promise<number> {
 export interface Server {
   url: string;
   child: ChildProcess;
+  /** stdout and stderr as they came, interleaved. */
   output(): string;
+  /** stdout alone (the JSON log). */
+  stdout(): string;
   /** Resolves with the exit code (or signal name) once the process has gone. */
   exited: Promise<number | string>;
 }
@@ -28,11 +31,12 @@ export interface Server {
 export async function startServer(env: Record<string, string>): Promise<Server> {
   const port = await freePort();
   let output = '';
+  let stdout = '';
   const child = spawn(process.execPath, [SERVER_ENTRY], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', (d) => { output += d; });
+  child.stdout!.on('data', (d) => { output += d; stdout += d; });
   child.stderr!.on('data', (d) => { output += d; });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = `http://127.0.0.1:${port}`;
@@ -40,7 +44,7 @@ export async function startServer(env: Record<string, string>): Promise<Server> 
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited (${child.exitCode ?? child.signalCode}): ${output}`);
     try {
-      if ((await fetch(`${url}/ready`)).ok) return { url, child, output: () => output, exited };
+      if ((await fetch(`${url}/ready`)).ok) return { url, child, output: () => output, stdout: () => stdout, exited };
     } catch {
       // not listening yet
     }

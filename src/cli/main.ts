@@ -1,4 +1,4 @@
-// `gradlens check`: submits a spec to a gradlens server, waits for async jobs, prints the checks and exits 0/1/2 for CI.
+// `gradlens check`: submits a spec to a gradlens server, waits for async jobs, prints the checks and exits 0/1/2/3 for CI.
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { evaluateChecks, type WorkKind } from '../engine/checks.js';
@@ -17,6 +17,8 @@ export interface CliIo {
 export const EXIT_PASSED = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_ERROR = 2;
+/** --no-wait on a job whose spec has expect: submitted, but nothing was checked, so the gate is not green. */
+export const EXIT_NOT_CHECKED = 3;
 
 const KINDS: readonly WorkKind[] = ['analysis', 'training', 'sweep'];
 const ENDPOINT: Record<WorkKind, string> = { analysis: '/v1/analyses', training: '/v1/trainings', sweep: '/v1/sweeps' };
@@ -26,14 +28,18 @@ const MAX_POLL_MS = 5000;
 
 export const USAGE = `Usage: gradlens check <spec.json> --url <http://host:3000> [options]
 
-Submits an analysis, training or sweep spec and prints its checks (from "expect" in the spec).
-Exit status: 0 all checks pass (or none were asked for), 1 a check fails, 2 usage, HTTP or job errors.
+Submits an analysis, training or sweep spec, waits for its result and prints its checks (from "expect"
+in the spec). Trainings and sweeps run as jobs: the CLI polls them until they finish.
+Exit status: 0 all checks pass (or none were asked for), 1 a check fails, 2 usage, HTTP or job errors
+(or the timeout), 3 --no-wait left a job with "expect" unchecked.
 
 Options:
   --url <url>        Server base URL (default: $GRADLENS_URL).
   --kind <kind>      analysis | training | sweep (default: the spec's "kind" field, else analysis).
-  --wait             Poll async jobs (trainings, sweeps) until they finish, then gate on their checks.
-  --api-key <key>    Sent as "Authorization: Bearer <key>" and "X-API-Key" (default: $GRADLENS_API_KEY).
+  --no-wait          Submit a training or sweep and exit without waiting: nothing is checked, so the
+                     exit status is 3 when the spec has "expect" (0 when it has none).
+  --wait             Wait for jobs and gate on their checks (the default).
+  --api-key <key>    Sent as "Authorization: Bearer <key>" (default: $GRADLENS_API_KEY).
   --timeout <s>      Give up after this many seconds, polling included (default 600).
   -h, --help         Show this help.
 `;
@@ -68,6 +74,7 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
       url: { type: 'string' },
       kind: { type: 'string' },
       wait: { type: 'boolean', default: false },
+      'no-wait': { type: 'boolean', default: false },
       'api-key': { type: 'string' },
       timeout: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -85,6 +92,7 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
   } catch {
     throw new CliError(`--url "${url}" is not a URL`);
   }
+  if (values.wait && values['no-wait']) throw new CliError('--wait and --no-wait contradict each other');
   if (values.kind !== undefined && !KINDS.includes(values.kind as WorkKind)) {
     throw new CliError(`--kind must be one of ${KINDS.join(', ')}`);
   }
@@ -94,7 +102,8 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
     file,
     url: url.replace(/\/+$/, ''),
     kind: values.kind as WorkKind | undefined,
-    wait: values.wait ?? false,
+    // A gate that does not wait checks nothing: waiting is the default.
+    wait: !values['no-wait'],
     apiKey: values['api-key'] ?? env.GRADLENS_API_KEY,
     timeoutMs: timeout * 1000,
   };
@@ -187,10 +196,7 @@ async function check(o: Options, io: CliIo): Promise<number> {
   const kind: WorkKind = o.kind ?? (fileKind as WorkKind | undefined) ?? 'analysis';
 
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (o.apiKey) {
-    headers.authorization = `Bearer ${o.apiKey}`;
-    headers['x-api-key'] = o.apiKey;
-  }
+  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
 
   /** One request; retries 429/502/503/504 after Retry-After (or a backoff) until the deadline. */
   const request = async (url: string, init: RequestInit): Promise<Response> => {
@@ -227,8 +233,9 @@ async function check(o: Options, io: CliIo): Promise<number> {
     const jobUrl = new URL(location, `${o.url}/`).href;
     if (!o.wait) {
       io.stdout(`gradlens: ${kind} job ${job.id ?? ''} ${job.status ?? 'queued'}: ${jobUrl}\n`);
-      io.stderr('gradlens: not waiting, so no checks were evaluated (pass --wait to gate on them)\n');
-      return EXIT_PASSED;
+      if (!(body as { expect?: unknown }).expect) return EXIT_PASSED;
+      io.stderr(`gradlens: --no-wait: the job's checks were not evaluated, so this is not a pass (exit ${EXIT_NOT_CHECKED})\n`);
+      return EXIT_NOT_CHECKED;
     }
     job = await poll(jobUrl, headers, job, request, io, deadline, o);
   }

@@ -1,12 +1,13 @@
 // The engine's front door for one analysis: validate, check the cost, run, and return JSON-safe output.
 import type { AnalysisSpecInput } from '../schemas/spec.js';
-import { normalizeSpec, specToInput, type SpecLimits, DEFAULT_LIMITS } from './spec.js';
-import { estimateCost, checkCost, type CostEstimate } from './cost.js';
+import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits, DEFAULT_LIMITS } from './spec.js';
+import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from './cost.js';
+import type { Dataset } from './datasets.js';
 import { runAnalysis, type AnalysisTimings } from './analysis.js';
 import { cachedParameters } from './param-cache.js';
 import type { ShardPartial } from './shards.js';
 import { withDiagnosis } from './diagnose.js';
-import { prepareWhatIf, runWhatIf } from './whatif.js';
+import { prepareWhatIf, runWhatIf, type PreparedWhatIf } from './whatif.js';
 import { encodeNonFinite, nonFiniteSummary } from './json-safe.js';
 import type { AnalysisResultBody } from '../schemas/result.js';
 
@@ -19,16 +20,32 @@ export interface AnalysisOutput {
   timings: AnalysisTimings & { diagnosisMs: number; whatIfMs?: number };
 }
 
+export interface AnalyzeOptions {
+  /** Every batch's shards measured by other workers (engine/sharded.ts): combined instead of running the network. */
+  partials?: ShardPartial[][];
+  /** The FLOP budget the analysis must fit, what-if runs included (default: the synchronous one). */
+  budget?: FlopBudget;
+}
+
 /**
- * `partials`: the shards of every batch measured by other workers (engine/sharded.ts); the analysis then
- * combines them instead of running the network, and the rest (diagnosis, what-if, encoding) is the same.
+ * Validates and costs an analysis against a budget without running it (400/422 before queueing):
+ * the normalised spec, its cost, and with whatIf the prepared runs whose cost is counted too.
  */
-export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: { partials?: ShardPartial[][] } = {}): AnalysisOutput {
+export function admitAnalysis(input: AnalysisSpecInput, limits: SpecLimits, budget: FlopBudget): { spec: NormalizedSpec; dataset: Dataset; cost: CostEstimate; plan: PreparedWhatIf | null; totalFlops: number } {
   const { spec, dataset } = normalizeSpec(input, limits);
   const cost = estimateCost(spec);
-  checkCost(cost, limits);
+  checkCost(cost, limits, { budget });
   // With whatIf the summed cost of every extra run is checked here, before anything runs.
-  const plan = spec.whatIf ? prepareWhatIf(spec, limits) : null;
+  const plan = spec.whatIf ? prepareWhatIf(spec, limits, budget) : null;
+  return { spec, dataset, cost, plan, totalFlops: cost.flops * (plan?.multiplier ?? 1) };
+}
+
+/**
+ * The analysis itself; with `partials` it combines shards instead of running the network, and the rest
+ * (diagnosis, what-if, encoding) is the same.
+ */
+export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): AnalysisOutput {
+  const { spec, dataset, cost, plan } = admitAnalysis(input, limits, options.budget ?? 'analysis');
   // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
   const params = cachedParameters(spec.network, spec.seed);
   const { result, timings, input: moments } = runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);

@@ -158,10 +158,32 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
   return info('cpu');
 }
 
+const NODE_BACKEND_BANNER = 'install our node backend';
+
+/**
+ * tfjs's cpu backend prints a plain-text banner ("... install our node backend ...", console.warn) on its
+ * first tensor write in Node: it landed among the server's JSON log lines. Its only switch, the PROD flag,
+ * also silences every other tfjs warning, so instead that first write happens here, with exactly that
+ * message dropped and anything else passed through.
+ */
+function absorbNodeBackendBanner(): void {
+  if (tf.getBackend() !== 'cpu') return; // only the cpu backend prints it
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!args.some((a) => typeof a === 'string' && a.includes(NODE_BACKEND_BANNER))) warn(...args);
+  };
+  try {
+    tf.scalar(0).dispose();
+  } finally {
+    console.warn = warn;
+  }
+}
+
 /** Initialises the backend on first call; later calls return the same answer (whatever they ask). */
 export function initBackend(requested: BackendChoice): Promise<BackendInfo> {
   current ??= load(requested).then(async (info) => {
     await tf.ready();
+    absorbNodeBackendBanner();
     return info;
   });
   return current;

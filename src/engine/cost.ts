@@ -1,4 +1,4 @@
-// Cost estimates for a spec, checked against the limits before any compute runs.
+// Cost estimates for a spec, checked against the limits before any compute runs: one FLOP budget per kind of work.
 import { LimitError } from './errors.js';
 import type { NormalizedSpec, SpecLimits } from './spec.js';
 
@@ -9,6 +9,21 @@ export interface CostEstimate {
   /** flopsPerStep × batches. */
   flops: number;
 }
+
+/**
+ * The FLOP budgets, by the kind of work they admit: a synchronous analysis holds its HTTP request open,
+ * so its budget is tight; work that runs as a job (an analysis with Prefer: respond-async, every cell of
+ * a sweep, a training) is bounded by its own budget and, behind it, by the job timeout. `limit` is the
+ * SpecLimits field, `variable` the environment variable config.ts reads it from (named in every 422).
+ */
+export const FLOP_BUDGETS = {
+  analysis: { limit: 'maxAnalysisFlops', variable: 'GRADLENS_MAX_ANALYSIS_FLOPS' },
+  asyncAnalysis: { limit: 'maxAsyncAnalysisFlops', variable: 'GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS' },
+  training: { limit: 'maxTrainingFlops', variable: 'GRADLENS_MAX_TRAINING_FLOPS' },
+  sweep: { limit: 'maxSweepFlops', variable: 'GRADLENS_MAX_SWEEP_FLOPS' },
+} as const satisfies Record<string, { limit: keyof SpecLimits; variable: string }>;
+
+export type FlopBudget = keyof typeof FLOP_BUDGETS;
 
 export function estimateCost(spec: NormalizedSpec): CostEstimate {
   const net = spec.network;
@@ -26,15 +41,26 @@ export function estimateCost(spec: NormalizedSpec): CostEstimate {
   return { parameters, flopsPerStep, flops: flopsPerStep * spec.data.batches };
 }
 
-/** Throws LimitError naming the limit when the estimate is over it. */
-export function checkCost(cost: CostEstimate, limits: SpecLimits, multiplier = 1, what = 'analysis'): void {
+export interface CostCheck {
+  /** Which FLOP budget admits this work. */
+  budget: FlopBudget;
+  /** The estimate's flops are multiplied by this (an analysis with its what-if runs). */
+  multiplier?: number;
+  /** What the message calls the work. */
+  what?: string;
+}
+
+/** Throws LimitError naming the limit and its environment variable when the estimate is over it. */
+export function checkCost(cost: CostEstimate, limits: SpecLimits, check: CostCheck): void {
   if (cost.parameters > limits.maxParameters) {
     throw new LimitError('maxParameters', cost.parameters, limits.maxParameters,
-      `the network has ${cost.parameters} parameters but the limit (GRADLENS_MAX_PARAMETERS) is ${limits.maxParameters}`);
+      `the network has ${cost.parameters} parameters but the limit (GRADLENS_MAX_PARAMETERS) is ${limits.maxParameters}`, 'GRADLENS_MAX_PARAMETERS');
   }
-  const flops = cost.flops * multiplier;
-  if (flops > limits.maxAnalysisFlops) {
-    throw new LimitError('maxAnalysisFlops', flops, limits.maxAnalysisFlops,
-      `this ${what} needs about ${flops.toExponential(2)} floating-point operations but the limit (GRADLENS_MAX_ANALYSIS_FLOPS) is ${limits.maxAnalysisFlops.toExponential(2)}`);
+  const { limit, variable } = FLOP_BUDGETS[check.budget];
+  const max = limits[limit];
+  const flops = cost.flops * (check.multiplier ?? 1);
+  if (flops > max) {
+    throw new LimitError(limit, flops, max,
+      `this ${check.what ?? 'analysis'} needs about ${flops.toExponential(2)} floating-point operations but the limit (${variable}) is ${max.toExponential(2)}`, variable);
   }
 }

@@ -19,6 +19,8 @@ export class LimitError extends Error {
     readonly value: number,
     readonly max: number,
     message: string,
+    /** The environment variable that sets the limit, when there is one. */
+    readonly variable?: string,
   ) {
     super(message);
     this.name = 'LimitError';
@@ -32,4 +34,23 @@ export class CancelledError extends Error {
     super(message);
     this.name = 'CancelledError';
   }
+}
+
+/** Error messages and fields often quote what the client sent: capped, so a 3 MB value is never sent back. */
+export const MAX_ECHOED_MESSAGE = 1000;
+export const MAX_ECHOED_FIELD = 200;
+
+export function capEcho(text: string, max = MAX_ECHOED_MESSAGE): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters in all)`;
+}
+
+/** A value quoted in a message: JSON, at most `max` characters of it. */
+export function quote(value: unknown, max = 80): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value); // too deep to serialise
+  }
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }

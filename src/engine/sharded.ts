@@ -1,7 +1,7 @@
 // Entry points for an analysis split across workers: which analyses to split, and one worker's shard of one.
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { normalizeSpec, DEFAULT_LIMITS, type SpecLimits } from './spec.js';
-import { estimateCost, checkCost } from './cost.js';
+import { estimateCost, checkCost, type FlopBudget } from './cost.js';
 import { measureAnalysisShard } from './analysis.js';
 import { cachedParameters } from './param-cache.js';
 import type { ShardPartial } from './shards.js';
@@ -15,8 +15,8 @@ export function shardPlan(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT
 }
 
 /** Shard `index` of `count` of every batch of the analysis: what combineShards needs, one entry per batch. */
-export function analyzeShard(input: AnalysisSpecInput, limits: SpecLimits, index: number, count: number): ShardPartial[] {
+export function analyzeShard(input: AnalysisSpecInput, limits: SpecLimits, index: number, count: number, budget: FlopBudget = 'analysis'): ShardPartial[] {
   const { spec, dataset } = normalizeSpec(input, limits);
-  checkCost(estimateCost(spec), limits);
+  checkCost(estimateCost(spec), limits, { budget });
   return measureAnalysisShard(spec, dataset, cachedParameters(spec.network, spec.seed), index, count);
 }

@@ -51,11 +51,31 @@ export interface SpecLimits {
   maxBatchSize: number;
   maxBatches: number;
   maxInlineRows: number;
-  /** Estimated floating-point operations one analysis may use (forward + backward, all batches). */
+  /**
+   * Estimated floating-point operations (forward + backward, all batches, what-if runs included) one
+   * synchronous analysis may use: the client waits on an open request for it.
+   */
   maxAnalysisFlops: number;
+  /** The same for an analysis that runs as a job (Prefer: respond-async) and for each cell of a sweep. */
+  maxAsyncAnalysisFlops: number;
+  /** Estimated FLOPs of one training: every step, every record and both evaluations. */
+  maxTrainingFlops: number;
+  /** Estimated FLOPs of one sweep, all cells together. */
+  maxSweepFlops: number;
   /** Trainable parameters one network may have. */
   maxParameters: number;
 }
+
+/**
+ * The default budget of work that runs as a job (async analyses, trainings, sweeps): minutes of one compute
+ * thread. Measured here with scripts/flop-rate.ts (scripts/flop-rate.results.txt: native backend, one
+ * thread, 2 cores shared with other work): the 400-step 30 × 256 MNIST training, 1.45e12 estimated FLOPs,
+ * took 129 s of CPU (1.1e10 FLOPs per CPU second); small layers do less per second (the README's
+ * 10 × 128 training: 3.9e9). So 2e12 is about 3 minutes of one thread on deep MLPs and up to about 8 on
+ * small layers; the job timeout (GRADLENS_JOB_TIMEOUT_MS, 10 min) is the backstop where the estimate, the
+ * backend (wasm is slower) or a loaded machine is off.
+ */
+const JOB_FLOPS = 2e12;
 
 export const DEFAULT_LIMITS: SpecLimits = {
   maxDepth: 200,
@@ -63,7 +83,11 @@ export const DEFAULT_LIMITS: SpecLimits = {
   maxBatchSize: 4096,
   maxBatches: 64,
   maxInlineRows: 10000,
+  // A synchronous analysis holds its request open: a couple of seconds of one thread (measured above).
   maxAnalysisFlops: 20e9,
+  maxAsyncAnalysisFlops: JOB_FLOPS,
+  maxTrainingFlops: JOB_FLOPS,
+  maxSweepFlops: JOB_FLOPS,
   maxParameters: 20_000_000,
 };
 

@@ -2,10 +2,10 @@
 import Value from 'typebox/value';
 import { AnalysisSpecSchema, type AnalysisSpecInput } from '../schemas/spec.js';
 import type { SweepSpecInput } from '../schemas/sweep.js';
-import { normalizeSpec, DEFAULT_LIMITS, type SpecLimits } from './spec.js';
-import { estimateCost, checkCost, type CostEstimate } from './cost.js';
-import { analyze, type AnalysisOutput } from './analyze.js';
-import { CancelledError, LimitError, SpecError } from './errors.js';
+import { DEFAULT_LIMITS, type SpecLimits } from './spec.js';
+import { checkCost, type CostEstimate } from './cost.js';
+import { admitAnalysis, analyze, type AnalysisOutput } from './analyze.js';
+import { CancelledError, LimitError, SpecError, quote } from './errors.js';
 import { analysisFacts, evaluateChecks, validateExpect, type AnalysisFacts, type CellChecks, type Check } from './checks.js';
 import { nonFiniteToken } from './json-safe.js';
 
@@ -57,11 +57,37 @@ const SEGMENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Paths come from the request: never let one reach an object's prototype chain.
 const FORBIDDEN = new Set(['__proto__', 'prototype', 'constructor']);
 
-const gridRef = (path: string, k?: number): string => `grid[${JSON.stringify(path)}]${k === undefined ? '' : `[${k}]`}`;
+const gridRef = (path: string, k?: number): string => `grid[${quote(path, 100)}]${k === undefined ? '' : `[${k}]`}`;
+
+/** No spec path is longer than a few dozen characters. */
+const MAX_PATH_LENGTH = 200;
+/**
+ * A grid value is set into a copy of the spec (structuredClone, recursive): the deepest value a spec holds
+ * (inline rows, an activation object in a list) is three levels deep, and a 100 000-deep array overflowed
+ * the stack.
+ */
+export const MAX_GRID_VALUE_DEPTH = 16;
+
+/** How deeply arrays and objects nest in `value`, counted without recursion; stops once past `limit`. */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
 
 function checkPaths(paths: string[]): void {
   if (paths.length === 0) throw new SpecError('grid', 'grid needs at least one path');
   for (const path of paths) {
+    if (path.length > MAX_PATH_LENGTH) {
+      throw new SpecError('grid', `a grid path has ${path.length} characters but the limit is ${MAX_PATH_LENGTH}: ${quote(path, 60)}`);
+    }
     const segments = path.split('.');
     if (!segments.every((s) => SEGMENT.test(s) && !FORBIDDEN.has(s))) {
       throw new SpecError(gridRef(path), `${gridRef(path)}: a path is dot-separated names, e.g. "network.activation"`);
@@ -91,7 +117,7 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
     } else if (typeof next === 'string' && segments[i + 1] === 'name') {
       next = { name: next };
     } else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
-      throw new SpecError(gridRef(path), `${gridRef(path)}: base has ${JSON.stringify(next)} at ${segments.slice(0, i + 1).join('.')}, not an object to set ${segments.slice(i + 1).join('.')} in`);
+      throw new SpecError(gridRef(path), `${gridRef(path)}: base has ${quote(next)} at ${segments.slice(0, i + 1).join('.')}, not an object to set ${segments.slice(i + 1).join('.')} in`);
     }
     cur[seg] = next;
     cur = next as Record<string, unknown>;
@@ -113,7 +139,7 @@ function blame(field: string, paths: string[]): string | null {
 }
 
 function describeCell(paths: string[], values: Record<string, unknown>): string {
-  return paths.map((p) => `${p}=${JSON.stringify(values[p])}`).join(', ');
+  return paths.map((p) => `${p}=${quote(values[p])}`).join(', ');
 }
 
 /**
@@ -130,13 +156,18 @@ export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_
   for (const p of paths) {
     const values = grid[p];
     if (!Array.isArray(values) || values.length === 0) throw new SpecError(gridRef(p), `${gridRef(p)} must be a non-empty array of values`);
+    values.forEach((value, k) => {
+      if (nestingDepth(value, MAX_GRID_VALUE_DEPTH) > MAX_GRID_VALUE_DEPTH) {
+        throw new SpecError(gridRef(p, k), `${gridRef(p, k)} nests arrays or objects more than ${MAX_GRID_VALUE_DEPTH} levels deep (the limit)`);
+      }
+    });
     count *= values.length;
     if (count > maxCells) break;
   }
   if (count > maxCells) {
     const total = paths.reduce((n, p) => n * grid[p]!.length, 1);
     throw new LimitError('maxSweepCells', total, maxCells,
-      `the grid has ${total} cells (${paths.map((p) => grid[p]!.length).join(' × ')}) but the limit (GRADLENS_MAX_SWEEP_CELLS) is ${maxCells}`);
+      `the grid has ${total} cells (${paths.map((p) => grid[p]!.length).join(' × ')}) but the limit (GRADLENS_MAX_SWEEP_CELLS) is ${maxCells}`, 'GRADLENS_MAX_SWEEP_CELLS');
   }
   validateExpect(input.expect, 'sweep');
 
@@ -164,7 +195,7 @@ export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_
       const p = blame(field, paths);
       if (p !== null) {
         const k = ks[paths.indexOf(p)]!;
-        throw new SpecError(gridRef(p, k), `${gridRef(p, k)} = ${JSON.stringify(values[p])} (cell ${index}: ${describeCell(paths, values)}): ${message}`);
+        throw new SpecError(gridRef(p, k), `${gridRef(p, k)} = ${quote(values[p])} (cell ${index}: ${describeCell(paths, values)}): ${message}`);
       }
       throw new SpecError(`base.${field.replace(/^\//, '').replace(/\//g, '.')}`, `cell ${index} (${describeCell(paths, values)}): ${message}`);
     };
@@ -174,24 +205,26 @@ export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_
     }
     const cellSpec = spec as AnalysisSpecInput;
     let cellCost: CostEstimate;
+    let cellFlops: number;
     try {
-      const { spec: normalized } = normalizeSpec(cellSpec, limits);
-      cellCost = estimateCost(normalized);
-      checkCost(cellCost, limits, 1, `sweep cell ${index}`);
+      // A cell runs as an analysis on a worker: within the async analysis budget, what-if runs included.
+      const admitted = admitAnalysis(cellSpec, limits, 'asyncAnalysis');
+      cellCost = admitted.cost;
+      cellFlops = admitted.totalFlops;
     } catch (err) {
       if (err instanceof SpecError) fail(err.field, err.message);
       if (err instanceof LimitError) {
-        throw new LimitError(err.limit, err.value, err.max, `cell ${index} (${describeCell(paths, values)}): ${err.message}`);
+        throw new LimitError(err.limit, err.value, err.max, `cell ${index} (${describeCell(paths, values)}): ${err.message}`, err.variable);
       }
       throw err;
     }
-    flops += cellCost.flops;
+    flops += cellFlops;
     flopsPerStep += cellCost.flopsPerStep;
     parameters = Math.max(parameters, cellCost.parameters);
     cells.push({ index, values, spec: cellSpec });
   }
   const cost: SweepCost = { parameters, flopsPerStep, flops, cells: count };
-  checkCost(cost, limits, 1, `sweep of ${count} cells`);
+  checkCost(cost, limits, { budget: 'sweep', what: `sweep of ${count} cells` });
   return { paths, cells, cost };
 }
 
@@ -219,7 +252,7 @@ export async function runSweep(input: SweepSpecInput, limits: SpecLimits = DEFAU
   const rows: SweepRow[] = [];
   for (const cell of cells) {
     if (hooks.isCancelled?.()) throw new CancelledError();
-    const row = sweepRow(cell, analyze(cell.spec, limits));
+    const row = sweepRow(cell, analyze(cell.spec, limits, { budget: 'asyncAnalysis' }));
     rows.push(row);
     hooks.onCell?.(row, rows.length / cells.length);
     await new Promise((resolve) => setImmediate(resolve));

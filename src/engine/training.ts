@@ -177,7 +177,7 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     records,
     evaluationExamples,
   };
-  checkCost(cost, limits, 1, 'training');
+  checkCost(cost, limits, { budget: 'training', what: 'training' });
   const include = [...new Set(includeInput ?? [])];
   if (include.length > 0) {
     cost.includedValues = includedValues(spec, dataset, steps, include);

@@ -4,7 +4,7 @@ import type { ActivationSpec } from './activations.js';
 import type { Dataset } from './datasets.js';
 import { initializerMoments, type InitializerInput } from './initializers.js';
 import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits } from './spec.js';
-import { estimateCost, checkCost, type CostEstimate } from './cost.js';
+import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from './cost.js';
 import { runAnalysis, type AnalysisResult } from './analysis.js';
 import { initParameters } from './network.js';
 import { structuralZeros } from './structure.js';
@@ -184,7 +184,7 @@ export interface PreparedWhatIf {
  * Builds every what-if run and checks the summed cost against the limits before anything runs
  * (throws LimitError). The unchanged spec is not re-run: its row comes from the original analysis.
  */
-export function prepareWhatIf(spec: NormalizedSpec, limits: SpecLimits): PreparedWhatIf {
+export function prepareWhatIf(spec: NormalizedSpec, limits: SpecLimits, budget: FlopBudget = 'analysis'): PreparedWhatIf {
   const { cures, skipped } = curesFor(spec);
   const base = specToInput(spec);
   const runs = cures.map((cure) => {
@@ -193,8 +193,8 @@ export function prepareWhatIf(spec: NormalizedSpec, limits: SpecLimits): Prepare
   });
   const baseCost = estimateCost(spec);
   const multiplier = 1 + runs.reduce((sum, p) => sum + p.cost.flops, 0) / baseCost.flops;
-  checkCost(baseCost, limits, multiplier, `analysis with what-if (${runs.length} extra runs)`);
-  for (const p of runs) checkCost(p.cost, limits, 1, `what-if run "${p.cure.id}"`);
+  checkCost(baseCost, limits, { budget, multiplier, what: `analysis with what-if (${runs.length} extra runs)` });
+  for (const p of runs) checkCost(p.cost, limits, { budget, what: `what-if run "${p.cure.id}"` });
   return { cures, skipped, runs, multiplier };
 }
 

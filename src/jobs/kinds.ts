@@ -1,6 +1,6 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { normalizeSpec } from '../engine/spec.js';
-import { estimateCost, checkCost } from '../engine/cost.js';
+import { admitAnalysis } from '../engine/analyze.js';
+import type { SpecLimits } from '../engine/spec.js';
 import { evaluateChecks, validateExpect } from '../engine/checks.js';
 import { expandSweep } from '../engine/sweep.js';
 import { prepareTraining } from '../engine/training.js';
@@ -13,14 +13,21 @@ import type { JobKind } from './store.js';
 import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
 
+/**
+ * A synchronous analysis holds its request open while it runs: before it is queued, it must also fit the
+ * tighter GRADLENS_MAX_ANALYSIS_FLOPS (LimitError, 422, naming the variable; SpecError for a bad spec).
+ */
+export function admitSynchronousAnalysis(spec: AnalysisSpecInput, limits: SpecLimits): void {
+  admitAnalysis(spec, limits, 'analysis');
+}
 
 export function jobHandlers(config: Config): Record<JobKind, JobKindHandler> {
   const { limits } = config;
   return {
     analysis: {
+      // Queued analyses get the async budget; a synchronous request also passes admitSynchronousAnalysis.
       prepare(spec, expect) {
-        const { spec: normalized } = normalizeSpec(spec as AnalysisSpecInput, limits);
-        checkCost(estimateCost(normalized), limits);
+        admitAnalysis(spec as AnalysisSpecInput, limits, 'asyncAnalysis');
         validateExpect(expect as ExpectInput | undefined, 'analysis');
       },
       async run({ job, runner, signal }) {

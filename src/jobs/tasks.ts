@@ -4,6 +4,7 @@ import { analyzeShard } from '../engine/sharded.js';
 import type { ShardPartial } from '../engine/shards.js';
 import { CancelledError } from '../engine/errors.js';
 import type { SpecLimits } from '../engine/spec.js';
+import type { FlopBudget } from '../engine/cost.js';
 import { runTraining, type TrainingOutput } from '../engine/training.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
@@ -26,15 +27,21 @@ export interface TaskHooks {
   isCancelled?(): boolean;
 }
 
+/**
+ * Every analysis reaching a worker was admitted before it was queued, a synchronous one against the tighter
+ * GRADLENS_MAX_ANALYSIS_FLOPS (jobs/kinds.ts), so the check here is the ceiling of any one analysis.
+ */
+const WORKER_ANALYSIS_BUDGET: FlopBudget = 'asyncAnalysis';
+
 export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput | ShardPartial[] | TheoryReport> {
   if (hooks.isCancelled?.()) throw new CancelledError();
   switch (task.kind) {
     case 'analysis':
       // One analysis is a single synchronous engine call: it cannot look at the cancel flag midway, so
       // a pool stops a running one by terminating its worker (see pool.ts).
-      return analyze(task.input, limits, task.partials ? { partials: task.partials } : {});
+      return analyze(task.input, limits, { budget: WORKER_ANALYSIS_BUDGET, ...(task.partials ? { partials: task.partials } : {}) });
     case 'analysis-shard':
-      return analyzeShard(task.input, limits, task.index, task.count);
+      return analyzeShard(task.input, limits, task.index, task.count, WORKER_ANALYSIS_BUDGET);
     case 'training':
       return runTraining(task.input, limits, hooks);
     case 'theory':

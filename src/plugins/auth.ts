@@ -22,11 +22,32 @@ export const LOG_REDACT_PATHS = [
   'request.headers.authorization',
 ];
 
-/** Replaces the value of access_token in a URL's query string, wherever it appears. */
+/** A query parameter's name as the query parser reads it ('+' is a space, %XX decoded); null if it cannot be decoded. */
+function decodedName(name: string): string | null {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Replaces the value of access_token in a URL's query string, wherever it appears. Names are compared
+ * decoded, as the query parser (and so the authentication) reads them: `access%5Ftoken` is the same
+ * parameter. A name that does not decode is redacted too, since nothing can say it is not the token.
+ */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
-  return url.slice(0, q) + url.slice(q).replace(/([?&]access_token=)[^&#]*/gi, '$1[REDACTED]');
+  const hash = url.indexOf('#', q);
+  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  const redacted = query.split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq < 0) return pair;
+    const name = decodedName(pair.slice(0, eq));
+    return name === null || name.toLowerCase() === QUERY_TOKEN ? `${pair.slice(0, eq)}=[REDACTED]` : pair;
+  });
+  return `${url.slice(0, q)}?${redacted.join('&')}${hash < 0 ? '' : url.slice(hash)}`;
 }
 
 /**
@@ -112,6 +133,58 @@ export interface AuthOptions {
   security: SecurityConfig;
   /** Called with each refused request (metrics). */
   onRefused?(reason: 'missing' | 'invalid'): void;
+  /** Called with each request refused because its address failed too often (metrics). */
+  onFailuresLimited?(): void;
+  /** The clock of the failure windows (tests). */
+  now?: () => number;
+}
+
+/**
+ * Invalid keys per client address in fixed windows. Past `max` failures every request of that address that
+ * needs a key gets 429 until the window ends, whatever key it carries: answering a right key normally would
+ * tell a guesser when it has found one. Tracks at most `capacity` addresses (expired windows are dropped
+ * first, then the oldest), so a flood of addresses cannot grow the map without bound.
+ */
+export class FailureLimiter {
+  private readonly windows = new Map<string, { failures: number; resetAt: number }>();
+
+  constructor(private readonly o: { max: number; windowMs: number; now: () => number; capacity?: number }) {}
+
+  /** Seconds until `address` may try again; 0 when it may now. */
+  retryAfterSeconds(address: string): number {
+    const w = this.windows.get(address);
+    const now = this.o.now();
+    if (!w || w.resetAt <= now || w.failures < this.o.max) return 0;
+    return Math.max(1, Math.ceil((w.resetAt - now) / 1000));
+  }
+
+  recordFailure(address: string): void {
+    const now = this.o.now();
+    const w = this.windows.get(address);
+    if (w && w.resetAt > now) {
+      w.failures++;
+      return;
+    }
+    this.windows.delete(address);
+    if (this.windows.size >= (this.o.capacity ?? 100_000)) this.evict(now);
+    this.windows.set(address, { failures: 1, resetAt: now + this.o.windowMs });
+  }
+
+  get tracked(): number {
+    return this.windows.size;
+  }
+
+  /**
+   * Every window lasts windowMs and is (re)inserted when it starts, so the map is in order of resetAt: the
+   * expired windows, and then the oldest, come first. Stops at the first one to keep: O(1) amortised.
+   */
+  private evict(now: number): void {
+    const capacity = this.o.capacity ?? 100_000;
+    for (const [address, w] of this.windows) {
+      if (w.resetAt > now && this.windows.size < capacity) break;
+      this.windows.delete(address);
+    }
+  }
 }
 
 /**
@@ -119,10 +192,11 @@ export interface AuthOptions {
  * so encodings and dot segments cannot make a protected route look like an open one; unmatched paths (404)
  * are checked by their literal path.
  */
-export const authPlugin = fp<AuthOptions>(async (app, { security, onRefused }) => {
+export const authPlugin = fp<AuthOptions>(async (app, { security, onRefused, onFailuresLimited, now = Date.now }) => {
   const enabled = security.apiKeys.length > 0;
   const checker = keyChecker(security.apiKeys);
   const isOpen = pathMatcher(security.openPaths);
+  const failures = security.authFailureMax > 0 ? new FailureLimiter({ max: security.authFailureMax, windowMs: security.rateLimitWindowMs, now }) : null;
   app.decorateRequest('apiKeyId', null);
 
   // Documented on every /v1 route whether or not keys are configured, so the OpenAPI document does not
@@ -155,8 +229,20 @@ export const authPlugin = fp<AuthOptions>(async (app, { security, onRefused }) =
       onRefused?.('missing');
       return unauthorized(reply, false, false);
     }
+    const wait = failures?.retryAfterSeconds(request.ip) ?? 0;
+    if (wait > 0) {
+      onFailuresLimited?.();
+      return reply.code(429).header('retry-after', String(wait)).send({
+        statusCode: 429,
+        code: 'TOO_MANY_AUTH_FAILURES',
+        error: 'Too Many Requests',
+        message: `this address sent more than ${security.authFailureMax} invalid API keys in ${Math.round(security.rateLimitWindowMs / 1000)} s (GRADLENS_AUTH_FAILURE_MAX); retry in ${wait} s`,
+        retryAfter: wait,
+      });
+    }
     const id = checker.check(candidate);
     if (id === null) {
+      failures?.recordFailure(request.ip);
       onRefused?.('invalid');
       return unauthorized(reply, true, useQuery);
     }

@@ -77,7 +77,7 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
     labelNames: ['outcome'], registers,
   });
   const refused = new Counter({ name: 'gradlens_auth_refused_total', help: 'Requests refused with 401, by reason (missing, invalid).', labelNames: ['reason'], registers });
-  const limited = new Counter({ name: 'gradlens_rate_limited_total', help: 'Requests refused with 429, by bucket (all, create, not_found).', labelNames: ['bucket'], registers });
+  const limited = new Counter({ name: 'gradlens_rate_limited_total', help: 'Requests refused with 429, by bucket (all, create, not_found, auth: too many invalid API keys from one address).', labelNames: ['bucket'], registers });
   const deletedJobs = new Counter({
     name: 'gradlens_store_jobs_deleted_total', help: 'Finished jobs deleted from the store, by reason (age, count, bytes: retention; request: DELETE).',
     labelNames: ['reason'], registers,

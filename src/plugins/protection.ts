@@ -9,6 +9,7 @@ import type { FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'f
 import { STATUS_CODES } from 'node:http';
 import type { SecurityConfig } from '../config.js';
 import { redactUrl } from './auth.js';
+import { addMissingSecurityHeaders, HELMET_OPTIONS, SECURITY_HEADERS } from './security-headers.js';
 
 /** Routes that must answer even when the server sheds load or a client is over its rate: probes and scrapes. */
 const OPERATIONS_ROUTES = new Set(['/health', '/ready', '/metrics']);
@@ -48,7 +49,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is longer than this server accepts'
     : error.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (malformed percent-encoding)'
     : 'the request could not be routed';
-  void reply.code(status).header('x-request-id', request.id).header('x-content-type-options', 'nosniff').header('cache-control', 'no-store')
+  void reply.code(status).headers(SECURITY_HEADERS).header('x-request-id', request.id).header('cache-control', 'no-store')
     .send({ statusCode: status, code: error.code ?? 'BAD_REQUEST', error: STATUS_CODES[status] ?? 'Bad Request', message });
 }
 
@@ -116,12 +117,10 @@ export const protectionPlugin = fp<ProtectionOptions>(async (app, opts) => {
     }) as unknown as (req: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined) => void,
   });
 
-  await app.register(helmet, {
-    global: true,
-    // Helmet's defaults suit the API and the Swagger UI at /docs (no inline scripts; inline styles are allowed
-    // by style-src 'unsafe-inline'). upgrade-insecure-requests would break /docs served over plain HTTP.
-    // The dashboard sets its own, stricter CSP on its page.
-    contentSecurityPolicy: { useDefaults: true, directives: { 'upgrade-insecure-requests': null } },
+  await app.register(helmet, { global: true, ...HELMET_OPTIONS });
+  // Load shedding answers before helmet's onRequest hook runs: every answer gets the headers it lacks.
+  app.addHook('onSend', async (_request, reply) => {
+    addMissingSecurityHeaders(reply);
   });
 
   if (security.corsOrigins.length > 0) {

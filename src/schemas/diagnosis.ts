@@ -209,7 +209,7 @@ export const WhatIfSchema = Type.Object(
 export const TheoryQuerySchema = Type.Object(
   {
     activation: Type.String({ maxLength: 32, description: 'Hidden activation by name (any elementwise one of the catalogue: linear, sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, swish, silu, softplus, softsign, hard_sigmoid, relu6, mish).' }),
-    alpha: Type.Optional(Type.Number({ description: 'leaky_relu negative slope (default 0.01) or elu alpha (default 1).' })),
+    alpha: Type.Optional(Type.Number({ minimum: -1000, maximum: 1000, description: 'leaky_relu negative slope (default 0.01) or elu alpha (default 1), between -1000 and 1000.' })),
     sigmaW2: Type.Number({ minimum: 0, maximum: 1e6, description: 'σ_w² = fan_in·Var(W): 2 for He, 1 for LeCun or Glorot with equal widths, 1/3 for PyTorch\'s nn.Linear default, 0.7737 × those for tfjs-layers\' uncorrected truncated normals.' }),
     sigmaB2: Type.Optional(Type.Number({ minimum: 0, maximum: 1e6, description: 'σ_b², the bias variance (default 0).' })),
     depth: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Number of layers to iterate (default 20, at most 1000).' })),

@@ -189,6 +189,7 @@ export const ErrorSchema = Type.Object(
     message: Type.String({ description: 'What is wrong, naming the field or limit.' }),
     field: Type.Optional(Type.String({ description: 'The offending field, when one is known.' })),
     limit: Type.Optional(Type.String({ description: 'The limit that was exceeded.' })),
+    variable: Type.Optional(Type.String({ description: 'The environment variable that sets that limit (422), e.g. GRADLENS_MAX_TRAINING_FLOPS.' })),
   },
   { description: 'Error in Fastify\'s shape.' },
 );

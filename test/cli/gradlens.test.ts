@@ -78,7 +78,9 @@ describe('gradlens check', () => {
     expect(code).toBe(0);
     expect(h.calls).toHaveLength(1);
     expect(h.calls[0]).toMatchObject({ url: 'http://host:3000/v1/analyses', method: 'POST', body: analysisSpec });
-    expect(h.calls[0]!.headers).toMatchObject({ authorization: 'Bearer k3y', 'x-api-key': 'k3y', 'content-type': 'application/json' });
+    expect(h.calls[0]!.headers).toMatchObject({ authorization: 'Bearer k3y', 'content-type': 'application/json' });
+    // The server reads the key from Authorization only; the help says so.
+    expect(h.calls[0]!.headers).not.toHaveProperty('x-api-key');
     const out = h.stdout();
     expect(out).toMatch(/verdict: healthy/);
     expect(out).toMatch(/CHECK\s+EXPECTED\s+ACTUAL\s+RESULT/);
@@ -94,7 +96,7 @@ describe('gradlens check', () => {
     expect(h.stdout()).toMatch(/FAILED: 2 of 2 checks/);
   });
 
-  it('takes the kind from the file, strips it from the body, and with --wait polls the job honouring ETag/304', async () => {
+  it('takes the kind from the file, strips it from the body, and by default waits for the job, polling with ETag/304', async () => {
     const spec = { kind: 'training', network: { depth: 3 }, data: { source: 'iris' }, steps: 100, expect: { learns: true, minAccuracy: 0.9 } };
     const running = { id: 'j1', kind: 'training', status: 'running', progress: 0.4 };
     const done = {
@@ -115,7 +117,7 @@ describe('gradlens check', () => {
       { status: 304 },
       { status: 200, body: done, headers: { etag: '"e2"' } },
     ]);
-    const code = await main(['check', 't.json', '--url', 'http://host:3000', '--wait'], h.io);
+    const code = await main(['check', 't.json', '--url', 'http://host:3000'], h.io);
     expect(code).toBe(0);
     expect(h.calls.map((c) => `${c.method} ${c.url}`)).toEqual([
       'POST http://host:3000/v1/trainings',
@@ -133,14 +135,19 @@ describe('gradlens check', () => {
     expect(h.stdout()).toMatch(/minAccuracy\s+0\.9\s+0\.96\s+PASS/);
   });
 
-  it('--kind overrides the file; without --wait an async job is reported and not gated', async () => {
-    const h = harness({ 's.json': { kind: 'training', base: {}, grid: {} } }, [
-      { status: 202, body: { id: 's1', kind: 'sweep', status: 'queued' }, headers: { location: '/v1/jobs/s1' } },
-    ]);
-    expect(await main(['check', 's.json', '--url', 'http://host:3000', '--kind', 'sweep'], h.io)).toBe(0);
+  it('--kind overrides the file; --no-wait reports the job and exits 3 when expect goes unchecked, 0 without expect', async () => {
+    const accepted = { status: 202, body: { id: 's1', kind: 'sweep', status: 'queued' }, headers: { location: '/v1/jobs/s1' } };
+    let h = harness({ 's.json': { kind: 'training', base: {}, grid: {}, expect: { verdict: 'healthy' } } }, [accepted]);
+    expect(await main(['check', 's.json', '--url', 'http://host:3000', '--kind', 'sweep', '--no-wait'], h.io)).toBe(3);
+    expect(h.calls).toHaveLength(1);
     expect(h.calls[0]!.url).toBe('http://host:3000/v1/sweeps');
     expect(h.stdout()).toMatch(/sweep job s1 queued: http:\/\/host:3000\/v1\/jobs\/s1/);
-    expect(h.stderr()).toMatch(/pass --wait/);
+    expect(h.stderr()).toMatch(/not evaluated, so this is not a pass \(exit 3\)/);
+    h = harness({ 's.json': { base: {}, grid: {} } }, [accepted]);
+    expect(await main(['check', 's.json', '--url', 'http://host:3000', '--kind', 'sweep', '--no-wait'], h.io)).toBe(0);
+    h = harness({ 's.json': { base: {}, grid: {} } }, []);
+    expect(await main(['check', 's.json', '--url', 'http://host:3000', '--wait', '--no-wait'], h.io)).toBe(2);
+    expect(h.stderr()).toMatch(/contradict/);
   });
 
   it('exits 2 on usage errors, unreadable files, HTTP errors and failed jobs', async () => {
@@ -167,7 +174,7 @@ describe('gradlens check', () => {
       { status: 202, body: { id: 'j2', status: 'queued' }, headers: { location: '/v1/jobs/j2' } },
       { status: 200, body: { id: 'j2', status: 'failed', error: { code: 'INTERNAL_ERROR', message: 'worker crashed' } } },
     ]);
-    expect(await main(['check', 't.json', '--url', 'http://h', '--wait'], h.io)).toBe(2);
+    expect(await main(['check', 't.json', '--url', 'http://h'], h.io)).toBe(2);
     expect(h.stderr()).toMatch(/training job j2 failed: INTERNAL_ERROR worker crashed/);
   });
 
@@ -184,7 +191,7 @@ describe('gradlens check', () => {
       { status: 202, body: { id: 'j3', status: 'queued' }, headers: { location: '/v1/jobs/j3' } },
       running, ...Array.from({ length: 20 }, () => ({ status: 304 })),
     ]);
-    expect(await main(['check', 't.json', '--url', 'http://h', '--wait', '--timeout', '10'], h.io)).toBe(2);
+    expect(await main(['check', 't.json', '--url', 'http://h', '--timeout', '10'], h.io)).toBe(2);
     expect(h.stderr()).toMatch(/timed out after 10 s waiting for http:\/\/h\/v1\/jobs\/j3 \(status running/);
     expect(h.sleeps.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(10_000);
   });

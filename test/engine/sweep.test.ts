@@ -128,8 +128,10 @@ describe('expandSweep', () => {
     expect(err.value).toBe(6);
     expect(err.max).toBe(5);
     const one = estimateCost(normalizeSpec({ ...base }).spec).flops;
-    // Every cell fits alone, but not all six together.
-    expect(() => expandSweep(sweep, { ...DEFAULT_LIMITS, maxAnalysisFlops: 3 * one }, 100)).toThrow(/sweep of 6 cells needs about/);
+    // Every cell fits alone, but not all six together: the sweep budget counts them all, each cell is an async analysis.
+    expect(() => expandSweep(sweep, { ...DEFAULT_LIMITS, maxSweepFlops: 3 * one }, 100)).toThrow(/sweep of 6 cells needs about .* \(GRADLENS_MAX_SWEEP_FLOPS\)/);
+    expect(() => expandSweep(sweep, { ...DEFAULT_LIMITS, maxAsyncAnalysisFlops: one / 2 }, 100)).toThrow(/cell 0 .* \(GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS\)/);
+    expect(() => expandSweep(sweep, { ...DEFAULT_LIMITS, maxAnalysisFlops: one / 2 }, 100)).not.toThrow();
     expect(() => expandSweep({ ...sweep, expect: { learns: true } }, DEFAULT_LIMITS, 100)).toThrow(/expect.learns applies to trainings/);
   });
 });

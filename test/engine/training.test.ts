@@ -357,9 +357,11 @@ describe('prepareTraining: validation and cost before any compute', () => {
   });
 
   it('rejects over-limit runs with LimitError and bad specs with SpecError naming the field', () => {
-    const tight = { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e6 };
+    // A training is checked against its own budget, not the synchronous analysis one.
+    expect(() => prepareTraining(spec, { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e6 })).not.toThrow();
+    const tight = { ...DEFAULT_LIMITS, maxTrainingFlops: 1e6 };
     expect(() => prepareTraining(spec, tight)).toThrow(LimitError);
-    expect(() => prepareTraining(spec, tight)).toThrow(/this training needs about/);
+    expect(() => prepareTraining(spec, tight)).toThrow(/this training needs about .* the limit \(GRADLENS_MAX_TRAINING_FLOPS\)/);
     const field = (s: TrainingSpecInput): string => {
       try {
         prepareTraining(s, DEFAULT_LIMITS);

@@ -7,7 +7,7 @@ import { testApp } from '../helpers.js';
 
 // Small limits keep the cases that pass validation cheap: they really queue and run (in-process), so the
 // fuzzer reaches the engine, the job store and the event streams, not only the schema validator.
-const LIMITS = { maxDepth: 6, maxWidth: 16, maxBatchSize: 16, maxBatches: 2, maxInlineRows: 64, maxAnalysisFlops: 3e6, maxParameters: 20_000 };
+const LIMITS = { maxDepth: 6, maxWidth: 16, maxBatchSize: 16, maxBatches: 2, maxInlineRows: 64, maxAnalysisFlops: 3e6, maxAsyncAnalysisFlops: 3e6, maxTrainingFlops: 3e6, maxSweepFlops: 3e6, maxParameters: 20_000 };
 
 const ANALYSIS = { seed: 3, network: { depth: 3, width: 4, activation: 'tanh' }, data: { source: 'moons', batchSize: 8 } };
 const SEEDS: Record<string, unknown[]> = {

@@ -8,7 +8,7 @@ import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import { DEFAULT_LIMITS, type SpecLimits } from '../../src/engine/spec.js';
 
 /** Limits high enough for the deliberately endless work below (tests cancel or interrupt it). */
-export const TEST_LIMITS: SpecLimits = { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e15 };
+export const TEST_LIMITS: SpecLimits = { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e15, maxAsyncAnalysisFlops: 1e15, maxTrainingFlops: 1e15, maxSweepFlops: 1e15 };
 
 /** A fresh directory for database files; remove() deletes it with everything in it. */
 export function tempDir(): { dir: string; db: (name?: string) => string; remove: () => void } {

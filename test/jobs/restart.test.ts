@@ -52,7 +52,7 @@ describe('restart on the same database file', () => {
     const child = spawn(process.execPath, [entry], {
       env: {
         ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent', GRADLENS_BACKEND: 'wasm', GRADLENS_WORKERS: '1', GRADLENS_DB: db,
-        GRADLENS_MAX_ANALYSIS_FLOPS: '1e15', GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0',
+        GRADLENS_MAX_ANALYSIS_FLOPS: '1e15', GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS: '1e15', GRADLENS_MAX_TRAINING_FLOPS: '1e15', GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0',
       },
       stdio: 'ignore',
     });
