@@ -110,6 +110,33 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
     return jobView(outcome.job);
   });
 
+  // A cancel that can never delete: what a button labelled "cancel" must send (DELETE of a job that
+  // finished a moment before the click would delete its result).
+  app.post('/jobs/:id/cancel', {
+    schema: {
+      summary: 'Cancel a job (never deletes)',
+      description: 'On a queued or running job: cancels it, as DELETE does (200 with the job, now canceled). On a finished job: changes nothing and answers 409 with its status, so a late click cannot delete a result.',
+      tags: ['jobs'],
+      params: JobParamsSchema,
+      response: {
+        200: JobSchema,
+        404: ErrorSchema,
+        409: Type.Object({ ...ErrorSchema.properties, status: Type.String({ description: 'The job\'s status now.' }) }, { description: 'The job had already finished; nothing was changed.' }),
+      },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const outcome = await app.jobs.cancelOrDelete(id, { mayDelete: false });
+    if (!outcome) return reply.code(404).send(notFound(id));
+    if (outcome.action === 'unchanged') {
+      return reply.code(409).send({
+        statusCode: 409, code: 'JOB_FINISHED', error: 'Conflict', status: outcome.job.status,
+        message: `job ${id} has already finished (${outcome.job.status}); nothing was canceled`,
+      });
+    }
+    return jobView(outcome.job);
+  });
+
   app.get('/jobs/:id/result.csv', {
     schema: {
       summary: 'Sweep result as CSV',

@@ -81,7 +81,8 @@ function whatIfTable(): string {
   ].join('\n');
 }
 
-const signed = (x: number): string => (x < 0 ? `−${(-x).toFixed(4)}` : x.toFixed(4));
+// Rounded first, so that a -1e-12 from the quadrature prints as 0.0000, not −0.0000.
+const signed = (x: number): string => { const s = x.toFixed(4); return Number(s) < 0 ? `−${s.slice(1)}` : s.replace(/^-/, ''); };
 
 function seedsWords(s: SlopeSettings): string {
   return `depth ${s.depth}, width ${s.width}, batch ${s.batch}, seeds ${s.seeds[0]}–${s.seeds[s.seeds.length - 1]}`;

@@ -26,6 +26,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/whatif.test.ts',
   'test/engine/sweep.test.ts',
   'test/engine/memory.test.ts',
+  'test/engine/gradcheck.test.ts',
 ];
 
 const native = loadNativeKernels();

@@ -94,7 +94,7 @@ export class JobsList {
           class: 'link danger small', title: 'cancel this job',
           onclick: async () => {
             try {
-              await request('DELETE', `/v1/jobs/${encodeURIComponent(job.id)}`);
+              await request('POST', `/v1/jobs/${encodeURIComponent(job.id)}/cancel`);
             } catch (e) {
               this.noteEl.textContent = `Cancel failed: ${(e as Error).message}`;
             }

@@ -89,7 +89,7 @@ function renderJobState(job: Job): void {
 
 async function cancelJob(id: string): Promise<void> {
   try {
-    await request('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+    await request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
   } catch (e) {
     showError('Could not cancel', e);
   }

@@ -232,8 +232,8 @@ describe('cancellation and a full queue (one worker, queue limit 1)', () => {
     const health = (await app.inject({ url: '/health' })).json();
     expect(health.jobs).toEqual({ workers: 1, running: 1, queued: 1, queueLimit: 1 });
 
-    // Queued: removed from the queue at once.
-    const cancelB = await app.inject({ method: 'DELETE', url: `/v1/jobs/${b.id}` });
+    // Queued: removed from the queue at once (the dashboard's cancel, which can never delete).
+    const cancelB = await app.inject({ method: 'POST', url: `/v1/jobs/${b.id}/cancel` });
     expect(cancelB.statusCode).toBe(200);
     expect(cancelB.json()).toMatchObject({ status: 'canceled', error: { code: 'CANCELED' } });
 
@@ -257,7 +257,12 @@ describe('cancellation and a full queue (one worker, queue limit 1)', () => {
     expect((await getJob(app, a.id)).status).toBe('canceled');
     const canceled = () => app.inject({ url: '/v1/jobs?status=canceled' }).then((r) => r.json().jobs.map((j: { id: string }) => j.id));
     expect(await canceled()).toEqual([b.id, a.id]);
-    // A second DELETE deletes what the first canceled.
+    // A late cancel of a finished job changes nothing (409) and deletes nothing; a second DELETE deletes.
+    const late = await app.inject({ method: 'POST', url: `/v1/jobs/${a.id}/cancel` });
+    expect(late.statusCode).toBe(409);
+    expect(late.json()).toMatchObject({ code: 'JOB_FINISHED', status: 'canceled' });
+    expect((await getJob(app, a.id)).status).toBe('canceled');
+    expect((await app.inject({ method: 'POST', url: '/v1/jobs/nope/cancel' })).statusCode).toBe(404);
     expect((await app.inject({ method: 'DELETE', url: `/v1/jobs/${a.id}` })).statusCode).toBe(204);
     expect(await canceled()).toEqual([b.id]);
   });

@@ -1,7 +1,8 @@
 // The dashboard end to end: the real app on a free port, driven in headless Chromium (playwright-core); screenshots go to test-artifacts/.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { freePort } from '../server.js';
-import { chromium as playwright, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser } from '../support/browser.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,51 +11,6 @@ import { EMPTY_COLOR, NONFINITE_COLOR, VERDICT_COLORS, ZERO_COLOR, viridis } fro
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const ENTRY = fileURLToPath(new URL('../../dist/src/server.js', import.meta.url));
-const DEBIAN_CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
-
-/**
- * The environment of a container or kiosk: LANG=C.UTF-8 and nothing that overrides it. Chromium derives its
- * default locale from it and reports navigator.language "en-US@posix", which is not a BCP-47 tag; the pages
- * are opened without a `locale` override so that the whole suite runs in it, as users' browsers there do.
- */
-function containerEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(LC_|LANGUAGE$)/.test(k)) env[k] = v;
-  return { ...env, LANG: 'C.UTF-8' };
-}
-
-/**
- * Chromium from the npm package @sparticuz/chromium (no system packages, no download), else Debian's
- * chromium, else GRADLENS_CHROMIUM. Never skips: without a browser the dashboard would go untested.
- */
-async function launchBrowser(): Promise<Browser> {
-  const failures: string[] = [];
-  const env = containerEnv();
-  try {
-    const chromium = (await import('@sparticuz/chromium')).default;
-    const executablePath = await chromium.executablePath();
-    return await playwright.launch({ executablePath, args: chromium.args, headless: true, env });
-  } catch (err) {
-    failures.push(`@sparticuz/chromium: ${(err as Error).message.split('\n')[0]}`);
-  }
-  const candidates = [process.env.GRADLENS_CHROMIUM, ...DEBIAN_CHROMIUM].filter((p): p is string => !!p && existsSync(p));
-  for (const executablePath of candidates) {
-    try {
-      return await playwright.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu'], env });
-    } catch (err) {
-      failures.push(`${executablePath}: ${(err as Error).message.split('\n')[0]}`);
-    }
-  }
-  if (!candidates.length) failures.push(`no ${DEBIAN_CHROMIUM.join(' or ')} (and GRADLENS_CHROMIUM unset)`);
-  throw new Error(
-    'The dashboard test needs a headless Chromium and none could start.\n' +
-    '  - `npm ci` installs @sparticuz/chromium (a devDependency), which unpacks its own Chromium into /tmp;\n' +
-    '  - or install Debian\'s browser: `apt-get install chromium`;\n' +
-    '  - or point GRADLENS_CHROMIUM at a Chromium/Chrome binary.\n' +
-    `Tried:\n  ${failures.join('\n  ')}`,
-  );
-}
-
 
 interface Server {
   url: string;

@@ -2,6 +2,7 @@
 // network (test/support/reference-network.ts): every activation and loss, residual blocks, batch and layer
 // norm, ReZero, SkipInit and Fixup with their auxiliary parameters; whole gradient tensors, entry by entry.
 import { describe, it, expect, beforeAll } from 'vitest';
+import { useTestBackend } from '../backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { normalizeSpec, type NormalizedSpec } from '../../src/engine/spec.js';
 import { batchGradients, runAnalysis, type AnalysisResult } from '../../src/engine/analysis.js';
@@ -357,7 +358,7 @@ function expectReportedNorms(result: AnalysisResult, spec: NormalizedSpec, fd: R
 
 describe('finite-difference gradient check of the whole analysis path', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await useTestBackend();
   });
 
   it('covers every hidden activation, every loss, both residual layouts, both normalisations and every residual variant', () => {

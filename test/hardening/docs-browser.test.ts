@@ -1,26 +1,15 @@
 // /docs under helmet's CSP in headless Chromium: the Swagger UI renders the API with no CSP violation, keys or not.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { chromium as playwright, type Browser } from 'playwright-core';
-import { existsSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from '../support/browser.js';
 import { built, startServer, stop, type Server } from '../server.js';
-
-async function launch(): Promise<Browser> {
-  try {
-    const chromium = (await import('@sparticuz/chromium')).default;
-    return await playwright.launch({ executablePath: await chromium.executablePath(), args: chromium.args, headless: true });
-  } catch (err) {
-    const path = [process.env.GRADLENS_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && existsSync(p));
-    if (!path) throw err;
-    return playwright.launch({ executablePath: path, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
-  }
-}
 
 describe('the Swagger UI at /docs in a browser', () => {
   let browser: Browser;
   let server: Server;
   beforeAll(async () => {
     [browser, server] = await Promise.all([
-      launch(),
+      launchBrowser(),
       startServer({ GRADLENS_BACKEND: 'wasm', GRADLENS_WORKERS: '1', GRADLENS_DB: ':memory:', GRADLENS_API_KEYS: 'docs-browser-key-0123456789' }),
     ]);
   }, 120_000);
