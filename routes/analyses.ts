@@ -5,7 +5,7 @@ import { AnalysisRequestSchema } from '../src/schemas/checks.js';
 import { ErrorSchema } from '../src/schemas/result.js';
 import { AnalysisJobSchema, JobSchema, PreferHeaderSchema, QueueFullSchema } from '../src/schemas/jobs.js';
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
-import { jobPath, jobView, prefersAsync, sendAccepted } from '../src/jobs/http.js';
+import { jobPath, jobViewText, prefersAsync, sendAccepted, sendJsonText } from '../src/jobs/http.js';
 import type { JobRecord } from '../src/jobs/store.js';
 import { admitSynchronousAnalysis } from '../src/jobs/kinds.js';
 import { capEcho } from '../src/engine/errors.js';
@@ -57,7 +57,8 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (async) return sendAccepted(reply, job, true);
     const done = await app.jobs.wait(job.id);
     if (done.status !== 'succeeded') return sendUnsuccessful(reply, done);
-    return reply.header('content-location', jobPath(done.id)).send(jobView(done));
+    // The stored text as it is: the result was encoded once, on the worker (a JSON content type: sent unserialised).
+    return sendJsonText(reply.header('content-location', jobPath(done.id)), jobViewText(done));
   });
 };
 

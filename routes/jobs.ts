@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ErrorSchema } from '../src/schemas/result.js';
 import { IfMatchHeaderSchema, IfNoneMatchHeaderSchema, JobListQuerySchema, JobListSchema, JobParamsSchema, JobSchema, NotModifiedSchema, QueueFullSchema } from '../src/schemas/jobs.js';
-import { etagOf, jobSummaryView, jobView, sendWithEtag } from '../src/jobs/http.js';
+import { etagOf, jobSummaryView, jobView, jobViewText, sendTextWithEtag } from '../src/jobs/http.js';
 import { EventStream, EventStreams } from '../src/jobs/sse.js';
 import { TERMINAL_STATUSES, type JobRecord } from '../src/jobs/store.js';
 import type { JobEvent } from '../src/jobs/manager.js';
@@ -58,7 +58,7 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
   }, async (request, reply) => {
     const job = await app.jobs.get(request.params.id);
     if (!job) return reply.code(404).send(notFound(request.params.id));
-    return sendWithEtag(request, reply, jobView(job));
+    return sendTextWithEtag(request, reply, jobViewText(job));
   });
 
   app.delete('/jobs/:id', {
@@ -89,7 +89,7 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
     if (ifMatch !== undefined) {
       const job = await app.jobs.get(id);
       if (!job) return reply.code(404).send(notFound(id));
-      const etag = etagOf(JSON.stringify(jobView(job)));
+      const etag = etagOf(jobViewText(job));
       if (!matchesIfMatch(ifMatch, etag)) {
         return reply.code(412).send({
           statusCode: 412, code: 'PRECONDITION_FAILED', error: 'Precondition Failed',

@@ -1,7 +1,7 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
 import { admitAnalysis } from '../engine/analyze.js';
 import type { SpecLimits } from '../engine/spec.js';
-import { evaluateChecks, validateExpect } from '../engine/checks.js';
+import { validateExpect } from '../engine/checks.js';
 import { expandSweep } from '../engine/sweep.js';
 import { prepareTraining } from '../engine/training.js';
 import type { ExpectInput } from '../schemas/checks.js';
@@ -30,11 +30,10 @@ export function jobHandlers(config: Config): Record<JobKind, JobKindHandler> {
         admitAnalysis(spec as AnalysisSpecInput, limits, 'asyncAnalysis');
         validateExpect(expect as ExpectInput | undefined, 'analysis');
       },
-      async run({ job, runner, signal }) {
-        return (await runner.analyze(job.spec as AnalysisSpecInput, { signal })) as unknown as JobOutput;
-      },
-      evaluate(expect, output) {
-        Object.assign(output.result as object, evaluateChecks(expect as ExpectInput, 'analysis', output.result));
+      // Checked against expect and encoded once, on the worker: the store and the reply keep that text.
+      run({ job, runner, signal }) {
+        const expect = job.expect === null || job.expect === undefined ? {} : { expect: job.expect as ExpectInput };
+        return runner.analyzeEncoded(job.spec as AnalysisSpecInput, { signal, ...expect });
       },
     },
     training: {

@@ -4,6 +4,7 @@ import type { Runner } from './runner.js';
 import type { JobQueue } from './queue.js';
 import { TERMINAL_STATUSES, type JobKind, type JobListQuery, type JobOutcome, type JobPage, type JobRecord, type JobStore, type StorageStatus, type StoreStats } from './store.js';
 import { JobCanceledError, JobTimeoutError, QueueFullError, ShuttingDownError, StorageUnavailableError, jobErrorOf } from './errors.js';
+import { isEncodedOutput, outputText, withField, type EncodedOutput } from './encoded.js';
 
 /** What a job's engine work returns; its fields (spec, result, cost, timings, …) appear on the job. */
 export type JobOutput = { result: unknown; spec?: unknown } & Record<string, unknown>;
@@ -21,7 +22,8 @@ export interface JobContext {
 export interface JobKindHandler {
   /** Validation and cost check before the job is stored: throws SpecError (400) or LimitError (422). */
   prepare(spec: unknown, expect: unknown): void | Promise<void>;
-  run(ctx: JobContext): Promise<JobOutput>;
+  /** The output, or the output already encoded where it was computed (stored and sent as that text). */
+  run(ctx: JobContext): Promise<JobOutput | EncodedOutput>;
   /** Adds checks and passed to the output's result when the job carried expect. */
   evaluate?(expect: unknown, output: JobOutput): void;
 }
@@ -374,6 +376,8 @@ export class JobManager {
         },
       });
       if (signal.aborted) throw signal.reason;
+      // An encoded output was checked against expect where it was computed; only the environment is added.
+      if (isEncodedOutput(output)) return { status: 'succeeded', output: withField(output, 'environment', this.o.environment()) };
       output.environment = this.o.environment();
       if (job.expect !== null && job.expect !== undefined) handler.evaluate?.(job.expect, output);
       return { status: 'succeeded', output };
@@ -417,7 +421,7 @@ export class JobManager {
       && (await this.o.store.health({ probe: true }).catch(() => ({ ok: false }))).ok) {
       // Small writes go through, this one never does: it does not fit in the space left.
       this.unsaved.delete(id);
-      const bytes = Buffer.byteLength(JSON.stringify(outcome.output));
+      const bytes = Buffer.byteLength(outputText(outcome.output));
       const error = { code: 'RESULT_NOT_STORED', message: `the result (${bytes} bytes) could not be stored: ${err.message}; the computation itself succeeded` };
       this.o.log.error({ job: id, bytes }, 'a job result does not fit in the space left; the job is failed');
       return this.save(job, { status: 'failed', error });

@@ -34,6 +34,8 @@ import type { ShardPartial } from '../engine/shards.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TrainingOutput } from '../engine/training.js';
 import type { WorkerInit } from './worker.js';
+import type { ExpectInput } from '../schemas/checks.js';
+import type { EncodedOutput } from './encoded.js';
 
 export type WorkerRequest = { type: 'run'; taskId: number; task: ComputeTask };
 export type WorkerReply =
@@ -326,8 +328,18 @@ export class WorkerPool implements Runner {
   }
 
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
+    return (await this.analysis(input, options, {})) as AnalysisOutput;
+  }
+
+  async analyzeEncoded(input: AnalysisSpecInput, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
+    const { expect, ...rest } = options;
+    return (await this.analysis(input, rest, { encode: true, ...(expect !== undefined ? { expect } : {}) })) as EncodedOutput;
+  }
+
+  /** One analysis, split across idle workers when it pays; `extra` goes to the task that finishes it. */
+  private async analysis(input: AnalysisSpecInput, options: RunOptions, extra: { encode?: boolean; expect?: ExpectInput }): Promise<unknown> {
     const count = this.shardCount(input);
-    if (count < 2) return (await this.run({ kind: 'analysis', input }, options)) as AnalysisOutput;
+    if (count < 2) return this.run({ kind: 'analysis', input, ...extra }, options);
     // Split: every idle worker measures its rows of every batch (drawing the weights itself, in
     // parallel); one worker then combines the shards and finishes the analysis (its weights cached).
     const shardsDone = new AbortController();
@@ -342,7 +354,7 @@ export class WorkerPool implements Runner {
         })));
       this.splitAnalyses++;
       const partials = shards[0]!.map((_, batch) => shards.map((s) => s[batch]!));
-      return (await this.run({ kind: 'analysis', input, partials }, options)) as AnalysisOutput;
+      return await this.run({ kind: 'analysis', input, partials, ...extra }, options);
     } catch (err) {
       throw options.signal?.aborted ? options.signal.reason ?? err : err;
     } finally {

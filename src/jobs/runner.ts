@@ -10,6 +10,8 @@ import { JobCanceledError } from './errors.js';
 import { executeTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TrainingOutput } from '../engine/training.js';
+import type { ExpectInput } from '../schemas/checks.js';
+import type { EncodedOutput } from './encoded.js';
 
 export interface RunOptions {
   /** Aborting rejects the call with `signal.reason` and stops the compute as soon as the runner can. */
@@ -24,6 +26,8 @@ export interface Runner {
   /** How many tasks run at the same time. */
   readonly concurrency: number;
   analyze(input: AnalysisSpecInput, options?: RunOptions): Promise<AnalysisOutput>;
+  /** The same analysis as a job runs it: checked against expect and encoded as JSON where it ran (tasks.ts). */
+  analyzeEncoded(input: AnalysisSpecInput, options?: RunOptions & { expect?: ExpectInput }): Promise<EncodedOutput>;
   train(input: TrainingSpecInput, options?: RunOptions): Promise<TrainingOutput>;
   theory(query: TheoryQuery): Promise<TheoryReport>;
   close(): Promise<void>;
@@ -60,6 +64,12 @@ export class InProcessRunner implements Runner {
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
     await this.ready();
     return this.serial(async () => (await executeTask({ kind: 'analysis', input }, this.limits)) as AnalysisOutput, options.signal);
+  }
+
+  async analyzeEncoded(input: AnalysisSpecInput, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
+    await this.ready();
+    const task = { kind: 'analysis' as const, input, encode: true, ...(options.expect !== undefined ? { expect: options.expect } : {}) };
+    return this.serial(async () => (await executeTask(task, this.limits)) as EncodedOutput, options.signal);
   }
 
   async theory(query: TheoryQuery): Promise<TheoryReport> {

@@ -10,10 +10,17 @@ import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TheoryQuery } from '../schemas/diagnosis.js';
 import { theoryReport, type TheoryReport } from '../engine/theory-report.js';
+import { evaluateChecks } from '../engine/checks.js';
+import type { ExpectInput } from '../schemas/checks.js';
+import { encodeOutput, type EncodedOutput } from './encoded.js';
 
 export type ComputeTask =
   /** partials: every batch's shards measured by 'analysis-shard' tasks, to combine instead of computing. */
-  | { kind: 'analysis'; input: AnalysisSpecInput; partials?: ShardPartial[][] }
+  /**
+   * encode: answer with the output as JSON text (jobs/encoded.ts), its result checked against expect first:
+   * the one encoding of a job's result, done here on the worker.
+   */
+  | { kind: 'analysis'; input: AnalysisSpecInput; partials?: ShardPartial[][]; encode?: boolean; expect?: ExpectInput }
   /** Rows of shard `index` of `count` of every batch of an analysis split across workers. */
   | { kind: 'analysis-shard'; input: AnalysisSpecInput; index: number; count: number }
   | { kind: 'training'; input: TrainingSpecInput }
@@ -33,13 +40,17 @@ export interface TaskHooks {
  */
 const WORKER_ANALYSIS_BUDGET: FlopBudget = 'asyncAnalysis';
 
-export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | TrainingOutput | ShardPartial[] | TheoryReport> {
+export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: TaskHooks = {}): Promise<AnalysisOutput | EncodedOutput | TrainingOutput | ShardPartial[] | TheoryReport> {
   if (hooks.isCancelled?.()) throw new CancelledError();
   switch (task.kind) {
-    case 'analysis':
+    case 'analysis': {
       // One analysis is a single synchronous engine call: it cannot look at the cancel flag midway, so
       // a pool stops a running one by terminating its worker (see pool.ts).
-      return analyze(task.input, limits, { budget: WORKER_ANALYSIS_BUDGET, ...(task.partials ? { partials: task.partials } : {}) });
+      const output = analyze(task.input, limits, { budget: WORKER_ANALYSIS_BUDGET, ...(task.partials ? { partials: task.partials } : {}) });
+      if (!task.encode) return output;
+      if (task.expect !== undefined) Object.assign(output.result, evaluateChecks(task.expect, 'analysis', output.result));
+      return encodeOutput(output);
+    }
     case 'analysis-shard':
       return analyzeShard(task.input, limits, task.index, task.count, WORKER_ANALYSIS_BUDGET);
     case 'training':
