@@ -530,7 +530,9 @@ export class SqliteJobStore implements JobStore {
   }
 
   async start(id: string): Promise<JobRecord | undefined> {
-    const row = this.write(() => this.stmts.start.get({ id, now: now() })) as Row | undefined;
+    // all(), not get(): it steps the statement to its end, where the autocommit happens and a failed write
+    // (a full disk) is reported; get() would stop at the first row and the reset would hide the error.
+    const row = this.write(() => this.stmts.start.all({ id, now: now() }))[0] as Row | undefined;
     return row ? toRecord(row) : undefined;
   }
 
@@ -542,7 +544,8 @@ export class SqliteJobStore implements JobStore {
     // An encoded output (jobs/encoded.ts) is stored as it is: the result is not serialised again here.
     const output = outcome.status === 'succeeded' ? outputText(outcome.output) : null;
     const error = outcome.status === 'succeeded' ? null : JSON.stringify(outcome.error);
-    const row = this.write(() => this.stmts.finish.get({ id, status: outcome.status, output, error, size: bytes(output) + bytes(error), now: now() })) as Row | undefined;
+    // all(): see start().
+    const row = this.write(() => this.stmts.finish.all({ id, status: outcome.status, output, error, size: bytes(output) + bytes(error), now: now() }))[0] as Row | undefined;
     if (!row) return undefined;
     // The record from what was given: the output text just written, not read back or parsed.
     return makeRecord(toSummary(row), JSON.parse(row.spec ?? 'null'), row.expect ? JSON.parse(row.expect) : null, output);

@@ -22,6 +22,7 @@ describe('cheap requests', () => {
       ready: () => real.ready(),
       concurrency: real.concurrency,
       analyze: (input, options) => real.analyze(input, options),
+      analyzeEncoded: (input, options) => real.analyzeEncoded(input, options),
       train: (input, options) => real.train(input, options),
       theory: async (query) => {
         theoryCalls.push(query);
