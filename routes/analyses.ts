@@ -7,7 +7,6 @@ import { AnalysisJobSchema, JobSchema, PreferHeaderSchema, QueueFullSchema } fro
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
 import { jobPath, jobViewText, prefersAsync, sendAccepted, sendJsonText } from '../src/jobs/http.js';
 import type { JobRecord } from '../src/jobs/store.js';
-import { admitSynchronousAnalysis } from '../src/jobs/kinds.js';
 import { capEcho } from '../src/engine/errors.js';
 
 /** HTTP status of a failed job's code; what is not listed is the server's fault (500). */
@@ -52,8 +51,8 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const { expect, ...spec } = request.body;
     const async = prefersAsync(request);
-    if (!async) admitSynchronousAnalysis(spec, app.config.limits);
-    const job = await app.jobs.submit('analysis', spec, expect);
+    // Validated, normalised and costed once (jobs/kinds.ts), against the synchronous budget too when it waits.
+    const job = await app.jobs.submit('analysis', spec, expect, { synchronous: !async });
     if (async) return sendAccepted(reply, job, true);
     const done = await app.jobs.wait(job.id);
     if (done.status !== 'succeeded') return sendUnsuccessful(reply, done);

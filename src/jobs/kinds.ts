@@ -1,6 +1,7 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { admitAnalysis } from '../engine/analyze.js';
-import type { SpecLimits } from '../engine/spec.js';
+import { normalizeSpec, type NormalizedSpec, type SpecLimits } from '../engine/spec.js';
+import { checkCost, estimateCost, type FlopBudget } from '../engine/cost.js';
+import { prepareWhatIf } from '../engine/whatif.js';
 import { validateExpect } from '../engine/checks.js';
 import { expandSweep } from '../engine/sweep.js';
 import { prepareTraining } from '../engine/training.js';
@@ -14,21 +15,30 @@ import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
 
 /**
- * A synchronous analysis holds its request open while it runs: before it is queued, it must also fit the
- * tighter GRADLENS_MAX_ANALYSIS_FLOPS (LimitError, 422, naming the variable; SpecError for a bad spec).
+ * Validates and normalises an analysis once and checks its cost against each budget in turn (what-if runs
+ * included): a synchronous one holds its request open, so it must fit the tighter GRADLENS_MAX_ANALYSIS_FLOPS
+ * first, then, like every queued analysis, GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS. SpecError (400) for a bad spec,
+ * LimitError (422, naming the variable) for one over a budget. The normalised spec goes to the worker as it is.
  */
-export function admitSynchronousAnalysis(spec: AnalysisSpecInput, limits: SpecLimits): void {
-  admitAnalysis(spec, limits, 'analysis');
+export function admitAnalysisJob(input: AnalysisSpecInput, limits: SpecLimits, synchronous: boolean): NormalizedSpec {
+  const { spec } = normalizeSpec(input, limits);
+  const cost = estimateCost(spec);
+  const budgets: FlopBudget[] = synchronous ? ['analysis', 'asyncAnalysis'] : ['asyncAnalysis'];
+  for (const budget of budgets) {
+    checkCost(cost, limits, { budget });
+    if (spec.whatIf) prepareWhatIf(spec, limits, budget);
+  }
+  return spec;
 }
 
 export function jobHandlers(config: Config): Record<JobKind, JobKindHandler> {
   const { limits } = config;
   return {
     analysis: {
-      // Queued analyses get the async budget; a synchronous request also passes admitSynchronousAnalysis.
-      prepare(spec, expect) {
-        admitAnalysis(spec as AnalysisSpecInput, limits, 'asyncAnalysis');
+      prepare(spec, expect, { synchronous = false }) {
+        const normalized = admitAnalysisJob(spec as AnalysisSpecInput, limits, synchronous);
         validateExpect(expect as ExpectInput | undefined, 'analysis');
+        return normalized;
       },
       // Checked against expect and encoded once, on the worker: the store and the reply keep that text.
       run({ job, runner, signal }) {
