@@ -1,10 +1,10 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { normalizeSpec, type NormalizedSpec, type SpecLimits } from '../engine/spec.js';
-import { checkCost, estimateCost, type FlopBudget } from '../engine/cost.js';
-import { prepareWhatIf } from '../engine/whatif.js';
-import { validateExpect } from '../engine/checks.js';
-import { expandSweep } from '../engine/sweep.js';
-import { prepareTraining } from '../engine/training.js';
+import { normalizeSpec, type NormalizedSpec, type SpecLimits } from '../engine/spec/normalize.js';
+import { checkCost, estimateCost, type FlopBudget } from '../engine/spec/cost.js';
+import { prepareWhatIf } from '../engine/diagnosis/what-if.js';
+import { validateExpect } from '../engine/diagnosis/checks.js';
+import { expandSweep } from '../engine/runs/sweep-run.js';
+import { prepareTraining } from '../engine/runs/training-run.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
