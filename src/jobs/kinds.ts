@@ -1,7 +1,7 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { normalizeSpec, type NormalizedSpec, type SpecLimits } from '../engine/spec/normalize.js';
-import { checkCost, estimateCost, type FlopBudget } from '../engine/spec/cost.js';
-import { prepareWhatIf } from '../engine/diagnosis/what-if.js';
+import { normalizeSpecShape, type NormalizedSpec, type SpecLimits } from '../engine/spec/normalize.js';
+import type { FlopBudget } from '../engine/spec/cost.js';
+import { admitNormalized } from '../engine/runs/analysis-run.js';
 import { validateExpect } from '../engine/diagnosis/checks.js';
 import { expandSweep } from '../engine/runs/sweep-run.js';
 import { prepareTraining } from '../engine/runs/training-run.js';
@@ -21,13 +21,10 @@ import { runSweep } from './sweep-runner.js';
  * LimitError (422, naming the variable) for one over a budget. The normalised spec goes to the worker as it is.
  */
 export function admitAnalysisJob(input: AnalysisSpecInput, limits: SpecLimits, synchronous: boolean): NormalizedSpec {
-  const { spec } = normalizeSpec(input, limits);
-  const cost = estimateCost(spec);
+  // From the data's shape: a generated set is not drawn here, a bundled one not loaded (the worker does it once).
+  const spec = normalizeSpecShape(input, limits);
   const budgets: FlopBudget[] = synchronous ? ['analysis', 'asyncAnalysis'] : ['asyncAnalysis'];
-  for (const budget of budgets) {
-    checkCost(cost, limits, { budget });
-    if (spec.whatIf) prepareWhatIf(spec, limits, budget);
-  }
+  for (const budget of budgets) admitNormalized(spec, limits, budget);
   return spec;
 }
 
@@ -41,9 +38,10 @@ export function jobHandlers(config: Config): Record<JobKind, JobKindHandler> {
         return normalized;
       },
       // Checked against expect and encoded once, on the worker: the store and the reply keep that text.
-      run({ job, runner, signal }) {
+      run({ job, runner, signal, prepared }) {
         const expect = job.expect === null || job.expect === undefined ? {} : { expect: job.expect as ExpectInput };
-        return runner.analyzeEncoded(job.spec as AnalysisSpecInput, { signal, ...expect });
+        // The spec normalised by prepare() goes to the worker as it is (after a restart: the stored spec).
+        return runner.analyzeEncoded((prepared as NormalizedSpec | undefined) ?? (job.spec as AnalysisSpecInput), { signal, ...expect });
       },
     },
     training: {

@@ -28,7 +28,7 @@ import type { SpecLimits } from '../engine/spec/normalize.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
-import type { ComputeTask } from './tasks.js';
+import type { AnalysisWork, ComputeTask } from './tasks.js';
 import { shardPlan } from '../engine/runs/shard-run.js';
 import type { ShardPartial } from '../engine/measure/combine-shards.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
@@ -331,13 +331,13 @@ export class WorkerPool implements Runner {
     return (await this.analysis(input, options, {})) as AnalysisOutput;
   }
 
-  async analyzeEncoded(input: AnalysisSpecInput, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
+  async analyzeEncoded(input: AnalysisWork, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
     const { expect, ...rest } = options;
     return (await this.analysis(input, rest, { encode: true, ...(expect !== undefined ? { expect } : {}) })) as EncodedOutput;
   }
 
   /** One analysis, split across idle workers when it pays; `extra` goes to the task that finishes it. */
-  private async analysis(input: AnalysisSpecInput, options: RunOptions, extra: { encode?: boolean; expect?: ExpectInput }): Promise<unknown> {
+  private async analysis(input: AnalysisWork, options: RunOptions, extra: { encode?: boolean; expect?: ExpectInput }): Promise<unknown> {
     const count = this.shardCount(input);
     if (count < 2) return this.run({ kind: 'analysis', input, ...extra }, options);
     // Split: every idle worker measures its rows of every batch (drawing the weights itself, in
@@ -369,7 +369,7 @@ export class WorkerPool implements Runner {
    * How many workers to split this analysis over: all idle ones when nothing waits, the analysis is
    * big enough and splittable; 1 otherwise. Splitting only pays when workers would otherwise be idle.
    */
-  private shardCount(input: AnalysisSpecInput): number {
+  private shardCount(input: AnalysisWork): number {
     const min = this.options.shardMinFlops ?? 0;
     if (min <= 0 || this.exclusive || this.size < 2 || this.pending.length > 0 || this.closing) return 1;
     // Inline data would be parsed and validated twice on this thread just to decide; it is small anyway.

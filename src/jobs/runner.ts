@@ -7,7 +7,7 @@ import type { SpecLimits } from '../engine/spec/normalize.js';
 import { initBackend, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
 import { CancelledError } from '../engine/common/errors.js';
 import { JobCanceledError } from './errors.js';
-import { executeTask } from './tasks.js';
+import { executeTask, type AnalysisWork } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TrainingOutput } from '../engine/runs/training-run.js';
 import type { ExpectInput } from '../schemas/checks.js';
@@ -27,7 +27,7 @@ export interface Runner {
   readonly concurrency: number;
   analyze(input: AnalysisSpecInput, options?: RunOptions): Promise<AnalysisOutput>;
   /** The same analysis as a job runs it: checked against expect and encoded as JSON where it ran (tasks.ts). */
-  analyzeEncoded(input: AnalysisSpecInput, options?: RunOptions & { expect?: ExpectInput }): Promise<EncodedOutput>;
+  analyzeEncoded(input: AnalysisWork, options?: RunOptions & { expect?: ExpectInput }): Promise<EncodedOutput>;
   train(input: TrainingSpecInput, options?: RunOptions): Promise<TrainingOutput>;
   theory(query: TheoryQuery): Promise<TheoryReport>;
   close(): Promise<void>;
@@ -66,7 +66,7 @@ export class InProcessRunner implements Runner {
     return this.serial(async () => (await executeTask({ kind: 'analysis', input }, this.limits)) as AnalysisOutput, options.signal);
   }
 
-  async analyzeEncoded(input: AnalysisSpecInput, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
+  async analyzeEncoded(input: AnalysisWork, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
     await this.ready();
     const task = { kind: 'analysis' as const, input, encode: true, ...(options.expect !== undefined ? { expect: options.expect } : {}) };
     return this.serial(async () => (await executeTask(task, this.limits)) as EncodedOutput, options.signal);

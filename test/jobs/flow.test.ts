@@ -5,6 +5,9 @@ import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../../src/jobs/store.js';
 import { encodeOutput } from '../../src/jobs/encoded.js';
 import { SMALL_ANALYSIS, poolApp, tempDir } from './helpers.js';
+import { datasetBuilds, describeDataset, loadDataset } from '../../src/engine/data/datasets.js';
+import { normalizations, normalizeSpec, normalizeSpecShape } from '../../src/engine/spec/normalize.js';
+import { testApp } from '../helpers.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
@@ -86,5 +89,66 @@ describe('one encoding of a result', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+/** 100 000 generated samples: what the HTTP thread once drew twice just to validate a request. */
+const BIG_GENERATED = { network: { depth: 2, width: 4 }, data: { source: 'spirals', samples: 100_000, batchSize: 8 } } as const;
+
+describe('validation from the shape of the data', () => {
+  it('the HTTP thread draws no generated dataset: the worker draws it, once', async () => {
+    const app = await poolApp(tmp.db('shape.db'), { jobs: { workers: 1 } });
+    try {
+      const before = datasetBuilds.generated;
+      const res = await app.inject({ method: 'POST', url: '/v1/analyses', payload: BIG_GENERATED });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().result.data).toMatchObject({ source: 'spirals', examples: 100_000, inputUnits: 2 });
+      expect(datasetBuilds.generated - before).toBe(0);
+      // A bad generated spec is still a 400 naming the field and the limit, before anything is queued.
+      const bad = await app.inject({ method: 'POST', url: '/v1/analyses', payload: { ...BIG_GENERATED, data: { ...BIG_GENERATED.data, samples: 100_001 } } });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json()).toMatchObject({ field: 'data.samples', message: 'data.samples must be an integer from 2 to 100000' });
+      expect(datasetBuilds.generated - before).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('one normalisation and one dataset per analysis: the runner gets the normalised spec and does not normalise again', async () => {
+    // In-process compute: the HTTP side and the engine share this thread's counters.
+    const app = await testApp();
+    try {
+      const n0 = normalizations.count;
+      const d0 = datasetBuilds.generated;
+      const res = await app.inject({ method: 'POST', url: '/v1/analyses', payload: BIG_GENERATED });
+      expect(res.statusCode).toBe(200);
+      expect(normalizations.count - n0).toBe(1);
+      expect(datasetBuilds.generated - d0).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('describeDataset gives loadDataset\'s shape and description for every generated source, drawing nothing', () => {
+    const specs = [
+      { source: 'xor', samples: 50 }, { source: 'spirals', classes: 3, samples: 90, noise: 0.3 }, { source: 'moons' },
+      { source: 'circles', normalize: 'minmax' }, { source: 'blobs', classes: 4, features: 7, samples: 40 }, { source: 'sine', normalize: 'none' },
+    ] as const;
+    for (const data of specs) {
+      const spec = { ...data, batchSize: 8, batches: 1 };
+      const before = datasetBuilds.generated;
+      const shape = describeDataset(spec, 3);
+      expect(datasetBuilds.generated).toBe(before);
+      const { x, y, labels, ...loaded } = loadDataset(spec, 3);
+      expect(shape, data.source).toEqual(loaded);
+      expect(x.length).toBe(shape.n * shape.inputSize);
+    }
+  });
+
+  it('normalises to the same spec from the shape as from the data, and keeps the binary cross-entropy check on regression targets', () => {
+    const input = { network: { depth: 3, width: 5 }, data: { source: 'blobs', features: 3, samples: 60 }, loss: 'categorical_crossentropy' } as const;
+    expect(normalizeSpecShape(input)).toEqual(normalizeSpec(input).spec);
+    expect(() => normalizeSpecShape({ network: { depth: 2 }, data: { source: 'sine' }, loss: 'binary_crossentropy' }))
+      .toThrow('loss binary_crossentropy needs targets in [0, 1]');
   });
 });
