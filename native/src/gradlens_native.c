@@ -542,6 +542,67 @@ static napi_value js_row_sumsq(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+// ---------------------------------------------------------------------------------------------------
+// zigguratFill(out, start, scale, state, x, slow) -> index
+//
+// The rectangle test of the Ziggurat normal sampler of src/engine/random.ts (Rng.fillNormal), bit for bit:
+// two sfc32 steps on the int32 state (uint32 here: the same bits), the 53-bit uniform from them (exact in
+// double), one product with the layer's width x[layer] (one rounding, as in JavaScript: -ffp-contract=off),
+// out[i] = (float)(scale * ±z). It stops at the first draw that fails the rectangle test (about 1.2%) and
+// returns its index, with that attempt's layer, z and second draw in slow[0..2] and the state after it:
+// JavaScript finishes that draw (the wedge and the tail use Math.exp/log, which C's libm would not match)
+// and calls again from the next index. Returns out.length when every draw passed.
+static napi_value js_ziggurat_fill(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  float *out;
+  int32_t *state;
+  double *x, *slow;
+  int64_t n, start, slen, xlen, wlen;
+  double scale;
+  if (!get_f32(env, argv[0], &out, &n) || !get_i64(env, argv[1], &start) || !get_f64(env, argv[2], &scale) ||
+      !get_i32array(env, argv[3], &state, &slen) || !get_f64array(env, argv[4], &x, &xlen) || !get_f64array(env, argv[5], &slow, &wlen)) return NULL;
+  if (slen < 4 || xlen < 257 || wlen < 3 || start < 0) {
+    throw_range(env, "zigguratFill: state needs 4 entries, x 257, slow 3, and start must not be negative");
+    return NULL;
+  }
+  uint32_t a = (uint32_t)state[0], b = (uint32_t)state[1], c = (uint32_t)state[2], d = (uint32_t)state[3];
+  int64_t i = start;
+  for (; i < n; i++) {
+    const uint32_t t1 = a + b + d;
+    d += 1;
+    a = b ^ (b >> 9);
+    b = c + (c << 3);
+    c = (c << 21) | (c >> 11);
+    c += t1;
+    const uint32_t t = a + b + d;
+    d += 1;
+    a = b ^ (b >> 9);
+    b = c + (c << 3);
+    c = (c << 21) | (c >> 11);
+    c += t;
+    const uint32_t layer = t & 0xffu;
+    const double u = ((double)t1 * 2097152.0 + (double)(t >> 11)) * (1.0 / 9007199254740992.0);
+    const double z = u * x[layer];
+    if (z < x[layer + 1]) {
+      out[i] = (float)(scale * ((t & 0x100u) == 0 ? z : -z));
+    } else {
+      slow[0] = (double)layer;
+      slow[1] = z;
+      slow[2] = (double)(int32_t)t;
+      break;
+    }
+  }
+  state[0] = (int32_t)a;
+  state[1] = (int32_t)b;
+  state[2] = (int32_t)c;
+  state[3] = (int32_t)d;
+  napi_value result;
+  napi_create_int64(env, i, &result);
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 static napi_value js_set_blas_threads(napi_env env, napi_callback_info info) {
@@ -587,6 +648,7 @@ NAPI_MODULE_INIT() {
       {"centered", NULL, js_centered, NULL, NULL, NULL, napi_default, NULL},
       {"derivativeStats", NULL, js_derivative_stats, NULL, NULL, NULL, napi_default, NULL},
       {"rowSumSq", NULL, js_row_sumsq, NULL, NULL, NULL, napi_default, NULL},
+      {"zigguratFill", NULL, js_ziggurat_fill, NULL, NULL, NULL, napi_default, NULL},
       {"setBlasThreads", NULL, js_set_blas_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };

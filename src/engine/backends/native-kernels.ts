@@ -1,5 +1,6 @@
 // Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense forward and backward passes.
 import { swapKernel } from './kernel-swap.js';
+import { setZigguratFill, type ZigguratFill } from '../common/random.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, parse } from 'node:path';
@@ -56,6 +57,8 @@ interface NativeAddon {
   centered?(x: Float32Array, mean: number): number;
   derivativeStats?(d: Float32Array, units: number, limit: number, out: Float64Array, deadFlags?: Uint8Array): void;
   rowSumSq?(x: Float32Array, cols: number, out: Float64Array): void;
+  // The Ziggurat's rectangle test (common/random.ts); absent from addons built before it.
+  zigguratFill?: ZigguratFill;
 }
 
 /** The addon's float64 reductions, as batch-stats.ts calls them. */
@@ -381,6 +384,8 @@ export function registerNativeKernels(tf: Tf, options: { kernels?: readonly stri
     replacedCpu.set(name, swapKernel(tf, stock, kernelFunc));
   }
   registrationIssue = undefined;
+  // Weight draws in C too while the native path is on (the same numbers: common/random.ts).
+  if (addon.zigguratFill) setZigguratFill(addon.zigguratFill.bind(addon));
   return [...replacedCpu.keys()];
 }
 
@@ -442,6 +447,7 @@ export function restoreStockKernels(tf: Tf): void {
     tf.registerKernel(stock);
   }
   replacedCpu.clear();
+  setZigguratFill(null);
   if (replacedWasmMatMul !== undefined) {
     tf.unregisterKernel('BatchMatMul', 'wasm');
     tf.registerKernel(replacedWasmMatMul);
