@@ -142,16 +142,16 @@ export class Rng {
   }
 
   /**
-   * fillNormal with the rectangle test in C (the native addon's zigguratFill: the same integer steps and the
-   * same one rounded product, so the same bits); each of the rare draws it stops at is finished here by
-   * normalSlow (Math.exp/log, which C's libm would not match), then C goes on from the next entry.
+   * fillNormal in C (the native addon's zigguratFill: the same integer steps, the same one rounded product and
+   * V8's own exp for the wedge, so the same bits); each of the rare draws that reach the tail is finished here
+   * by normalSlow (Math.log), then C goes on from the next entry.
    */
   private fillNormalNative(fill: ZigguratFill, out: Float32Array, scale: number): void {
     const state = FILL_STATE;
     const slow = FILL_SLOW;
     const n = out.length;
     state[0] = this.a; state[1] = this.b; state[2] = this.c; state[3] = this.d;
-    for (let i = fill(out, 0, scale, state, ZIG_X, slow); i < n; i = fill(out, i + 1, scale, state, ZIG_X, slow)) {
+    for (let i = fill(out, 0, scale, state, ZIG_X, ZIG_F, slow); i < n; i = fill(out, i + 1, scale, state, ZIG_X, ZIG_F, slow)) {
       this.a = state[0]!; this.b = state[1]!; this.c = state[2]!; this.d = state[3]!;
       out[i] = scale * this.normalSlow(slow[0]!, slow[1]!, slow[2]!);
       state[0] = this.a; state[1] = this.b; state[2] = this.c; state[3] = this.d;
@@ -255,11 +255,11 @@ const { ZIG_R, ZIG_X, ZIG_F } = (() => {
 })();
 
 /**
- * The native addon's rectangle-test loop (native/src/gradlens_native.c zigguratFill): fills out from `start`
- * with the generator state in `state`, stops at a draw that needs the slow path (its layer, z and second draw in
- * `slow`) and returns its index, or out.length.
+ * The native addon's Ziggurat loop (native/src/gradlens_native.c zigguratFill): fills out from `start` with the
+ * generator state in `state`, stops at a draw that reaches the tail (its layer, z and second draw in `slow`) and
+ * returns its index, or out.length.
  */
-export type ZigguratFill = (out: Float32Array, start: number, scale: number, state: Int32Array, x: Float64Array, slow: Float64Array) => number;
+export type ZigguratFill = (out: Float32Array, start: number, scale: number, state: Int32Array, x: Float64Array, f: Float64Array, slow: Float64Array) => number;
 
 let zigguratFill: ZigguratFill | null = null;
 /** Below this many draws the call into C costs more than it saves. */
