@@ -1,5 +1,5 @@
 // The compute worker of bench/hops.ts: the real src/jobs/worker.js, with the time a task arrives and the time
-// its reply leaves (and how long posting it took) reported in a 'hops' message after each reply. Bench only.
+// its reply leaves reported in a 'hops' message just before each reply. Bench only.
 import { parentPort } from 'node:worker_threads';
 
 const port = parentPort!;
@@ -10,8 +10,8 @@ port.on('message', () => { receivedAt = clock(); });
 const post = port.postMessage.bind(port);
 port.postMessage = (msg: { type?: string; taskId?: number }) => {
   if (msg.type !== 'done' && msg.type !== 'error') return post(msg);
-  const sentAt = clock();
+  // Before the reply: once the reply is in, the benchmark may start its next request.
+  post({ type: 'hops', taskId: msg.taskId, receivedAt, sentAt: clock() });
   post(msg);
-  post({ type: 'hops', taskId: msg.taskId, receivedAt, sentAt, postMs: clock() - sentAt });
 };
 await import('../src/jobs/worker.js');

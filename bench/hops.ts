@@ -66,9 +66,9 @@ function watchWorkers(pool: WorkerPool): void {
       mark('post:out');
     };
     // prependListener: before the pool's own handler settles the task.
-    worker.prependListener('message', (msg: { type: string; receivedAt?: number; sentAt?: number; postMs?: number }) => {
+    worker.prependListener('message', (msg: { type: string; receivedAt?: number; sentAt?: number }) => {
       if (msg.type === 'done' || msg.type === 'error') mark('reply:in');
-      if (msg.type === 'hops') Object.assign(marks, { 'worker:in': msg.receivedAt!, 'worker:out': msg.sentAt!, 'worker:postMs': msg.postMs! });
+      if (msg.type === 'hops') Object.assign(marks, { 'worker:in': msg.receivedAt!, 'worker:out': msg.sentAt! });
     });
   }
 }
@@ -125,7 +125,6 @@ async function main(): Promise<void> {
     const hops: Record<string, number> = {};
     // preSerialization runs only for an object payload: a pre-encoded body skips the serializer (0 ms).
     for (const [label, from, to] of HOPS) hops[label] = marks[from] === undefined && from === 'preSerialization' ? 0 : marks[to]! - marks[from]!;
-    hops['worker: clone on posting the reply'] = marks['worker:postMs']!;
     samples.push({ hops, timings: body.timings, bytes: Buffer.byteLength(JSON.stringify(r.body)), totalMs: marks['client:end']! - marks['client:send']! });
   }
   await app.close();
