@@ -10,6 +10,7 @@ import type { BackendInfo } from '../../src/engine/backends/select.js';
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { tempDir, until } from '../jobs/helpers.js';
+import { encodeOutput } from '../../src/jobs/encoded.js';
 
 /** A runner whose analyses wait until released, so tests can hold jobs running and queued. */
 function heldRunner(): Runner & { release(): void } {
@@ -21,6 +22,11 @@ function heldRunner(): Runner & { release(): void } {
     analyze: (_input, options = {}) => new Promise((resolve, reject) => {
       options.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
       waiting.push(() => resolve({ result: { layers: [] }, spec: {} } as never));
+    }),
+    // What a job runs (jobs/kinds.ts): the same, encoded as the worker would.
+    analyzeEncoded: (_input, options = {}) => new Promise((resolve, reject) => {
+      options.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
+      waiting.push(() => resolve(encodeOutput({ spec: {}, result: { layers: [] } })));
     }),
     train: () => Promise.reject(new Error('not used')),
     close: async () => undefined,
