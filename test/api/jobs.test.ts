@@ -299,8 +299,8 @@ describe('a job timeout (GRADLENS_JOB_TIMEOUT_MS)', () => {
 });
 
 describe('Retry-After of a full queue', () => {
-  /** A few hundred milliseconds on one wasm worker. */
-  const MEDIUM_ANALYSIS = { network: { depth: 8, width: 128 }, data: { source: 'moons', batchSize: 256, batches: 4 } } as const;
+  /** A few hundred milliseconds on one native worker (about 4e9 FLOPs), so the drain of 9 takes seconds on every backend. */
+  const MEDIUM_ANALYSIS = { network: { depth: 8, width: 256 }, data: { source: 'moons', batchSize: 256, batches: 4 } } as const;
   const LIMIT = 8;
 
   /** Fills the queue (one running, LIMIT waiting), reads the refusal's Retry-After, then times the real drain. */
