@@ -496,7 +496,7 @@ async function trainSteps(run: TrainingRun): Promise<RunOutcome> {
   let stepsCompleted = 0;
   for (let step = 0; step < steps; step++) {
     if (run.hooks.isCancelled?.()) throw new CancelledError();
-    stoppedAt = await withBatch(run, step, (x, y, batch) => trainStep(run, step, x, y, batch));
+    stoppedAt = await withBatch(run, step, (b) => trainStep(run, step, b));
     if (stoppedAt) break;
     stepsCompleted = step + 1;
     if (performance.now() - run.lastYield > YIELD_EVERY_MS) {
@@ -505,19 +505,26 @@ async function trainSteps(run: TrainingRun): Promise<RunOutcome> {
     }
   }
   // The record after the last update, on the batch the next step would draw.
-  if (!stoppedAt) await withBatch(run, steps, (x, y, batch) => takeRecord(run, steps, x, y, batch, null));
+  if (!stoppedAt) await withBatch(run, steps, (b) => takeRecord(run, steps, b, null));
   const final = evaluate(model, run.params, run.evaluation.set);
   const finalParameters = run.initialParameters ? parametersNow(model.layers, run.params) : null;
   return { initial, final, stoppedAt, stepsCompleted, finalParameters };
 }
 
+/** A step's minibatch and its tensors (y is null for the 'output' loss). */
+interface StepBatch {
+  batch: Batch;
+  x: tf.Tensor2D;
+  y: tf.Tensor2D | null;
+}
+
 /** `use` on the step's minibatch as tensors (logged for include: ["batches"]), disposed afterwards. */
-async function withBatch<T>(run: TrainingRun, step: number, use: (x: tf.Tensor2D, y: tf.Tensor2D | null, batch: Batch) => Promise<T>): Promise<T> {
+async function withBatch<T>(run: TrainingRun, step: number, use: (b: StepBatch) => Promise<T>): Promise<T> {
   const batch = run.stream.get(step);
   run.batchLog?.add(batch);
   const { x, y } = tensorsOf(run.model, batch);
   try {
-    return await use(x, y, batch);
+    return await use({ batch, x, y });
   } finally {
     x.dispose();
     y?.dispose();
@@ -528,16 +535,16 @@ async function withBatch<T>(run: TrainingRun, step: number, use: (x: tf.Tensor2D
  * One update, adopted unless its loss is not finite; then the step that broke is recorded (before its
  * update) and returned, since further updates would be NaN arithmetic.
  */
-async function trainStep(run: TrainingRun, step: number, x: tf.Tensor2D, y: tf.Tensor2D | null, batch: Batch): Promise<RunOutcome['stoppedAt']> {
-  const { loss, next } = gradientStep(run, x, y);
+async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<RunOutcome['stoppedAt']> {
+  const { loss, next } = gradientStep(run, b);
   // The updated parameters are not adopted yet: disposed if a record, a cancel or an error comes in between.
   let pending: Params | null = next;
   try {
     if (!Number.isFinite(loss)) {
-      await takeRecord(run, step, x, y, batch, null);
+      await takeRecord(run, step, b, null);
       return { step, loss };
     }
-    if (run.toRecord.has(step)) await takeRecord(run, step, x, y, batch, updateRatios(run.params.weights, next.weights));
+    if (run.toRecord.has(step)) await takeRecord(run, step, b, updateRatios(run.params.weights, next.weights));
     disposeParameters(run.params);
     run.params = next;
     pending = null;
@@ -548,7 +555,7 @@ async function trainStep(run: TrainingRun, step: number, x: tf.Tensor2D, y: tf.T
 }
 
 /** The minibatch loss and the optimizer's updated parameters (the current ones are left as they are). */
-function gradientStep(run: TrainingRun, x: tf.Tensor2D, y: tf.Tensor2D | null): { loss: number; next: Params } {
+function gradientStep(run: TrainingRun, { x, y }: StepBatch): { loss: number; next: Params } {
   const { model, params } = run;
   const list = packParameters(params);
   const out = tf.tidy(() => {
@@ -565,7 +572,7 @@ function gradientStep(run: TrainingRun, x: tf.Tensor2D, y: tf.Tensor2D | null): 
 }
 
 /** Measures the step's batch on the current parameters, keeps the record (JSON-safe), reports it, and yields. */
-async function takeRecord(run: TrainingRun, step: number, x: tf.Tensor2D, y: tf.Tensor2D | null, batch: Batch, ratios: number[] | null): Promise<void> {
+async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepBatch, ratios: number[] | null): Promise<void> {
   const { model, params, prepared } = run;
   const { layers, spec } = model;
   const { loss, readings } = measureBatch({
