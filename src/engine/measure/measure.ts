@@ -265,7 +265,7 @@ function withBatchGradients<T>(args: MeasureArgs, read: (g: BatchGradients) => T
   let taps: ForwardTaps | null = null;
   tf.engine().startScope();
   try {
-    const g = batchGradients({ ...args, aux: args.aux ?? [] });
+    const g = batchGradients(args);
     taps = g.taps;
     return read(g);
   } finally {
