@@ -58,7 +58,7 @@ export function denseBench(c: DenseCase, seed = 1): EngineBench {
   };
 
   const stats = (): number => {
-    const m = measureBatch(layers, weights, biases, 1, 'mse', x, y, DEFAULT_SATURATION_THRESHOLD);
+    const m = measureBatch({ layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD });
     return m.readings.reduce((s, r) => s + r.gradNorm, 0);
   };
 

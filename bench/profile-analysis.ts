@@ -37,7 +37,7 @@ const biases = params.layers.map((l) => tf.tensor1d(params.biases[l.index]!));
 const x = tf.tensor2d(dataset.x, [W2.batch, W2.width]);
 const y = tf.tensor2d(dataset.y, [W2.batch, W2.width]);
 const run = (): void => {
-  measureBatch(params.layers, weights, biases, 1, 'mse', x, y, DEFAULT_SATURATION_THRESHOLD, { statistics });
+  measureBatch({ layers: params.layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD, statistics });
 };
 
 for (let i = 0; i < 30; i++) run();

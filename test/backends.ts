@@ -27,6 +27,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/sweep.test.ts',
   'test/engine/memory.test.ts',
   'test/engine/gradcheck.test.ts',
+  'test/engine/device-layout.test.ts',
 ];
 
 const native = loadNativeKernels();

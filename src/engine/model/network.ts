@@ -14,8 +14,9 @@ export interface LayerPlan {
   activation: ActivationSpec;
   /** Residual block this layer belongs to, or null. */
   block: number | null;
-  /** 'start' / 'end' of its block (a one-layer block is both), 'inside', or null outside blocks. */
+  /** Whether the layer opens its residual block (its input is the block's skip) … */
   blockStart: boolean;
+  /** … and whether it closes it (its output adds the skip). A one-layer block does both; outside blocks neither. */
   blockEnd: boolean;
 }
 
