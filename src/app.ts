@@ -18,6 +18,7 @@ import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
 import { authPlugin, LOG_REDACT_PATHS, serializeRequest } from './plugins/auth.js';
 import { openApiPlugin } from './plugins/openapi.js';
+import { schemaErrorFormatter } from './plugins/validation.js';
 import { frameworkErrors, protectionPlugin, requestId, trustProxyOption } from './plugins/protection.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { strictQueryPlugin } from './plugins/query.js';
@@ -132,7 +133,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // their numbers are converted strictly by strictQueryPlugin, before validation. (Fastify's 'array'
     // coercion also made Ajv accept a one-element array for a scalar inside anyOf: the fuzzer's
     // activation [["relu"]] reached the engine and gave a 500.)
-    ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: false } },
+    // verbose: errors carry the offending value, so an unknown name can be quoted back (schemaErrorFormatter).
+    ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: false, verbose: true } },
+    schemaErrorFormatter,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(strictQueryPlugin);
 
