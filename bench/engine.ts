@@ -1,9 +1,9 @@
 // Engine-level workloads W2/W3: a gradient step and a full per-layer measurement through src/engine, on the main thread.
 import * as tf from '@tensorflow/tfjs';
-import { normalizeSpec } from '../src/engine/spec.js';
-import { activationsFor, forward, initParameters, lossOf } from '../src/engine/network.js';
-import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/analysis.js';
-import { Rng } from '../src/engine/random.js';
+import { normalizeSpec } from '../src/engine/spec/normalize.js';
+import { activationsFor, forward, initParameters, lossOf } from '../src/engine/model/network.js';
+import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/measure/measure.js';
+import { Rng } from '../src/engine/common/random.js';
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 
 export interface DenseCase {

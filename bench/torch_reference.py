@@ -112,7 +112,7 @@ def act_derivative(name, h):
     return torch.ones_like(h)
 
 
-# (saturating, peak derivative) as in src/engine/activations.ts
+# (saturating, peak derivative) as in src/engine/model/activations.ts
 ACT_INFO = {
     "relu": (False, 1.0), "tanh": (True, 1.0), "sigmoid": (True, 0.25), "leaky_relu": (False, 1.0),
     "elu": (True, 1.0), "selu": (True, SELU_LAMBDA * SELU_ALPHA), "gelu": (False, 1.1289), "swish": (False, 1.0998),

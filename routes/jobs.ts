@@ -8,7 +8,7 @@ import { etagOf, jobSummaryView, jobView, sendWithEtag } from '../src/jobs/http.
 import { EventStream, EventStreams } from '../src/jobs/sse.js';
 import { TERMINAL_STATUSES, type JobRecord } from '../src/jobs/store.js';
 import type { JobEvent } from '../src/jobs/manager.js';
-import { sweepToCsv, type SweepResult } from '../src/engine/sweep.js';
+import { sweepToCsv, type SweepResult } from '../src/engine/runs/sweep-run.js';
 
 export interface JobRoutesOptions {
   /** Keep-alive comment interval of event streams. */

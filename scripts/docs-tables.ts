@@ -6,11 +6,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { analyze } from '../src/engine/analyze.js';
-import { initBackend } from '../src/engine/backend.js';
-import { DEFAULT_THRESHOLDS, type Thresholds } from '../src/engine/thresholds.js';
-import { theoryReport } from '../src/engine/theory-report.js';
-import { fmt } from '../src/engine/verdict.js';
+import { analyze } from '../src/engine/runs/analysis-run.js';
+import { initBackend } from '../src/engine/backends/select.js';
+import { DEFAULT_THRESHOLDS, type Thresholds } from '../src/engine/spec/thresholds.js';
+import { theoryReport } from '../src/engine/theory/report.js';
+import { fmt } from '../src/engine/diagnosis/verdict.js';
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange, type SlopeSettings } from './lib/theory-slopes.js';
 
@@ -38,7 +38,7 @@ const THRESHOLD_WHY: Record<keyof Thresholds, string> = {
 
 function thresholdsTable(): string {
   const rows = (Object.keys(THRESHOLD_WHY) as (keyof Thresholds)[]).map((k) => `| \`${k}\` | ${DEFAULT_THRESHOLDS[k]} | ${THRESHOLD_WHY[k]} |`);
-  return [`_The defaults of src/engine/thresholds.ts, written by ${COMMAND}._`, '', '| Threshold | Default | Why |', '|---|---|---|', ...rows].join('\n');
+  return [`_The defaults of src/engine/spec/thresholds.ts, written by ${COMMAND}._`, '', '| Threshold | Default | Why |', '|---|---|---|', ...rows].join('\n');
 }
 
 export const TEXTBOOK_CHAIN_SPEC: AnalysisSpecInput = {

@@ -1,11 +1,11 @@
-// What one compute thread does per second on the examples the default FLOP budgets are sized from (src/engine/spec.ts, JOB_FLOPS).
+// What one compute thread does per second on the examples the default FLOP budgets are sized from (src/engine/spec/normalize.ts, JOB_FLOPS).
 // Usage: npm run build && node dist/scripts/flop-rate.js [backend] > scripts/flop-rate.results.txt
 import { cpuUsage } from 'node:process';
 import { availableParallelism, loadavg } from 'node:os';
-import { initBackend, type BackendChoice } from '../src/engine/backend.js';
-import { prepareTraining, runTraining } from '../src/engine/training.js';
-import { expandSweep, runSweep } from '../src/engine/sweep.js';
-import { DEFAULT_LIMITS } from '../src/engine/spec.js';
+import { initBackend, type BackendChoice } from '../src/engine/backends/select.js';
+import { prepareTraining, runTraining } from '../src/engine/runs/training-run.js';
+import { expandSweep, runSweep } from '../src/engine/runs/sweep-run.js';
+import { DEFAULT_LIMITS } from '../src/engine/spec/normalize.js';
 import { DEEP_MNIST_SWEEP, DEEP_MNIST_TRAINING, README_BENCHMARK_TRAINING } from './budget-examples.js';
 
 // Measured, not admitted: no budget may stop the measurement.

@@ -1,7 +1,7 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
-import { BACKEND_CHOICES, type BackendChoice } from './engine/backend.js';
-import { DEFAULT_LIMITS, type SpecLimits } from './engine/spec.js';
-import { FLOP_BUDGETS } from './engine/cost.js';
+import { BACKEND_CHOICES, type BackendChoice } from './engine/backends/select.js';
+import { DEFAULT_LIMITS, type SpecLimits } from './engine/spec/normalize.js';
+import { FLOP_BUDGETS } from './engine/spec/cost.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';

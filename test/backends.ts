@@ -1,16 +1,16 @@
 // Which tfjs backends load in this process, and how tests run the engine's numbers on each of them.
 //
-// Two ways, both through the service's own set-up (activateBackend in src/engine/backend.ts):
+// Two ways, both through the service's own set-up (activateBackend in src/engine/backends/select.ts):
 // - whole files: the engine's numeric test files (NUMERIC_TEST_FILES) call useTestBackend() instead of
 //   tf.setBackend('cpu'), and vitest.config.ts runs them once per loaded backend, one backend per
 //   process as in the service (a project per backend with GRADLENS_TEST_BACKEND set);
 // - in one process: useBackend(name) switches between them, for tests that compare backends directly.
 //
 // No static import of tfjs here: vitest.config.ts reads the lists below.
-import { loadNativeKernels } from '../src/engine/native-kernels.js';
-import type { InProcessBackend } from '../src/engine/backend.js';
+import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
+import type { InProcessBackend } from '../src/engine/backends/select.js';
 
-export type { InProcessBackend } from '../src/engine/backend.js';
+export type { InProcessBackend } from '../src/engine/backends/select.js';
 
 /**
  * The engine's numeric test files: closed forms, references and invariants that must hold on every
@@ -56,7 +56,7 @@ export function testBackendName(env: Record<string, string | undefined> = proces
 
 /** Switches this process to `name` as the service sets it up (throws when it cannot load). */
 export async function useBackend(name: InProcessBackend): Promise<void> {
-  const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backend.js'), import('@tensorflow/tfjs')]);
+  const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backends/select.js'), import('@tensorflow/tfjs')]);
   await activateBackend(name);
   await tf.ready();
   const expected = name === 'wasm' ? 'wasm' : 'cpu';

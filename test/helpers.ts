@@ -2,7 +2,7 @@
 import { buildApp } from '../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../src/config.js';
 import type { FastifyInstance } from 'fastify';
-import type { BackendChoice } from '../src/engine/backend.js';
+import type { BackendChoice } from '../src/engine/backends/select.js';
 import { enforceContract } from './support/contract.js';
 
 /**

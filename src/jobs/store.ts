@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { accessSync, constants, mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SpecError } from '../engine/errors.js';
+import { SpecError } from '../engine/common/errors.js';
 import { StorageUnavailableError, StoreOpenError, type StorageProblem } from './errors.js';
 
 import { JOB_KINDS, JOB_STATUSES, TERMINAL_STATUSES as TERMINAL, type JobKind, type JobStatus } from '../schemas/vocabulary.js';

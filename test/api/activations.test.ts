@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { testApp, TEST_BACKEND } from '../helpers.js';
-import { ACTIVATION_NAMES } from '../../src/engine/activations.js';
+import { ACTIVATION_NAMES } from '../../src/engine/model/activations.js';
 
 const SHAPES: Record<string, object> = {
   plain: {},

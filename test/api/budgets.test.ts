@@ -4,9 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { Runner } from '../../src/jobs/runner.js';
-import { prepareTraining } from '../../src/engine/training.js';
-import { expandSweep } from '../../src/engine/sweep.js';
-import { DEFAULT_LIMITS } from '../../src/engine/spec.js';
+import { prepareTraining } from '../../src/engine/runs/training-run.js';
+import { expandSweep } from '../../src/engine/runs/sweep-run.js';
+import { DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
 import { DEEP_MNIST_SWEEP, DEEP_MNIST_TRAINING, README_BENCHMARK_TRAINING } from '../../scripts/budget-examples.js';
 
 /**

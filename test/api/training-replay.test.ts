@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { testApp } from '../helpers.js';
 import { getJob, until } from '../jobs/helpers.js';
 import { MAX_TRAINING_INCLUDED_VALUES } from '../../src/schemas/training.js';
-import { prepareTraining } from '../../src/engine/training.js';
+import { prepareTraining } from '../../src/engine/runs/training-run.js';
 
 /** Debian's python3-torch (CI installs it in .ci/run); GRADLENS_TEST_PYTHON overrides the interpreter. */
 const PYTHON = process.env.GRADLENS_TEST_PYTHON ?? '/usr/bin/python3';

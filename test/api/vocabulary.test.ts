@@ -3,11 +3,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import * as V from '../../src/schemas/vocabulary.js';
-import { ACTIVATION_NAMES, activation, normalizeActivation } from '../../src/engine/activations.js';
-import { INITIALIZER_NAMES, normalizeInitializer, SCALING_DISTRIBUTIONS } from '../../src/engine/initializers.js';
-import { normalizeOptimizer } from '../../src/engine/optimizers.js';
-import { DATA_SOURCES } from '../../src/engine/datasets.js';
-import { BACKEND_CHOICES } from '../../src/engine/backend.js';
+import { ACTIVATION_NAMES, activation, normalizeActivation } from '../../src/engine/model/activations.js';
+import { INITIALIZER_NAMES, normalizeInitializer, SCALING_DISTRIBUTIONS } from '../../src/engine/model/initializers.js';
+import { normalizeOptimizer } from '../../src/engine/model/optimizers.js';
+import { DATA_SOURCES } from '../../src/engine/data/datasets.js';
+import { BACKEND_CHOICES } from '../../src/engine/backends/select.js';
 import { VERDICTS } from '../../src/schemas/checks.js';
 import { testApp } from '../helpers.js';
 

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
 import { SERVER_ENTRY, freePort, startServer, stop } from '../server.js';
-import { loadNativeKernels } from '../../src/engine/native-kernels.js';
+import { loadNativeKernels } from '../../src/engine/backends/native-kernels.js';
 
 const entry = SERVER_ENTRY;
 

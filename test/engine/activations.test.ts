@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
 import {
   ACTIVATION_NAMES, activation, normalizeActivation, type ActivationSpec,
-} from '../../src/engine/activations.js';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { SpecError } from '../../src/engine/errors.js';
+} from '../../src/engine/model/activations.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { SpecError } from '../../src/engine/common/errors.js';
 
 // Constants from Klambauer et al. (2017), typed in independently of the engine.
 const LAMBDA = 1.0507009873554804934193349852946;

@@ -23,12 +23,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOADED_BACKENDS, useBackend, type InProcessBackend } from '../backends.js';
-import { ACTIVATION_NAMES } from '../../src/engine/activations.js';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { runAnalysis, targetsFor, type AnalysisResult } from '../../src/engine/analysis.js';
-import { activationsFor, auxIsVector, forward, initParameters, lossOf } from '../../src/engine/network.js';
-import { sampleBatches } from '../../src/engine/datasets.js';
-import { deriveSeed } from '../../src/engine/random.js';
+import { ACTIVATION_NAMES } from '../../src/engine/model/activations.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { runAnalysis, targetsFor, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { activationsFor, auxIsVector, forward, initParameters, lossOf } from '../../src/engine/model/network.js';
+import { sampleBatches } from '../../src/engine/data/datasets.js';
+import { deriveSeed } from '../../src/engine/common/random.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const RTOL = 2e-6;

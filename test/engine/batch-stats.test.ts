@@ -3,14 +3,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { describeNative } from '../native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/random.js';
+import { Rng } from '../../src/engine/common/random.js';
 import {
   derivativeCounts, derivativeCountsJs, derivativeFractions, derivativeFractionsJs, layerReading, momentsJs, momentsOf,
   perExampleNorms, rowNorms, rowNormsJs, setReductionImplementation, varianceAround, varianceAroundJs,
-} from '../../src/engine/batch-stats.js';
-import { nativeReductions, registerNativeKernels, restoreStockKernels } from '../../src/engine/native-kernels.js';
-import { ACTIVATION_NAMES, activation, normalizeActivation } from '../../src/engine/activations.js';
-import { hostFloat32 } from '../../src/engine/analysis.js';
+} from '../../src/engine/measure/batch-stats.js';
+import { nativeReductions, registerNativeKernels, restoreStockKernels } from '../../src/engine/backends/native-kernels.js';
+import { ACTIVATION_NAMES, activation, normalizeActivation } from '../../src/engine/model/activations.js';
+import { hostFloat32 } from '../../src/engine/measure/measure.js';
 import { useBackend, useTestBackend } from '../backends.js';
 
 const rng = new Rng(11);

@@ -1,7 +1,7 @@
 // CI expectations: validation per kind of work, and evaluation against analysis, training and sweep results.
 import { describe, it, expect } from 'vitest';
-import { evaluateChecks, validateExpect, analysisFacts, type AnalysisResultLike, type TrainingResultLike } from '../../src/engine/checks.js';
-import { SpecError } from '../../src/engine/errors.js';
+import { evaluateChecks, validateExpect, analysisFacts, type AnalysisResultLike, type TrainingResultLike } from '../../src/engine/diagnosis/checks.js';
+import { SpecError } from '../../src/engine/common/errors.js';
 
 function analysisResult(over: Partial<AnalysisResultLike['summary']> = {}, extra: Partial<AnalysisResultLike> = {}): AnalysisResultLike {
   return {

@@ -9,7 +9,7 @@ import {
   type DataSourceName,
   type DataSpec,
   type Dataset,
-} from '../../src/engine/datasets.js';
+} from '../../src/engine/data/datasets.js';
 
 function spec(source: DataSourceName, extra: Partial<DataSpec> = {}): DataSpec {
   return { source, batchSize: 32, batches: 1, ...extra };

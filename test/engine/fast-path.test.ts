@@ -2,11 +2,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { itNative } from '../native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { runAnalysis, type AnalysisResult } from '../../src/engine/analysis.js';
-import { loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, restoreStockKernels } from '../../src/engine/native-kernels.js';
-import { setReductionImplementation } from '../../src/engine/batch-stats.js';
-import { registerWasmTransposedMatMul, restoreWasmMatMul } from '../../src/engine/wasm-kernels.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, restoreStockKernels } from '../../src/engine/backends/native-kernels.js';
+import { setReductionImplementation } from '../../src/engine/measure/batch-stats.js';
+import { registerWasmTransposedMatMul, restoreWasmMatMul } from '../../src/engine/backends/wasm-kernels.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const SPECS: Record<string, AnalysisSpecInput> = {

@@ -4,11 +4,11 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestBackend } from '../backends.js';
 import * as tf from '@tensorflow/tfjs';
-import { normalizeSpec, type NormalizedSpec } from '../../src/engine/spec.js';
-import { batchGradients, runAnalysis, type AnalysisResult } from '../../src/engine/analysis.js';
-import { ACTIVATION_NAMES, type ActivationInput } from '../../src/engine/activations.js';
-import { auxIsVector, initParameters, type NetworkParameters } from '../../src/engine/network.js';
-import { Rng } from '../../src/engine/random.js';
+import { normalizeSpec, type NormalizedSpec } from '../../src/engine/spec/normalize.js';
+import { batchGradients, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { ACTIVATION_NAMES, type ActivationInput } from '../../src/engine/model/activations.js';
+import { auxIsVector, initParameters, type NetworkParameters } from '../../src/engine/model/network.js';
+import { Rng } from '../../src/engine/common/random.js';
 import type { AnalysisSpecInput, LossName, NetworkInput } from '../../src/schemas/spec.js';
 import {
   finiteDifferences, kinkDistances, referenceForward, type Mat, type Reference, type ReferenceGradients,

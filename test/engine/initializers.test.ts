@@ -3,10 +3,10 @@ import { describe, it, expect } from 'vitest';
 import {
   INITIALIZER_NAMES, TRUNCATION_STD, initialize, initializerMoments, normalizeInitializer,
   type InitializerInput, type InitializerSpec,
-} from '../../src/engine/initializers.js';
-import { Rng } from '../../src/engine/random.js';
-import { SpecError } from '../../src/engine/errors.js';
-import { normalizeSpec } from '../../src/engine/spec.js';
+} from '../../src/engine/model/initializers.js';
+import { Rng } from '../../src/engine/common/random.js';
+import { SpecError } from '../../src/engine/common/errors.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
 
 const ROWS = 600; // fan_in
 const COLS = 500; // fan_out

@@ -2,9 +2,9 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { runAnalysis } from '../../src/engine/analysis.js';
-import { SpecError } from '../../src/engine/errors.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { runAnalysis } from '../../src/engine/measure/measure.js';
+import { SpecError } from '../../src/engine/common/errors.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const SPECS: AnalysisSpecInput[] = [

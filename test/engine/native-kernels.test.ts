@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/random.js';
+import { Rng } from '../../src/engine/common/random.js';
 import {
   NATIVE_CPU_KERNELS,
   loadNativeKernels,
@@ -14,7 +14,7 @@ import {
   registerNativeKernels,
   registerNativeWasmMatMul,
   restoreStockKernels,
-} from '../../src/engine/native-kernels.js';
+} from '../../src/engine/backends/native-kernels.js';
 
 const native = loadNativeKernels();
 const BUILD_HELP = 'Without npm scripts: cd native && npx node-gyp rebuild --nodedir=/usr (Debian nodejs) or --nodedir=/usr/local (official Node images).';

@@ -1,8 +1,8 @@
 // cachedParameters: the weights initParameters draws, shared between calls that would draw the same ones.
 import { describe, expect, it } from 'vitest';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { initParameters } from '../../src/engine/network.js';
-import { cachedParameters, clearParameterCache } from '../../src/engine/param-cache.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { initParameters } from '../../src/engine/model/network.js';
+import { cachedParameters, clearParameterCache } from '../../src/engine/model/param-cache.js';
 
 const net = (extra: Record<string, unknown> = {}, seed = 1) =>
   normalizeSpec({ seed, network: { depth: 4, width: 16, ...extra }, data: { source: 'moons', batchSize: 8 } }).spec.network;

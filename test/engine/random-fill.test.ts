@@ -1,7 +1,7 @@
 // Rng.fillNormal / fillUniform draw exactly the numbers of the per-entry loops they replace (seeded weights must not change).
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/random.js';
-import { initialize, normalizeInitializer } from '../../src/engine/initializers.js';
+import { Rng } from '../../src/engine/common/random.js';
+import { initialize, normalizeInitializer } from '../../src/engine/model/initializers.js';
 
 const sameBits = (a: Float32Array, b: Float32Array): boolean =>
   a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;

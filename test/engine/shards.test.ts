@@ -2,11 +2,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { initParameters } from '../../src/engine/network.js';
-import { measureAnalysisShard, runAnalysis, type AnalysisResult } from '../../src/engine/analysis.js';
-import { combineShards, shardRanges, type ShardPartial } from '../../src/engine/shards.js';
-import { derivativeCounts, derivativeCountsJs, layerPartial, layerReading, type LayerArrays } from '../../src/engine/batch-stats.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { initParameters } from '../../src/engine/model/network.js';
+import { measureAnalysisShard, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { combineShards, shardRanges, type ShardPartial } from '../../src/engine/measure/combine-shards.js';
+import { derivativeCounts, derivativeCountsJs, layerPartial, layerReading, type LayerArrays } from '../../src/engine/measure/batch-stats.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const SPECS: Record<string, AnalysisSpecInput> = {

@@ -2,10 +2,10 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
-import { expandSweep, runSweep, sweepToCsv, SUMMARY_COLUMNS, type SweepRow } from '../../src/engine/sweep.js';
-import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec.js';
-import { estimateCost } from '../../src/engine/cost.js';
-import { LimitError, SpecError } from '../../src/engine/errors.js';
+import { expandSweep, runSweep, sweepToCsv, SUMMARY_COLUMNS, type SweepRow } from '../../src/engine/runs/sweep-run.js';
+import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
+import { estimateCost } from '../../src/engine/spec/cost.js';
+import { LimitError, SpecError } from '../../src/engine/common/errors.js';
 import type { SweepSpecInput } from '../../src/schemas/sweep.js';
 
 beforeAll(async () => {

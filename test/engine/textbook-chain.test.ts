@@ -1,8 +1,8 @@
 // The textbook vanishing-gradient chain checked against its closed form.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestBackend } from '../backends.js';
-import { normalizeSpec } from '../../src/engine/spec.js';
-import { runAnalysis } from '../../src/engine/analysis.js';
+import { normalizeSpec } from '../../src/engine/spec/normalize.js';
+import { runAnalysis } from '../../src/engine/measure/measure.js';
 import { sigmoidChain as chainClosedForm } from '../helpers.js';
 
 describe('textbook sigmoid chain (depth 20, width 1, w = 0.17, x = 1, loss = output)', () => {

@@ -2,7 +2,7 @@
 // pass band derived from the measured seed-to-seed spread and a stated false-failure rate.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { initBackend, type BackendChoice } from '../../src/engine/backend.js';
+import { initBackend, type BackendChoice } from '../../src/engine/backends/select.js';
 import {
   FALSE_FAILURE_RATE, SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange, tQuantile, theoryTolerance, type SlopeMeasurement,
 } from '../../scripts/lib/theory-slopes.js';

@@ -3,10 +3,10 @@ import { describe, it, expect } from 'vitest';
 import {
   chi1, criticalSigmaW2, depthScale, derivativeMeanSquare, fixedPoint, gaussianExpectation, meanOf, meanSquare, phaseOf,
   scalarActivation, uniformTheory,
-} from '../../src/engine/theory.js';
-import { theoryReport } from '../../src/engine/theory-report.js';
-import { ACTIVATION_NAMES, type ActivationName, type ActivationSpec } from '../../src/engine/activations.js';
-import { TRUNCATION_STD } from '../../src/engine/initializers.js';
+} from '../../src/engine/theory/mean-field.js';
+import { theoryReport } from '../../src/engine/theory/report.js';
+import { ACTIVATION_NAMES, type ActivationName, type ActivationSpec } from '../../src/engine/model/activations.js';
+import { TRUNCATION_STD } from '../../src/engine/model/initializers.js';
 
 const act = (name: ActivationName, alpha?: number): ReturnType<typeof scalarActivation> & object =>
   scalarActivation(alpha === undefined ? { name } : { name, alpha })!;

@@ -2,13 +2,13 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
-import { prepareTraining, runTraining, recordSteps, type TrainingOutput } from '../../src/engine/training.js';
-import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../../src/engine/optimizers.js';
-import { CancelledError, LimitError, SpecError } from '../../src/engine/errors.js';
-import { DEFAULT_LIMITS, normalizeSpec } from '../../src/engine/spec.js';
+import { prepareTraining, runTraining, recordSteps, type TrainingOutput } from '../../src/engine/runs/training-run.js';
+import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../../src/engine/model/optimizers.js';
+import { CancelledError, LimitError, SpecError } from '../../src/engine/common/errors.js';
+import { DEFAULT_LIMITS, normalizeSpec } from '../../src/engine/spec/normalize.js';
 import { TrainingSpecSchema, type TrainingSpecInput } from '../../src/schemas/training.js';
 import Value from 'typebox/value';
-import { analyze } from '../../src/engine/analyze.js';
+import { analyze } from '../../src/engine/runs/analysis-run.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));

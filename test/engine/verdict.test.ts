@@ -2,13 +2,13 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
-import { analyze } from '../../src/engine/analyze.js';
-import { normalizeSpec, specToInput } from '../../src/engine/spec.js';
-import { initParameters, fixupBranchScale } from '../../src/engine/network.js';
-import { runAnalysis } from '../../src/engine/analysis.js';
-import { structuralZeros } from '../../src/engine/structure.js';
-import { onsetLayer, layerList, fmt } from '../../src/engine/verdict.js';
-import { SpecError } from '../../src/engine/errors.js';
+import { analyze } from '../../src/engine/runs/analysis-run.js';
+import { normalizeSpec, specToInput } from '../../src/engine/spec/normalize.js';
+import { initParameters, fixupBranchScale } from '../../src/engine/model/network.js';
+import { runAnalysis } from '../../src/engine/measure/measure.js';
+import { structuralZeros } from '../../src/engine/diagnosis/zero-by-design.js';
+import { onsetLayer, layerList, fmt } from '../../src/engine/diagnosis/verdict.js';
+import { SpecError } from '../../src/engine/common/errors.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 import { sigmoidChain } from '../helpers.js';
 

@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/random.js';
-import { registerWasmTransposedMatMul, restoreWasmMatMul, wasmMatMulStats } from '../../src/engine/wasm-kernels.js';
+import { Rng } from '../../src/engine/common/random.js';
+import { registerWasmTransposedMatMul, restoreWasmMatMul, wasmMatMulStats } from '../../src/engine/backends/wasm-kernels.js';
 
 const rng = new Rng(21);
 const randomTensor = (shape: number[]): tf.Tensor => {

@@ -2,11 +2,11 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
-import { analyze } from '../../src/engine/analyze.js';
-import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec.js';
-import { curesFor, applyCure, distanceToHealthy, variancePreservingInit } from '../../src/engine/whatif.js';
-import { estimateCost } from '../../src/engine/cost.js';
-import { LimitError } from '../../src/engine/errors.js';
+import { analyze } from '../../src/engine/runs/analysis-run.js';
+import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
+import { curesFor, applyCure, distanceToHealthy, variancePreservingInit } from '../../src/engine/diagnosis/what-if.js';
+import { estimateCost } from '../../src/engine/spec/cost.js';
+import { LimitError } from '../../src/engine/common/errors.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,6 +1,6 @@
 // The Ziggurat normal sampler: moments, tails and CDF of ~2 M draws match N(0,1) within standard errors; seeds are reproducible.
 import { describe, expect, it } from 'vitest';
-import { Rng, ZIGGURAT } from '../../src/engine/random.js';
+import { Rng, ZIGGURAT } from '../../src/engine/common/random.js';
 
 const N = 2_000_000;
 /** Bounds in standard errors: with ~15 checks, 5 SE gives a false-failure chance below 1e-5. */

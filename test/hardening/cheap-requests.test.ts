@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { InProcessRunner, type Runner } from '../../src/jobs/runner.js';
 import { TheoryQuerySchema } from '../../src/schemas/diagnosis.js';
 import { JobListQuerySchema } from '../../src/schemas/jobs.js';
-import { MAX_GRID_VALUE_DEPTH } from '../../src/engine/sweep.js';
+import { MAX_GRID_VALUE_DEPTH } from '../../src/engine/runs/sweep-run.js';
 import type { TheoryQuery } from '../../src/schemas/diagnosis.js';
 import { TEST_BACKEND, TEXTBOOK_CHAIN } from '../helpers.js';
 

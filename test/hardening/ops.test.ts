@@ -6,7 +6,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import type { Runner } from '../../src/jobs/runner.js';
 import { SqliteJobStore } from '../../src/jobs/store.js';
-import type { BackendInfo } from '../../src/engine/backend.js';
+import type { BackendInfo } from '../../src/engine/backends/select.js';
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { tempDir, until } from '../jobs/helpers.js';

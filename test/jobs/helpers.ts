@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildOptions } from '../../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
-import { DEFAULT_LIMITS, type SpecLimits } from '../../src/engine/spec.js';
+import { DEFAULT_LIMITS, type SpecLimits } from '../../src/engine/spec/normalize.js';
 
 /** Limits high enough for the deliberately endless work below (tests cancel or interrupt it). */
 export const TEST_LIMITS: SpecLimits = { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e15, maxAsyncAnalysisFlops: 1e15, maxTrainingFlops: 1e15, maxSweepFlops: 1e15 };

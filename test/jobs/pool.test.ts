@@ -2,9 +2,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { WorkerPool } from '../../src/jobs/pool.js';
 import { JobCanceledError, WorkerCrashedError } from '../../src/jobs/errors.js';
-import { backendInfo } from '../../src/engine/backend.js';
-import { DEFAULT_LIMITS } from '../../src/engine/spec.js';
-import { SpecError } from '../../src/engine/errors.js';
+import { backendInfo } from '../../src/engine/backends/select.js';
+import { DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
+import { SpecError } from '../../src/engine/common/errors.js';
 import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS, until } from './helpers.js';
 import { LOADED_BACKENDS } from '../backends.js';
 

@@ -1,6 +1,6 @@
 // A float64 re-implementation of gradlens's dense networks (normalisation, residual variants, Fixup) and
 // their losses, in plain JS without tfjs, with central-difference gradients of every parameter entry.
-import { activation, type ActivationSpec } from '../../src/engine/activations.js';
+import { activation, type ActivationSpec } from '../../src/engine/model/activations.js';
 import type { LossName } from '../../src/schemas/spec.js';
 
 export type Mat = number[][];

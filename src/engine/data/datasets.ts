@@ -1,7 +1,7 @@
 // Training data for gradient-flow runs: bundled sets (MNIST, Iris), seeded toy generators, inline data, and minibatching.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { Rng, deriveSeed } from './random.js';
+import { Rng, deriveSeed } from '../common/random.js';
 
 export type DataSourceName =
   | 'mnist'

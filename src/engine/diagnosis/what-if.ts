@@ -1,15 +1,15 @@
 // What-if: the same spec re-run with each standard cure applied alone, ranked by how close it brings the flow to healthy.
-import type { AnalysisSpecInput } from '../schemas/spec.js';
-import type { ActivationSpec } from './activations.js';
-import type { Dataset } from './datasets.js';
-import { initializerMoments, type InitializerInput } from './initializers.js';
-import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits } from './spec.js';
-import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from './cost.js';
-import { runAnalysis, type AnalysisResult } from './analysis.js';
-import { initParameters } from './network.js';
-import { structuralZeros } from './structure.js';
+import type { AnalysisSpecInput } from '../../schemas/spec.js';
+import type { ActivationSpec } from '../model/activations.js';
+import type { Dataset } from '../data/datasets.js';
+import { initializerMoments, type InitializerInput } from '../model/initializers.js';
+import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits } from '../spec/normalize.js';
+import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from '../spec/cost.js';
+import { runAnalysis, type AnalysisResult } from '../measure/measure.js';
+import { initParameters } from '../model/network.js';
+import { structuralZeros } from './zero-by-design.js';
 import { diagnose, fmt, type FlowVerdict, type Verdict } from './verdict.js';
-import { criticalSigmaW2 } from './theory.js';
+import { criticalSigmaW2 } from '../theory/mean-field.js';
 
 export interface Cure {
   /** Stable identifier, e.g. 'activation:relu', 'init:variance_preserving', 'residual', 'normalization:batch'. */

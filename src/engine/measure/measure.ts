@@ -1,16 +1,16 @@
 // One gradient-flow analysis: build the network, run real batches forward and backward, measure every layer.
 import * as tf from '@tensorflow/tfjs';
-import type { Dataset, Batch } from './datasets.js';
-import { sampleBatches } from './datasets.js';
-import { deriveSeed } from './random.js';
-import type { NormalizedSpec } from './spec.js';
-import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxName, type AuxTensor, type ForwardTaps, type LayerPlan, type NetworkParameters } from './network.js';
-import type { NormalizationKind } from './spec.js';
-import { activation } from './activations.js';
-import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from './stats.js';
+import type { Dataset, Batch } from '../data/datasets.js';
+import { sampleBatches } from '../data/datasets.js';
+import { deriveSeed } from '../common/random.js';
+import type { NormalizedSpec } from '../spec/normalize.js';
+import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxName, type AuxTensor, type ForwardTaps, type LayerPlan, type NetworkParameters } from '../model/network.js';
+import type { NormalizationKind } from '../spec/normalize.js';
+import { activation } from '../model/activations.js';
+import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from '../common/stats.js';
 import { layerPartial, perExampleNorms, type HostReading } from './batch-stats.js';
-import { combineShards, shardRanges, type ShardPartial } from './shards.js';
-import type { LossName } from '../schemas/spec.js';
+import { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
+import type { LossName } from '../../schemas/spec.js';
 
 /** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
 export const DEFAULT_SATURATION_THRESHOLD = 0.01;

@@ -1,5 +1,5 @@
 // Mean-field (infinite-width) predictions of signal and gradient propagation: q map, fixed point q*, χ₁, depth scale.
-import { activation, type ActivationSpec } from './activations.js';
+import { activation, type ActivationSpec } from '../model/activations.js';
 
 /*
  * Gaussian expectations E_z[g(√q z)] by 8-point Gauss-Legendre on the pieces of [−Z, Z] between these

@@ -1,6 +1,6 @@
 // The last few initialised networks per thread: a split analysis's workers and its combining step, sweep cells and what-if runs that share a seed and an initialiser draw the same weights.
 import { initParameters, planLayers, type NetworkParameters } from './network.js';
-import type { NormalizedNetwork } from './spec.js';
+import type { NormalizedNetwork } from '../spec/normalize.js';
 
 /**
  * Bytes of weights kept per thread. The MNIST 784-19x256-10 network is 5.8 MB; weights are drawn in

@@ -1,10 +1,10 @@
 // Entry points for an analysis split across workers: which analyses to split, and one worker's shard of one.
-import type { AnalysisSpecInput } from '../schemas/spec.js';
-import { normalizeSpec, DEFAULT_LIMITS, type SpecLimits } from './spec.js';
-import { estimateCost, checkCost, type FlopBudget } from './cost.js';
-import { measureAnalysisShard } from './analysis.js';
-import { cachedParameters } from './param-cache.js';
-import type { ShardPartial } from './shards.js';
+import type { AnalysisSpecInput } from '../../schemas/spec.js';
+import { normalizeSpec, DEFAULT_LIMITS, type SpecLimits } from '../spec/normalize.js';
+import { estimateCost, checkCost, type FlopBudget } from '../spec/cost.js';
+import { measureAnalysisShard } from '../measure/measure.js';
+import { cachedParameters } from '../model/param-cache.js';
+import type { ShardPartial } from '../measure/combine-shards.js';
 
 /** Whether an analysis may be split, and its forward + backward FLOPs; throws what analyze() would for a bad spec. */
 export function shardPlan(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): { splittable: boolean; flops: number; batchSize: number } {

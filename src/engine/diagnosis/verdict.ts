@@ -1,9 +1,9 @@
 // Verdicts (vanishing, exploding, healthy, zero_by_design) with reasons in plain words, and per-layer flags.
-import type { AnalysisResult, LayerStats } from './analysis.js';
-import type { Thresholds } from './thresholds.js';
-import type { StructuralZeros } from './structure.js';
-import type { NetworkTheory } from './theory-network.js';
-import { fitLogSlope, type LogSlopeFit } from './stats.js';
+import type { AnalysisResult, LayerStats } from '../measure/measure.js';
+import type { Thresholds } from '../spec/thresholds.js';
+import type { StructuralZeros } from './zero-by-design.js';
+import type { NetworkTheory } from '../theory/network-theory.js';
+import { fitLogSlope, type LogSlopeFit } from '../common/stats.js';
 
 export type Verdict = 'vanishing' | 'exploding' | 'healthy' | 'zero_by_design';
 export type FlowVerdict = Exclude<Verdict, 'zero_by_design'>;

@@ -12,7 +12,7 @@
 //
 // With the native path registered, the addon's C loops do the passes (a few ms per W2 analysis instead
 // of ~15 ms of JavaScript); these JavaScript versions are the reference its tests compare against.
-import { nativeReductions, type NativeReductions } from './native-kernels.js';
+import { nativeReductions, type NativeReductions } from '../backends/native-kernels.js';
 
 /** Which implementation runs: 'auto' uses the addon's while native kernels are registered. */
 let forced: 'auto' | 'js' = 'auto';
@@ -221,7 +221,7 @@ export interface LayerArrays {
   saturationLimit: number | null;
 }
 
-/** What analysis.ts calls a Reading, for one layer. */
+/** What measure.ts calls a Reading, for one layer. */
 export interface HostReading {
   weightNorm: number;
   gradNorm: number;
@@ -237,7 +237,7 @@ export interface HostReading {
 }
 
 /**
- * One layer's statistics on one shard of a batch, in the form shards combine (src/engine/shards.ts):
+ * One layer's statistics on one shard of a batch, in the form shards combine (src/engine/measure/combine-shards.ts):
  * gradient tensors (the batch gradient is their weighted sum), sums, sums of squares and counts.
  * A whole batch is a single shard.
  */

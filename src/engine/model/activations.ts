@@ -1,6 +1,6 @@
 // The activation catalogue: tfjs ops for the network, scalar forms for theory and derivatives for statistics.
 import * as tf from '@tensorflow/tfjs';
-import { SpecError } from './errors.js';
+import { SpecError } from '../common/errors.js';
 
 export const ACTIVATION_NAMES = [
   'linear', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'selu', 'gelu', 'swish', 'silu',
@@ -30,7 +30,7 @@ export interface Activation {
   peakDerivative: number;
   /**
    * Every x where φ or a derivative of it is not smooth (a kink of φ, a jump of φ' or φ''), in increasing
-   * order. Mean-field quadrature puts a cell edge at each (theory.ts): inside a cell a kink costs O(h²).
+   * order. Mean-field quadrature puts a cell edge at each (theory/mean-field.ts): inside a cell a kink costs O(h²).
    */
   breakpoints: readonly number[];
   /**

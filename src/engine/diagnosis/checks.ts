@@ -1,7 +1,7 @@
 // CI gates: validates `expect` against the kind of work up front and evaluates it against a finished result.
-import type { CheckResult, ExpectInput } from '../schemas/checks.js';
-import { SpecError } from './errors.js';
-import { nonFiniteToken, type NonFiniteToken } from './json-safe.js';
+import type { CheckResult, ExpectInput } from '../../schemas/checks.js';
+import { SpecError } from '../common/errors.js';
+import { nonFiniteToken, type NonFiniteToken } from '../common/json-safe.js';
 
 export type WorkKind = 'analysis' | 'training' | 'sweep';
 

@@ -1,13 +1,13 @@
 // Sweeps: expand a grid over spec paths into validated, costed analysis cells; tabulate their summaries as rows and CSV.
 import Value from 'typebox/value';
-import { AnalysisSpecSchema, type AnalysisSpecInput } from '../schemas/spec.js';
-import type { SweepSpecInput } from '../schemas/sweep.js';
-import { DEFAULT_LIMITS, type SpecLimits } from './spec.js';
-import { checkCost, type CostEstimate } from './cost.js';
-import { admitAnalysis, analyze, type AnalysisOutput } from './analyze.js';
-import { CancelledError, LimitError, SpecError, quote } from './errors.js';
-import { analysisFacts, evaluateChecks, validateExpect, type AnalysisFacts, type CellChecks, type Check } from './checks.js';
-import { nonFiniteToken } from './json-safe.js';
+import { AnalysisSpecSchema, type AnalysisSpecInput } from '../../schemas/spec.js';
+import type { SweepSpecInput } from '../../schemas/sweep.js';
+import { DEFAULT_LIMITS, type SpecLimits } from '../spec/normalize.js';
+import { checkCost, type CostEstimate } from '../spec/cost.js';
+import { admitAnalysis, analyze, type AnalysisOutput } from './analysis-run.js';
+import { CancelledError, LimitError, SpecError, quote } from '../common/errors.js';
+import { analysisFacts, evaluateChecks, validateExpect, type AnalysisFacts, type CellChecks, type Check } from '../diagnosis/checks.js';
+import { nonFiniteToken } from '../common/json-safe.js';
 
 export interface SweepCell {
   index: number;

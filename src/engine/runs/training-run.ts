@@ -1,19 +1,19 @@
 // Training runs: validate and cost a training spec up front, then train with recorded per-layer gradient statistics.
 import * as tf from '@tensorflow/tfjs';
-import type { AnalysisSpecInput } from '../schemas/spec.js';
-import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclude, type TrainingSpecInput } from '../schemas/training.js';
-import type { ExpectInput } from '../schemas/checks.js';
-import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from './spec.js';
-import { estimateCost, checkCost, type CostEstimate } from './cost.js';
-import { measureBatch, parametersJson, targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from './analysis.js';
-import { activation } from './activations.js';
-import { activationsFor, auxIsVector, auxParameterCount, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan } from './network.js';
-import { sampleBatches, type Batch, type Dataset } from './datasets.js';
-import { deriveSeed } from './random.js';
-import { encodeNonFinite, nonFiniteSummary, type NonFiniteSummary } from './json-safe.js';
-import { CancelledError, LimitError, SpecError } from './errors.js';
-import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from './optimizers.js';
-import { evaluateChecks, validateExpect, type Check, type JsonNumber } from './checks.js';
+import type { AnalysisSpecInput } from '../../schemas/spec.js';
+import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclude, type TrainingSpecInput } from '../../schemas/training.js';
+import type { ExpectInput } from '../../schemas/checks.js';
+import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from '../spec/normalize.js';
+import { estimateCost, checkCost, type CostEstimate } from '../spec/cost.js';
+import { measureBatch, parametersJson, targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from '../measure/measure.js';
+import { activation } from '../model/activations.js';
+import { activationsFor, auxIsVector, auxParameterCount, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan } from '../model/network.js';
+import { sampleBatches, type Batch, type Dataset } from '../data/datasets.js';
+import { deriveSeed } from '../common/random.js';
+import { encodeNonFinite, nonFiniteSummary, type NonFiniteSummary } from '../common/json-safe.js';
+import { CancelledError, LimitError, SpecError } from '../common/errors.js';
+import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../model/optimizers.js';
+import { evaluateChecks, validateExpect, type Check, type JsonNumber } from '../diagnosis/checks.js';
 
 /** Records when recordEvery is not given: about this many. */
 export const DEFAULT_RECORDS = 50;

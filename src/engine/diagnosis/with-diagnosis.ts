@@ -1,11 +1,11 @@
 // Adds the diagnosis to an analysis result: mean-field theory, zero-by-design structure, verdict, reasons and flags.
-import type { NormalizedSpec } from './spec.js';
-import type { AnalysisResult, AnalysisSummary, InputMoments, LayerStats } from './analysis.js';
-import type { NetworkParameters } from './network.js';
-import { structuralZeros } from './structure.js';
-import { networkTheory, type NetworkTheory } from './theory-network.js';
+import type { NormalizedSpec } from '../spec/normalize.js';
+import type { AnalysisResult, AnalysisSummary, InputMoments, LayerStats } from '../measure/measure.js';
+import type { NetworkParameters } from '../model/network.js';
+import { structuralZeros } from './zero-by-design.js';
+import { networkTheory, type NetworkTheory } from '../theory/network-theory.js';
 import { diagnose, type Diagnosis, type FlowVerdict, type LayerFlag, type Verdict } from './verdict.js';
-import type { Thresholds } from './thresholds.js';
+import type { Thresholds } from '../spec/thresholds.js';
 
 export interface DiagnosedSummary extends AnalysisSummary {
   verdict: Verdict;

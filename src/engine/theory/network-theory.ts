@@ -1,14 +1,14 @@
 // Mean-field predictions for an actual analysed network, layer by layer, next to what was measured.
-import type { NormalizedSpec } from './spec.js';
-import { initializerMoments, scalingOf, TRUNCATION_STD, type InitializerSpec } from './initializers.js';
-import { isZeroInitializer } from './structure.js';
-import { planLayers, type NetworkParameters } from './network.js';
-import type { AnalysisResult, InputMoments } from './analysis.js';
-import { fitLogSlope } from './stats.js';
+import type { NormalizedSpec } from '../spec/normalize.js';
+import { initializerMoments, scalingOf, TRUNCATION_STD, type InitializerSpec } from '../model/initializers.js';
+import { isZeroInitializer } from '../diagnosis/zero-by-design.js';
+import { planLayers, type NetworkParameters } from '../model/network.js';
+import type { AnalysisResult, InputMoments } from '../measure/measure.js';
+import { fitLogSlope } from '../common/stats.js';
 import {
   chi1, depthScale, derivativeMeanSquare, fixedPoint, meanOf, meanSquare, phaseOf, scalarActivation,
   type FixedPoint, type Phase, type ScalarActivation,
-} from './theory.js';
+} from './mean-field.js';
 
 export interface LayerTheory {
   index: number;

@@ -1,8 +1,8 @@
 // Zero-by-design: which gradients are exactly 0 at step 0 because of the spec's structure (zero gates, zero-initialised layers).
-import type { NormalizedSpec } from './spec.js';
-import { planLayers, type AuxName, type LayerPlan } from './network.js';
-import { activation } from './activations.js';
-import type { InitializerSpec } from './initializers.js';
+import type { NormalizedSpec } from '../spec/normalize.js';
+import { planLayers, type AuxName, type LayerPlan } from '../model/network.js';
+import { activation } from '../model/activations.js';
+import type { InitializerSpec } from '../model/initializers.js';
 
 /** Whether an initialiser draws nothing but zeros: decided from its parameters, never from the draws. */
 export function isZeroInitializer(init: InitializerSpec): boolean {

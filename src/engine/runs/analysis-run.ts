@@ -1,15 +1,15 @@
 // The engine's front door for one analysis: validate, check the cost, run, and return JSON-safe output.
-import type { AnalysisSpecInput } from '../schemas/spec.js';
-import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits, DEFAULT_LIMITS } from './spec.js';
-import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from './cost.js';
-import type { Dataset } from './datasets.js';
-import { runAnalysis, type AnalysisTimings } from './analysis.js';
-import { cachedParameters } from './param-cache.js';
-import type { ShardPartial } from './shards.js';
-import { withDiagnosis } from './diagnose.js';
-import { prepareWhatIf, runWhatIf, type PreparedWhatIf } from './whatif.js';
-import { encodeNonFinite, nonFiniteSummary } from './json-safe.js';
-import type { AnalysisResultBody } from '../schemas/result.js';
+import type { AnalysisSpecInput } from '../../schemas/spec.js';
+import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits, DEFAULT_LIMITS } from '../spec/normalize.js';
+import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from '../spec/cost.js';
+import type { Dataset } from '../data/datasets.js';
+import { runAnalysis, type AnalysisTimings } from '../measure/measure.js';
+import { cachedParameters } from '../model/param-cache.js';
+import type { ShardPartial } from '../measure/combine-shards.js';
+import { withDiagnosis } from '../diagnosis/with-diagnosis.js';
+import { prepareWhatIf, runWhatIf, type PreparedWhatIf } from '../diagnosis/what-if.js';
+import { encodeNonFinite, nonFiniteSummary } from '../common/json-safe.js';
+import type { AnalysisResultBody } from '../../schemas/result.js';
 
 export interface AnalysisOutput {
   /** The normalised spec in request form. */
@@ -21,7 +21,7 @@ export interface AnalysisOutput {
 }
 
 export interface AnalyzeOptions {
-  /** Every batch's shards measured by other workers (engine/sharded.ts): combined instead of running the network. */
+  /** Every batch's shards measured by other workers (engine/runs/shard-run.ts): combined instead of running the network. */
   partials?: ShardPartial[][];
   /** The FLOP budget the analysis must fit, what-if runs included (default: the synchronous one). */
   budget?: FlopBudget;

@@ -1,7 +1,7 @@
 // Optimizer update rules written out in tfjs ops, so the math is the documented one and testable by hand.
 import * as tf from '@tensorflow/tfjs';
-import type { OptimizerInput, OptimizerName } from '../schemas/training.js';
-import { SpecError } from './errors.js';
+import type { OptimizerInput, OptimizerName } from '../../schemas/training.js';
+import { SpecError } from '../common/errors.js';
 
 export interface OptimizerConfig {
   name: OptimizerName;

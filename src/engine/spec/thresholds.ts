@@ -1,6 +1,6 @@
 // Verdict and flag thresholds: documented defaults, overridable per request through spec.thresholds.
-import type { ThresholdsInput } from '../schemas/spec.js';
-import { SpecError } from './errors.js';
+import type { ThresholdsInput } from '../../schemas/spec.js';
+import { SpecError } from '../common/errors.js';
 
 export interface Thresholds {
   vanishingRatio: number;

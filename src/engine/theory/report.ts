@@ -1,8 +1,8 @@
 // The mean-field report of GET /v1/theory for identical layers: no network is built, but the quadrature is not free.
-import { normalizeActivation } from './activations.js';
-import { SpecError } from './errors.js';
-import { criticalSigmaW2, uniformTheory } from './theory.js';
-import type { TheoryQuery } from '../schemas/diagnosis.js';
+import { normalizeActivation } from '../model/activations.js';
+import { SpecError } from '../common/errors.js';
+import { criticalSigmaW2, uniformTheory } from './mean-field.js';
+import type { TheoryQuery } from '../../schemas/diagnosis.js';
 
 export function theoryReport(q: TheoryQuery) {
   const act = normalizeActivation(q.alpha !== undefined ? { name: q.activation, alpha: q.alpha } : q.activation, 'activation');

@@ -1,5 +1,5 @@
 // Makes results JSON-safe: NaN and ±Infinity become explicit strings, and their paths are listed.
-import { MAX_NON_FINITE_PATHS } from '../schemas/result.js';
+import { MAX_NON_FINITE_PATHS } from '../../schemas/result.js';
 
 /** How a non-finite number appears in a response: JSON has no NaN or Infinity. */
 export type NonFiniteToken = 'NaN' | 'Infinity' | '-Infinity';

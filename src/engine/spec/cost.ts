@@ -1,6 +1,6 @@
 // Cost estimates for a spec, checked against the limits before any compute runs: one FLOP budget per kind of work.
-import { LimitError } from './errors.js';
-import type { NormalizedSpec, SpecLimits } from './spec.js';
+import { LimitError } from '../common/errors.js';
+import type { NormalizedSpec, SpecLimits } from './normalize.js';
 
 export interface CostEstimate {
   parameters: number;

@@ -1,6 +1,6 @@
 // Weight and bias initialisers drawn from the seeded RNG, with their exact expected mean and variance.
-import { Rng } from './random.js';
-import { SpecError } from './errors.js';
+import { Rng } from '../common/random.js';
+import { SpecError } from '../common/errors.js';
 
 export const INITIALIZER_NAMES = [
   'zeros', 'ones', 'constant', 'random_normal', 'random_uniform', 'truncated_normal',

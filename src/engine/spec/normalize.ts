@@ -1,9 +1,9 @@
 // Turns a request's analysis spec into a fully normalised one (every default filled in) plus its dataset.
-import type { AnalysisSpecInput, LossName } from '../schemas/spec.js';
-import { normalizeActivation, type ActivationSpec } from './activations.js';
-import { normalizeInitializer, type InitializerSpec } from './initializers.js';
-import { loadDataset, type Dataset, type DataSpec, DataSpecError } from './datasets.js';
-import { SpecError } from './errors.js';
+import type { AnalysisSpecInput, LossName } from '../../schemas/spec.js';
+import { normalizeActivation, type ActivationSpec } from '../model/activations.js';
+import { normalizeInitializer, type InitializerSpec } from '../model/initializers.js';
+import { loadDataset, type Dataset, type DataSpec, DataSpecError } from '../data/datasets.js';
+import { SpecError } from '../common/errors.js';
 import { normalizeThresholds, type Thresholds } from './thresholds.js';
 
 export type NormalizationKind = 'none' | 'batch' | 'layer';

@@ -2,9 +2,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation, type Activation, type ActivationSpec } from './activations.js';
 import { initialize } from './initializers.js';
-import { Rng, deriveSeed } from './random.js';
-import type { NormalizationKind, NormalizedNetwork } from './spec.js';
-import type { LossName } from '../schemas/spec.js';
+import { Rng, deriveSeed } from '../common/random.js';
+import type { NormalizationKind, NormalizedNetwork } from '../spec/normalize.js';
+import type { LossName } from '../../schemas/spec.js';
 
 export interface LayerPlan {
   index: number;
