@@ -218,3 +218,17 @@ export const HealthSchema = Type.Object(
 
 export type Environment = Static<typeof EnvironmentSchema>;
 export type AnalysisResultBody = Static<typeof AnalysisResultSchema>;
+
+/** What JSON cannot carry as a number: the strings the wire form uses for non-finite values. */
+type NonFiniteText = 'NaN' | 'Infinity' | '-Infinity';
+/**
+ * A wire shape as the engine computes it, before encodeNonFinite: every "NaN"/"±Infinity" string
+ * alternative dropped (those values are still plain numbers then).
+ */
+export type Measured<T> = T extends NonFiniteText ? never
+  : T extends readonly (infer E)[] ? Measured<E>[]
+  : T extends object ? { [K in keyof T]: Measured<T[K]> }
+  : T;
+
+/** One layer's statistics as the engine measures them: the wire LayerStats before the diagnosis adds flags. */
+export type LayerStatsBody = Static<typeof LayerResultSchema>;
