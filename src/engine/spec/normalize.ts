@@ -6,8 +6,8 @@ import { loadDataset, type Dataset, type DataSpec, DataSpecError } from '../data
 import { SpecError } from '../common/errors.js';
 import { normalizeThresholds, type Thresholds } from './thresholds.js';
 
-export type NormalizationKind = 'none' | 'batch' | 'layer';
-export type ResidualVariant = 'plain' | 'rezero' | 'skipinit' | 'fixup';
+import type { NormalizationKind, ResidualVariant } from '../../schemas/vocabulary.js';
+export type { NormalizationKind, ResidualVariant };
 
 export const DEFAULT_SEED = 42;
 export const DEFAULT_WIDTH = 32;
