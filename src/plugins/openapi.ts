@@ -40,18 +40,23 @@ const error = (description: string) => ({ ...ErrorSchema, description });
 /** Responses that the plugins in front of a /v1 route can give, whatever its handler does. */
 function commonResponses(route: RouteOptions): Record<string, object> {
   const isApi = route.url.startsWith('/v1/');
-  const hasBody = route.schema?.body !== undefined;
-  const hasInput = hasBody || route.schema?.querystring !== undefined || route.schema?.params !== undefined || route.schema?.headers !== undefined;
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  // Fastify parses a body sent with any method but GET and HEAD, declared or not: it may be malformed (400)
+  // or of a media type it has no parser for (415).
+  const takesBody = methods.some((m) => m !== 'GET' && m !== 'HEAD');
+  const hasInput = takesBody || route.schema?.querystring !== undefined || route.schema?.params !== undefined || route.schema?.headers !== undefined;
   const out: Record<string, object> = {};
-  if (hasInput) out[400] = error('The request is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field.');
+  if (hasInput) out[400] = error('The request is not valid (FST_ERR_VALIDATION, INVALID_SPEC, a malformed body): the message names the field.');
+  out[401] = withHeaders(error(isApi
+    ? 'UNAUTHORIZED: the server enforces API keys (GRADLENS_API_KEYS) and the request has none or a wrong one.'
+    : 'UNAUTHORIZED: only when API keys are enforced and GRADLENS_OPEN_PATHS does not list this route (by default it does).'), HEADERS.wwwAuthenticate);
   if (isApi) {
-    out[401] = withHeaders(error('UNAUTHORIZED: the server enforces API keys (GRADLENS_API_KEYS) and the request has none or a wrong one.'), HEADERS.wwwAuthenticate);
     out[429] = withHeaders(error('RATE_LIMITED: too many requests (GRADLENS_RATE_LIMIT_MAX), computations (GRADLENS_RATE_LIMIT_CREATE_MAX) or invalid keys (GRADLENS_AUTH_FAILURE_MAX) from this client.'), HEADERS.retryAfter);
     out[503] = QueueFullSchema;
   }
   // The Content-Length check runs on every route, before any body is read.
   out[413] = error('BODY_TOO_LARGE: the request declares a body larger than GRADLENS_BODY_LIMIT.');
-  if (hasBody) out[415] = error('FST_ERR_CTP_INVALID_MEDIA_TYPE: the body must be application/json.');
+  if (takesBody) out[415] = error('FST_ERR_CTP_INVALID_MEDIA_TYPE: a body must be application/json.');
   out[500] = error('INTERNAL_ERROR: a fault of the server; details are in its log, never in the response.');
   return out;
 }
