@@ -3,6 +3,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../src/config.js';
 import type { FastifyInstance } from 'fastify';
 import type { BackendChoice } from '../src/engine/backends/select.js';
+import { enforceContract } from './support/contract.js';
 
 /**
  * Backend of the in-process test apps: `cpu` (pure JS, the reference) unless CI asks for another through
@@ -10,10 +11,13 @@ import type { BackendChoice } from '../src/engine/backends/select.js';
  */
 export const TEST_BACKEND = (process.env.GRADLENS_TEST_BACKEND ?? 'cpu') as BackendChoice;
 
-/** In-process compute and an in-memory job store unless overridden: fast, and tf.memory() is this thread's. */
+/**
+ * In-process compute and an in-memory job store unless overridden: fast, and tf.memory() is this thread's.
+ * Every response is checked against its route's declared schema (test/support/contract.ts).
+ */
 export async function testApp(overrides: ConfigOverrides = {}): Promise<FastifyInstance> {
   const config = loadConfig({}, { backend: TEST_BACKEND, ...overrides, jobs: { workers: 0, db: ':memory:', ...overrides.jobs } });
-  const app = await buildApp(config, { logger: false });
+  const app = enforceContract(await buildApp(config, { logger: false }));
   await app.ready();
   return app;
 }

@@ -6,12 +6,13 @@ import { runAnalysis } from '../../src/engine/measure/measure.js';
 import { initParameters } from '../../src/engine/model/network.js';
 import { networkTheory } from '../../src/engine/theory/network-theory.js';
 import { fitLogSlope } from '../../src/engine/common/stats.js';
-import type { InitializerInput } from '../../src/engine/model/initializers.js';
+import type { Static } from 'typebox';
+import type { ActivationSchema, InitializerSchema } from '../../src/schemas/spec.js';
 
 export interface SlopeConfig {
   label: string;
-  activation: string;
-  init: InitializerInput;
+  activation: Static<typeof ActivationSchema>;
+  init: Static<typeof InitializerSchema>;
 }
 
 export const SLOPE_CONFIGS: SlopeConfig[] = [

@@ -7,11 +7,11 @@ import { SpecError } from '../engine/common/errors.js';
 import { StorageUnavailableError, StoreOpenError, type StorageProblem } from './errors.js';
 import { outputText } from './encoded.js';
 
-export const JOB_KINDS = ['analysis', 'training', 'sweep'] as const;
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
-export type JobKind = (typeof JOB_KINDS)[number];
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
+import { JOB_KINDS, JOB_STATUSES, TERMINAL_STATUSES as TERMINAL, type JobKind, type JobStatus } from '../schemas/vocabulary.js';
+
+export { JOB_KINDS, JOB_STATUSES };
+export type { JobKind, JobStatus };
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(TERMINAL);
 
 export interface JobError {
   code: string;

@@ -2,12 +2,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'native', 'wasm', 'cpu'] as const;
+import { BACKEND_CHOICES, type BackendName } from '../../schemas/vocabulary.js';
+
+export { BACKEND_CHOICES };
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendInfo {
   /** What the process computes with: tensorflow, tensorflow-gpu, native (cpu + OpenBLAS kernels), wasm or cpu. */
-  name: 'tensorflow' | 'tensorflow-gpu' | 'native' | 'wasm' | 'cpu';
+  name: BackendName;
   /** The tfjs backend name underneath (`tensorflow`, `wasm`, `cpu`). */
   tfjsBackend: string;
   tfjsVersion: string;

@@ -3,30 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from '../common/random.js';
 
-export type DataSourceName =
-  | 'mnist'
-  | 'iris'
-  | 'xor'
-  | 'spirals'
-  | 'moons'
-  | 'circles'
-  | 'blobs'
-  | 'sine'
-  | 'inline';
+import { DATA_SOURCES, type DataSource as DataSourceName, type FeatureNormalization as Normalization } from '../../schemas/vocabulary.js';
 
-export const DATA_SOURCES: readonly DataSourceName[] = Object.freeze([
-  'mnist',
-  'iris',
-  'xor',
-  'spirals',
-  'moons',
-  'circles',
-  'blobs',
-  'sine',
-  'inline',
-] as const);
-
-export type Normalization = 'standardize' | 'minmax' | 'none';
+export { DATA_SOURCES, type DataSourceName, type Normalization };
 
 const NORMALIZATIONS: readonly Normalization[] = ['standardize', 'minmax', 'none'];
 

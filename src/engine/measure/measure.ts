@@ -13,6 +13,7 @@ import { layerPartial, perExampleNorms, type HostReading } from './batch-stats.j
 import { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
 import { LAYER_ROW, layerRow, normFromParts, readingFromRow, readLayerRow, ReadCursor } from './device-layout.js';
 import type { LossName } from '../../schemas/spec.js';
+import type { AnalysisResultBody, LayerStatsBody, Measured } from '../../schemas/result.js';
 
 /** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
 export const DEFAULT_SATURATION_THRESHOLD = 0.01;
@@ -27,41 +28,12 @@ export interface AnalysisOptions {
   partials?: ShardPartial[][];
 }
 
-export interface LayerStats {
-  index: number;
-  name: string;
-  inputUnits: number;
-  units: number;
-  activation: string;
-  residualBlock: number | null;
-  weightNorm: number;
-  weightGradNorm: number;
-  weightGradRms: number;
-  weightGradMaxAbs: number;
-  biasGradNorm: number | null;
-  gradToWeightRatio: number | null;
-  backpropNorm: number;
-  backpropRms: number;
-  preActivationRms: number;
-  activationMean: number;
-  activationStd: number;
-  outputRms: number;
-  deadFraction: number | null;
-  saturatedFraction: number | null;
-  spread?: { weightGradNorm: Spread; backpropNorm: Spread };
-  /** Normalisation gamma/beta, residual gates and Fixup scalars of this layer, with their gradients. */
-  auxParameters?: AuxStats[];
-  /** Spread of per-example weight-gradient norms over the batch: first and last layer only. */
-  perExample?: PerExampleStats;
-}
-
-export interface AuxStats {
-  name: AuxName;
-  size: number;
-  /** The initial value (every entry of a vector starts equal: gamma 1, beta 0). */
-  initial: number;
-  gradNorm: number;
-}
+/**
+ * One layer's statistics: the response schema's LayerStats (src/schemas/result.ts) in measured form (plain
+ * numbers, non-finite ones not yet encoded), without the flags the diagnosis adds.
+ */
+export type LayerStats = Omit<Measured<LayerStatsBody>, 'flags'>;
+export type AuxStats = NonNullable<LayerStats['auxParameters']>[number];
 
 export interface PerExampleStats {
   /** Statistics of ‖∂ℓ_i/∂W‖ = ‖x_i‖·‖∂ℓ_i/∂h_i‖ over every example of every batch. */
@@ -101,25 +73,17 @@ export interface BatchMeasurement {
   perExample: { layer: number; norms: number[] }[];
 }
 
-export interface AnalysisSummary {
-  /** weightGradNorm of the first layer divided by that of the last layer. */
-  firstToLastRatio: number;
-  /** backpropNorm of the first layer divided by that of the last layer. */
-  backpropFirstToLastRatio: number;
-  weightGradLogSlope: LogSlopeFit | null;
-  backpropLogSlope: LogSlopeFit | null;
-}
+/** The measured part of the response's summary (the diagnosis adds the verdict and the rest). */
+export type AnalysisSummary = Pick<Measured<AnalysisResultBody['summary']>, 'firstToLastRatio' | 'backpropFirstToLastRatio' | 'weightGradLogSlope' | 'backpropLogSlope'>;
 
-export interface AnalysisResult {
-  loss: number;
-  lossSpread?: Spread;
-  batchSize: number;
-  batches: number;
+/**
+ * What the measurement returns: the response's AnalysisResult (src/schemas/result.ts) in measured form,
+ * before the diagnosis (summary verdict, theory, what-if), the encoding (nonFinite) and the dataset summary.
+ */
+export type AnalysisResult = Omit<Measured<AnalysisResultBody>, 'layers' | 'summary' | 'theory' | 'whatIf' | 'nonFinite' | 'data' | 'checks' | 'passed'> & {
   layers: LayerStats[];
   summary: AnalysisSummary;
-  parameters?: ParametersJson;
-  batch?: { x: number[][]; y: number[][] }[];
-}
+};
 
 /** Moments of the input entries over the batches analysed: where mean-field theory starts (q⁰). */
 export interface InputMoments {

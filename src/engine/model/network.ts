@@ -24,7 +24,8 @@ export interface LayerPlan {
  * Parameters besides W and b: normalisation gamma/beta (vectors of the layer's units), the learnable
  * ReZero/SkipInit gate, and Fixup's scalar biases and multiplier (single numbers).
  */
-export type AuxName = 'gamma' | 'beta' | 'gate' | 'fixup_bias_in' | 'fixup_bias_act' | 'fixup_scale';
+import type { AuxParameterName as AuxName } from '../../schemas/vocabulary.js';
+export type { AuxName };
 
 export interface AuxParameter {
   /** The layer it belongs to; a block's gate and Fixup multiplier belong to the block's last layer. */

@@ -6,8 +6,8 @@ import { describeDataset, loadDataset, type Dataset, type DatasetShape, type Dat
 import { SpecError } from '../common/errors.js';
 import { normalizeThresholds, type Thresholds } from './thresholds.js';
 
-export type NormalizationKind = 'none' | 'batch' | 'layer';
-export type ResidualVariant = 'plain' | 'rezero' | 'skipinit' | 'fixup';
+import type { NormalizationKind, ResidualVariant } from '../../schemas/vocabulary.js';
+export type { NormalizationKind, ResidualVariant };
 
 export const DEFAULT_SEED = 42;
 export const DEFAULT_WIDTH = 32;
