@@ -6,11 +6,10 @@
 // batches. Host-side work (statistics reductions, bookkeeping) is the gap between the kernel total and
 // the time per batch. For a whole analysis over HTTP, profile with node --cpu-prof instead.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../src/engine/backends/select.js';
-import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/measure/measure.js';
-import { normalizeSpec } from '../src/engine/spec/normalize.js';
-import { initParameters } from '../src/engine/model/network.js';
-import { Rng } from '../src/engine/common/random.js';
+import {
+  initBackend, type BackendChoice, measureBatch, DEFAULT_SATURATION_THRESHOLD, normalizeSpec,
+  initParameters, Rng,
+} from '../src/engine/index.js';
 import { W2 } from './workloads.js';
 
 function arg(name: string): string | undefined {

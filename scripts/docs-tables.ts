@@ -6,11 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { analyze } from '../src/engine/runs/analysis-run.js';
-import { initBackend } from '../src/engine/backends/select.js';
-import { DEFAULT_THRESHOLDS, type Thresholds } from '../src/engine/spec/thresholds.js';
-import { theoryReport } from '../src/engine/theory/report.js';
-import { fmt } from '../src/engine/diagnosis/verdict.js';
+import { analyze, initBackend, DEFAULT_THRESHOLDS, type Thresholds, theoryReport, fmt } from '../src/engine/index.js';
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange, type SlopeSettings } from './lib/theory-slopes.js';
 

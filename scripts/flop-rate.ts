@@ -2,10 +2,10 @@
 // Usage: npm run build && node dist/scripts/flop-rate.js [backend] > scripts/flop-rate.results.txt
 import { cpuUsage } from 'node:process';
 import { availableParallelism, loadavg } from 'node:os';
-import { initBackend, type BackendChoice } from '../src/engine/backends/select.js';
-import { prepareTraining, runTraining } from '../src/engine/runs/training-run.js';
-import { expandSweep, runSweep } from '../src/engine/runs/sweep-run.js';
-import { DEFAULT_LIMITS } from '../src/engine/spec/normalize.js';
+import {
+  initBackend, type BackendChoice, prepareTraining, runTraining, expandSweep, runSweep,
+  DEFAULT_LIMITS,
+} from '../src/engine/index.js';
 import { DEEP_MNIST_SWEEP, DEEP_MNIST_TRAINING, README_BENCHMARK_TRAINING } from './budget-examples.js';
 
 // Measured, not admitted: no budget may stop the measurement.

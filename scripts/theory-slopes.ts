@@ -1,6 +1,6 @@
 // Prints measured vs mean-field-predicted backprop slopes for wide networks, seed by seed statistics included:
 // `npx tsx scripts/theory-slopes.ts [depth width batch seeds]` (default: the settings of test/engine/theory-slopes.test.ts).
-import { initBackend } from '../src/engine/backends/select.js';
+import { initBackend } from '../src/engine/index.js';
 import { SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange } from './lib/theory-slopes.js';
 
 const defaults = SLOPE_TEST_SETTINGS;

@@ -1,7 +1,5 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
-import { BACKEND_CHOICES, type BackendChoice } from './engine/backends/select.js';
-import { DEFAULT_LIMITS, type SpecLimits } from './engine/spec/normalize.js';
-import { FLOP_BUDGETS } from './engine/spec/cost.js';
+import { BACKEND_CHOICES, type BackendChoice, DEFAULT_LIMITS, type SpecLimits, FLOP_BUDGETS } from './engine/index.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
@@ -217,7 +215,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       maxBatchSize: int(env, 'GRADLENS_MAX_BATCH_SIZE', 4096, 1),
       maxBatches: int(env, 'GRADLENS_MAX_BATCHES', 64, 1),
       maxInlineRows: int(env, 'GRADLENS_MAX_INLINE_ROWS', 10000, 1),
-      // One FLOP budget per kind of work (engine/cost.ts): tight for a request that waits, minutes for jobs.
+      // One FLOP budget per kind of work (engine/spec/cost.ts): tight for a request that waits, minutes for jobs.
       maxAnalysisFlops: int(env, FLOP_BUDGETS.analysis.variable, DEFAULT_LIMITS.maxAnalysisFlops, 1),
       maxAsyncAnalysisFlops: int(env, FLOP_BUDGETS.asyncAnalysis.variable, DEFAULT_LIMITS.maxAsyncAnalysisFlops, 1),
       maxTrainingFlops: int(env, FLOP_BUDGETS.training.variable, DEFAULT_LIMITS.maxTrainingFlops, 1),

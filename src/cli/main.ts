@@ -1,7 +1,7 @@
 // `gradlens check`: submits a spec to a gradlens server, waits for async jobs, prints the checks and exits 0/1/2/3 for CI.
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { evaluateChecks, type WorkKind } from '../engine/diagnosis/checks.js';
+import { evaluateChecks, type WorkKind } from '../engine/index.js';
 import type { ExpectInput } from '../schemas/checks.js';
 
 export interface CliIo {

@@ -1,9 +1,7 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { admitAnalysis } from '../engine/runs/analysis-run.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { evaluateChecks, validateExpect } from '../engine/diagnosis/checks.js';
-import { expandSweep } from '../engine/runs/sweep-run.js';
-import { prepareTraining } from '../engine/runs/training-run.js';
+import {
+  admitAnalysis, type SpecLimits, evaluateChecks, validateExpect, expandSweep, prepareTraining,
+} from '../engine/index.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';

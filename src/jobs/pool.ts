@@ -17,22 +17,19 @@
 // Cancelling a running task goes through shared memory (an Int32 per worker) rather than a message, so
 // the engine sees it between steps even when it never yields to the worker's event loop.
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import type { TheoryReport } from '../engine/theory/report.js';
+import {
+  type TheoryReport, type AnalysisOutput, BackendUnavailableError, type BackendChoice,
+  type BackendInfo, type SpecLimits, shardPlan, type ShardPartial, type TrainingOutput,
+} from '../engine/index.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AnalysisOutput } from '../engine/runs/analysis-run.js';
-import { BackendUnavailableError, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
 import type { ComputeTask } from './tasks.js';
-import { shardPlan } from '../engine/runs/shard-run.js';
-import type { ShardPartial } from '../engine/measure/combine-shards.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { TrainingOutput } from '../engine/runs/training-run.js';
 import type { WorkerInit } from './worker.js';
 
 export type WorkerRequest = { type: 'run'; taskId: number; task: ComputeTask };

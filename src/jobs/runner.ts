@@ -1,15 +1,13 @@
 // Where engine work runs: the interface the job layer uses, and the in-process implementation.
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import type { TheoryReport } from '../engine/theory/report.js';
-import type { AnalysisOutput } from '../engine/runs/analysis-run.js';
+import {
+  type TheoryReport, type AnalysisOutput, type SpecLimits, initBackend, type BackendChoice,
+  type BackendInfo, CancelledError, type TrainingOutput,
+} from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { initBackend, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
-import { CancelledError } from '../engine/common/errors.js';
 import { JobCanceledError } from './errors.js';
 import { executeTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { TrainingOutput } from '../engine/runs/training-run.js';
 
 export interface RunOptions {
   /** Aborting rejects the call with `signal.reason` and stops the compute as soon as the runner can. */

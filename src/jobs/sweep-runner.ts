@@ -1,6 +1,5 @@
 // Runs a sweep job: its cells are analyses dispatched across the pool, collected into one table.
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { expandSweep, sweepResult, sweepRow, type SweepRow } from '../engine/runs/sweep-run.js';
+import { type SpecLimits, expandSweep, sweepResult, sweepRow, type SweepRow } from '../engine/index.js';
 import type { SweepSpecInput } from '../schemas/sweep.js';
 import type { JobContext, JobOutput } from './manager.js';
 

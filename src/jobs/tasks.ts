@@ -1,15 +1,11 @@
 // Compute tasks: what a worker (or the in-process runner) is asked to run, and the one function that runs them.
-import { analyze, type AnalysisOutput } from '../engine/runs/analysis-run.js';
-import { analyzeShard } from '../engine/runs/shard-run.js';
-import type { ShardPartial } from '../engine/measure/combine-shards.js';
-import { CancelledError } from '../engine/common/errors.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import type { FlopBudget } from '../engine/spec/cost.js';
-import { runTraining, type TrainingOutput } from '../engine/runs/training-run.js';
+import {
+  analyze, type AnalysisOutput, analyzeShard, type ShardPartial, CancelledError, type SpecLimits,
+  type FlopBudget, runTraining, type TrainingOutput, theoryReport, type TheoryReport,
+} from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import { theoryReport, type TheoryReport } from '../engine/theory/report.js';
 
 export type ComputeTask =
   /** partials: every batch's shards measured by 'analysis-shard' tasks, to combine instead of computing. */

@@ -1,7 +1,6 @@
 // Compute worker thread: initialises its own tfjs backend, then runs the pool's tasks one at a time.
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendChoice } from '../engine/backends/select.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
+import { initBackend, type BackendChoice, type SpecLimits } from '../engine/index.js';
 import { serializeError } from './errors.js';
 import { executeTask } from './tasks.js';
 import type { WorkerRequest, WorkerReply } from './pool.js';
