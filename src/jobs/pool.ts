@@ -30,15 +30,7 @@ import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedErr
 import type { RunOptions, Runner } from './runner.js';
 import type { ComputeTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { WorkerInit } from './worker.js';
-
-export type WorkerRequest = { type: 'run'; taskId: number; task: ComputeTask };
-export type WorkerReply =
-  | { type: 'ready'; backend: BackendInfo }
-  | { type: 'init-failed'; error: SerializedError }
-  | { type: 'record'; taskId: number; record: unknown; progress: number }
-  | { type: 'done'; taskId: number; output: unknown }
-  | { type: 'error'; taskId: number; error: SerializedError };
+import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
 
 export interface PoolOptions {
   /** Workers to run (ignored, and 1 is used, for the tensorflow backends). */

@@ -1,16 +1,9 @@
 // Compute worker thread: initialises its own tfjs backend, then runs the pool's tasks one at a time.
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendChoice, type SpecLimits } from '../engine/index.js';
+import { initBackend } from '../engine/index.js';
 import { serializeError } from './errors.js';
 import { executeTask } from './tasks.js';
-import type { WorkerRequest, WorkerReply } from './pool.js';
-
-export interface WorkerInit {
-  backend: BackendChoice;
-  limits: SpecLimits;
-  /** Int32 on shared memory: the pool writes 1 to cancel the running task, 0 when it hands over a new one. */
-  cancelFlag: SharedArrayBuffer;
-}
+import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
 
 const port = parentPort;
 if (!port) throw new Error('worker.js must run as a worker thread');

@@ -3,6 +3,7 @@
 export {
   runAnalysis, measureBatch, measureAnalysisShard, targetsFor, parametersJson, DEFAULT_SATURATION_THRESHOLD,
   type AnalysisResult, type AnalysisSummary, type AnalysisTimings, type LayerStats, type InputMoments,
-  type BatchMeasurement, type ParametersJson,
+  type ParametersJson,
 } from './measure.js';
 export { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
+export type { BatchMeasurement, Reading } from './readings.js';

@@ -8,9 +8,12 @@ import { activationsFor, auxIsVector, forward, initParameters, lossOf, type AuxN
 import type { NormalizationKind } from '../spec/normalize.js';
 import { activation } from '../model/activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from '../common/stats.js';
-import { layerPartial, perExampleNorms, type HostReading } from './batch-stats.js';
+import { layerPartial, perExampleNorms } from './batch-stats.js';
+import type { BatchMeasurement, Reading } from './readings.js';
 import { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
 import type { LossName } from '../../schemas/spec.js';
+
+export type { BatchMeasurement, Reading } from './readings.js';
 
 /** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
 export const DEFAULT_SATURATION_THRESHOLD = 0.01;
@@ -104,15 +107,6 @@ export function hostFloat32(t: tf.Tensor): Float32Array {
 }
 const host = hostFloat32;
 
-export interface BatchMeasurement {
-  loss: number;
-  readings: Reading[];
-  /** Gradient norm of each auxiliary parameter, in the order of extras.aux. */
-  auxGradNorms: number[];
-  /** Per-example weight-gradient norms ‖∂ℓ_i/∂W‖ of the requested layers. */
-  perExample: { layer: number; norms: number[] }[];
-}
-
 export interface AnalysisSummary {
   /** weightGradNorm of the first layer divided by that of the last layer. */
   firstToLastRatio: number;
@@ -144,9 +138,6 @@ export interface AnalysisTimings {
   computeMs: number;
   totalMs: number;
 }
-
-/** Per-layer raw readings from one batch (float64 after read-back): one shape for host and device statistics. */
-export type Reading = HostReading;
 
 const FIELDS = 14;
 
