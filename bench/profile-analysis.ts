@@ -6,6 +6,7 @@
 // batches. Host-side work (statistics reductions, bookkeeping) is the gap between the kernel total and
 // the time per batch. For a whole analysis over HTTP, profile with node --cpu-prof instead.
 import * as tf from '@tensorflow/tfjs';
+import { backendOptions } from '../src/config.js';
 import {
   initBackend, type BackendChoice, measureBatch, DEFAULT_SATURATION_THRESHOLD, normalizeSpec,
   initParameters, Rng,
@@ -20,7 +21,7 @@ function arg(name: string): string | undefined {
 const backend = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'native') as BackendChoice;
 const statistics = (arg('statistics') ?? 'host') as 'host' | 'device';
 const steps = Number(arg('steps') ?? 30);
-const info = await initBackend(backend);
+const info = await initBackend(backend, backendOptions());
 
 const rng = new Rng(1);
 const rows = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rng.normal()));

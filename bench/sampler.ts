@@ -31,8 +31,9 @@ interface Workload {
 
 async function engineWorkload(name: 'W2' | 'W2stats' | 'W3' | 'W3stats', backend: BackendChoice): Promise<Workload> {
   const { initBackend } = await import('../src/engine/index.js');
+  const { backendOptions } = await import('../src/config.js');
   const { denseBench } = await import('./engine.js');
-  const info = await initBackend(backend);
+  const info = await initBackend(backend, backendOptions());
   const bench = denseBench(name.startsWith('W2') ? W2 : W3);
   return {
     run: name.endsWith('stats') ? bench.stats : bench.step,

@@ -2,6 +2,7 @@
 // Usage: npm run build && node dist/scripts/flop-rate.js [backend] > scripts/flop-rate.results.txt
 import { cpuUsage } from 'node:process';
 import { availableParallelism, loadavg } from 'node:os';
+import { backendOptions } from '../src/config.js';
 import {
   initBackend, type BackendChoice, prepareTraining, runTraining, expandSweep, runSweep,
   DEFAULT_LIMITS,
@@ -21,7 +22,7 @@ async function measure(name: string, flops: number, run: () => Promise<unknown>)
   console.log([name, flops.toExponential(3), wallS.toFixed(2), cpuS.toFixed(2), (flops / wallS).toExponential(3), (flops / cpuS).toExponential(3)].join('\t'));
 }
 
-const backend = await initBackend((process.argv[2] ?? 'native') as BackendChoice);
+const backend = await initBackend((process.argv[2] ?? 'native') as BackendChoice, backendOptions());
 console.log(`# backend ${backend.name} (${backend.tfjsBackend}), one thread, ${availableParallelism()} cores, load average before ${loadavg()[0]!.toFixed(2)}`);
 console.log(['work', 'estimated FLOPs', 'wall s', 'CPU s', 'FLOP/s (wall)', 'FLOP/s (CPU)'].join('\t'));
 await measure('README benchmark training', prepareTraining(README_BENCHMARK_TRAINING, limits).cost.flops, () => runTraining(README_BENCHMARK_TRAINING, limits));

@@ -150,8 +150,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // With a pool the main thread never loads a backend (tfjs-node may be loaded by one thread only):
   // the backend reported in /health and in results is the one the first worker initialised.
   const runner = options.runner ?? (config.jobs.workers > 0
-    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, limits: config.limits, log: app.log, shardMinFlops: config.jobs.shardMinFlops })
-    : new InProcessRunner(config.limits, config.backend));
+    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, backendOptions: config.backendOptions, limits: config.limits, log: app.log, shardMinFlops: config.jobs.shardMinFlops })
+    : new InProcessRunner(config.limits, config.backend, config.backendOptions));
   let backend: BackendInfo;
   try {
     backend = await runner.ready();

@@ -3,6 +3,7 @@
 // pure (only itself, the shared schemas and packages); src/engine/index.ts the only door into the engine.
 import { describe, expect, it, beforeAll } from 'vitest';
 import madge from 'madge';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +13,8 @@ const SCANNED = ['src', 'routes', 'scripts', 'bench'];
 const ENGINE_DOOR = 'src/engine/index.ts';
 /** The HTTP layer: routes, plugins, the app and the server around them. */
 const HTTP = [/^routes\//, /^src\/plugins\//, /^src\/app\.ts$/, /^src\/server\.ts$/, /^src\/openapi\.ts$/];
+/** The only files that may read the environment: the configuration, and the CLI (a client) at its entry. */
+const ENV_READERS = new Set(['src/config.ts', 'src/cli/gradlens.ts', 'src/cli/main.ts']);
 
 type Graph = Record<string, string[]>;
 let graph: Graph;
@@ -64,3 +67,11 @@ describe('the import graph', () => {
   });
 });
 
+describe('configuration flows in', () => {
+  it('reads process.env only in src/config.ts (and the CLI, a client) among src/ and routes/', () => {
+    const readers = Object.keys(graph)
+      .filter((f) => (f.startsWith('src/') || f.startsWith('routes/')) && !ENV_READERS.has(f))
+      .filter((f) => /process\.env\b/.test(readFileSync(join(ROOT, f), 'utf8')));
+    expect(readers).toEqual([]);
+  });
+});

@@ -20,7 +20,7 @@ export {
 
 // Backends (backends/): chosen once per process; the native addon and the wasm backend load lazily.
 export {
-  initBackend, BackendUnavailableError, BACKEND_CHOICES, type BackendChoice, type BackendInfo,
+  initBackend, BackendUnavailableError, BACKEND_CHOICES, type BackendChoice, type BackendInfo, type BackendOptions,
   loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, nativeKernelsIssue, nativeKernelStats,
 } from './backends/index.js';
 

@@ -19,7 +19,7 @@
 import type { TheoryQuery } from '../schemas/diagnosis.js';
 import {
   type TheoryReport, type AnalysisOutput, BackendUnavailableError, type BackendChoice,
-  type BackendInfo, type SpecLimits, shardPlan, type ShardPartial, type TrainingOutput,
+  type BackendInfo, type BackendOptions, type SpecLimits, shardPlan, type ShardPartial, type TrainingOutput,
 } from '../engine/index.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
@@ -36,6 +36,8 @@ export interface PoolOptions {
   /** Workers to run (ignored, and 1 is used, for the tensorflow backends). */
   size: number;
   backend: BackendChoice;
+  /** How the backend loads (src/config.ts); handed to every worker in its init message. */
+  backendOptions?: BackendOptions;
   limits: SpecLimits;
   /** The compiled worker entry; defaults to dist/src/jobs/worker.js (see workerEntry). */
   workerUrl?: URL;
@@ -166,7 +168,9 @@ export class WorkerPool implements Runner {
 
   private spawn(): Slot {
     const cancelFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { backend: this.backendChoice, limits: this.options.limits, cancelFlag };
+    const init: WorkerInit = {
+      backend: this.backendChoice, backendOptions: this.options.backendOptions ?? {}, limits: this.options.limits, cancelFlag,
+    };
     const worker = new Worker(this.workerUrl, { workerData: init, name: 'gradlens-compute' });
     const slot: Slot = { id: this.nextSlotId++, worker, flag: new Int32Array(cancelFlag), ready: false, retiring: false };
     this.slots.add(slot);

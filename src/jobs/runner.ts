@@ -2,7 +2,7 @@
 import type { TheoryQuery } from '../schemas/diagnosis.js';
 import {
   type TheoryReport, type AnalysisOutput, type SpecLimits, initBackend, type BackendChoice,
-  type BackendInfo, CancelledError, type TrainingOutput,
+  type BackendInfo, type BackendOptions, CancelledError, type TrainingOutput,
 } from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { JobCanceledError } from './errors.js';
@@ -39,10 +39,14 @@ export class InProcessRunner implements Runner {
   readonly concurrency = 1;
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly limits: SpecLimits, private readonly backend: BackendChoice = 'auto') {}
+  constructor(
+    private readonly limits: SpecLimits,
+    private readonly backend: BackendChoice = 'auto',
+    private readonly backendOptions: BackendOptions = {},
+  ) {}
 
   ready(): Promise<BackendInfo> {
-    return initBackend(this.backend);
+    return initBackend(this.backend, this.backendOptions);
   }
 
   // One task at a time, like a single worker: tfjs state (and tf.memory() in tests) is per thread.

@@ -12,7 +12,7 @@ const flag = new Int32Array(init.cancelFlag);
 const post = (msg: WorkerReply): void => port.postMessage(msg);
 
 try {
-  post({ type: 'ready', backend: await initBackend(init.backend) });
+  post({ type: 'ready', backend: await initBackend(init.backend, init.backendOptions) });
 } catch (err) {
   // The pool terminates this thread when it reads the message.
   post({ type: 'init-failed', error: serializeError(err) });

@@ -4,7 +4,7 @@
 // re-exports functions only, so importing it loads neither.
 export {
   initBackend, backendInfo, activateBackend, BackendUnavailableError, BACKEND_CHOICES, IN_PROCESS_BACKENDS,
-  type BackendChoice, type BackendInfo, type InProcessBackend,
+  type BackendChoice, type BackendInfo, type BackendOptions, type InProcessBackend, type NativeDesign,
 } from './select.js';
 export {
   loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, nativeKernelsIssue, nativeKernelStats,
