@@ -6,7 +6,7 @@
 // Kinds of work (runs/): validated and costed up front, JSON-safe output.
 export {
   admitAnalysis, analyze, shardPlan, analyzeShard, prepareTraining, runTraining,
-  expandSweep, runSweep, sweepRow, sweepResult, sweepToCsv,
+  expandSweep, sweepRow, sweepResult, sweepToCsv,
   type AnalysisOutput, type TrainingOutput, type SweepRow, type SweepResult,
 } from './runs/index.js';
 export { theoryReport, networkTheory, type TheoryReport } from './theory/index.js';

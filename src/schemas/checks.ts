@@ -69,4 +69,3 @@ export type ExpectInput = Static<typeof ExpectSchema>;
 export type Verdict = (typeof VERDICTS)[number];
 export type TrainingStatus = (typeof TRAINING_STATUSES)[number];
 export type CheckResult = Static<typeof CheckSchema>;
-export type AnalysisRequestInput = Static<typeof AnalysisRequestSchema>;

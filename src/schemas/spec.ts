@@ -177,6 +177,5 @@ export const AnalysisSpecSchema = Type.Object(
 
 export type AnalysisSpecInput = Static<typeof AnalysisSpecSchema>;
 export type NetworkInput = Static<typeof NetworkSchema>;
-export type DataInput = Static<typeof DataSchema>;
 export type LossName = Static<typeof LossSchema>;
 export type ThresholdsInput = Static<typeof ThresholdsSchema>;

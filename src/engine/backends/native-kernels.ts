@@ -465,10 +465,3 @@ export function nativeReductions(): NativeReductions | null {
 export function nativeKernelsIssue(): string | undefined {
   return registrationIssue;
 }
-
-/** Number of OpenBLAS threads (the addon starts with one). Returns false when the addon is not loaded. */
-export function setNativeBlasThreads(n: number): boolean {
-  if (!loadNativeKernels().loaded || addon === undefined) return false;
-  addon.setBlasThreads(n);
-  return true;
-}

@@ -14,8 +14,9 @@ export interface LayerPlan {
   activation: ActivationSpec;
   /** Residual block this layer belongs to, or null. */
   block: number | null;
-  /** 'start' / 'end' of its block (a one-layer block is both), 'inside', or null outside blocks. */
+  /** First layer of its residual block, whose input the skip connection carries (a one-layer block's layer is first and last); false outside blocks. */
   blockStart: boolean;
+  /** Last layer of its residual block, where the skip connection adds back; false outside blocks. */
   blockEnd: boolean;
 }
 

@@ -4,6 +4,6 @@ export { admitAnalysis, analyze, type AnalysisOutput, type AnalyzeOptions } from
 export { shardPlan, analyzeShard } from './shard-run.js';
 export { prepareTraining, runTraining, type TrainingOutput, type TrainingResult, type PreparedTraining } from './training-run.js';
 export {
-  expandSweep, runSweep, sweepRow, sweepResult, sweepToCsv,
+  expandSweep, sweepRow, sweepResult, sweepToCsv,
   type ExpandedSweep, type SweepRow, type SweepResult, type SweepCell,
 } from './sweep-run.js';

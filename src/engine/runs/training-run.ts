@@ -438,7 +438,7 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 
 const fmt = (x: number): string => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
 
-/** Trains from a prepareTraining result (lets a worker prepare once and report errors early). */
+/** Trains from a prepareTraining result: runTraining's second half, after validation and costing. */
 export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingHooks = {}): Promise<TrainingOutput> {
   const t0 = performance.now();
   const { spec, dataset, steps, recordEvery, optimizer: optimizerConfig } = prepared;
