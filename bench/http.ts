@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import type { BackendChoice } from '../src/engine/backends/select.js';
+import type { BackendChoice } from '../src/engine/index.js';
 
 export interface Server {
   app: FastifyInstance;

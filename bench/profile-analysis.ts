@@ -6,11 +6,11 @@
 // batches. Host-side work (statistics reductions, bookkeeping) is the gap between the kernel total and
 // the time per batch. For a whole analysis over HTTP, profile with node --cpu-prof instead.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../src/engine/backends/select.js';
-import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/measure/measure.js';
-import { normalizeSpec } from '../src/engine/spec/normalize.js';
-import { initParameters } from '../src/engine/model/network.js';
-import { Rng } from '../src/engine/common/random.js';
+import { backendOptions } from '../src/config.js';
+import {
+  initBackend, type BackendChoice, measureBatch, DEFAULT_SATURATION_THRESHOLD, normalizeSpec,
+  initParameters, Rng,
+} from '../src/engine/index.js';
 import { W2 } from './workloads.js';
 
 function arg(name: string): string | undefined {
@@ -21,7 +21,7 @@ function arg(name: string): string | undefined {
 const backend = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'native') as BackendChoice;
 const statistics = (arg('statistics') ?? 'host') as 'host' | 'device';
 const steps = Number(arg('steps') ?? 30);
-const info = await initBackend(backend);
+const info = await initBackend(backend, backendOptions());
 
 const rng = new Rng(1);
 const rows = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rng.normal()));

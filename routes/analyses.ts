@@ -8,7 +8,7 @@ import { HEADERS, withHeaders } from '../src/plugins/openapi.js';
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
 import { jobPath, jobViewText, prefersAsync, sendAccepted, sendJsonText } from '../src/jobs/http.js';
 import type { JobRecord } from '../src/jobs/store.js';
-import { capEcho } from '../src/engine/common/errors.js';
+import { capEcho } from '../src/engine/index.js';
 
 /** HTTP status of a failed job's code; what is not listed is the server's fault (500). */
 const STATUS_OF_CODE: Record<string, [number, string]> = {

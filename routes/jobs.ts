@@ -8,7 +8,7 @@ import { etagOf, jobSummaryView, jobView, jobViewText, sendTextWithEtag } from '
 import { EventStream, EventStreams } from '../src/jobs/sse.js';
 import { TERMINAL_STATUSES, type JobRecord } from '../src/jobs/store.js';
 import type { JobEvent } from '../src/jobs/manager.js';
-import { sweepToCsv, type SweepResult } from '../src/engine/runs/sweep-run.js';
+import { sweepToCsv, type SweepResult } from '../src/engine/index.js';
 
 export interface JobRoutesOptions {
   /** Keep-alive comment interval of event streams. */

@@ -4,8 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Config } from './config.js';
-import type { BackendInfo } from './engine/backends/select.js';
-import { SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } from './engine/common/errors.js';
+import { type BackendInfo, SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } from './engine/index.js';
 import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { WorkerPool } from './jobs/pool.js';
 import { SqliteJobStore, type JobStore } from './jobs/store.js';
@@ -153,8 +152,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // With a pool the main thread never loads a backend (tfjs-node may be loaded by one thread only):
   // the backend reported in /health and in results is the one the first worker initialised.
   const runner = options.runner ?? (config.jobs.workers > 0
-    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, limits: config.limits, log: app.log, shardMinFlops: config.jobs.shardMinFlops })
-    : new InProcessRunner(config.limits, config.backend));
+    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, backendOptions: config.backendOptions, limits: config.limits, log: app.log, shardMinFlops: config.jobs.shardMinFlops })
+    : new InProcessRunner(config.limits, config.backend, config.backendOptions));
   let backend: BackendInfo;
   try {
     backend = await runner.ready();

@@ -30,7 +30,19 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/device-layout.test.ts',
 ];
 
-const native = loadNativeKernels();
+/**
+ * How this test process's backends load, read from the environment exactly as src/config.ts's
+ * backendOptions() reads it (the engine reads no environment; test/backends.test.ts checks the two agree).
+ * Not imported from src/config.ts: that imports tfjs, which vitest.config.ts (a reader of this file) must not.
+ * .ci/run's wasm run sets GRADLENS_NATIVE_ADDON=/nonexistent/… so that native does not load here.
+ */
+export const TEST_BACKEND_OPTIONS = {
+  disableNative: process.env['GRADLENS_DISABLE_NATIVE'] === '1',
+  ...(process.env['GRADLENS_NATIVE_ADDON'] ? { nativeAddonPath: process.env['GRADLENS_NATIVE_ADDON'] } : {}),
+  nativeDesign: process.env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? ('wasm' as const) : ('cpu' as const),
+};
+
+const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
 
 /** Why the native backend does not load here, or null when it does. */
 export const NATIVE_ABSENT_REASON: string | null = native.loaded ? null : native.reason;
@@ -58,7 +70,7 @@ export function testBackendName(env: Record<string, string | undefined> = proces
 /** Switches this process to `name` as the service sets it up (throws when it cannot load). */
 export async function useBackend(name: InProcessBackend): Promise<void> {
   const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backends/select.js'), import('@tensorflow/tfjs')]);
-  await activateBackend(name);
+  await activateBackend(name, TEST_BACKEND_OPTIONS);
   await tf.ready();
   const expected = name === 'wasm' ? 'wasm' : 'cpu';
   if (tf.getBackend() !== expected) throw new Error(`useBackend(${name}): tfjs runs ${tf.getBackend()}, expected ${expected}`);

@@ -1,5 +1,5 @@
 // Job-layer errors: each has a stable `code`, and crosses the worker boundary as { name, code, message, ... }.
-import { SpecError, LimitError } from '../engine/common/errors.js';
+import { SpecError, LimitError } from '../engine/index.js';
 
 /** The queue is full: the HTTP layer answers 503 with Retry-After instead of letting the request wait. */
 export class QueueFullError extends Error {

@@ -1,10 +1,8 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { normalizeSpecShape, type NormalizedSpec, type SpecLimits } from '../engine/spec/normalize.js';
-import type { FlopBudget } from '../engine/spec/cost.js';
-import { admitNormalized } from '../engine/runs/analysis-run.js';
-import { validateExpect } from '../engine/diagnosis/checks.js';
-import { expandSweep } from '../engine/runs/sweep-run.js';
-import { prepareTraining } from '../engine/runs/training-run.js';
+import {
+  normalizeSpecShape, admitNormalized, validateExpect, expandSweep, prepareTraining,
+  type NormalizedSpec, type SpecLimits, type FlopBudget,
+} from '../engine/index.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';

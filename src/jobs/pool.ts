@@ -17,38 +17,29 @@
 // Cancelling a running task goes through shared memory (an Int32 per worker) rather than a message, so
 // the engine sees it between steps even when it never yields to the worker's event loop.
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import type { TheoryReport } from '../engine/theory/report.js';
+import {
+  type TheoryReport, type AnalysisOutput, BackendUnavailableError, type BackendChoice,
+  type BackendInfo, type BackendOptions, type SpecLimits, shardPlan, type ShardPartial, type TrainingOutput,
+} from '../engine/index.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AnalysisOutput } from '../engine/runs/analysis-run.js';
-import { BackendUnavailableError, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
 import type { AnalysisWork, ComputeTask } from './tasks.js';
-import { shardPlan } from '../engine/runs/shard-run.js';
-import type { ShardPartial } from '../engine/measure/combine-shards.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { TrainingOutput } from '../engine/runs/training-run.js';
-import type { WorkerInit } from './worker.js';
+import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { EncodedOutput } from './encoded.js';
-
-export type WorkerRequest = { type: 'run'; taskId: number; task: ComputeTask };
-export type WorkerReply =
-  | { type: 'ready'; backend: BackendInfo }
-  | { type: 'init-failed'; error: SerializedError }
-  | { type: 'record'; taskId: number; record: unknown; progress: number }
-  | { type: 'done'; taskId: number; output: unknown }
-  | { type: 'error'; taskId: number; error: SerializedError };
 
 export interface PoolOptions {
   /** Workers to run (ignored, and 1 is used, for the tensorflow backends). */
   size: number;
   backend: BackendChoice;
+  /** How the backend loads (src/config.ts); handed to every worker in its init message. */
+  backendOptions?: BackendOptions;
   limits: SpecLimits;
   /** The compiled worker entry; defaults to dist/src/jobs/worker.js (see workerEntry). */
   workerUrl?: URL;
@@ -179,7 +170,9 @@ export class WorkerPool implements Runner {
 
   private spawn(): Slot {
     const cancelFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { backend: this.backendChoice, limits: this.options.limits, cancelFlag };
+    const init: WorkerInit = {
+      backend: this.backendChoice, backendOptions: this.options.backendOptions ?? {}, limits: this.options.limits, cancelFlag,
+    };
     const worker = new Worker(this.workerUrl, { workerData: init, name: 'gradlens-compute' });
     const slot: Slot = { id: this.nextSlotId++, worker, flag: new Int32Array(cancelFlag), ready: false, retiring: false };
     this.slots.add(slot);

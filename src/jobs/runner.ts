@@ -1,15 +1,13 @@
 // Where engine work runs: the interface the job layer uses, and the in-process implementation.
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import type { TheoryReport } from '../engine/theory/report.js';
-import type { AnalysisOutput } from '../engine/runs/analysis-run.js';
+import {
+  type TheoryReport, type AnalysisOutput, type SpecLimits, initBackend, type BackendChoice,
+  type BackendInfo, type BackendOptions, CancelledError, type TrainingOutput,
+} from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { initBackend, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
-import { CancelledError } from '../engine/common/errors.js';
 import { JobCanceledError } from './errors.js';
 import { executeTask, type AnalysisWork } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { TrainingOutput } from '../engine/runs/training-run.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { EncodedOutput } from './encoded.js';
 
@@ -45,10 +43,14 @@ export class InProcessRunner implements Runner {
   readonly concurrency = 1;
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly limits: SpecLimits, private readonly backend: BackendChoice = 'auto') {}
+  constructor(
+    private readonly limits: SpecLimits,
+    private readonly backend: BackendChoice = 'auto',
+    private readonly backendOptions: BackendOptions = {},
+  ) {}
 
   ready(): Promise<BackendInfo> {
-    return initBackend(this.backend);
+    return initBackend(this.backend, this.backendOptions);
   }
 
   // One task at a time, like a single worker: tfjs state (and tf.memory() in tests) is per thread.

@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { accessSync, constants, mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SpecError } from '../engine/common/errors.js';
+import { SpecError } from '../engine/index.js';
 import { StorageUnavailableError, StoreOpenError, type StorageProblem } from './errors.js';
 import { outputText } from './encoded.js';
 

@@ -1,16 +1,12 @@
 // Compute tasks: what a worker (or the in-process runner) is asked to run, and the one function that runs them.
-import { analyze, analyzeNormalized, type AnalysisOutput } from '../engine/runs/analysis-run.js';
-import { analyzeShard } from '../engine/runs/shard-run.js';
-import type { ShardPartial } from '../engine/measure/combine-shards.js';
-import { CancelledError } from '../engine/common/errors.js';
-import { isNormalizedSpec, type NormalizedSpec, type SpecLimits } from '../engine/spec/normalize.js';
-import type { FlopBudget } from '../engine/spec/cost.js';
-import { runTraining, type TrainingOutput } from '../engine/runs/training-run.js';
+import {
+  analyze, analyzeNormalized, type AnalysisOutput, analyzeShard, type ShardPartial, CancelledError,
+  isNormalizedSpec, type NormalizedSpec, type SpecLimits, type FlopBudget, runTraining, type TrainingOutput,
+  theoryReport, type TheoryReport, evaluateChecks,
+} from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import { theoryReport, type TheoryReport } from '../engine/theory/report.js';
-import { evaluateChecks } from '../engine/diagnosis/checks.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import { encodeOutput, type EncodedOutput } from './encoded.js';
 

@@ -62,4 +62,3 @@ export const AnalysisRequestSchema = Type.Object(
 
 export type ExpectInput = Static<typeof ExpectSchema>;
 export type CheckResult = Static<typeof CheckSchema>;
-export type AnalysisRequestInput = Static<typeof AnalysisRequestSchema>;

@@ -197,4 +197,3 @@ export const QueueFullSchema = Type.Object(
 
 export const NotModifiedSchema = Type.Null({ description: 'Not Modified: the job is unchanged since the ETag given in If-None-Match.' });
 
-export type JobListQueryInput = Static<typeof JobListQuerySchema>;

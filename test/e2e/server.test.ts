@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
 import { SERVER_ENTRY, freePort, startServer, stop } from '../server.js';
 import { loadNativeKernels } from '../../src/engine/backends/native-kernels.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
 
 const entry = SERVER_ENTRY;
 
@@ -50,7 +51,7 @@ describe('the real server over HTTP', () => {
     const auto = await startServer({ GRADLENS_BACKEND: 'auto', GRADLENS_DB: ':memory:', GRADLENS_WORKERS: '1' });
     try {
       const health = await (await fetch(`${auto.url}/health`)).json();
-      const native = loadNativeKernels();
+      const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
       // tfjs-node is never installed by npm ci here (its download fails, tfjs #8742), so auto goes on to native or wasm.
       expect(health.environment.backend).toBe(native.loaded ? 'native' : 'wasm');
       if (process.env.GRADLENS_REQUIRE_NATIVE === '1') expect(health.environment.backend).toBe('native');

@@ -1,6 +1,7 @@
 // Whole analyses on the fast paths (host statistics; native kernels; wasm) equal the stock path (stock cpu kernels, tfjs-op statistics) within float32 tolerance.
 import * as tf from '@tensorflow/tfjs';
 import { itNative } from '../native.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/engine/spec/normalize.js';
 import { runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
@@ -136,7 +137,7 @@ describe('whole analyses: fast paths against the stock path', () => {
     expect(registerWasmTransposedMatMul(tf)).toBe(true);
     expectEqualToStock(analyse('host'), stock);
     restoreWasmMatMul(tf);
-    if (loadNativeKernels().loaded) {
+    if (loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath }).loaded) {
       expect(registerNativeWasmMatMul(tf)).toBe(true);
       expectEqualToStock(analyse('host'), stock);
       restoreStockKernels(tf);

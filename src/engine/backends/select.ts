@@ -50,8 +50,19 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-no
  * section: W2 statistics 24-27 vs 29-34 ms of CPU, MNIST analyses alike), so it is the default;
  * GRADLENS_NATIVE_DESIGN=wasm selects the other for comparison.
  */
-export function nativeDesign(env: Record<string, string | undefined> = process.env): 'cpu' | 'wasm' {
-  return env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? 'wasm' : 'cpu';
+export type NativeDesign = 'cpu' | 'wasm';
+
+/**
+ * What the configuration says about loading backends. The engine reads no environment: src/config.ts
+ * reads these variables and the job layer passes them in (to each worker through its init message).
+ */
+export interface BackendOptions {
+  /** GRADLENS_DISABLE_NATIVE=1: `auto` skips the native kernels (CI tests the pure-npm path so). */
+  disableNative?: boolean;
+  /** GRADLENS_NATIVE_ADDON: where the native addon is, instead of the search. */
+  nativeAddonPath?: string;
+  /** GRADLENS_NATIVE_DESIGN; 'cpu' when unset. */
+  nativeDesign?: NativeDesign;
 }
 
 /** Undoes the kernel replacements of the other in-process backends (only tests switch backends in one process). */
@@ -66,11 +77,11 @@ async function restoreReplacedKernels(keep: 'native-cpu' | 'native-wasm' | 'wasm
   }
 }
 
-async function tryNative(): Promise<string[]> {
+async function tryNative(options: BackendOptions): Promise<string[]> {
   const mod = await import('./native-kernels.js');
-  const loaded = mod.loadNativeKernels();
+  const loaded = mod.loadNativeKernels({ addonPath: options.nativeAddonPath });
   if (!loaded.loaded) throw new Error(loaded.reason);
-  if (nativeDesign() === 'wasm') {
+  if (options.nativeDesign === 'wasm') {
     await restoreReplacedKernels('native-wasm');
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
@@ -110,9 +121,9 @@ export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
  * initBackend; tests call this to run the same numbers on each backend in one process. Throws
  * BackendUnavailableError when the backend cannot load (e.g. native without the addon).
  */
-export async function activateBackend(name: InProcessBackend): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels'>> {
+export async function activateBackend(name: InProcessBackend, options: BackendOptions = {}): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels'>> {
   try {
-    if (name === 'native') return { nativeKernels: await tryNative() };
+    if (name === 'native') return { nativeKernels: await tryNative(options) };
     if (name === 'wasm') return { simd: await tryWasm() };
     await tryCpu();
     return {};
@@ -122,7 +133,7 @@ export async function activateBackend(name: InProcessBackend): Promise<Pick<Back
   }
 }
 
-async function load(requested: BackendChoice): Promise<BackendInfo> {
+async function load(requested: BackendChoice, options: BackendOptions): Promise<BackendInfo> {
   const skipped: { name: string; reason: string }[] = [];
   const info = (name: BackendInfo['name'], extra: Partial<BackendInfo> = {}): BackendInfo => ({
     name, tfjsBackend: tf.getBackend(), tfjsVersion: tf.version.tfjs, requested, skipped, ...extra,
@@ -146,10 +157,10 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
     const ok = await attempt('tensorflow', async () => { await tryTensorflow('@tensorflow/tfjs-node'); return true; });
     if (ok) return info('tensorflow');
   }
-  if (requested === 'auto' && process.env.GRADLENS_DISABLE_NATIVE === '1') {
+  if (requested === 'auto' && options.disableNative) {
     skipped.push({ name: 'native', reason: 'GRADLENS_DISABLE_NATIVE=1' });
   } else if (requested === 'auto' || requested === 'native') {
-    const kernels = await attempt('native', tryNative);
+    const kernels = await attempt('native', () => tryNative(options));
     if (kernels) return info('native', { nativeKernels: kernels });
   }
   if (requested === 'auto' || requested === 'wasm') {
@@ -182,8 +193,8 @@ function absorbNodeBackendBanner(): void {
 }
 
 /** Initialises the backend on first call; later calls return the same answer (whatever they ask). */
-export function initBackend(requested: BackendChoice): Promise<BackendInfo> {
-  current ??= load(requested).then(async (info) => {
+export function initBackend(requested: BackendChoice, options: BackendOptions = {}): Promise<BackendInfo> {
+  current ??= load(requested, options).then(async (info) => {
     await tf.ready();
     absorbNodeBackendBanner();
     return info;

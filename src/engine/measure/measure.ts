@@ -9,11 +9,14 @@ import { disposeParameters, packedLength, packParameters, parameterTensors, unpa
 import type { NormalizationKind } from '../spec/normalize.js';
 import { activation, type Activation } from '../model/activations.js';
 import { fitLogSlope, spreadOf, mean, type LogSlopeFit, type Spread } from '../common/stats.js';
-import { layerPartial, perExampleNorms, type HostReading } from './batch-stats.js';
+import { layerPartial, perExampleNorms } from './batch-stats.js';
+import type { BatchMeasurement, Reading } from './readings.js';
 import { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
 import { LAYER_ROW, layerRow, normFromParts, readingFromRow, readLayerRow, ReadCursor } from './device-layout.js';
 import type { LossName } from '../../schemas/spec.js';
 import type { AnalysisResultBody, LayerStatsBody, Measured } from '../../schemas/result.js';
+
+export type { BatchMeasurement, Reading } from './readings.js';
 
 /** Default threshold: an entry is saturated where |φ'(h)| < this × the activation's peak derivative. */
 export const DEFAULT_SATURATION_THRESHOLD = 0.01;
@@ -64,15 +67,6 @@ export function hostFloat32(t: tf.Tensor): Float32Array {
 }
 const host = hostFloat32;
 
-export interface BatchMeasurement {
-  loss: number;
-  readings: Reading[];
-  /** Gradient norm of each auxiliary parameter, in the order of extras.aux. */
-  auxGradNorms: number[];
-  /** Per-example weight-gradient norms ‖∂ℓ_i/∂W‖ of the requested layers. */
-  perExample: { layer: number; norms: number[] }[];
-}
-
 /** The measured part of the response's summary (the diagnosis adds the verdict and the rest). */
 export type AnalysisSummary = Pick<Measured<AnalysisResultBody['summary']>, 'firstToLastRatio' | 'backpropFirstToLastRatio' | 'weightGradLogSlope' | 'backpropLogSlope'>;
 
@@ -97,8 +91,6 @@ export interface AnalysisTimings {
   totalMs: number;
 }
 
-/** Per-layer raw readings from one batch (float64 after read-back): one shape for host and device statistics. */
-export type Reading = HostReading;
 
 /** Targets shaped for the loss: one-hot for categorical, a 0/1 column for two-class binary. */
 export function targetsFor(ds: Dataset, loss: LossName, batch: Batch): { values: Float32Array; width: number } {

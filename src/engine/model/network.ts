@@ -14,9 +14,9 @@ export interface LayerPlan {
   activation: ActivationSpec;
   /** Residual block this layer belongs to, or null. */
   block: number | null;
-  /** Whether the layer opens its residual block (its input is the block's skip) … */
+  /** First layer of its residual block, whose input the skip connection carries (a one-layer block's layer is first and last); false outside blocks. */
   blockStart: boolean;
-  /** … and whether it closes it (its output adds the skip). A one-layer block does both; outside blocks neither. */
+  /** Last layer of its residual block, where the skip connection adds back; false outside blocks. */
   blockEnd: boolean;
 }
 
