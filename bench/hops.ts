@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import type { BackendChoice } from '../src/engine/backends/select.js';
+import type { BackendChoice } from '../src/engine/index.js';
 import { WorkerPool } from '../src/jobs/pool.js';
 import { SqliteJobStore, type JobStore } from '../src/jobs/store.js';
 import { call } from './http.js';
