@@ -105,7 +105,7 @@ describe('optimizer update math against a hand computation', () => {
 
   function apply(config: OptimizerConfig): number[][] {
     const opt = createOptimizer(config);
-    let p = tf.tensor1d(p0);
+    let p: tf.Tensor = tf.tensor1d(p0);
     const out: number[][] = [];
     for (const g of [g1, g2]) {
       const next = tf.tidy(() => opt.step([p], [tf.tensor1d(g)])[0]!);

@@ -10,20 +10,11 @@ import { structuralZeros } from '../../src/engine/diagnosis/zero-by-design.js';
 import { onsetLayer, layerList, fmt } from '../../src/engine/diagnosis/verdict.js';
 import { SpecError } from '../../src/engine/common/errors.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
-import { sigmoidChain } from '../helpers.js';
+import { sigmoidChain, textbookChainOfDepth as chain } from '../support/textbook-chain.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Body = any;
 const run = (input: AnalysisSpecInput): Body => analyze(input).result;
-
-const chain = (depth: number): AnalysisSpecInput => ({
-  network: {
-    depth, width: 1, activation: 'sigmoid', outputActivation: 'sigmoid', useBias: false,
-    init: { weights: { name: 'constant', value: 0.17 } },
-  },
-  data: { source: 'inline', x: [[1]] },
-  loss: 'output',
-});
 
 const blobs = (batchSize = 64) => ({ source: 'blobs' as const, features: 16, batchSize });
 

@@ -5,7 +5,8 @@ import { JobCanceledError, WorkerCrashedError } from '../../src/jobs/errors.js';
 import { backendInfo } from '../../src/engine/backends/select.js';
 import { DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
 import { SpecError } from '../../src/engine/common/errors.js';
-import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS, until } from './helpers.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS } from '../support/jobs.js';
+import { until } from '../support/until.js';
 import { LOADED_BACKENDS } from '../backends.js';
 
 const CRASHING_WORKER = new URL('./fixtures/crashing-worker.mjs', import.meta.url);
@@ -69,9 +70,11 @@ describe('WorkerPool (wasm, 2 workers)', () => {
     await new Promise((r) => setTimeout(r, 300));
     controller.abort(new JobCanceledError());
     await expect(running).rejects.toBeInstanceOf(JobCanceledError);
+    // ENDLESS_ANALYSIS runs for minutes: answering well within one means its worker was replaced, not
+    // waited for (a replacement starts in a few seconds, more from the sources on a loaded machine).
     const t0 = performance.now();
     await Promise.all([pool.analyze(SMALL_ANALYSIS), pool.analyze(SMALL_ANALYSIS)]);
-    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(performance.now() - t0).toBeLessThan(60_000);
     expect(pool.workers).toBe(2);
   });
 

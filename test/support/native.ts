@@ -1,6 +1,6 @@
 // Native-only tests without silent skips: where the addon is absent, one test says why (and fails if CI requires it).
 import { describe, it, expect } from 'vitest';
-import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
+import { loadNativeKernels } from '../../src/engine/backends/native-kernels.js';
 
 export const native = loadNativeKernels();
 
