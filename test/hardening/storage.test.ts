@@ -145,7 +145,9 @@ describe('the database file deleted while the server runs', () => {
     expect(server.output()).toMatch(/"level":50/);
     expect(server.output()).toContain(db);
 
-    const ready = await json(`${server.url}/ready`);
+    // /ready reuses its write probe for up to 500 ms (JobManager.storageHealth), so a probe taken just
+    // before the deletion may still answer once; the next one must fail.
+    const ready = await until(() => json(`${server!.url}/ready`), (r) => r.status !== 200, 5_000, 100);
     expect(ready.status).toBe(503);
     expect(ready.body.checks.database).toEqual({ ok: false, detail: 'the file at GRADLENS_DB was deleted or replaced while the server ran: restart the server' });
     const refused = await post('/v1/analyses', ANALYSIS);
