@@ -369,8 +369,10 @@ describe('dashboard with API keys configured', () => {
     await page.waitForSelector('#view[data-kind="analysis"][data-state="ready"]');
     expect(await page.getAttribute('#grad-chart', 'data-layers')).toBe('20');
 
+    // Long enough (seconds) to be still running when the dashboard first looks: it opens the event
+    // stream only for a job that has not finished yet (dashboard/src/jobs.ts). 16 records, as before.
     await runFromEditor(page, 'training', {
-      network: { depth: 4, width: 16 }, data: { source: 'iris', batchSize: 16 }, steps: 300, recordEvery: 20,
+      network: { depth: 4, width: 16 }, data: { source: 'iris', batchSize: 16 }, steps: 3000, recordEvery: 200,
     });
     await page.waitForSelector('#view[data-kind="training"][data-status="succeeded"]', { timeout: 90_000 });
     expect(await page.getAttribute('#training-heatmap', 'data-filled')).toBe(String(16 * 4));
