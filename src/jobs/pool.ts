@@ -23,8 +23,7 @@ import {
 } from '../engine/index.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
@@ -41,7 +40,7 @@ export interface PoolOptions {
   /** How the backend loads (src/config.ts); handed to every worker in its init message. */
   backendOptions?: BackendOptions;
   limits: SpecLimits;
-  /** The compiled worker entry; defaults to dist/src/jobs/worker.js (see workerEntry). */
+  /** The worker entry; defaults to workerEntry() (the build's worker.js, or the sources' through tsx). */
   workerUrl?: URL;
   /**
    * A lone analysis of at least this many forward + backward FLOPs is split across the idle workers
@@ -78,19 +77,12 @@ interface Slot {
 const TFJS_NODE_BACKENDS = new Set(['tensorflow', 'tensorflow-gpu']);
 
 /**
- * The worker runs compiled JavaScript: from dist/ this is the sibling worker.js; from the TypeScript
- * sources (vitest, tsx) it is the build output under dist/, so run `npm run build` first (`npm test` does).
+ * The worker's entry: from the build (dist/) the sibling worker.js; from the TypeScript sources (vitest,
+ * tsx) worker-from-source.mjs, which registers tsx in the thread and loads worker.ts, so no build is needed.
  */
 export function workerEntry(): URL {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return new URL('./worker.js', import.meta.url);
-  let dir = dirname(here);
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return pathToFileURL(join(dir, 'dist', 'src', 'jobs', 'worker.js'));
+  const fromBuild = fileURLToPath(import.meta.url).endsWith('.js');
+  return new URL(fromBuild ? './worker.js' : './worker-from-source.mjs', import.meta.url);
 }
 
 export class WorkerPool implements Runner {
@@ -142,7 +134,7 @@ export class WorkerPool implements Runner {
 
   private async start(): Promise<BackendInfo> {
     if (!existsSync(fileURLToPath(this.workerUrl))) {
-      throw new Error(`the compute worker ${fileURLToPath(this.workerUrl)} is missing: run \`npm run build\` first`);
+      throw new Error(`the compute worker ${fileURLToPath(this.workerUrl)} is missing`);
     }
     // One worker first: its backend decides how many more may start (see the comment at the top).
     const first = this.spawn();

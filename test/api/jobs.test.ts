@@ -1,7 +1,8 @@
 // The job life cycle over HTTP, on worker threads and a real SQLite file: create, poll with 304, list, SSE, sweeps and CSV, cancel, queue full.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, until, type SseEvent } from '../jobs/helpers.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, type SseEvent } from '../support/jobs.js';
+import { until } from '../support/until.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());

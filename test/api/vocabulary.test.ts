@@ -9,7 +9,7 @@ import { normalizeOptimizer } from '../../src/engine/model/optimizers.js';
 import { DATA_SOURCES } from '../../src/engine/data/datasets.js';
 import { BACKEND_CHOICES } from '../../src/engine/backends/select.js';
 import { VERDICTS } from '../../src/schemas/checks.js';
-import { testApp } from '../helpers.js';
+import { testApp } from '../support/app.js';
 
 let app: FastifyInstance;
 let doc: { components: { schemas: Record<string, { enum?: string[] }> }; paths: Record<string, Record<string, any>> };
@@ -40,7 +40,7 @@ describe('the vocabulary', () => {
     expect(optimizer.properties.name.enum).toEqual([...V.OPTIMIZER_NAMES]);
     const environment = doc.components.schemas.Environment as { properties: Record<string, any> };
     expect(environment.properties.backend.enum).toEqual([...V.BACKEND_NAMES]);
-    const listParams = doc.paths['/v1/jobs'].get.parameters as { name: string; schema: { $ref?: string } }[];
+    const listParams = doc.paths['/v1/jobs']!.get!.parameters as { name: string; schema: { $ref?: string } }[];
     expect(listParams.find((p) => p.name === 'kind')?.schema.$ref).toBe('#/components/schemas/JobKind');
   });
 

@@ -12,6 +12,13 @@ interface Call {
 
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
 
+/** Headers as a plain object (lower-case names), for toEqual. */
+function headerObject(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => { out[name] = value; });
+  return out;
+}
+
 /** A fetch that answers from a script of replies, recording every request. */
 function stubFetch(replies: Reply[]): { fetch: typeof fetch; calls: Call[] } {
   const calls: Call[] = [];
@@ -19,7 +26,7 @@ function stubFetch(replies: Reply[]): { fetch: typeof fetch; calls: Call[] } {
     calls.push({
       url: String(input),
       method: init.method ?? 'GET',
-      headers: Object.fromEntries(new Headers(init.headers).entries()),
+      headers: headerObject(new Headers(init.headers)),
       body: typeof init.body === 'string' ? JSON.parse(init.body) : undefined,
     });
     const reply = replies.shift();

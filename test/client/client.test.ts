@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { startServer, stop } from '../server.js';
+import { startServer, stop } from '../support/server.js';
 
 const here = (path: string): string => new URL(path, import.meta.url).pathname;
 const bin = (name: string): string => here(`../../node_modules/.bin/${name}`);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { Rng, setZigguratFill, type ZigguratFill } from '../../src/engine/common/random.js';
-import { native, itNative } from '../native.js';
+import { native, itNative } from '../support/native.js';
 import { initialize, normalizeInitializer } from '../../src/engine/model/initializers.js';
 
 const sameBits = (a: Float32Array, b: Float32Array): boolean =>

@@ -4,10 +4,10 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import Database from 'better-sqlite3';
 import { SqliteJobStore } from '../../src/jobs/store.js';
 import { encodeOutput } from '../../src/jobs/encoded.js';
-import { SMALL_ANALYSIS, poolApp, tempDir } from './helpers.js';
+import { SMALL_ANALYSIS, poolApp, tempDir } from '../support/jobs.js';
 import { datasetBuilds, describeDataset, loadDataset } from '../../src/engine/data/datasets.js';
 import { normalizations, normalizeSpec, normalizeSpecShape } from '../../src/engine/spec/normalize.js';
-import { testApp } from '../helpers.js';
+import { testApp } from '../support/app.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
