@@ -8,6 +8,7 @@
 //
 // No static import of tfjs here: vitest.config.ts reads the lists below.
 import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
+import { probeWebGpu } from '../src/engine/backends/webgpu.js';
 import type { InProcessBackend } from '../src/engine/backends/select.js';
 
 export type { InProcessBackend } from '../src/engine/backends/select.js';
@@ -38,20 +39,36 @@ export const NATIVE_ABSENT_REASON: string | null = native.loaded ? null : native
 export const NATIVE_REQUIRED = process.env['GRADLENS_REQUIRE_NATIVE'] === '1';
 
 /**
+ * Which WebGPU adapter Dawn offers here (asked in a child process, so that a driver fault cannot abort
+ * the test runner); any adapter counts, lavapipe included: software Vulkan checks correctness.
+ */
+const webgpu = probeWebGpu();
+
+/** Why webgpu does not load here, or null when it does. */
+export const WEBGPU_ABSENT_REASON: string | null = 'reason' in webgpu ? webgpu.reason : null;
+
+/** GRADLENS_REQUIRE_WEBGPU=1 (CI's webgpu run): no adapter fails the tests instead of leaving webgpu out. */
+export const WEBGPU_REQUIRED = process.env['GRADLENS_REQUIRE_WEBGPU'] === '1';
+
+/**
  * The backends these tests run on: cpu (pure JavaScript, the reference) and wasm (an npm dependency)
- * always; native where the addon loads, or wherever it is required (then its absence fails loudly).
+ * always; native where the addon loads and webgpu where Dawn finds an adapter, or wherever either is
+ * required (then its absence fails loudly).
  */
 export const LOADED_BACKENDS: readonly InProcessBackend[] = [
   'cpu', 'wasm', ...(native.loaded || NATIVE_REQUIRED ? (['native'] as const) : []),
+  ...(WEBGPU_ABSENT_REASON === null || WEBGPU_REQUIRED ? (['webgpu'] as const) : []),
 ];
 
-/** The backend of this test process: GRADLENS_TEST_BACKEND (native, wasm or cpu), cpu when unset. */
+const TEST_BACKENDS = ['native', 'wasm', 'cpu', 'webgpu'] as const;
+
+/** The backend of this test process: GRADLENS_TEST_BACKEND (native, wasm, cpu or webgpu), cpu when unset. */
 export function testBackendName(env: Record<string, string | undefined> = process.env): InProcessBackend {
   const name = env['GRADLENS_TEST_BACKEND'] ?? 'cpu';
-  if (name !== 'native' && name !== 'wasm' && name !== 'cpu') {
-    throw new Error(`GRADLENS_TEST_BACKEND=${name}: the engine's numeric tests run on native, wasm or cpu`);
+  if (!(TEST_BACKENDS as readonly string[]).includes(name)) {
+    throw new Error(`GRADLENS_TEST_BACKEND=${name}: the engine's numeric tests run on native, wasm, cpu or webgpu`);
   }
-  return name;
+  return name as InProcessBackend;
 }
 
 /** Switches this process to `name` as the service sets it up (throws when it cannot load). */
@@ -59,7 +76,7 @@ export async function useBackend(name: InProcessBackend): Promise<void> {
   const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backends/select.js'), import('@tensorflow/tfjs')]);
   await activateBackend(name);
   await tf.ready();
-  const expected = name === 'wasm' ? 'wasm' : 'cpu';
+  const expected = name === 'wasm' || name === 'webgpu' ? name : 'cpu';
   if (tf.getBackend() !== expected) throw new Error(`useBackend(${name}): tfjs runs ${tf.getBackend()}, expected ${expected}`);
 }
 

@@ -266,7 +266,7 @@ function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Referenc
 }
 
 /** Runs the case, checks its preconditions, and returns the analysis, the product's gradients and the reference's. */
-function check(c: Case): { spec: NormalizedSpec; result: AnalysisResult; ref: Reference; fd: ReferenceGradients; ad: AutodiffGradients } {
+async function check(c: Case): Promise<{ spec: NormalizedSpec; result: AnalysisResult; ref: Reference; fd: ReferenceGradients; ad: AutodiffGradients }> {
   const { spec, dataset } = normalizeSpec(c.input);
   if (c.input.network.residual) {
     // The residual layouts must actually produce blocks for this check to mean anything.
@@ -276,7 +276,7 @@ function check(c: Case): { spec: NormalizedSpec; result: AnalysisResult; ref: Re
   }
   const initial = initParameters(spec.network, spec.seed);
   const params = c.perturb ? perturbed(initial, 5000 + spec.seed, c.perturb) : initial;
-  const { result } = runAnalysis(spec, dataset, {}, params);
+  const { result } = (await runAnalysis(spec, dataset, {}, params));
   const ref = referenceOf(spec, result);
   expect(result.batchSize).toBe(ref.x.length);
 
@@ -361,7 +361,7 @@ describe('finite-difference gradient check of the whole analysis path', () => {
     await useTestBackend();
   });
 
-  it('covers every hidden activation, every loss, both residual layouts, both normalisations and every residual variant', () => {
+  it('covers every hidden activation, every loss, both residual layouts, both normalisations and every residual variant', async () => {
     const all = [...cases, ...variantCases];
     const covered = new Set(all.map((c) => c.input.loss));
     expect([...covered].sort()).toEqual([...LOSSES].sort());
@@ -376,16 +376,16 @@ describe('finite-difference gradient check of the whole analysis path', () => {
     expect([...variants].sort()).toEqual(['fixup', 'rezero', 'skipinit']);
   });
 
-  it.each([...cases, ...variantCases].map((c) => [c.title, c] as const))('%s', (_title, c) => {
-    const { spec, result, ref, fd, ad } = check(c);
+  it.each([...cases, ...variantCases].map((c) => [c.title, c] as const))('%s', async (_title, c) => {
+    const { spec, result, ref, fd, ad } = await check(c);
     expect(Math.abs(ad.loss - result.loss)).toBeLessThan(1e-6 * Math.abs(result.loss) + 1e-7);
     expectWholeTensors(fd, ad, ref, c.zeroByDesign ?? false);
     expectReportedNorms(result, spec, fd, ref);
   });
 
-  it('Fixup at step 0: only the output layer has a gradient; every other tensor is exactly 0 both ways', () => {
+  it('Fixup at step 0: only the output layer has a gradient; every other tensor is exactly 0 both ways', async () => {
     const c = variantCases.find((v) => v.zeroByDesign)!;
-    const { fd, ad } = check(c);
+    const { fd, ad } = await check(c);
     const L = fd.weight.length;
     expect(maxAbs(fd.weight[L - 1]!)).toBeGreaterThan(1e-3);
     for (let l = 0; l < L - 1; l++) {
@@ -394,19 +394,19 @@ describe('finite-difference gradient check of the whole analysis path', () => {
     }
   });
 
-  it('backpropNorm is sqrt(B)·‖∂Loss/∂H‖_F: the same rows repeated twice give the same value, ‖∂Loss/∂H‖_F shrinks by √2', () => {
+  it('backpropNorm is sqrt(B)·‖∂Loss/∂H‖_F: the same rows repeated twice give the same value, ‖∂Loss/∂H‖_F shrinks by √2', async () => {
     const base = caseFor('dup', 'tanh', 'mse', { depth: 3, width: 4 }, 5).input;
     const doubled: AnalysisSpecInput = {
       ...base,
       data: { ...base.data, x: [...base.data.x!, ...base.data.x!], y: [...(base.data.y as number[][]), ...(base.data.y as number[][])] },
     };
-    const run = (input: AnalysisSpecInput): { result: AnalysisResult; ref: Reference } => {
+    const run = async (input: AnalysisSpecInput): Promise<{ result: AnalysisResult; ref: Reference }> => {
       const { spec, dataset } = normalizeSpec(input);
-      const { result } = runAnalysis(spec, dataset);
+      const { result } = (await runAnalysis(spec, dataset));
       return { result, ref: referenceOf(spec, result) };
     };
-    const one = run(base);
-    const two = run(doubled);
+    const one = (await run(base));
+    const two = (await run(doubled));
     expect(two.ref.x.length).toBe(2 * one.ref.x.length);
     const fd1 = finiteDifferences(one.ref);
     const fd2 = finiteDifferences(two.ref);

@@ -43,7 +43,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     }
   });
 
-  it('records steps 0, 20, …, 200 with every layer', () => {
+  it('records steps 0, 20, …, 200 with every layer', async () => {
     for (const { out, progress } of Object.values(runs)) {
       expect(out.result.records.map((r) => r.step)).toEqual([0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
       expect(progress).toEqual(out.result.records.map((r) => r.step / 200));
@@ -54,7 +54,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     }
   });
 
-  it('the sigmoid network stalls at the class-frequency loss with vanishing first-layer gradients', () => {
+  it('the sigmoid network stalls at the class-frequency loss with vanishing first-layer gradients', async () => {
     const r = runs.sigmoid!.out.result;
     expect(r.status).toBe('stalled');
     expect(r.learns).toBe(false);
@@ -73,7 +73,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     expect(r.reasons.join(' ')).toMatch(/vanishing gradients/);
   });
 
-  it('the ReLU/He network learns, with first-layer gradients of the order of the last layer\'s', () => {
+  it('the ReLU/He network learns, with first-layer gradients of the order of the last layer\'s', async () => {
     const r = runs.relu!.out.result;
     expect(r.status).toBe('learning');
     expect(r.learns).toBe(true);
@@ -88,7 +88,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     expect(r.records[0]!.layers[0]!.weightGradNorm as number).toBeGreaterThan(1e3 * sigmoidFirst);
   });
 
-  it('leaves no tensors behind, and the count does not grow from record to record', () => {
+  it('leaves no tensors behind, and the count does not grow from record to record', async () => {
     for (const { tensorsPerRecord, leaked } of Object.values(runs)) {
       expect(leaked).toBe(0);
       // Records inside the loop hold the step's updated parameters too; the final one does not.
@@ -182,7 +182,7 @@ describe('optimizer update math against a hand computation', () => {
     if (config.name === 'adam') expect(want[0]![0]).toBeCloseTo(p0[0]! - 0.01, 6);
   });
 
-  it('fills in documented defaults and rejects parameters the optimizer does not use', () => {
+  it('fills in documented defaults and rejects parameters the optimizer does not use', async () => {
     expect(normalizeOptimizer(undefined)).toEqual({ name: 'sgd', learningRate: 0.01 });
     expect(normalizeOptimizer({ name: 'adam' })).toEqual({ name: 'adam', learningRate: 0.001, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 });
     expect(normalizeOptimizer({ name: 'momentum' })).toEqual({ name: 'momentum', learningRate: 0.01, momentum: 0.9, nesterov: false });
@@ -279,7 +279,7 @@ describe('runTraining: cancellation, divergence, determinism', () => {
     expect(out.spec.include).toEqual(['parameters', 'batches']);
     expect(out.cost.includedValues).toBeGreaterThan(0);
     const { steps: _s, recordEvery: _r, optimizer: _o, ...analysisPart } = spec;
-    const analysis = analyze({ ...analysisPart, include: ['parameters'] } as AnalysisSpecInput).result;
+    const analysis = (await analyze({ ...analysisPart, include: ['parameters'] } as AnalysisSpecInput)).result;
     expect(r.parameters).toEqual(analysis.parameters);
     expect(r.parameters![1]!.auxParameters!.map((a) => a.name)).toEqual(['gamma', 'beta', 'gate']);
     expect(r.finalParameters![1]!.auxParameters![2]!.values[0]).not.toBe(Math.fround(0.2));
@@ -340,7 +340,7 @@ describe('prepareTraining: validation and cost before any compute', () => {
     steps: 100,
   };
 
-  it('fills defaults and costs steps plus records plus evaluation', () => {
+  it('fills defaults and costs steps plus records plus evaluation', async () => {
     const p = prepareTraining(spec, DEFAULT_LIMITS);
     expect(p.recordEvery).toBe(2);
     expect(recordSteps(100, 2)).toHaveLength(51);
@@ -356,7 +356,7 @@ describe('prepareTraining: validation and cost before any compute', () => {
     expect(p.cost.evaluationExamples).toBe(150);
   });
 
-  it('rejects over-limit runs with LimitError and bad specs with SpecError naming the field', () => {
+  it('rejects over-limit runs with LimitError and bad specs with SpecError naming the field', async () => {
     // A training is checked against its own budget, not the synchronous analysis one.
     expect(() => prepareTraining(spec, { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e6 })).not.toThrow();
     const tight = { ...DEFAULT_LIMITS, maxTrainingFlops: 1e6 };

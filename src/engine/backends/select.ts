@@ -1,14 +1,15 @@
 // Picks and initialises the tfjs backend once per process, and says which one is running.
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import type { WebGpuAdapter } from './webgpu.js';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'native', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendInfo {
-  /** What the process computes with: tensorflow, tensorflow-gpu, native (cpu + OpenBLAS kernels), wasm or cpu. */
-  name: 'tensorflow' | 'tensorflow-gpu' | 'native' | 'wasm' | 'cpu';
-  /** The tfjs backend name underneath (`tensorflow`, `wasm`, `cpu`). */
+  /** What the process computes with: tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu + OpenBLAS kernels), wasm or cpu. */
+  name: 'tensorflow' | 'tensorflow-gpu' | 'webgpu' | 'native' | 'wasm' | 'cpu';
+  /** The tfjs backend name underneath (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
   tfjsBackend: string;
   tfjsVersion: string;
   requested: BackendChoice;
@@ -16,6 +17,8 @@ export interface BackendInfo {
   skipped: { name: string; reason: string }[];
   simd?: boolean;
   nativeKernels?: string[];
+  /** The GPU adapter (webgpu only): vendor, architecture, device, and whether it is a fallback (software) one. */
+  adapter?: WebGpuAdapter;
 }
 
 export class BackendUnavailableError extends Error {
@@ -99,7 +102,7 @@ async function tryCpu(): Promise<void> {
 }
 
 /** The backends that run in-process with tfjs itself (no tfjs-node): what the tests compare. */
-export const IN_PROCESS_BACKENDS = ['native', 'wasm', 'cpu'] as const;
+export const IN_PROCESS_BACKENDS = ['native', 'wasm', 'cpu', 'webgpu'] as const;
 export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
 
 /**
@@ -108,8 +111,13 @@ export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
  * initBackend; tests call this to run the same numbers on each backend in one process. Throws
  * BackendUnavailableError when the backend cannot load (e.g. native without the addon).
  */
-export async function activateBackend(name: InProcessBackend): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels'>> {
+export async function activateBackend(name: InProcessBackend): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels' | 'adapter'>> {
   try {
+    if (name === 'webgpu') {
+      await restoreReplacedKernels('none');
+      const { activateWebGpu } = await import('./webgpu.js');
+      return { adapter: await activateWebGpu() };
+    }
     if (name === 'native') return { nativeKernels: await tryNative() };
     if (name === 'wasm') return { simd: await tryWasm() };
     await tryCpu();
@@ -143,6 +151,17 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
   if (requested === 'auto') {
     const ok = await attempt('tensorflow', async () => { await tryTensorflow('@tensorflow/tfjs-node'); return true; });
     if (ok) return info('tensorflow');
+  }
+  if (requested === 'webgpu' || requested === 'auto') {
+    const { activateWebGpu, autoRefusal, probeWebGpu, webGpuOptions } = await import('./webgpu.js');
+    const options = webGpuOptions();
+    // auto asks a child process first, so that Dawn is loaded here only when it will be used.
+    const refusal = requested === 'auto' ? autoRefusal(probeWebGpu(options), options.gpu ?? 'auto') : null;
+    if (refusal) skipped.push({ name: 'webgpu', reason: refusal });
+    else {
+      const adapter = await attempt('webgpu', async () => { await restoreReplacedKernels('none'); return activateWebGpu(options); });
+      if (adapter) return info('webgpu', { adapter });
+    }
   }
   if (requested === 'auto' && process.env.GRADLENS_DISABLE_NATIVE === '1') {
     skipped.push({ name: 'native', reason: 'GRADLENS_DISABLE_NATIVE=1' });

@@ -72,6 +72,18 @@ export interface PerExampleStats {
   coherence: number | null;
 }
 
+/**
+ * A reader for the host statistics: the backend's own arrays where reads are synchronous (no copy on
+ * cpu), else every tensor in one asynchronous transfer (webgpu).
+ */
+async function hostReader(tensors: (tf.Tensor | null | undefined)[]): Promise<(t: tf.Tensor) => Float32Array> {
+  if (!readsAsync()) return hostFloat32;
+  const unique = [...new Set(tensors.filter((t): t is tf.Tensor => t != null))];
+  const values = await readTogether(unique);
+  const byTensor = new Map(unique.map((t, i) => [t, values[i]!]));
+  return (t) => byTensor.get(t) ?? hostFloat32(t);
+}
+
 /** What measureBatch needs beyond the plain network; all optional so existing callers keep working. */
 export interface MeasureExtras {
   aux?: AuxTensor[];
@@ -102,7 +114,35 @@ export function hostFloat32(t: tf.Tensor): Float32Array {
   const values = t.dataSync();
   return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
 }
-const host = hostFloat32;
+
+/**
+ * Backends that cannot read synchronously: tfjs-backend-webgpu's dataSync needs OffscreenCanvas, which
+ * Node does not have, and WebGPU has no blocking read-back at all (mapAsync only).
+ */
+const ASYNC_READ_BACKENDS = new Set(['webgpu']);
+
+/** Whether tensors of the running backend must be read with `await t.data()` instead of dataSync(). */
+export function readsAsync(): boolean {
+  return ASYNC_READ_BACKENDS.has(tf.getBackend());
+}
+
+/**
+ * Reads many tensors in one transfer (one concatenated float32 tensor, one `await data()`): on a GPU every
+ * read-back is a round trip, so an analysis reads each batch's statistics once, not once per layer.
+ * Returns each tensor's values, in order.
+ */
+export async function readTogether(tensors: tf.Tensor[]): Promise<Float32Array[]> {
+  if (tensors.length === 0) return [];
+  const flat = tf.tidy(() => tf.concat(tensors.map((t) => tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [-1]))));
+  let all: Float32Array;
+  try {
+    all = (await flat.data()) as Float32Array;
+  } finally {
+    flat.dispose();
+  }
+  let offset = 0;
+  return tensors.map((t) => all.subarray(offset, (offset += t.size)));
+}
 
 export interface BatchMeasurement {
   loss: number;
@@ -192,17 +232,17 @@ type MeasureArgs = [
 ];
 
 /** Runs one batch forward and backward and reads every layer's statistics back in one transfer; also used by training records. */
-export function measureBatch(...args: MeasureArgs): BatchMeasurement {
-  return measureImpl(...withExtras(args), false) as BatchMeasurement;
+export async function measureBatch(...args: MeasureArgs): Promise<BatchMeasurement> {
+  return (await measureImpl(...withExtras(args), false)) as BatchMeasurement;
 }
 
 /**
  * measureBatch for one shard (some rows) of a batch: the sums and gradients that combineShards adds up
  * with the other shards' into the whole batch's measurement (host statistics only).
  */
-export function measureShard(...args: MeasureArgs): ShardPartial {
+export async function measureShard(...args: MeasureArgs): Promise<ShardPartial> {
   if (args[8]?.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
-  return measureImpl(...withExtras(args), true) as ShardPartial;
+  return (await measureImpl(...withExtras(args), true)) as ShardPartial;
 }
 
 function withExtras(args: MeasureArgs): Required<MeasureArgs> {
@@ -278,7 +318,7 @@ export function batchGradients(args: GradientArgs): BatchGradients {
   return { value, weights: grads.slice(0, L), biases: gradB, deltas: grads.slice(k, k + L), aux: grads.slice(k + L), taps };
 }
 
-function measureImpl(
+async function measureImpl(
   layers: LayerPlan[],
   weights: tf.Tensor2D[],
   biases: (tf.Tensor1D | null)[],
@@ -289,13 +329,15 @@ function measureImpl(
   saturationThreshold: number,
   extras: MeasureExtras,
   asPartial: boolean,
-): BatchMeasurement | ShardPartial {
+): Promise<BatchMeasurement | ShardPartial> {
   const acts = activationsFor(layers);
   const L = layers.length;
   const batchSize = x.shape[0];
   const auxIn = extras.aux ?? [];
   const perExampleLayers = [...new Set(extras.perExampleLayers ?? [0, L - 1])];
-  // A manual scope rather than tf.tidy: tidy may only return tensors, and we return plain numbers.
+  // A manual scope rather than tf.tidy: tidy may only return tensors, and we return plain numbers. It
+  // spans the read-back's await on webgpu: one task runs per thread (worker or serial in-process
+  // runner), so no other work creates tensors in this scope meanwhile.
   let kept: ForwardTaps = { pre: [], post: [], out: [], input: [] };
   tf.engine().startScope();
   try {
@@ -310,12 +352,16 @@ function measureImpl(
       // ~15 tfjs kernels per layer on the device path against one float64 pass per array here
       // (W2 on cpu + native kernels: ~300 ms of statistics down to a few ms, README performance section).
       // The whole batch is one shard: the same code measures the shards of a split batch.
+      const derivatives = acts.map((act, l) => (act.derivative ? act.derivative(kept.pre[l]!) : null));
+      const host = await hostReader([
+        value, ...weights, ...gradW, ...gradB, ...deltas, ...kept.pre, ...kept.post, ...kept.out, ...kept.input, ...derivatives, ...auxGrads,
+      ]);
       const partial: ShardPartial = {
         batch: batchSize,
         loss: host(value)[0]!,
         layers: layers.map((layer, l) => {
           const act = acts[l]!;
-          const derivative = act.derivative ? act.derivative(kept.pre[l]!) : null;
+          const derivative = derivatives[l];
           const post = host(kept.post[l]!);
           return layerPartial({
             weight: host(weights[l]!), grad: host(gradW[l]!), biasGrad: gradB[l] ? host(gradB[l]!) : null, delta: host(deltas[l]!),
@@ -368,8 +414,9 @@ function measureImpl(
       );
     }
     for (const g of auxGrads) extraParts.push(...scaledNormParts(g).map((t) => tf.reshape(t, [1])));
-    const all = tf.concat([...rows, ...extraParts]).dataSync();
-    const lossValue = value.dataSync()[0]!;
+    // Everything in one read-back, the loss last.
+    const [all] = await readTogether([tf.concat([...rows, ...extraParts, tf.reshape(value, [1])])]) as [Float32Array];
+    const lossValue = all[all.length - 1]!;
     let offset = L * FIELDS;
     const perExample = perExampleLayers.map((layer) => {
       const inputMax = all[offset]!;
@@ -440,7 +487,7 @@ function toRows(values: Float32Array, width: number): number[][] {
  * Rows [start, end) of each batch forward and backward on the network's parameters: a BatchMeasurement
  * per batch, or with `asPartial` the ShardPartial combineShards needs. Leaves no tensors behind.
  */
-function measureRows(
+async function measureRows(
   spec: NormalizedSpec,
   params: NetworkParameters,
   batches: Batch[],
@@ -449,7 +496,7 @@ function measureRows(
   start: number,
   end: number,
   asPartial: boolean,
-): (BatchMeasurement | ShardPartial)[] {
+): Promise<(BatchMeasurement | ShardPartial)[]> {
   const { layers } = params;
   const inputUnits = layers[0]!.inputUnits;
   const weights = layers.map((l) => tf.tensor2d(params.weights[l.index]!, [l.inputUnits, l.units]));
@@ -469,7 +516,7 @@ function measureRows(
       const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values.subarray(s * width, e * width), [e - s, width]);
       try {
         const measure = asPartial ? measureShard : measureBatch;
-        out.push(measure(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y, saturationThreshold, extras));
+        out.push(await measure(layers, weights, biases, spec.network.residual.scale, spec.loss, x, y, saturationThreshold, extras));
       } finally {
         x.dispose();
         y?.dispose();
@@ -488,21 +535,36 @@ function measureRows(
  * every batch the full analysis draws, measured as combineShards needs them (one entry per batch).
  * The other workers measure the other shards; runAnalysis({ partials }) puts them together.
  */
-export function measureAnalysisShard(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, index: number, count: number, options: AnalysisOptions = {}): ShardPartial[] {
+export async function measureAnalysisShard(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, index: number, count: number, options: AnalysisOptions = {}): Promise<ShardPartial[]> {
   if (spec.network.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
   const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
   const targets = batches.map((b) => targetsFor(dataset, spec.loss, b));
   const [start, end] = shardRanges(spec.data.batchSize, count)[index] ?? [0, 0];
-  return measureRows(spec, params, batches, targets, options, start, end, true) as ShardPartial[];
+  return (await measureRows(spec, params, batches, targets, options, start, end, true)) as ShardPartial[];
+}
+
+/** Each batch measured in `split` row shards, one after another, and recombined exactly. */
+async function splitBatches(
+  spec: NormalizedSpec, params: NetworkParameters, batches: Batch[], targets: { values: Float32Array; width: number }[], options: AnalysisOptions, split: number,
+): Promise<BatchMeasurement[]> {
+  const out: BatchMeasurement[] = [];
+  for (let i = 0; i < batches.length; i++) {
+    const shards: ShardPartial[] = [];
+    for (const [start, end] of shardRanges(batches[i]!.size, split)) {
+      shards.push(...((await measureRows(spec, params, [batches[i]!], [targets[i]!], options, start, end, true)) as ShardPartial[]));
+    }
+    out.push(combineShards(shards));
+  }
+  return out;
 }
 
 /** Runs the analysis a normalised spec describes on its dataset. Leaves no tensors behind. */
-export function runAnalysis(
+export async function runAnalysis(
   spec: NormalizedSpec,
   dataset: Dataset,
   options: AnalysisOptions = {},
   params: NetworkParameters = initParameters(spec.network, spec.seed),
-): { result: AnalysisResult; timings: AnalysisTimings; input: InputMoments } {
+): Promise<{ result: AnalysisResult; timings: AnalysisTimings; input: InputMoments }> {
   const t0 = performance.now();
   const { layers } = params;
   const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
@@ -524,9 +586,8 @@ export function runAnalysis(
   const perBatch: BatchMeasurement[] = options.partials
     ? options.partials.map((shards) => combineShards(shards))
     : split > 1
-      ? batches.map((b, i) => combineShards(shardRanges(b.size, split).flatMap(([start, end]) =>
-        measureRows(spec, params, [b], [targets[i]!], options, start, end, true) as ShardPartial[])))
-      : measureRows(spec, params, batches, targets, options, 0, Infinity, false) as BatchMeasurement[];
+      ? await splitBatches(spec, params, batches, targets, options, split)
+      : (await measureRows(spec, params, batches, targets, options, 0, Infinity, false)) as BatchMeasurement[];
   const t2 = performance.now();
 
   const B = spec.data.batchSize;

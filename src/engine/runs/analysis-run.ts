@@ -44,15 +44,15 @@ export function admitAnalysis(input: AnalysisSpecInput, limits: SpecLimits, budg
  * The analysis itself; with `partials` it combines shards instead of running the network, and the rest
  * (diagnosis, what-if, encoding) is the same.
  */
-export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): AnalysisOutput {
+export async function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
   const { spec, dataset, cost, plan } = admitAnalysis(input, limits, options.budget ?? 'analysis');
   // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
   const params = cachedParameters(spec.network, spec.seed);
-  const { result, timings, input: moments } = runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
+  const { result, timings, input: moments } = await runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
   const t0 = performance.now();
   const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, moments, params, result) };
   const diagnosisMs = performance.now() - t0;
-  if (plan) diagnosed.whatIf = runWhatIf(spec, plan, result);
+  if (plan) diagnosed.whatIf = await runWhatIf(spec, plan, result);
   const whatIfMs = performance.now() - t0 - diagnosisMs;
   const encoded = encodeNonFinite(diagnosed);
   const body = encoded.value as Record<string, unknown>;

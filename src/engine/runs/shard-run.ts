@@ -15,7 +15,7 @@ export function shardPlan(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT
 }
 
 /** Shard `index` of `count` of every batch of the analysis: what combineShards needs, one entry per batch. */
-export function analyzeShard(input: AnalysisSpecInput, limits: SpecLimits, index: number, count: number, budget: FlopBudget = 'analysis'): ShardPartial[] {
+export async function analyzeShard(input: AnalysisSpecInput, limits: SpecLimits, index: number, count: number, budget: FlopBudget = 'analysis'): Promise<ShardPartial[]> {
   const { spec, dataset } = normalizeSpec(input, limits);
   checkCost(estimateCost(spec), limits, { budget });
   return measureAnalysisShard(spec, dataset, cachedParameters(spec.network, spec.seed), index, count);

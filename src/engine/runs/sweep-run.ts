@@ -252,7 +252,7 @@ export async function runSweep(input: SweepSpecInput, limits: SpecLimits = DEFAU
   const rows: SweepRow[] = [];
   for (const cell of cells) {
     if (hooks.isCancelled?.()) throw new CancelledError();
-    const row = sweepRow(cell, analyze(cell.spec, limits, { budget: 'asyncAnalysis' }));
+    const row = sweepRow(cell, await analyze(cell.spec, limits, { budget: 'asyncAnalysis' }));
     rows.push(row);
     hooks.onCell?.(row, rows.length / cells.length);
     await new Promise((resolve) => setImmediate(resolve));

@@ -264,10 +264,13 @@ function rebuild(template: Params, list: tf.Tensor[]): Params {
 const disposeParams = (p: Params): void => flat(p).forEach((t) => t.dispose());
 
 /** The parameters' current values in the include: ["parameters"] layout. */
-function parametersNow(layers: LayerPlan[], p: Params): ParametersJson {
-  const values = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync() as Float32Array);
-  const aux = p.aux.map((a): { layer: number; name: AuxName; values: Float32Array } => ({ layer: a.layer, name: a.name, values: values(a.tensor) }));
-  return parametersJson(layers, p.weights.map(values), p.biases.map((b) => (b ? values(b) : null)), aux);
+async function parametersNow(layers: LayerPlan[], p: Params): Promise<ParametersJson> {
+  const values = async (t: tf.Tensor): Promise<Float32Array> => Float32Array.from((await t.data()) as Float32Array);
+  const aux: { layer: number; name: AuxName; values: Float32Array }[] = [];
+  for (const a of p.aux) aux.push({ layer: a.layer, name: a.name, values: await values(a.tensor) });
+  const weights = await Promise.all(p.weights.map(values));
+  const biases = await Promise.all(p.biases.map((b) => (b ? values(b) : null)));
+  return parametersJson(layers, weights, biases, aux);
 }
 
 /** Collects include: ["batches"]: each step's dataset rows, and every row once with the targets the loss saw. */
@@ -350,7 +353,7 @@ function correctCount(output: tf.Tensor2D, labels: Int32Array): tf.Scalar {
 }
 
 /** Loss and accuracy of the parameters on a set of examples, in chunks. */
-function evaluate(model: Model, params: Params, set: Batch): { loss: number; accuracy: number | null } {
+async function evaluate(model: Model, params: Params, set: Batch): Promise<{ loss: number; accuracy: number | null }> {
   const withAccuracy = hasAccuracy(model.spec, model.dataset);
   const inputs = model.layers[0]!.inputUnits;
   const outW = model.dataset.outputSize;
@@ -364,7 +367,7 @@ function evaluate(model: Model, params: Params, set: Batch): { loss: number; acc
       labels: set.labels ? set.labels.subarray(start, end) : null,
       size: end - start,
     };
-    const [l, c] = readAndDispose(tf.tidy(() => {
+    const [l, c] = await readAndDispose(tf.tidy(() => {
       const { x, y } = tensorsOf(model, part);
       const { logits, output } = run(model, params, x);
       const loss = lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
@@ -415,23 +418,26 @@ function scaledNorm(t: tf.Tensor): tf.Tensor {
   return tf.mul(m, tf.sqrt(tf.sum(tf.square(tf.divNoNan(t, m)))));
 }
 
-function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): number[] {
-  const values = readAndDispose(tf.tidy(() => tf.stack(before.flatMap((w, l) => [scaledNorm(tf.sub(after[l]!, w)), scaledNorm(w)]))));
+async function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): Promise<number[]> {
+  const values = await readAndDispose(tf.tidy(() => tf.stack(before.flatMap((w, l) => [scaledNorm(tf.sub(after[l]!, w)), scaledNorm(w)]))));
   return before.map((_, l) => values[2 * l]! / values[2 * l + 1]!);
 }
 
-function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): number {
+async function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): Promise<number> {
   const c = tf.tidy(() => {
     const { output } = run(model, params, x);
     return correctCount(output, labels);
   });
-  return readAndDispose(c)[0]! / x.shape[0];
+  return (await readAndDispose(c))[0]! / x.shape[0];
 }
 
-function readAndDispose(t: tf.Tensor): Float32Array {
-  const values = t.dataSync() as Float32Array;
-  t.dispose();
-  return values;
+/** Reads a tensor asynchronously (webgpu cannot read synchronously in Node) and disposes it, even on error. */
+async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -473,7 +479,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
   let lastYield = performance.now();
 
   const takeRecord = async (step: number, x: tf.Tensor2D, y: tf.Tensor2D | null, batch: Batch, ratios: number[] | null): Promise<void> => {
-    const { loss, readings } = measureBatch(layers, params.weights, params.biases, model.scale, spec.loss, x, y, saturationThreshold,
+    const { loss, readings } = await measureBatch(layers, params.weights, params.biases, model.scale, spec.loss, x, y, saturationThreshold,
       { aux: params.aux, normalization: spec.network.normalization, perExampleLayers: [] });
     const layerRecords = layers.map((layer, l) => {
       const r = readings[l]!;
@@ -491,7 +497,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
     const raw = {
       step,
       loss,
-      accuracy: withAccuracy ? batchAccuracy(model, params, x, batch.labels!) : null,
+      accuracy: withAccuracy ? await batchAccuracy(model, params, x, batch.labels!) : null,
       firstToLastRatio: readings[0]!.gradNorm / readings[last]!.gradNorm,
       backpropFirstToLastRatio: readings[0]!.deltaNorm / readings[last]!.deltaNorm,
       layers: layerRecords,
@@ -511,7 +517,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
   // Updated parameters not yet adopted: disposed if a record, a cancel or an error comes in between.
   let pending: Params | null = null;
   try {
-    initial = evaluate(model, params, evalSet);
+    initial = await evaluate(model, params, evalSet);
     for (let step = 0; step < steps; step++) {
       if (hooks.isCancelled?.()) throw new CancelledError();
       const batch = stream.get(step);
@@ -527,9 +533,8 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
           const { value, grads } = tf.valueAndGrads(f)(list);
           return { value, next: optimizer.step(list, grads) };
         });
-        const loss = out.value.dataSync()[0]!;
-        out.value.dispose();
         pending = rebuild(params, out.next);
+        const loss = (await readAndDispose(out.value))[0]!;
         if (!Number.isFinite(loss)) {
           // Record the step that broke (before its update) and stop: further updates are NaN arithmetic.
           stoppedAt = { step, loss };
@@ -537,7 +542,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
           break;
         }
         if (toRecord.has(step)) {
-          const ratios = updateRatios(params.weights, pending.weights);
+          const ratios = await updateRatios(params.weights, pending.weights);
           await takeRecord(step, x, y, batch, ratios);
         }
         disposeParams(params);
@@ -566,8 +571,8 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
         y?.dispose();
       }
     }
-    final = evaluate(model, params, evalSet);
-    if (initialParameters) finalParameters = parametersNow(layers, params);
+    final = await evaluate(model, params, evalSet);
+    if (initialParameters) finalParameters = await parametersNow(layers, params);
   } finally {
     disposeParams(params);
     optimizer.dispose();
