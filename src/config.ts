@@ -1,5 +1,6 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
 import { BACKEND_CHOICES, type BackendChoice } from './engine/backends/select.js';
+import { GPU_POLICIES, type GpuPolicy } from './engine/backends/webgpu.js';
 import { DEFAULT_LIMITS, type SpecLimits } from './engine/spec/normalize.js';
 import { FLOP_BUDGETS } from './engine/spec/cost.js';
 import { availableParallelism, totalmem } from 'node:os';
@@ -13,12 +14,21 @@ export interface Config {
   host: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   backend: BackendChoice;
+  /** The webgpu backend's settings (the workers read the same variables; validated here, at start). */
+  webgpu: WebGpuConfig;
   limits: Limits;
   bodyLimitBytes: number;
   /** How long a SIGTERM waits for running work to be re-queued and streams closed before exiting. */
   shutdownGraceMs: number;
   jobs: JobsConfig;
   security: SecurityConfig;
+}
+
+export interface WebGpuConfig {
+  /** GRADLENS_GPU: may GRADLENS_BACKEND=auto choose webgpu: auto (a real GPU only), any (lavapipe too), off. */
+  gpu: GpuPolicy;
+  /** GRADLENS_WEBGPU_ADAPTER: picks one of several adapters (Dawn's adapter= option, part of its name). */
+  adapter?: string;
 }
 
 export interface JobsConfig {
@@ -209,6 +219,10 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     host: env.HOST || '127.0.0.1',
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     backend: oneOf(env, 'GRADLENS_BACKEND', BACKEND_CHOICES, 'auto'),
+    webgpu: {
+      gpu: oneOf(env, 'GRADLENS_GPU', GPU_POLICIES, 'auto'),
+      ...(env.GRADLENS_WEBGPU_ADAPTER ? { adapter: env.GRADLENS_WEBGPU_ADAPTER } : {}),
+    },
     bodyLimitBytes: int(env, 'GRADLENS_BODY_LIMIT', 4 * 1024 * 1024, 1024),
     shutdownGraceMs: int(env, 'GRADLENS_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     limits: {

@@ -139,10 +139,17 @@ export const AnalysisResultSchema = Type.Object(
 
 export const EnvironmentSchema = Type.Object(
   {
-    backend: Type.String({ description: 'tensorflow, tensorflow-gpu, native (cpu backend with OpenBLAS kernels), wasm or cpu.' }),
+    backend: Type.String({ description: 'tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu backend with OpenBLAS kernels), wasm or cpu.' }),
     tfjsBackend: Type.String({ description: 'The tfjs backend underneath.' }),
     tfjsVersion: Type.String({ description: 'Version of @tensorflow/tfjs.' }),
     gradlensVersion: Type.String({ description: 'Version of gradlens.' }),
+    adapter: Type.Optional(Type.Object({
+      vendor: Type.String(),
+      architecture: Type.String(),
+      device: Type.String(),
+      description: Type.String(),
+      isFallbackAdapter: Type.Boolean({ description: 'A software (e.g. lavapipe) or otherwise fallback adapter: correct, not fast.' }),
+    }, { description: 'webgpu only: the GPU adapter Dawn gave tfjs.' })),
   },
   { additionalProperties: true, description: 'What computed the result.' },
 );

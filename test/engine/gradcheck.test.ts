@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestBackend } from '../backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { normalizeSpec, type NormalizedSpec } from '../../src/engine/spec/normalize.js';
-import { batchGradients, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { batchGradients, readTogether, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
 import { ACTIVATION_NAMES, type ActivationInput } from '../../src/engine/model/activations.js';
 import { auxIsVector, initParameters, type NetworkParameters } from '../../src/engine/model/network.js';
 import { Rng } from '../../src/engine/common/random.js';
@@ -240,7 +240,7 @@ interface AutodiffGradients {
 }
 
 /** The product's own gradient computation (the one every analysis statistic is made of), read back whole. */
-function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Reference): AutodiffGradients {
+async function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Reference): Promise<AutodiffGradients> {
   const { layers } = params;
   tf.engine().startScope();
   try {
@@ -252,14 +252,16 @@ function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Referenc
       layers, weights, biases, residualScale: spec.network.residual.scale, loss: spec.loss,
       x: tf.tensor2d(ref.x), y: spec.loss === 'output' ? null : tf.tensor2d(ref.y), aux, normalization: spec.network.normalization,
     });
-    const read = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
-    return {
-      loss: g.value.dataSync()[0]!,
-      weight: g.weights.map(read),
-      bias: g.biases.map((b) => (b ? read(b) : null)),
-      aux: new Map(auxParams.map((p, i) => [`${p.layer}:${p.name}`, read(g.aux[i]!)])),
-      delta: g.deltas.map(read),
-    };
+    // One asynchronous read of everything (webgpu cannot read synchronously in Node).
+    const withBias = g.biases.filter((b): b is tf.Tensor => b !== null);
+    const values = await readTogether([g.value, ...g.weights, ...withBias, ...g.aux, ...g.deltas]);
+    let k = 0;
+    const next = (): Float32Array => Float32Array.from(values[k++]!);
+    const loss = next()[0]!;
+    const weight = g.weights.map(next);
+    const bias = g.biases.map((b) => (b ? next() : null));
+    const auxValues = new Map(auxParams.map((p) => [`${p.layer}:${p.name}`, next()]));
+    return { loss, weight, bias, aux: auxValues, delta: g.deltas.map(next) };
   } finally {
     tf.engine().endScope();
   }
@@ -285,7 +287,7 @@ async function check(c: Case): Promise<{ spec: NormalizedSpec; result: AnalysisR
   const { loss } = referenceForward(ref);
   expect(Math.abs(result.loss - loss), `loss ${result.loss} vs reference ${loss}`).toBeLessThan(1e-5 * Math.abs(loss) + 1e-6);
   const fd = finiteDifferences(ref);
-  const ad = autodiff(spec, params, ref);
+  const ad = await autodiff(spec, params, ref);
   return { spec, result, ref, fd, ad };
 }
 

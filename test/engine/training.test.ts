@@ -103,7 +103,7 @@ describe('optimizer update math against a hand computation', () => {
   const g1 = [0.1, -0.3, 0.002];
   const g2 = [-0.2, 0.05, 0.4];
 
-  function apply(config: OptimizerConfig): number[][] {
+  async function apply(config: OptimizerConfig): Promise<number[][]> {
     const opt = createOptimizer(config);
     let p = tf.tensor1d(p0);
     const out: number[][] = [];
@@ -111,7 +111,7 @@ describe('optimizer update math against a hand computation', () => {
       const next = tf.tidy(() => opt.step([p], [tf.tensor1d(g)])[0]!);
       p.dispose();
       p = next;
-      out.push(Array.from(p.dataSync()));
+      out.push(Array.from(await p.data()));
     }
     p.dispose();
     opt.dispose();
@@ -172,8 +172,8 @@ describe('optimizer update math against a hand computation', () => {
     normalizeOptimizer({ name: 'rmsprop', learningRate: 0.01, momentum: 0.5, rho: 0.8 }),
   ];
 
-  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s', (_name, config) => {
-    const got = apply(config);
+  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s', async (_name, config) => {
+    const got = await apply(config);
     const want = reference(config);
     for (let s = 0; s < 2; s++) {
       for (let i = 0; i < 3; i++) expect(Math.abs(got[s]![i]! - want[s]![i]!)).toBeLessThan(2e-6 * Math.max(1, Math.abs(want[s]![i]!)));

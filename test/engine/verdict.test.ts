@@ -337,7 +337,8 @@ describe('non-finite results', () => {
   const valueAt = (r: Body, path: string): unknown => path.split(/\.|\[|\]/).filter(Boolean).reduce((o: Body, k: string) => o[k], r);
 
   it('lists every path up to 100 and says when the list is cut', async () => {
-    const few = (await run(overflowing(20)));
+    // 18 layers: 83 paths on cpu (float64 host statistics), 89 on webgpu (float32 device statistics overflow sooner).
+    const few = (await run(overflowing(18)));
     expect(few.nonFinite.count).toBeGreaterThan(0);
     expect(few.nonFinite.count).toBeLessThanOrEqual(100);
     expect(few.nonFinite.paths).toHaveLength(few.nonFinite.count);

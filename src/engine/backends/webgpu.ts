@@ -80,7 +80,14 @@ async function installGpu(options: WebGpuOptions): Promise<GpuLike> {
 async function load(options: WebGpuOptions): Promise<WebGpuAdapter> {
   const gpu = await installGpu(options);
   // The same request tfjs makes, to report the adapter it will get.
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  let adapter: GpuAdapterLike | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (err) {
+    // Dawn lists the available adapters on the following lines: keep them on one.
+    const why = (err instanceof Error ? err.message : String(err)).trim().replace(/\s*\n\s*/g, ' ');
+    throw new Error(options.adapter ? `GRADLENS_WEBGPU_ADAPTER=${options.adapter}: ${why}` : why);
+  }
   if (!adapter) throw new Error(`Dawn found no WebGPU adapter (${dawnOptions(options).join(', ') || 'default options'}): is a Vulkan driver installed (libvulkan1 and the GPU's ICD; VK_DRIVER_FILES)?`);
   await importOptional('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend(\'webgpu\') returned false: the webgpu backend did not initialise');

@@ -76,7 +76,7 @@ export interface PerExampleStats {
  * A reader for the host statistics: the backend's own arrays where reads are synchronous (no copy on
  * cpu), else every tensor in one asynchronous transfer (webgpu).
  */
-async function hostReader(tensors: (tf.Tensor | null | undefined)[]): Promise<(t: tf.Tensor) => Float32Array> {
+export async function hostReader(tensors: (tf.Tensor | null | undefined)[]): Promise<(t: tf.Tensor) => Float32Array> {
   if (!readsAsync()) return hostFloat32;
   const unique = [...new Set(tensors.filter((t): t is tf.Tensor => t != null))];
   const values = await readTogether(unique);
@@ -136,7 +136,9 @@ export async function readTogether(tensors: tf.Tensor[]): Promise<Float32Array[]
   const flat = tf.tidy(() => tf.concat(tensors.map((t) => tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [-1]))));
   let all: Float32Array;
   try {
-    all = (await flat.data()) as Float32Array;
+    // A cast that the backend implements as a relabelling (bool → float32) can still read back as bytes.
+    const values = await flat.data();
+    all = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   } finally {
     flat.dispose();
   }
