@@ -42,7 +42,7 @@ export const NATIVE_REQUIRED = process.env['GRADLENS_REQUIRE_NATIVE'] === '1';
  * Which WebGPU adapter Dawn offers here (asked in a child process, so that a driver fault cannot abort
  * the test runner); any adapter counts, lavapipe included: software Vulkan checks correctness.
  */
-const webgpu = probeWebGpu();
+const webgpu = process.env['GRADLENS_TEST_WEBGPU'] === '0' && process.env['GRADLENS_REQUIRE_WEBGPU'] !== '1' ? { reason: 'GRADLENS_TEST_WEBGPU=0' } : probeWebGpu();
 
 /** Why webgpu does not load here, or null when it does. */
 export const WEBGPU_ABSENT_REASON: string | null = 'reason' in webgpu ? webgpu.reason : null;
@@ -51,13 +51,19 @@ export const WEBGPU_ABSENT_REASON: string | null = 'reason' in webgpu ? webgpu.r
 export const WEBGPU_REQUIRED = process.env['GRADLENS_REQUIRE_WEBGPU'] === '1';
 
 /**
+ * GRADLENS_TEST_WEBGPU=0 leaves webgpu out of this run: CI's native and wasm runs, because its own step
+ * runs the webgpu tests once (software Vulkan takes minutes; twice more would double that).
+ */
+const WEBGPU_LEFT_OUT = process.env['GRADLENS_TEST_WEBGPU'] === '0' && !WEBGPU_REQUIRED;
+
+/**
  * The backends these tests run on: cpu (pure JavaScript, the reference) and wasm (an npm dependency)
  * always; native where the addon loads and webgpu where Dawn finds an adapter, or wherever either is
  * required (then its absence fails loudly).
  */
 export const LOADED_BACKENDS: readonly InProcessBackend[] = [
   'cpu', 'wasm', ...(native.loaded || NATIVE_REQUIRED ? (['native'] as const) : []),
-  ...(WEBGPU_ABSENT_REASON === null || WEBGPU_REQUIRED ? (['webgpu'] as const) : []),
+  ...((WEBGPU_ABSENT_REASON === null && !WEBGPU_LEFT_OUT) || WEBGPU_REQUIRED ? (['webgpu'] as const) : []),
 ];
 
 const TEST_BACKENDS = ['native', 'wasm', 'cpu', 'webgpu'] as const;
