@@ -66,6 +66,27 @@ describe.each(LOADED_BACKENDS.filter((b) => b === 'webgpu').map((b) => [b] as co
     expect(body.environment.adapter.isFallbackAdapter).toBe((probe as { adapter: WebGpuAdapter }).adapter.isFallbackAdapter);
   });
 
+  it('auto: a fallback adapter (lavapipe) is skipped with its reason by default, chosen with GRADLENS_GPU=any', () => {
+    const { adapter } = probe as { adapter: WebGpuAdapter };
+    const autoIn = (gpu: string): { name: string; skipped: { name: string; reason: string }[]; adapter?: WebGpuAdapter } => {
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e',
+        "const m = await import('./dist/src/engine/backends/select.js'); console.log('RESULT' + JSON.stringify(await m.initBackend('auto'))); process.exit(0);"],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, GRADLENS_GPU: gpu, GRADLENS_WEBGPU_PROBE: '' } });
+      return JSON.parse(child.stdout.split('\n').find((l) => l.startsWith('RESULT'))!.slice('RESULT'.length));
+    };
+    const byDefault = autoIn('auto');
+    if (adapter.isFallbackAdapter) {
+      expect(byDefault.name).not.toBe('webgpu');
+      expect(byDefault.skipped).toContainEqual({ name: 'webgpu', reason: expect.stringMatching(/^only a fallback adapter/) });
+    } else {
+      expect(byDefault.name).toBe('webgpu');
+    }
+    const any = autoIn('any');
+    expect(any.name).toBe('webgpu');
+    expect(any.adapter).toEqual(adapter);
+    expect(autoIn('off').skipped).toContainEqual({ name: 'webgpu', reason: 'GRADLENS_GPU=off' });
+  });
+
   it('an adapter that is not there: the server refuses to start, naming the variables (exit 2)', () => {
     const child = spawnSync(process.execPath, ['dist/src/server.js'], {
       encoding: 'utf8', timeout: 60_000,

@@ -156,7 +156,8 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
     const { activateWebGpu, autoRefusal, probeWebGpu, webGpuOptions } = await import('./webgpu.js');
     const options = webGpuOptions();
     // auto asks a child process first, so that Dawn is loaded here only when it will be used.
-    const refusal = requested === 'auto' ? autoRefusal(probeWebGpu(options), options.gpu ?? 'auto') : null;
+    const policy = options.gpu ?? 'auto';
+    const refusal = requested !== 'auto' ? null : policy === 'off' ? 'GRADLENS_GPU=off' : autoRefusal(probeWebGpu(options), policy);
     if (refusal) skipped.push({ name: 'webgpu', reason: refusal });
     else {
       const adapter = await attempt('webgpu', async () => { await restoreReplacedKernels('none'); return activateWebGpu(options); });
