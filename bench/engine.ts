@@ -1,9 +1,9 @@
 // Engine-level workloads W2/W3: a gradient step and a full per-layer measurement through src/engine, on the main thread.
 import * as tf from '@tensorflow/tfjs';
-import { normalizeSpec } from '../src/engine/spec/normalize.js';
-import { activationsFor, forward, initParameters, lossOf } from '../src/engine/model/network.js';
-import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/measure/measure.js';
-import { Rng } from '../src/engine/common/random.js';
+import {
+  normalizeSpec, activationsFor, forward, initParameters, lossOf, measureBatch,
+  DEFAULT_SATURATION_THRESHOLD, Rng,
+} from '../src/engine/index.js';
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 
 export interface DenseCase {
@@ -60,7 +60,7 @@ export function denseBench(c: DenseCase, seed = 1): EngineBench {
   };
 
   const stats = async (): Promise<number> => {
-    const m = await measureBatch(layers, weights, biases, 1, 'mse', x, y, DEFAULT_SATURATION_THRESHOLD);
+    const m = await measureBatch({ layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD });
     return m.readings.reduce((s, r) => s + r.gradNorm, 0);
   };
 

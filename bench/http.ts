@@ -1,10 +1,13 @@
 // A real listening gradlens server inside the benchmark process, and a keep-alive JSON client for it.
 import { Agent, request as httpRequest } from 'node:http';
+import { mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import type { BackendChoice } from '../src/engine/backends/select.js';
+import type { BackendChoice } from '../src/engine/index.js';
 
 export interface Server {
   app: FastifyInstance;
@@ -14,8 +17,9 @@ export interface Server {
 }
 
 /**
- * buildApp + listen on port 0, as src/server.ts does, with an in-memory job store and the given
- * worker pool size (0 would compute on the event loop, which is not what a deployment does).
+ * buildApp + listen on port 0, as src/server.ts does, in the default configuration (issue 11): jobs in a
+ * SQLite file (WAL), info-level JSON logging (one line per request, written to /dev/null), the given worker
+ * pool size (0 would compute on the event loop, which is not what a deployment does).
  */
 export async function startServer(backend: BackendChoice, workers: number): Promise<Server> {
   // No rate limits or load shedding: the benchmark is the only client and sends thousands of requests.
@@ -25,17 +29,22 @@ export async function startServer(backend: BackendChoice, workers: number): Prom
     ...process.env, GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0',
     GRADLENS_MAX_ANALYSIS_FLOPS: '1000000000000',
   };
+  const dir = mkdtempSync(join(tmpdir(), 'gradlens-bench-'));
   const config = loadConfig(env, {
     backend,
-    logLevel: 'silent',
     host: '127.0.0.1',
     port: 0,
-    jobs: { workers, db: ':memory:' },
+    jobs: { workers, db: join(dir, 'gradlens.db') },
   });
-  const app = await buildApp(config, { logger: false });
+  const devNull = openSync('/dev/null', 'w');
+  const app = await buildApp(config, { logStream: { write: (line: string) => void writeSync(devNull, line) } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
-  return { app, base: `http://127.0.0.1:${port}`, workers, close: () => app.close() };
+  const close = async (): Promise<void> => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { app, base: `http://127.0.0.1:${port}`, workers, close };
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });

@@ -11,14 +11,10 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../src/engine/common/random.js';
 import {
-  loadNativeKernels,
-  nativeKernelStats,
-  nativeKernelsIssue,
-  registerNativeKernels,
+  Rng, loadNativeKernels, nativeKernelStats, nativeKernelsIssue, registerNativeKernels,
   registerNativeWasmMatMul,
-} from '../src/engine/backends/native-kernels.js';
+} from '../src/engine/index.js';
 
 const LAYERS = 20;
 const WIDTH = 256;

@@ -6,11 +6,11 @@
 // batches. Host-side work (statistics reductions, bookkeeping) is the gap between the kernel total and
 // the time per batch. For a whole analysis over HTTP, profile with node --cpu-prof instead.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../src/engine/backends/select.js';
-import { measureBatch, DEFAULT_SATURATION_THRESHOLD } from '../src/engine/measure/measure.js';
-import { normalizeSpec } from '../src/engine/spec/normalize.js';
-import { initParameters } from '../src/engine/model/network.js';
-import { Rng } from '../src/engine/common/random.js';
+import { backendOptions } from '../src/config.js';
+import {
+  initBackend, type BackendChoice, measureBatch, DEFAULT_SATURATION_THRESHOLD, normalizeSpec,
+  initParameters, Rng,
+} from '../src/engine/index.js';
 import { W2 } from './workloads.js';
 
 function arg(name: string): string | undefined {
@@ -21,7 +21,7 @@ function arg(name: string): string | undefined {
 const backend = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'native') as BackendChoice;
 const statistics = (arg('statistics') ?? 'host') as 'host' | 'device';
 const steps = Number(arg('steps') ?? 30);
-const info = await initBackend(backend);
+const info = await initBackend(backend, backendOptions());
 
 const rng = new Rng(1);
 const rows = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rng.normal()));
@@ -36,11 +36,11 @@ const weights = params.layers.map((l) => tf.tensor2d(params.weights[l.index]!, [
 const biases = params.layers.map((l) => tf.tensor1d(params.biases[l.index]!));
 const x = tf.tensor2d(dataset.x, [W2.batch, W2.width]);
 const y = tf.tensor2d(dataset.y, [W2.batch, W2.width]);
-const run = (): void => {
-  measureBatch(params.layers, weights, biases, 1, 'mse', x, y, DEFAULT_SATURATION_THRESHOLD, { statistics });
+const run = async (): Promise<void> => {
+  await measureBatch({ layers: params.layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD, statistics });
 };
 
-for (let i = 0; i < 30; i++) run();
+for (let i = 0; i < 30; i++) await run();
 const table = new Map<string, { calls: number; ms: number }>();
 for (const k of tf.getKernelsForBackend(info.tfjsBackend)) {
   const inner = k.kernelFunc;
@@ -59,7 +59,7 @@ for (const k of tf.getKernelsForBackend(info.tfjsBackend)) {
   });
 }
 const t0 = performance.now();
-for (let i = 0; i < steps; i++) run();
+for (let i = 0; i < steps; i++) await run();
 const perStep = (performance.now() - t0) / steps;
 let total = 0;
 console.log(`W2 analysis batch on ${info.name} (tfjs ${info.tfjsBackend}), ${statistics} statistics: ${perStep.toFixed(1)} ms per batch (${steps} batches)`);

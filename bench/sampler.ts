@@ -10,7 +10,7 @@
 import { createInterface } from 'node:readline';
 import { MNIST_BIG_BATCH, MNISTX_BURST, mnistAnalysisSpec, sweepSpec, trainingSpec, W2, W3, type BenchBackend, type WorkloadName } from './workloads.js';
 import { planFor, timeOnce, warmUp, type WarmupPlan } from './measure.js';
-import type { BackendChoice } from '../src/engine/backends/select.js';
+import type { BackendChoice } from '../src/engine/index.js';
 
 interface Setup {
   workload: WorkloadName;
@@ -32,9 +32,10 @@ interface Workload {
 }
 
 async function engineWorkload(name: 'W2' | 'W2stats' | 'W3' | 'W3stats', backend: BackendChoice): Promise<Workload> {
-  const { initBackend } = await import('../src/engine/backends/select.js');
+  const { initBackend } = await import('../src/engine/index.js');
+  const { backendOptions } = await import('../src/config.js');
   const { denseBench } = await import('./engine.js');
-  const info = await initBackend(backend);
+  const info = await initBackend(backend, backendOptions());
   const bench = denseBench(name.startsWith('W2') ? W2 : W3);
   return {
     run: name.endsWith('stats') ? bench.stats : bench.step,

@@ -3,12 +3,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { AnalysisRequestSchema } from '../src/schemas/checks.js';
 import { ErrorSchema } from '../src/schemas/result.js';
-import { AnalysisJobSchema, JobSchema, PreferHeaderSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { AnalysisJobSchema, AnalysisJobStates, PreferHeaderSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { HEADERS, withHeaders } from '../src/plugins/openapi.js';
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
-import { jobPath, jobView, prefersAsync, sendAccepted } from '../src/jobs/http.js';
+import { jobPath, jobViewText, prefersAsync, sendAccepted, sendJsonText } from '../src/jobs/http.js';
 import type { JobRecord } from '../src/jobs/store.js';
-import { admitSynchronousAnalysis } from '../src/jobs/kinds.js';
-import { capEcho } from '../src/engine/common/errors.js';
+import { capEcho } from '../src/engine/index.js';
 
 /** HTTP status of a failed job's code; what is not listed is the server's fault (500). */
 const STATUS_OF_CODE: Record<string, [number, string]> = {
@@ -33,31 +33,33 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/analyses', {
     schema: {
       summary: 'Analyse gradient flow',
+      operationId: 'createAnalysis',
       description:
         'Builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute (422 naming the variable): the estimated FLOPs, what-if runs included, against GRADLENS_MAX_ANALYSIS_FLOPS when the request waits, against GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS with Prefer: respond-async. The analysis runs on a compute worker and is stored as a job: its id is retrievable at GET /v1/jobs/{id}. By default the request waits for the result (200); with the header Prefer: respond-async it answers 202 with Location and the queued job.',
       tags: ['analyses'],
       headers: PreferHeaderSchema,
       body: { ...AnalysisRequestSchema, examples: [TEXTBOOK_CHAIN_EXAMPLE] },
       response: {
-        200: AnalysisJobSchema,
-        202: JobSchema,
-        400: ErrorSchema,
-        409: ErrorSchema,
-        422: ErrorSchema,
+        200: withHeaders({ ...AnalysisJobSchema, description: 'The analysis succeeded: the stored job with its result.' }, HEADERS.contentLocation),
+        202: withHeaders({ ...AnalysisJobStates.pending, description: 'Prefer: respond-async: the queued job.' }, HEADERS.location, HEADERS.preferenceApplied),
+        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field.' },
+        409: withHeaders({ ...ErrorSchema, description: 'CANCELED: the analysis was canceled while the request waited (Location: the job).' }, HEADERS.location),
+        422: { ...ErrorSchema, description: 'LIMIT_EXCEEDED: the spec is over a limit (depth, width, batch, FLOPs), named with its variable.' },
         503: QueueFullSchema,
-        504: { ...ErrorSchema, description: 'TIMEOUT: the analysis ran longer than GRADLENS_JOB_TIMEOUT_MS (named in limit); the job is stored as failed.' },
-        507: { ...ErrorSchema, description: 'RESULT_NOT_STORED: the analysis ran but its result does not fit in the job database.' },
+        504: withHeaders({ ...ErrorSchema, description: 'TIMEOUT: the analysis ran longer than GRADLENS_JOB_TIMEOUT_MS (named in limit); the job is stored as failed.' }, HEADERS.location),
+        507: withHeaders({ ...ErrorSchema, description: 'RESULT_NOT_STORED: the analysis ran but its result does not fit in the job database.' }, HEADERS.location),
       },
     },
   }, async (request, reply) => {
     const { expect, ...spec } = request.body;
     const async = prefersAsync(request);
-    if (!async) admitSynchronousAnalysis(spec, app.config.limits);
-    const job = await app.jobs.submit('analysis', spec, expect);
+    // Validated, normalised and costed once (jobs/kinds.ts), against the synchronous budget too when it waits.
+    const job = await app.jobs.submit('analysis', spec, expect, { synchronous: !async });
     if (async) return sendAccepted(reply, job, true);
     const done = await app.jobs.wait(job.id);
     if (done.status !== 'succeeded') return sendUnsuccessful(reply, done);
-    return reply.header('content-location', jobPath(done.id)).send(jobView(done));
+    // The stored text as it is: the result was encoded once, on the worker (a JSON content type: sent unserialised).
+    return sendJsonText(reply.header('content-location', jobPath(done.id)), jobViewText(done));
   });
 };
 

@@ -7,6 +7,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Liveness',
       description: 'Answers while the process runs; names the compute backend (tensorflow, webgpu, native, wasm or cpu; on webgpu its adapter) and the tfjs version.',
+      operationId: 'getHealth',
       tags: ['operations'],
       response: { 200: HealthSchema },
     },

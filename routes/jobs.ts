@@ -3,16 +3,19 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ErrorSchema } from '../src/schemas/result.js';
 import { IfMatchHeaderSchema, IfNoneMatchHeaderSchema, JobListQuerySchema, JobListSchema, JobParamsSchema, JobSchema, NotModifiedSchema, QueueFullSchema } from '../src/schemas/jobs.js';
-import { etagOf, jobSummaryView, jobView, sendWithEtag } from '../src/jobs/http.js';
+import { HEADERS, withHeaders } from '../src/plugins/openapi.js';
+import { etagOf, jobSummaryView, jobView, jobViewText, sendTextWithEtag } from '../src/jobs/http.js';
 import { EventStream, EventStreams } from '../src/jobs/sse.js';
 import { TERMINAL_STATUSES, type JobRecord } from '../src/jobs/store.js';
 import type { JobEvent } from '../src/jobs/manager.js';
-import { sweepToCsv, type SweepResult } from '../src/engine/runs/sweep-run.js';
+import { sweepToCsv, type SweepResult } from '../src/engine/index.js';
 
 export interface JobRoutesOptions {
   /** Keep-alive comment interval of event streams. */
   keepAliveMs?: number;
 }
+
+const JobNotFoundSchema = { ...ErrorSchema, description: 'JOB_NOT_FOUND: no job has this id (or it was deleted).' };
 
 const notFound = (id: string) => ({ statusCode: 404, code: 'JOB_NOT_FOUND', error: 'Not Found', message: `no job ${id}` });
 
@@ -35,10 +38,11 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
   app.get('/jobs', {
     schema: {
       summary: 'List jobs',
+      operationId: 'listJobs',
       description: 'Jobs of every kind, newest first, without their specs and results; filter by kind and status, page with cursor.',
       tags: ['jobs'],
       querystring: JobListQuerySchema,
-      response: { 200: JobListSchema, 400: ErrorSchema },
+      response: { 200: JobListSchema },
     },
   }, async (request) => {
     const { kind, status, cursor } = request.query;
@@ -49,21 +53,27 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
   app.get('/jobs/:id', {
     schema: {
       summary: 'Get a job',
+      operationId: 'getJob',
       description: 'Status, progress 0..1, timestamps, and the result when succeeded or the error when failed. Send the ETag back in If-None-Match to get 304 while nothing changed.',
       tags: ['jobs'],
       params: JobParamsSchema,
       headers: IfNoneMatchHeaderSchema,
-      response: { 200: JobSchema, 304: NotModifiedSchema, 404: ErrorSchema },
+      response: {
+        200: withHeaders({ ...JobSchema, description: 'The job, by kind and status.' }, HEADERS.etag),
+        304: withHeaders(NotModifiedSchema, HEADERS.etag),
+        404: JobNotFoundSchema,
+      },
     },
   }, async (request, reply) => {
     const job = await app.jobs.get(request.params.id);
     if (!job) return reply.code(404).send(notFound(request.params.id));
-    return sendWithEtag(request, reply, jobView(job));
+    return sendTextWithEtag(request, reply, jobViewText(job));
   });
 
   app.delete('/jobs/:id', {
     schema: {
       summary: 'Cancel or delete a job',
+      operationId: 'deleteJob',
       description:
         'On a queued or running job: cancels it (200 with the job, now canceled; it stays listed) and its compute stops at the next training step (or its worker is replaced). '
         + 'On a finished job (succeeded, failed or canceled): deletes it and its result (204); a second DELETE of a running job therefore deletes what the first canceled. '
@@ -73,11 +83,11 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
       params: JobParamsSchema,
       headers: IfMatchHeaderSchema,
       response: {
-        200: JobSchema,
+        200: { ...JobSchema, description: 'The job was queued or running and is now canceled.' },
         204: Type.Null({ description: 'The finished job and its result were deleted.' }),
-        404: ErrorSchema,
-        409: Type.Object({ ...ErrorSchema.properties, status: Type.String({ description: 'The job\'s status now.' }) }, { description: 'The job finished while it was being canceled; nothing was changed.' }),
-        412: ErrorSchema,
+        404: JobNotFoundSchema,
+        409: { ...ErrorSchema, description: 'JOB_FINISHED: the job finished while it was being canceled; nothing was changed (status says how it ended).' },
+        412: { ...ErrorSchema, description: 'PRECONDITION_FAILED: the job has changed since the ETag in If-Match.' },
         503: QueueFullSchema,
       },
     },
@@ -89,7 +99,7 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
     if (ifMatch !== undefined) {
       const job = await app.jobs.get(id);
       if (!job) return reply.code(404).send(notFound(id));
-      const etag = etagOf(JSON.stringify(jobView(job)));
+      const etag = etagOf(jobViewText(job));
       if (!matchesIfMatch(ifMatch, etag)) {
         return reply.code(412).send({
           statusCode: 412, code: 'PRECONDITION_FAILED', error: 'Precondition Failed',
@@ -115,13 +125,14 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
   app.post('/jobs/:id/cancel', {
     schema: {
       summary: 'Cancel a job (never deletes)',
+      operationId: 'cancelJob',
       description: 'On a queued or running job: cancels it, as DELETE does (200 with the job, now canceled). On a finished job: changes nothing and answers 409 with its status, so a late click cannot delete a result.',
       tags: ['jobs'],
       params: JobParamsSchema,
       response: {
-        200: JobSchema,
-        404: ErrorSchema,
-        409: Type.Object({ ...ErrorSchema.properties, status: Type.String({ description: 'The job\'s status now.' }) }, { description: 'The job had already finished; nothing was changed.' }),
+        200: { ...JobSchema, description: 'The job was queued or running and is now canceled.' },
+        404: JobNotFoundSchema,
+        409: { ...ErrorSchema, description: 'JOB_FINISHED: the job had already finished; nothing was changed (status says how it ended).' },
       },
     },
   }, async (request, reply) => {
@@ -140,13 +151,14 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
   app.get('/jobs/:id/result.csv', {
     schema: {
       summary: 'Sweep result as CSV',
+      operationId: 'getSweepCsv',
       description: 'The table of a succeeded sweep, one row per cell.',
       tags: ['jobs'],
       params: JobParamsSchema,
       response: {
         200: { description: 'CSV with a header row.', content: { 'text/csv': { schema: Type.String() } } },
-        404: ErrorSchema,
-        409: ErrorSchema,
+        404: { ...ErrorSchema, description: 'JOB_NOT_FOUND: no such job, or it is not a sweep.' },
+        409: { ...ErrorSchema, description: 'NO_RESULT: the sweep has not succeeded (yet).' },
       },
     },
   }, async (request, reply) => {
@@ -168,13 +180,14 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
   app.get('/jobs/:id/events', {
     schema: {
       summary: 'Job events (SSE)',
+      operationId: 'streamJobEvents',
       description:
         'A text/event-stream: first `state` (the job now), then `progress` ({ progress }), `record` ({ record, progress }: each training record as it is taken; records taken before you connected are replayed after state), `state` again when the job starts running, and finally `done` (the job with its result), `failed` (with error) or `canceled`, after which the stream ends. It also ends when the server shuts down.',
       tags: ['jobs'],
       params: JobParamsSchema,
       response: {
         200: { description: 'Server-sent events.', content: { 'text/event-stream': { schema: Type.String() } } },
-        404: ErrorSchema,
+        404: JobNotFoundSchema,
       },
     },
   }, async (request, reply) => {

@@ -2,6 +2,7 @@
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
+import { enumOf, READINESS_STATUSES } from '../src/schemas/vocabulary.js';
 
 export type ReadinessResult = boolean | string | { ok: boolean; detail?: string };
 export type ReadinessCheck = () => ReadinessResult | Promise<ReadinessResult>;
@@ -60,12 +61,12 @@ function createReadiness(app: FastifyInstance): Readiness {
 const CheckSchema = Type.Object({
   ok: Type.Boolean({ description: 'Whether this check passes.' }),
   detail: Type.Optional(Type.String({ description: 'What was found, or why it fails.' })),
-}, { description: 'One readiness check.' });
+}, { additionalProperties: false, title: 'ReadinessCheck', description: 'One readiness check.' });
 
 const ReadySchema = Type.Object({
-  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')], { description: 'ready (200) or not_ready (503).' }),
+  status: enumOf(READINESS_STATUSES, 'ready (200) or not_ready (503).'),
   checks: Type.Record(Type.String(), CheckSchema, { description: 'Each check by name: backend, database, queue, load, shutdown, and any a component added.' }),
-}, { description: 'Readiness and its checks.' });
+}, { additionalProperties: false, title: 'Readiness', description: 'Readiness and its checks.' });
 
 const opsRoutes = fp(async (app) => {
   const readiness = createReadiness(app);
@@ -104,10 +105,11 @@ const opsRoutes = fp(async (app) => {
   app.get('/ready', {
     schema: {
       summary: 'Readiness',
+      operationId: 'getReadiness',
       description:
         'Whether this instance should get traffic: compute backend initialised with a live worker, job database open and taking a probe write (not full, read-only, or deleted/replaced under the server), queue not full, not shedding load, not shutting down. 503 with Retry-After otherwise; /health is liveness only. Never needs an API key and is neither rate-limited nor shed.',
       tags: ['operations'],
-      response: { 200: ReadySchema, 503: ReadySchema },
+      response: { 200: { ...ReadySchema, description: 'Ready: every check passes.' }, 503: { ...ReadySchema, description: 'Not ready: a check fails (see Retry-After).' } },
     },
   }, async (_request, reply) => {
     const { ready, checks } = await readiness.run();
@@ -118,6 +120,7 @@ const opsRoutes = fp(async (app) => {
   app.get('/metrics', {
     schema: {
       summary: 'Prometheus metrics',
+      operationId: 'getMetrics',
       description:
         'Prometheus text format: gradlens_http_requests_total and gradlens_http_request_duration_seconds (by method, route pattern, status), gradlens_jobs_submitted_total/started_total (by kind), gradlens_jobs_finished_total and gradlens_job_duration_seconds (by kind and status), gradlens_jobs_requeued_total, gradlens_jobs_recovered_total, gradlens_queue_depth, gradlens_queue_limit, gradlens_jobs_running, gradlens_workers, gradlens_under_pressure, gradlens_store_bytes (database file + write-ahead log), gradlens_store_jobs (stored jobs by status), gradlens_store_data_bytes (job data retention counts), gradlens_store_writable, gradlens_store_unsaved_outcomes, gradlens_store_jobs_deleted_total (by reason: age, count, bytes, request), gradlens_auth_refused_total, gradlens_rate_limited_total, gradlens_shed_requests_total, gradlens_backend_info, and the Node.js process metrics. Open by default (GRADLENS_OPEN_PATHS).',
       tags: ['operations'],

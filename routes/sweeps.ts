@@ -2,7 +2,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { SweepSpecSchema } from '../src/schemas/sweep.js';
 import { ErrorSchema } from '../src/schemas/result.js';
-import { JobSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { SweepJobStates, QueueFullSchema } from '../src/schemas/jobs.js';
+import { HEADERS, withHeaders } from '../src/plugins/openapi.js';
 import { sendAccepted } from '../src/jobs/http.js';
 
 const sweepRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -11,9 +12,15 @@ const sweepRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Start a sweep',
       description:
         `Expands the grid into cells (at most GRADLENS_MAX_SWEEP_CELLS), validates and costs every cell (400/422 before anything is queued: each cell within GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS, all cells together within GRADLENS_MAX_SWEEP_FLOPS), stores a sweep job and answers 202 with Location: /v1/jobs/{id}. The cells run as analyses spread over the compute workers; progress is cells done / cells. The result is a table with one row per cell, also at GET /v1/jobs/{id}/result.csv.`,
+      operationId: 'createSweep',
       tags: ['sweeps'],
       body: SweepSpecSchema,
-      response: { 202: JobSchema, 400: ErrorSchema, 422: ErrorSchema, 503: QueueFullSchema },
+      response: {
+        202: withHeaders({ ...SweepJobStates.pending, description: 'The queued sweep job; poll Location or follow its events.' }, HEADERS.location),
+        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field.' },
+        422: { ...ErrorSchema, description: 'LIMIT_EXCEEDED: the spec is over a limit, named with its variable.' },
+        503: QueueFullSchema,
+      },
     },
   }, async (request, reply) => {
     const { expect, ...spec } = request.body;

@@ -2,7 +2,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { TrainingSpecSchema } from '../src/schemas/training.js';
 import { ErrorSchema } from '../src/schemas/result.js';
-import { JobSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { TrainingJobStates, QueueFullSchema } from '../src/schemas/jobs.js';
+import { HEADERS, withHeaders } from '../src/plugins/openapi.js';
 import { sendAccepted } from '../src/jobs/http.js';
 
 const trainingRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -11,9 +12,15 @@ const trainingRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Start a training run',
       description:
         'Validates and costs the spec (400, or 422 when its estimated FLOPs exceed GRADLENS_MAX_TRAINING_FLOPS, before anything is queued), stores a training job and answers 202 with Location: /v1/jobs/{id}. Poll the job or follow GET /v1/jobs/{id}/events for records as they are taken; the result says whether the network learns, stalls or diverges.',
+      operationId: 'createTraining',
       tags: ['trainings'],
       body: TrainingSpecSchema,
-      response: { 202: JobSchema, 400: ErrorSchema, 422: ErrorSchema, 503: QueueFullSchema },
+      response: {
+        202: withHeaders({ ...TrainingJobStates.pending, description: 'The queued training job; poll Location or follow its events.' }, HEADERS.location),
+        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field.' },
+        422: { ...ErrorSchema, description: 'LIMIT_EXCEEDED: the spec is over a limit, named with its variable.' },
+        503: QueueFullSchema,
+      },
     },
   }, async (request, reply) => {
     const { expect, ...spec } = request.body;

@@ -6,11 +6,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { analyze } from '../src/engine/runs/analysis-run.js';
-import { initBackend } from '../src/engine/backends/select.js';
-import { DEFAULT_THRESHOLDS, type Thresholds } from '../src/engine/spec/thresholds.js';
-import { theoryReport } from '../src/engine/theory/report.js';
-import { fmt } from '../src/engine/diagnosis/verdict.js';
+import { backendOptions } from '../src/config.js';
+import { analyze, initBackend, DEFAULT_THRESHOLDS, type Thresholds, theoryReport, fmt } from '../src/engine/index.js';
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange, type SlopeSettings } from './lib/theory-slopes.js';
 
@@ -170,7 +167,7 @@ async function main(): Promise<void> {
   // Quick regions first, on the pure-JS cpu backend; the native kernels, once registered, stay.
   await tf.setBackend('cpu');
   for (const region of [...chosen.filter((r) => r.cost === 'quick'), ...chosen.filter((r) => r.cost === 'slow')]) {
-    if (region.cost === 'slow' && tf.getBackend() === 'cpu') await initBackend('auto');
+    if (region.cost === 'slow' && tf.getBackend() === 'cpu') await initBackend('auto', backendOptions());
     const t0 = performance.now();
     const content = await region.render();
     if (regionOf(doc, region.name) !== content) drift.push(region.name);

@@ -1,13 +1,10 @@
 // buildApp(config): the Fastify application — plugins, error mapping and routes — used by the server and tests.
 import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Config } from './config.js';
-import type { BackendInfo } from './engine/backends/select.js';
-import { SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } from './engine/common/errors.js';
+import { type BackendInfo, SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } from './engine/index.js';
 import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { WorkerPool } from './jobs/pool.js';
 import { SqliteJobStore, type JobStore } from './jobs/store.js';
@@ -18,7 +15,9 @@ import { QueueFullError, ShuttingDownError, StorageUnavailableError } from './jo
 import { RetentionTask } from './jobs/retention.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
-import { authPlugin, LOG_REDACT_PATHS, SECURITY_SCHEMES, serializeRequest } from './plugins/auth.js';
+import { authPlugin, LOG_REDACT_PATHS, serializeRequest } from './plugins/auth.js';
+import { openApiPlugin } from './plugins/openapi.js';
+import { schemaErrorFormatter } from './plugins/validation.js';
 import { frameworkErrors, protectionPlugin, requestId, trustProxyOption } from './plugins/protection.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { strictQueryPlugin } from './plugins/query.js';
@@ -133,7 +132,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // their numbers are converted strictly by strictQueryPlugin, before validation. (Fastify's 'array'
     // coercion also made Ajv accept a one-element array for a scalar inside anyOf: the fuzzer's
     // activation [["relu"]] reached the engine and gave a 500.)
-    ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: false } },
+    // verbose: errors carry the offending value, so an unknown name can be quoted back (schemaErrorFormatter).
+    ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: false, verbose: true } },
+    schemaErrorFormatter,
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(strictQueryPlugin);
 
@@ -151,8 +152,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // With a pool the main thread never loads a backend (tfjs-node may be loaded by one thread only):
   // the backend reported in /health and in results is the one the first worker initialised.
   const runner = options.runner ?? (config.jobs.workers > 0
-    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, limits: config.limits, log: app.log, shardMinFlops: config.jobs.shardMinFlops })
-    : new InProcessRunner(config.limits, config.backend));
+    ? new WorkerPool({ size: config.jobs.workers, backend: config.backend, backendOptions: config.backendOptions, limits: config.limits, log: app.log, shardMinFlops: config.jobs.shardMinFlops })
+    : new InProcessRunner(config.limits, config.backend, config.backendOptions));
   let backend: BackendInfo;
   try {
     backend = await runner.ready();
@@ -201,21 +202,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     return reply.status(status).send(body);
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'gradlens',
-        version: GRADLENS_VERSION,
-        description:
-          'How gradients flow through deep networks: builds a dense network from a JSON spec with TensorFlow.js, runs real batches forward and backward with autodiff, and returns per-layer gradient statistics.',
-      },
-      components: { securitySchemes: SECURITY_SCHEMES },
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(openApiPlugin, { version: GRADLENS_VERSION });
   await app.register(healthRoutes);
   await app.register(opsRoutes);
   await app.register(dashboardRoutes);

@@ -1,8 +1,5 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
-import { BACKEND_CHOICES, type BackendChoice } from './engine/backends/select.js';
-import { GPU_POLICIES, type GpuPolicy } from './engine/backends/webgpu.js';
-import { DEFAULT_LIMITS, type SpecLimits } from './engine/spec/normalize.js';
-import { FLOP_BUDGETS } from './engine/spec/cost.js';
+import { BACKEND_CHOICES, type BackendChoice, type BackendOptions, DEFAULT_LIMITS, type SpecLimits, FLOP_BUDGETS, GPU_POLICIES } from './engine/index.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
@@ -14,21 +11,14 @@ export interface Config {
   host: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   backend: BackendChoice;
-  /** The webgpu backend's settings (the workers read the same variables; validated here, at start). */
-  webgpu: WebGpuConfig;
+  /** How the backend loads (the native addon's place and design): passed to the engine, never read by it. */
+  backendOptions: BackendOptions;
   limits: Limits;
   bodyLimitBytes: number;
   /** How long a SIGTERM waits for running work to be re-queued and streams closed before exiting. */
   shutdownGraceMs: number;
   jobs: JobsConfig;
   security: SecurityConfig;
-}
-
-export interface WebGpuConfig {
-  /** GRADLENS_GPU: may GRADLENS_BACKEND=auto choose webgpu: auto (a real GPU only), any (lavapipe too), off. */
-  gpu: GpuPolicy;
-  /** GRADLENS_WEBGPU_ADAPTER: picks one of several adapters (Dawn's adapter= option, part of its name). */
-  adapter?: string;
 }
 
 export interface JobsConfig {
@@ -212,6 +202,21 @@ function security(env: Env): SecurityConfig {
 
 export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'jobs' | 'security'>> & { limits?: Partial<Limits>; jobs?: Partial<JobsConfig>; security?: Partial<SecurityConfig> };
 
+/**
+ * The environment's say on how backends load, for the engine's initBackend/activateBackend: the server
+ * (through loadConfig) and the scripts, benches and tests that start a backend themselves.
+ */
+export function backendOptions(env: Env = process.env): BackendOptions {
+  return {
+    disableNative: env.GRADLENS_DISABLE_NATIVE === '1',
+    ...(env.GRADLENS_NATIVE_ADDON ? { nativeAddonPath: env.GRADLENS_NATIVE_ADDON } : {}),
+    nativeDesign: env.GRADLENS_NATIVE_DESIGN === 'wasm' ? 'wasm' : 'cpu',
+    // Validated here (a bad value is refused by name at start), read by the webgpu backend's loader.
+    gpu: oneOf(env, 'GRADLENS_GPU', GPU_POLICIES, 'auto'),
+    ...(env.GRADLENS_WEBGPU_ADAPTER ? { webgpuAdapter: env.GRADLENS_WEBGPU_ADAPTER } : {}),
+  };
+}
+
 /** Reads and validates the configuration; `overrides` lets tests set fields directly. */
 export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = {}): Config {
   const config: Config = {
@@ -219,10 +224,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     host: env.HOST || '127.0.0.1',
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     backend: oneOf(env, 'GRADLENS_BACKEND', BACKEND_CHOICES, 'auto'),
-    webgpu: {
-      gpu: oneOf(env, 'GRADLENS_GPU', GPU_POLICIES, 'auto'),
-      ...(env.GRADLENS_WEBGPU_ADAPTER ? { adapter: env.GRADLENS_WEBGPU_ADAPTER } : {}),
-    },
+    backendOptions: backendOptions(env),
     bodyLimitBytes: int(env, 'GRADLENS_BODY_LIMIT', 4 * 1024 * 1024, 1024),
     shutdownGraceMs: int(env, 'GRADLENS_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     limits: {
@@ -231,7 +233,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       maxBatchSize: int(env, 'GRADLENS_MAX_BATCH_SIZE', 4096, 1),
       maxBatches: int(env, 'GRADLENS_MAX_BATCHES', 64, 1),
       maxInlineRows: int(env, 'GRADLENS_MAX_INLINE_ROWS', 10000, 1),
-      // One FLOP budget per kind of work (engine/cost.ts): tight for a request that waits, minutes for jobs.
+      // One FLOP budget per kind of work (engine/spec/cost.ts): tight for a request that waits, minutes for jobs.
       maxAnalysisFlops: int(env, FLOP_BUDGETS.analysis.variable, DEFAULT_LIMITS.maxAnalysisFlops, 1),
       maxAsyncAnalysisFlops: int(env, FLOP_BUDGETS.asyncAnalysis.variable, DEFAULT_LIMITS.maxAsyncAnalysisFlops, 1),
       maxTrainingFlops: int(env, FLOP_BUDGETS.training.variable, DEFAULT_LIMITS.maxTrainingFlops, 1),

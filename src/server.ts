@@ -2,7 +2,7 @@
 import closeWithGrace from 'close-with-grace';
 import { loadConfig, ConfigError } from './config.js';
 import { buildApp } from './app.js';
-import { BackendUnavailableError } from './engine/backends/select.js';
+import { BackendUnavailableError } from './engine/index.js';
 import { StorageUnavailableError, StoreOpenError } from './jobs/errors.js';
 
 async function main(): Promise<void> {

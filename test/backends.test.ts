@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LOADED_BACKENDS, NATIVE_ABSENT_REASON, NATIVE_REQUIRED, NUMERIC_TEST_FILES, testBackendName, useBackend, useTestBackend } from './backends.js';
 import { nativeKernelStats, nativeReductions } from '../src/engine/backends/native-kernels.js';
 import { wasmMatMulStats } from '../src/engine/backends/wasm-kernels.js';
-import { itNative } from './native.js';
+import { itNative } from './support/native.js';
 
 describe('per-backend test set-up', () => {
   afterAll(async () => {

@@ -28,9 +28,24 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/sweep.test.ts',
   'test/engine/memory.test.ts',
   'test/engine/gradcheck.test.ts',
+  'test/engine/device-layout.test.ts',
 ];
 
-const native = loadNativeKernels();
+/**
+ * How this test process's backends load, read from the environment exactly as src/config.ts's
+ * backendOptions() reads it (the engine reads no environment; test/backends.test.ts checks the two agree).
+ * Not imported from src/config.ts: that imports tfjs, which vitest.config.ts (a reader of this file) must not.
+ * .ci/run's wasm run sets GRADLENS_NATIVE_ADDON=/nonexistent/… so that native does not load here.
+ */
+export const TEST_BACKEND_OPTIONS = {
+  disableNative: process.env['GRADLENS_DISABLE_NATIVE'] === '1',
+  ...(process.env['GRADLENS_NATIVE_ADDON'] ? { nativeAddonPath: process.env['GRADLENS_NATIVE_ADDON'] } : {}),
+  nativeDesign: process.env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? ('wasm' as const) : ('cpu' as const),
+  gpu: (['any', 'off'] as const).find((p) => p === process.env['GRADLENS_GPU']) ?? ('auto' as const),
+  ...(process.env['GRADLENS_WEBGPU_ADAPTER'] ? { webgpuAdapter: process.env['GRADLENS_WEBGPU_ADAPTER'] } : {}),
+};
+
+const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
 
 /** Why the native backend does not load here, or null when it does. */
 export const NATIVE_ABSENT_REASON: string | null = native.loaded ? null : native.reason;
@@ -42,7 +57,8 @@ export const NATIVE_REQUIRED = process.env['GRADLENS_REQUIRE_NATIVE'] === '1';
  * Which WebGPU adapter Dawn offers here (asked in a child process, so that a driver fault cannot abort
  * the test runner); any adapter counts, lavapipe included: software Vulkan checks correctness.
  */
-const webgpu = process.env['GRADLENS_TEST_WEBGPU'] === '0' && process.env['GRADLENS_REQUIRE_WEBGPU'] !== '1' ? { reason: 'GRADLENS_TEST_WEBGPU=0' } : probeWebGpu();
+const webgpu = process.env['GRADLENS_TEST_WEBGPU'] === '0' && process.env['GRADLENS_REQUIRE_WEBGPU'] !== '1' ? { reason: 'GRADLENS_TEST_WEBGPU=0' }
+  : probeWebGpu(TEST_BACKEND_OPTIONS.webgpuAdapter ? { adapter: TEST_BACKEND_OPTIONS.webgpuAdapter } : {});
 
 /** Why webgpu does not load here, or null when it does. */
 export const WEBGPU_ABSENT_REASON: string | null = 'reason' in webgpu ? webgpu.reason : null;
@@ -66,6 +82,11 @@ export const LOADED_BACKENDS: readonly InProcessBackend[] = [
   ...((WEBGPU_ABSENT_REASON === null && !WEBGPU_LEFT_OUT) || WEBGPU_REQUIRED ? (['webgpu'] as const) : []),
 ];
 
+/** Why webgpu is not among LOADED_BACKENDS (left out, or no adapter), or null when it is. */
+export const WEBGPU_NOT_RUN_REASON: string | null = LOADED_BACKENDS.includes('webgpu')
+  ? null
+  : WEBGPU_LEFT_OUT ? 'GRADLENS_TEST_WEBGPU=0' : WEBGPU_ABSENT_REASON;
+
 const TEST_BACKENDS = ['native', 'wasm', 'cpu', 'webgpu'] as const;
 
 /** The backend of this test process: GRADLENS_TEST_BACKEND (native, wasm, cpu or webgpu), cpu when unset. */
@@ -80,7 +101,7 @@ export function testBackendName(env: Record<string, string | undefined> = proces
 /** Switches this process to `name` as the service sets it up (throws when it cannot load). */
 export async function useBackend(name: InProcessBackend): Promise<void> {
   const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backends/select.js'), import('@tensorflow/tfjs')]);
-  await activateBackend(name);
+  await activateBackend(name, TEST_BACKEND_OPTIONS);
   await tf.ready();
   const expected = name === 'wasm' || name === 'webgpu' ? name : 'cpu';
   if (tf.getBackend() !== expected) throw new Error(`useBackend(${name}): tfjs runs ${tf.getBackend()}, expected ${expected}`);

@@ -1,6 +1,9 @@
 // Launch presets: the textbook chain, sigmoid vs relu at depth 30, residual on/off, a what-if, a short training, a sweep.
 
-export type LaunchKind = 'analysis' | 'training' | 'sweep';
+import type { JobKind } from '../../src/schemas/vocabulary.js';
+
+/** What a preset launches: one of the API's job kinds. */
+export type LaunchKind = JobKind;
 
 export interface Preset {
   id: string;

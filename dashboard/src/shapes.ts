@@ -1,7 +1,9 @@
 // The API's response shapes as the dashboard reads them, with small adapters where a field is optional.
 import type { ApiNum } from './format.js';
+import type { JobKind, JobStatus, Verdict } from '../../src/schemas/vocabulary.js';
 
-export type Verdict = 'vanishing' | 'exploding' | 'healthy' | 'zero_by_design' | string;
+// The lists are the API's own (src/schemas/vocabulary.ts): type-only, so nothing of it reaches the bundle.
+export type { JobKind, JobStatus, Verdict };
 
 export interface LayerResult {
   index: number;
@@ -66,13 +68,11 @@ export interface AnalysisResponse {
   [key: string]: unknown;
 }
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export type JobKind = 'analysis' | 'training' | 'sweep' | string;
 
 export interface Job {
   id: string;
   kind: JobKind;
-  status: JobStatus | string;
+  status: JobStatus;
   progress?: number;
   createdAt?: string;
   startedAt?: string | null;

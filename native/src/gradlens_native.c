@@ -542,6 +542,128 @@ static napi_value js_row_sumsq(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+// ---------------------------------------------------------------------------------------------------
+// fdlibm_exp: e^x as V8's Math.exp computes it (src/base/ieee754.cc, from FreeBSD msun e_exp.c), bit for bit,
+// so that the Ziggurat's wedge test below accepts exactly the draws that JavaScript accepts. Only finite x
+// with |x| < 709 reach it (x = -z²/2 with 0 <= z < 3.7).
+
+static double fdlibm_exp(double x) {
+  static const double halF[2] = {0.5, -0.5};
+  static const double ln2HI[2] = {6.93147180369123816490e-01, -6.93147180369123816490e-01};
+  static const double ln2LO[2] = {1.90821492927058770002e-10, -1.90821492927058770002e-10};
+  static const double invln2 = 1.44269504088896338700e+00;
+  static const double P1 = 1.66666666666666019037e-01, P2 = -2.77777777770155933842e-03, P3 = 6.61375632143793436117e-05,
+                      P4 = -1.65339022054652515390e-06, P5 = 4.13813679705723846039e-08;
+  double hi = 0.0, lo = 0.0;
+  int32_t k = 0;
+  uint64_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  uint32_t hx = (uint32_t)(bits >> 32);
+  const int32_t xsb = (int32_t)((hx >> 31) & 1);
+  hx &= 0x7fffffff;
+  if (hx > 0x3fd62e42) {
+    if (hx < 0x3FF0A2B2) {
+      hi = x - ln2HI[xsb];
+      lo = ln2LO[xsb];
+      k = 1 - xsb - xsb;
+    } else {
+      k = (int32_t)(invln2 * x + halF[xsb]);
+      const double t = k;
+      hi = x - t * ln2HI[0];
+      lo = t * ln2LO[0];
+    }
+    x = hi - lo;
+  } else if (hx < 0x3e300000) {
+    return 1.0 + x;
+  } else {
+    k = 0;
+  }
+  const double t = x * x;
+  uint64_t pk = (uint64_t)(uint32_t)(0x3ff00000 + (k << 20)) << 32;
+  double twopk;
+  memcpy(&twopk, &pk, sizeof twopk);
+  const double c = x - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
+  if (k == 0) return 1.0 - ((x * c) / (c - 2.0) - x);
+  const double y = 1.0 - ((lo - (x * c) / (2.0 - c)) - hi);
+  return y * twopk;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// zigguratFill(out, start, scale, state, x, f, slow) -> index
+//
+// The Ziggurat normal sampler of src/engine/common/random.ts (Rng.fillNormal and normalSlow), bit for bit:
+// two sfc32 steps on the int32 state (uint32 here: the same bits), the 53-bit uniform from them (exact in
+// double), one product with the layer's width x[layer] (one rounding, as in JavaScript: -ffp-contract=off),
+// out[i] = (float)(scale * ±z); the wedge test with fdlibm_exp (V8's Math.exp). It stops at the first draw
+// that reaches the tail (layer 0 outside its rectangle: Math.log, rare) and returns its index, with that
+// attempt's layer, z and second draw in slow[0..2] and the state after it: JavaScript finishes that draw and
+// calls again from the next index. Returns out.length when it filled everything.
+static inline uint32_t sfc32_next(uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
+  const uint32_t t = *a + *b + *d;
+  *d += 1;
+  *a = *b ^ (*b >> 9);
+  *b = *c + (*c << 3);
+  *c = (*c << 21) | (*c >> 11);
+  *c += t;
+  return t;
+}
+
+static napi_value js_ziggurat_fill(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv)) return NULL;
+  float *out;
+  int32_t *state;
+  double *x, *f, *slow;
+  int64_t n, start, slen, xlen, flen, wlen;
+  double scale;
+  if (!get_f32(env, argv[0], &out, &n) || !get_i64(env, argv[1], &start) || !get_f64(env, argv[2], &scale) ||
+      !get_i32array(env, argv[3], &state, &slen) || !get_f64array(env, argv[4], &x, &xlen) ||
+      !get_f64array(env, argv[5], &f, &flen) || !get_f64array(env, argv[6], &slow, &wlen)) return NULL;
+  if (slen < 4 || xlen < 257 || flen < 257 || wlen < 3 || start < 0) {
+    throw_range(env, "zigguratFill: state needs 4 entries, x and f 257, slow 3, and start must not be negative");
+    return NULL;
+  }
+  uint32_t a = (uint32_t)state[0], b = (uint32_t)state[1], c = (uint32_t)state[2], d = (uint32_t)state[3];
+  int64_t i = start;
+  for (; i < n; i++) {
+    uint32_t t1 = sfc32_next(&a, &b, &c, &d);
+    uint32_t t2 = sfc32_next(&a, &b, &c, &d);
+    uint32_t layer = t2 & 0xffu;
+    double z = ((double)t1 * 2097152.0 + (double)(t2 >> 11)) * (1.0 / 9007199254740992.0) * x[layer];
+    bool tail = false;
+    while (!(z < x[layer + 1])) {
+      if (layer == 0) {
+        tail = true;
+        break;
+      }
+      // Wedge: accept if a uniform height in the layer lies under the density at z.
+      const double f0 = f[layer];
+      const double y = f0 + (f[layer + 1] - f0) * ((double)sfc32_next(&a, &b, &c, &d) / 4294967296.0);
+      if (y < fdlibm_exp(-0.5 * z * z)) break;
+      // Rejected: a fresh attempt.
+      t1 = sfc32_next(&a, &b, &c, &d);
+      t2 = sfc32_next(&a, &b, &c, &d);
+      layer = t2 & 0xffu;
+      z = ((double)t1 * 2097152.0 + (double)(t2 >> 11)) * (1.0 / 9007199254740992.0) * x[layer];
+    }
+    if (tail) {
+      slow[0] = (double)layer;
+      slow[1] = z;
+      slow[2] = (double)(int32_t)t2;
+      break;
+    }
+    out[i] = (float)(scale * ((t2 & 0x100u) == 0 ? z : -z));
+  }
+  state[0] = (int32_t)a;
+  state[1] = (int32_t)b;
+  state[2] = (int32_t)c;
+  state[3] = (int32_t)d;
+  napi_value result;
+  napi_create_int64(env, i, &result);
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 static napi_value js_set_blas_threads(napi_env env, napi_callback_info info) {
@@ -587,6 +709,7 @@ NAPI_MODULE_INIT() {
       {"centered", NULL, js_centered, NULL, NULL, NULL, napi_default, NULL},
       {"derivativeStats", NULL, js_derivative_stats, NULL, NULL, NULL, napi_default, NULL},
       {"rowSumSq", NULL, js_row_sumsq, NULL, NULL, NULL, napi_default, NULL},
+      {"zigguratFill", NULL, js_ziggurat_fill, NULL, NULL, NULL, napi_default, NULL},
       {"setBlasThreads", NULL, js_set_blas_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -1,17 +1,16 @@
 // Measured backprop slopes of wide networks against the mean-field prediction, seed by seed, with the
 // statistics that turn them into a pass/fail with a known false-failure rate; shared by
 // test/engine/theory-slopes.test.ts and scripts/docs-tables.ts (docs/reading-the-results.md).
-import { normalizeSpec } from '../../src/engine/spec/normalize.js';
-import { runAnalysis } from '../../src/engine/measure/measure.js';
-import { initParameters } from '../../src/engine/model/network.js';
-import { networkTheory } from '../../src/engine/theory/network-theory.js';
-import { fitLogSlope } from '../../src/engine/common/stats.js';
-import type { InitializerInput } from '../../src/engine/model/initializers.js';
+import {
+  normalizeSpec, runAnalysis, initParameters, networkTheory, fitLogSlope,
+} from '../../src/engine/index.js';
+import type { Static } from 'typebox';
+import type { ActivationSchema, InitializerSchema } from '../../src/schemas/spec.js';
 
 export interface SlopeConfig {
   label: string;
-  activation: string;
-  init: InitializerInput;
+  activation: Static<typeof ActivationSchema>;
+  init: Static<typeof InitializerSchema>;
 }
 
 export const SLOPE_CONFIGS: SlopeConfig[] = [

@@ -1,8 +1,8 @@
 // `gradlens check`: submits a spec to a gradlens server, waits for async jobs, prints the checks and exits 0/1/2/3 for CI.
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { evaluateChecks, type WorkKind } from '../engine/diagnosis/checks.js';
-import type { ExpectInput } from '../schemas/checks.js';
+// An HTTP client only: the lists come from the vocabulary, the checks from the server's response.
+import { isOneOf, JOB_KINDS, TERMINAL_STATUSES, type JobKind as WorkKind } from '../schemas/vocabulary.js';
 
 export interface CliIo {
   fetch: typeof fetch;
@@ -20,9 +20,9 @@ export const EXIT_ERROR = 2;
 /** --no-wait on a job whose spec has expect: submitted, but nothing was checked, so the gate is not green. */
 export const EXIT_NOT_CHECKED = 3;
 
-const KINDS: readonly WorkKind[] = ['analysis', 'training', 'sweep'];
+const KINDS = JOB_KINDS;
 const ENDPOINT: Record<WorkKind, string> = { analysis: '/v1/analyses', training: '/v1/trainings', sweep: '/v1/sweeps' };
-const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
+const TERMINAL = new Set<string>(TERMINAL_STATUSES);
 const FIRST_POLL_MS = 500;
 const MAX_POLL_MS = 5000;
 
@@ -93,7 +93,7 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
     throw new CliError(`--url "${url}" is not a URL`);
   }
   if (values.wait && values['no-wait']) throw new CliError('--wait and --no-wait contradict each other');
-  if (values.kind !== undefined && !KINDS.includes(values.kind as WorkKind)) {
+  if (values.kind !== undefined && !isOneOf(KINDS, values.kind)) {
     throw new CliError(`--kind must be one of ${KINDS.join(', ')}`);
   }
   const timeout = values.timeout === undefined ? 600 : Number(values.timeout);
@@ -190,10 +190,10 @@ async function check(o: Options, io: CliIo): Promise<number> {
   if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new CliError(`${o.file} must hold a JSON object`);
   // "kind" tells the CLI where to post; the server's schemas do not know it.
   const { kind: fileKind, ...body } = spec as Record<string, unknown>;
-  if (fileKind !== undefined && !KINDS.includes(fileKind as WorkKind)) {
+  if (fileKind !== undefined && !isOneOf(KINDS, fileKind)) {
     throw new CliError(`"kind" in ${o.file} must be one of ${KINDS.join(', ')}`);
   }
-  const kind: WorkKind = o.kind ?? (fileKind as WorkKind | undefined) ?? 'analysis';
+  const kind: WorkKind = o.kind ?? (isOneOf(KINDS, fileKind) ? fileKind : 'analysis');
 
   const headers: Record<string, string> = { accept: 'application/json' };
   if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
@@ -243,7 +243,7 @@ async function check(o: Options, io: CliIo): Promise<number> {
   if (job.status === 'failed' || job.status === 'canceled') {
     throw new CliError(`${kind} job ${job.id ?? ''} ${job.status}${job.error ? `: ${job.error.code ?? ''} ${job.error.message ?? ''}`.trimEnd() : ''}`);
   }
-  return report(kind, job, (body as { expect?: ExpectInput }).expect, io);
+  return report(kind, job, (body as { expect?: unknown }).expect !== undefined, io);
 }
 
 async function poll(
@@ -288,16 +288,14 @@ function headline(kind: WorkKind, result: Record<string, unknown>): string {
   return `cells: ${rows.length}   verdicts: ${[...verdicts].map(([v, n]) => `${v} ×${n}`).join(', ') || '-'}`;
 }
 
-function report(kind: WorkKind, job: Job, expect: ExpectInput | undefined, io: CliIo): number {
+function report(kind: WorkKind, job: Job, expected: boolean, io: CliIo): number {
   const result = job.result;
   if (!result || typeof result !== 'object') throw new CliError(`the ${kind} ${job.id ?? ''} has no result`);
   io.stdout(`gradlens: ${kind} ${job.id ?? ''} ${job.status ?? 'succeeded'}\n${headline(kind, result)}\n`);
-  let checks = result.checks as { name: string; expected: unknown; actual: unknown; passed: boolean }[] | undefined;
-  let note = '';
-  if (!Array.isArray(checks) && expect) {
-    // A server that dropped expect still lets the pipeline gate: the same rules, applied here.
-    checks = evaluateChecks(expect, kind, result).checks;
-    note = ' (evaluated by the CLI: the server returned no checks)';
+  const checks = result.checks as { name: string; expected: unknown; actual: unknown; passed: boolean }[] | undefined;
+  // The server evaluates expect; a response without checks for a spec with expect cannot be gated.
+  if (!Array.isArray(checks) && expected) {
+    throw new CliError(`the server returned no checks for the spec's "expect" (${kind} ${job.id ?? ''}): nothing was checked`);
   }
   if (!Array.isArray(checks) || checks.length === 0) {
     io.stdout('no checks: add "expect" to the spec to gate on the result\n');
@@ -309,7 +307,7 @@ function report(kind: WorkKind, job: Job, expect: ExpectInput | undefined, io: C
   ]));
   const failed = checks.filter((c) => !c.passed).length;
   io.stdout(failed === 0
-    ? `\nPASSED: ${checks.length} of ${checks.length} checks${note}\n`
-    : `\nFAILED: ${failed} of ${checks.length} checks${note}\n`);
+    ? `\nPASSED: ${checks.length} of ${checks.length} checks\n`
+    : `\nFAILED: ${failed} of ${checks.length} checks\n`);
   return failed === 0 ? EXIT_PASSED : EXIT_FAILED;
 }

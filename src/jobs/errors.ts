@@ -1,5 +1,5 @@
 // Job-layer errors: each has a stable `code`, and crosses the worker boundary as { name, code, message, ... }.
-import { SpecError, LimitError } from '../engine/common/errors.js';
+import { SpecError, LimitError } from '../engine/index.js';
 
 /** The queue is full: the HTTP layer answers 503 with Retry-After instead of letting the request wait. */
 export class QueueFullError extends Error {
@@ -29,8 +29,8 @@ export class JobCanceledError extends Error {
 }
 
 /** What is wrong with the job database's storage; each comes with a sentence for operators. */
-export const STORAGE_PROBLEMS = ['full', 'read_only', 'io_error', 'replaced'] as const;
-export type StorageProblem = (typeof STORAGE_PROBLEMS)[number];
+import type { StorageProblem } from '../schemas/vocabulary.js';
+export { STORAGE_PROBLEMS, type StorageProblem } from '../schemas/vocabulary.js';
 
 /**
  * The job database cannot take writes (disk full, read-only or failing storage, or the file at GRADLENS_DB

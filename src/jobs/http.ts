@@ -50,6 +50,31 @@ export function jobView(job: JobRecord): JobView {
   } as JobView;
 }
 
+/**
+ * jobView as JSON text, embedding the stored output text as it is (the worker encoded it once): the summary,
+ * expect, then the output's fields (spec first). The same object as JSON.stringify(jobView(job)), field order
+ * aside; a record without stored output text is encoded from jobView.
+ */
+export function jobViewText(job: JobRecord): string {
+  const output = job.outputJson;
+  if (!output || !output.startsWith('{"spec":')) return JSON.stringify(jobView(job));
+  const head = JSON.stringify({
+    ...jobSummaryView(job),
+    ...(job.expect !== null && job.expect !== undefined ? { expect: job.expect } : {}),
+  });
+  return `${head.slice(0, -1)},${output.slice(1)}`;
+}
+
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * Sends JSON text as it is: with a JSON content type Fastify writes a string payload without serialising it.
+ * The route's response schema still describes (and documents) the body; responses are not serialised by it.
+ */
+export function sendJsonText(reply: FastifyReply, text: string): FastifyReply {
+  return reply.header('content-type', JSON_CONTENT_TYPE).send(text);
+}
+
 export function etagOf(body: string): string {
   return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
 }
@@ -66,11 +91,15 @@ export function matchesIfNoneMatch(header: string | undefined, etag: string): bo
 
 /** Sends a JSON body with a strong ETag, or 304 when the client already has this representation. */
 export function sendWithEtag(request: FastifyRequest, reply: FastifyReply, body: unknown, status = 200): FastifyReply {
-  const text = JSON.stringify(body);
+  return sendTextWithEtag(request, reply, JSON.stringify(body), status);
+}
+
+/** sendWithEtag for a body that is JSON text already (jobViewText): sent as it is, not serialised again. */
+export function sendTextWithEtag(request: FastifyRequest, reply: FastifyReply, text: string, status = 200): FastifyReply {
   const etag = etagOf(text);
   reply.header('etag', etag).header('cache-control', 'no-cache');
   if (status === 200 && matchesIfNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
-  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(text);
+  return sendJsonText(reply.code(status), text);
 }
 
 /** RFC 7240: `Prefer: respond-async` (among other preferences, any case). */

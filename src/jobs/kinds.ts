@@ -1,9 +1,8 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
-import { admitAnalysis } from '../engine/runs/analysis-run.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { evaluateChecks, validateExpect } from '../engine/diagnosis/checks.js';
-import { expandSweep } from '../engine/runs/sweep-run.js';
-import { prepareTraining } from '../engine/runs/training-run.js';
+import {
+  normalizeSpecShape, admitNormalized, validateExpect, expandSweep, prepareTraining,
+  type NormalizedSpec, type SpecLimits, type FlopBudget,
+} from '../engine/index.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
@@ -14,27 +13,33 @@ import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
 
 /**
- * A synchronous analysis holds its request open while it runs: before it is queued, it must also fit the
- * tighter GRADLENS_MAX_ANALYSIS_FLOPS (LimitError, 422, naming the variable; SpecError for a bad spec).
+ * Validates and normalises an analysis once and checks its cost against each budget in turn (what-if runs
+ * included): a synchronous one holds its request open, so it must fit the tighter GRADLENS_MAX_ANALYSIS_FLOPS
+ * first, then, like every queued analysis, GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS. SpecError (400) for a bad spec,
+ * LimitError (422, naming the variable) for one over a budget. The normalised spec goes to the worker as it is.
  */
-export function admitSynchronousAnalysis(spec: AnalysisSpecInput, limits: SpecLimits): void {
-  admitAnalysis(spec, limits, 'analysis');
+export function admitAnalysisJob(input: AnalysisSpecInput, limits: SpecLimits, synchronous: boolean): NormalizedSpec {
+  // From the data's shape: a generated set is not drawn here, a bundled one not loaded (the worker does it once).
+  const spec = normalizeSpecShape(input, limits);
+  const budgets: FlopBudget[] = synchronous ? ['analysis', 'asyncAnalysis'] : ['asyncAnalysis'];
+  for (const budget of budgets) admitNormalized(spec, limits, budget);
+  return spec;
 }
 
 export function jobHandlers(config: Config): Record<JobKind, JobKindHandler> {
   const { limits } = config;
   return {
     analysis: {
-      // Queued analyses get the async budget; a synchronous request also passes admitSynchronousAnalysis.
-      prepare(spec, expect) {
-        admitAnalysis(spec as AnalysisSpecInput, limits, 'asyncAnalysis');
+      prepare(spec, expect, { synchronous = false }) {
+        const normalized = admitAnalysisJob(spec as AnalysisSpecInput, limits, synchronous);
         validateExpect(expect as ExpectInput | undefined, 'analysis');
+        return normalized;
       },
-      async run({ job, runner, signal }) {
-        return (await runner.analyze(job.spec as AnalysisSpecInput, { signal })) as unknown as JobOutput;
-      },
-      evaluate(expect, output) {
-        Object.assign(output.result as object, evaluateChecks(expect as ExpectInput, 'analysis', output.result));
+      // Checked against expect and encoded once, on the worker: the store and the reply keep that text.
+      run({ job, runner, signal, prepared }) {
+        const expect = job.expect === null || job.expect === undefined ? {} : { expect: job.expect as ExpectInput };
+        // The spec normalised by prepare() goes to the worker as it is (after a restart: the stored spec).
+        return runner.analyzeEncoded((prepared as NormalizedSpec | undefined) ?? (job.spec as AnalysisSpecInput), { signal, ...expect });
       },
     },
     training: {

@@ -4,12 +4,19 @@ import type { Runner } from './runner.js';
 import type { JobQueue } from './queue.js';
 import { TERMINAL_STATUSES, type JobKind, type JobListQuery, type JobOutcome, type JobPage, type JobRecord, type JobStore, type StorageStatus, type StoreStats } from './store.js';
 import { JobCanceledError, JobTimeoutError, QueueFullError, ShuttingDownError, StorageUnavailableError, jobErrorOf } from './errors.js';
+import { isEncodedOutput, outputText, withField, type EncodedOutput } from './encoded.js';
 
 /** What a job's engine work returns; its fields (spec, result, cost, timings, …) appear on the job. */
 export type JobOutput = { result: unknown; spec?: unknown } & Record<string, unknown>;
 
 export interface JobContext {
   job: JobRecord;
+  /**
+   * What prepare() returned for this job (e.g. the normalised spec), when this process admitted it: the work
+   * is validated and normalised once, on the HTTP thread, and handed on as it is. Absent for a job recovered
+   * after a restart, whose run starts again from job.spec.
+   */
+  prepared?: unknown;
   runner: Runner;
   /** Aborted when the job is cancelled, times out or the server shuts down; pass it to the runner. */
   signal: AbortSignal;
@@ -18,10 +25,19 @@ export interface JobContext {
   record(record: unknown, progress: number): void;
 }
 
+/** How a job is submitted: a synchronous request also fits the tighter budget of work a client waits for. */
+export interface SubmitOptions {
+  synchronous?: boolean;
+}
+
 export interface JobKindHandler {
-  /** Validation and cost check before the job is stored: throws SpecError (400) or LimitError (422). */
-  prepare(spec: unknown, expect: unknown): void | Promise<void>;
-  run(ctx: JobContext): Promise<JobOutput>;
+  /**
+   * Validation and cost check before the job is stored: throws SpecError (400) or LimitError (422). What it
+   * returns (the normalised work) reaches run() as ctx.prepared.
+   */
+  prepare(spec: unknown, expect: unknown, options: SubmitOptions): unknown;
+  /** The output, or the output already encoded where it was computed (stored and sent as that text). */
+  run(ctx: JobContext): Promise<JobOutput | EncodedOutput>;
   /** Adds checks and passed to the output's result when the job carried expect. */
   evaluate?(expect: unknown, output: JobOutput): void;
 }
@@ -88,6 +104,8 @@ const unstorable = (err: unknown): boolean =>
 
 export class JobManager {
   private readonly live = new Map<string, Live>();
+  /** What prepare() returned for jobs admitted by this process and not started yet (bounded by the queue limit). */
+  private readonly prepared = new Map<string, unknown>();
   private readonly listeners = new Map<string, Set<JobListener>>();
   private readonly waiters = new Set<() => void>();
   private admitting = 0;
@@ -153,9 +171,11 @@ export class JobManager {
   private lastProbe: { at: number; status?: StorageStatus } = { at: 0 };
 
   /** Validates, stores and queues a job; throws SpecError/LimitError for bad work and QueueFullError. */
-  async submit(kind: JobKind, spec: unknown, expect?: unknown): Promise<JobRecord> {
+  async submit(kind: JobKind, spec: unknown, expect?: unknown, options: SubmitOptions = {}): Promise<JobRecord> {
+    // A synchronous request's spec was checked before shutdown was (its 400/422 come first), as it always was.
+    if (this.closing && !options.synchronous) throw new ShuttingDownError();
+    const prepared: unknown = await this.o.handlers[kind].prepare(spec, expect, options);
     if (this.closing) throw new ShuttingDownError();
-    await this.o.handlers[kind].prepare(spec, expect);
     // `admitting` counts submissions between the check and the add, so concurrent requests cannot
     // overshoot the limit while they await the store.
     if ((await this.o.queue.size()) + this.admitting >= this.o.queue.limit) throw this.queueFull();
@@ -163,7 +183,9 @@ export class JobManager {
     let job: JobRecord;
     try {
       job = await this.o.store.create({ id: this.o.newId(), kind, spec, ...(expect !== undefined ? { expect } : {}) });
+      if (prepared !== undefined) this.prepared.set(job.id, prepared);
       if (!(await this.o.queue.add(job.id))) {
+        this.prepared.delete(job.id);
         await this.o.store.remove(job.id);
         throw this.queueFull();
       }
@@ -261,6 +283,7 @@ export class JobManager {
     if (!job) return undefined;
     if (TERMINAL_STATUSES.has(job.status)) return { job, changed: false };
     await this.o.queue.remove(id);
+    this.prepared.delete(id);
     const canceled = await this.o.store.finish(id, { status: 'canceled', error: { code: 'CANCELED', message: 'the job was canceled by a DELETE request' } });
     if (!canceled) return { job: (await this.o.store.get(id))!, changed: false };
     this.live.get(id)?.controller.abort(new JobCanceledError());
@@ -324,7 +347,10 @@ export class JobManager {
       this.retryStorageSoon();
       return false;
     }
-    if (!job) return true; // cancelled while it waited
+    if (!job) {
+      this.prepared.delete(id);
+      return true; // cancelled while it waited
+    }
     if (this.closing) {
       // close() began while the store answered: leave the job for the next start, as close() does.
       await this.o.store.requeue(id, true);
@@ -361,9 +387,12 @@ export class JobManager {
     const { signal } = live.controller;
     const timer = this.o.timeoutMs > 0 ? setTimeout(() => live.controller.abort(new JobTimeoutError(this.o.timeoutMs)), this.o.timeoutMs) : undefined;
     const handler = this.o.handlers[kind];
+    const prepared = this.prepared.get(id);
+    this.prepared.delete(id);
     try {
       const output = await handler.run({
         job,
+        ...(prepared !== undefined ? { prepared } : {}),
         runner: this.o.runner,
         signal,
         progress: (p) => this.onProgress(id, live, p),
@@ -374,6 +403,8 @@ export class JobManager {
         },
       });
       if (signal.aborted) throw signal.reason;
+      // An encoded output was checked against expect where it was computed; only the environment is added.
+      if (isEncodedOutput(output)) return { status: 'succeeded', output: withField(output, 'environment', this.o.environment()) };
       output.environment = this.o.environment();
       if (job.expect !== null && job.expect !== undefined) handler.evaluate?.(job.expect, output);
       return { status: 'succeeded', output };
@@ -417,7 +448,7 @@ export class JobManager {
       && (await this.o.store.health({ probe: true }).catch(() => ({ ok: false }))).ok) {
       // Small writes go through, this one never does: it does not fit in the space left.
       this.unsaved.delete(id);
-      const bytes = Buffer.byteLength(JSON.stringify(outcome.output));
+      const bytes = Buffer.byteLength(outputText(outcome.output));
       const error = { code: 'RESULT_NOT_STORED', message: `the result (${bytes} bytes) could not be stored: ${err.message}; the computation itself succeeded` };
       this.o.log.error({ job: id, bytes }, 'a job result does not fit in the space left; the job is failed');
       return this.save(job, { status: 'failed', error });

@@ -22,38 +22,30 @@
 // Cancelling a running task goes through shared memory (an Int32 per worker) rather than a message, so
 // the engine sees it between steps even when it never yields to the worker's event loop.
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import type { TheoryReport } from '../engine/theory/report.js';
+import {
+  type TheoryReport, type AnalysisOutput, BackendUnavailableError, type BackendChoice,
+  type BackendInfo, type BackendOptions, type SpecLimits, shardPlan, type ShardPartial, type TrainingOutput,
+} from '../engine/index.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { AnalysisOutput } from '../engine/runs/analysis-run.js';
-import { BackendUnavailableError, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
+import { fileURLToPath } from 'node:url';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
-import type { ComputeTask } from './tasks.js';
-import { shardPlan } from '../engine/runs/shard-run.js';
-import type { ShardPartial } from '../engine/measure/combine-shards.js';
+import type { AnalysisWork, ComputeTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { TrainingOutput } from '../engine/runs/training-run.js';
-import type { WorkerInit } from './worker.js';
-
-export type WorkerRequest = { type: 'run'; taskId: number; task: ComputeTask };
-export type WorkerReply =
-  | { type: 'ready'; backend: BackendInfo }
-  | { type: 'init-failed'; error: SerializedError }
-  | { type: 'record'; taskId: number; record: unknown; progress: number }
-  | { type: 'done'; taskId: number; output: unknown }
-  | { type: 'error'; taskId: number; error: SerializedError };
+import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
+import type { ExpectInput } from '../schemas/checks.js';
+import type { EncodedOutput } from './encoded.js';
 
 export interface PoolOptions {
   /** Workers to run (ignored, and 1 is used, for the tensorflow backends). */
   size: number;
   backend: BackendChoice;
+  /** How the backend loads (src/config.ts); handed to every worker in its init message. */
+  backendOptions?: BackendOptions;
   limits: SpecLimits;
-  /** The compiled worker entry; defaults to dist/src/jobs/worker.js (see workerEntry). */
+  /** The worker entry; defaults to workerEntry() (the build's worker.js, or the sources' through tsx). */
   workerUrl?: URL;
   /**
    * A lone analysis of at least this many forward + backward FLOPs is split across the idle workers
@@ -92,19 +84,12 @@ interface Slot {
 const TFJS_NODE_BACKENDS = new Set(['tensorflow', 'tensorflow-gpu']);
 
 /**
- * The worker runs compiled JavaScript: from dist/ this is the sibling worker.js; from the TypeScript
- * sources (vitest, tsx) it is the build output under dist/, so run `npm run build` first (`npm test` does).
+ * The worker's entry: from the build (dist/) the sibling worker.js; from the TypeScript sources (vitest,
+ * tsx) worker-from-source.mjs, which registers tsx in the thread and loads worker.ts, so no build is needed.
  */
 export function workerEntry(): URL {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return new URL('./worker.js', import.meta.url);
-  let dir = dirname(here);
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return pathToFileURL(join(dir, 'dist', 'src', 'jobs', 'worker.js'));
+  const fromBuild = fileURLToPath(import.meta.url).endsWith('.js');
+  return new URL(fromBuild ? './worker.js' : './worker-from-source.mjs', import.meta.url);
 }
 
 export class WorkerPool implements Runner {
@@ -161,7 +146,7 @@ export class WorkerPool implements Runner {
 
   private async start(): Promise<BackendInfo> {
     if (!existsSync(fileURLToPath(this.workerUrl))) {
-      throw new Error(`the compute worker ${fileURLToPath(this.workerUrl)} is missing: run \`npm run build\` first`);
+      throw new Error(`the compute worker ${fileURLToPath(this.workerUrl)} is missing`);
     }
     // One worker first: its backend decides how many more may start (see the comment at the top).
     const first = this.spawn();
@@ -189,7 +174,9 @@ export class WorkerPool implements Runner {
 
   private spawn(): Slot {
     const cancelFlag = new SharedArrayBuffer(4);
-    const init: WorkerInit = { backend: this.backendChoice, limits: this.options.limits, cancelFlag };
+    const init: WorkerInit = {
+      backend: this.backendChoice, backendOptions: this.options.backendOptions ?? {}, limits: this.options.limits, cancelFlag,
+    };
     const worker = new Worker(this.workerUrl, { workerData: init, name: 'gradlens-compute' });
     const slot: Slot = { id: this.nextSlotId++, worker, flag: new Int32Array(cancelFlag), ready: false, retiring: false };
     this.slots.add(slot);
@@ -340,8 +327,18 @@ export class WorkerPool implements Runner {
   }
 
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
+    return (await this.analysis(input, options, {})) as AnalysisOutput;
+  }
+
+  async analyzeEncoded(input: AnalysisWork, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
+    const { expect, ...rest } = options;
+    return (await this.analysis(input, rest, { encode: true, ...(expect !== undefined ? { expect } : {}) })) as EncodedOutput;
+  }
+
+  /** One analysis, split across idle workers when it pays; `extra` goes to the task that finishes it. */
+  private async analysis(input: AnalysisWork, options: RunOptions, extra: { encode?: boolean; expect?: ExpectInput }): Promise<unknown> {
     const count = this.shardCount(input);
-    if (count < 2) return (await this.run({ kind: 'analysis', input }, options)) as AnalysisOutput;
+    if (count < 2) return this.run({ kind: 'analysis', input, ...extra }, options);
     // Split: every idle worker measures its rows of every batch (drawing the weights itself, in
     // parallel); one worker then combines the shards and finishes the analysis (its weights cached).
     const shardsDone = new AbortController();
@@ -356,7 +353,7 @@ export class WorkerPool implements Runner {
         })));
       this.splitAnalyses++;
       const partials = shards[0]!.map((_, batch) => shards.map((s) => s[batch]!));
-      return (await this.run({ kind: 'analysis', input, partials }, options)) as AnalysisOutput;
+      return await this.run({ kind: 'analysis', input, partials, ...extra }, options);
     } catch (err) {
       throw options.signal?.aborted ? options.signal.reason ?? err : err;
     } finally {
@@ -371,7 +368,7 @@ export class WorkerPool implements Runner {
    * How many workers to split this analysis over: all idle ones when nothing waits, the analysis is
    * big enough and splittable; 1 otherwise. Splitting only pays when workers would otherwise be idle.
    */
-  private shardCount(input: AnalysisSpecInput): number {
+  private shardCount(input: AnalysisWork): number {
     const min = this.options.shardMinFlops ?? 0;
     if (min <= 0 || this.exclusive || this.size < 2 || this.pending.length > 0 || this.closing) return 1;
     // Inline data would be parsed and validated twice on this thread just to decide; it is small anyway.

@@ -1,15 +1,15 @@
 // Where engine work runs: the interface the job layer uses, and the in-process implementation.
 import type { TheoryQuery } from '../schemas/diagnosis.js';
-import type { TheoryReport } from '../engine/theory/report.js';
-import type { AnalysisOutput } from '../engine/runs/analysis-run.js';
+import {
+  type TheoryReport, type AnalysisOutput, type SpecLimits, initBackend, type BackendChoice,
+  type BackendInfo, type BackendOptions, CancelledError, type TrainingOutput,
+} from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { initBackend, type BackendChoice, type BackendInfo } from '../engine/backends/select.js';
-import { CancelledError } from '../engine/common/errors.js';
 import { JobCanceledError } from './errors.js';
-import { executeTask } from './tasks.js';
+import { executeTask, type AnalysisWork } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
-import type { TrainingOutput } from '../engine/runs/training-run.js';
+import type { ExpectInput } from '../schemas/checks.js';
+import type { EncodedOutput } from './encoded.js';
 
 export interface RunOptions {
   /** Aborting rejects the call with `signal.reason` and stops the compute as soon as the runner can. */
@@ -24,6 +24,8 @@ export interface Runner {
   /** How many tasks run at the same time. */
   readonly concurrency: number;
   analyze(input: AnalysisSpecInput, options?: RunOptions): Promise<AnalysisOutput>;
+  /** The same analysis as a job runs it: checked against expect and encoded as JSON where it ran (tasks.ts). */
+  analyzeEncoded(input: AnalysisWork, options?: RunOptions & { expect?: ExpectInput }): Promise<EncodedOutput>;
   train(input: TrainingSpecInput, options?: RunOptions): Promise<TrainingOutput>;
   theory(query: TheoryQuery): Promise<TheoryReport>;
   close(): Promise<void>;
@@ -41,10 +43,14 @@ export class InProcessRunner implements Runner {
   readonly concurrency = 1;
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly limits: SpecLimits, private readonly backend: BackendChoice = 'auto') {}
+  constructor(
+    private readonly limits: SpecLimits,
+    private readonly backend: BackendChoice = 'auto',
+    private readonly backendOptions: BackendOptions = {},
+  ) {}
 
   ready(): Promise<BackendInfo> {
-    return initBackend(this.backend);
+    return initBackend(this.backend, this.backendOptions);
   }
 
   // One task at a time, like a single worker: tfjs state (and tf.memory() in tests) is per thread.
@@ -60,6 +66,12 @@ export class InProcessRunner implements Runner {
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
     await this.ready();
     return this.serial(async () => (await executeTask({ kind: 'analysis', input }, this.limits)) as AnalysisOutput, options.signal);
+  }
+
+  async analyzeEncoded(input: AnalysisWork, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {
+    await this.ready();
+    const task = { kind: 'analysis' as const, input, encode: true, ...(options.expect !== undefined ? { expect: options.expect } : {}) };
+    return this.serial(async () => (await executeTask(task, this.limits)) as EncodedOutput, options.signal);
   }
 
   async theory(query: TheoryQuery): Promise<TheoryReport> {

@@ -3,14 +3,15 @@
 import Database from 'better-sqlite3';
 import { accessSync, constants, mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SpecError } from '../engine/common/errors.js';
+import { SpecError } from '../engine/index.js';
 import { StorageUnavailableError, StoreOpenError, type StorageProblem } from './errors.js';
+import { outputText } from './encoded.js';
 
-export const JOB_KINDS = ['analysis', 'training', 'sweep'] as const;
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
-export type JobKind = (typeof JOB_KINDS)[number];
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
+import { JOB_KINDS, JOB_STATUSES, TERMINAL_STATUSES as TERMINAL, type JobKind, type JobStatus } from '../schemas/vocabulary.js';
+
+export { JOB_KINDS, JOB_STATUSES };
+export type { JobKind, JobStatus };
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(TERMINAL);
 
 export interface JobError {
   code: string;
@@ -35,8 +36,13 @@ export interface JobRecord extends JobSummary {
   /** The work as submitted (expect removed). */
   spec: unknown;
   expect: unknown;
-  /** What the engine returned, once succeeded. */
+  /** What the engine returned, once succeeded (parsed from outputJson when first read). */
   output: unknown;
+  /**
+   * The output's JSON text as stored (not enumerable): what a reply embeds as it is (jobs/http.ts jobViewText),
+   * so a result is encoded once, by the worker, and never parsed again to be sent.
+   */
+  readonly outputJson?: string | null;
 }
 
 export interface NewJob {
@@ -47,6 +53,7 @@ export interface NewJob {
 }
 
 export type JobOutcome =
+  /** output: the engine's output, or already encoded (jobs/encoded.ts), which is then stored as it is. */
   | { status: 'succeeded'; output: unknown }
   | { status: 'failed' | 'canceled'; error: JobError };
 
@@ -224,13 +231,30 @@ function toSummary(row: Row): JobSummary {
   };
 }
 
+/**
+ * A record whose output is parsed only if someone reads `output`: a reply embeds `outputJson` instead.
+ * `parsed` is the output when the caller has it already (the one it just stored).
+ */
+export function makeRecord(summary: JobSummary, spec: unknown, expect: unknown, outputJson: string | null, parsed?: { value: unknown }): JobRecord {
+  let output = parsed;
+  const record = {
+    ...summary,
+    spec,
+    expect,
+    get output(): unknown {
+      output ??= { value: outputJson ? JSON.parse(outputJson) : null };
+      return output.value;
+    },
+    set output(value: unknown) {
+      output = { value };
+    },
+  } as JobRecord;
+  Object.defineProperty(record, 'outputJson', { value: outputJson, enumerable: false });
+  return record;
+}
+
 function toRecord(row: Row): JobRecord {
-  return {
-    ...toSummary(row),
-    spec: JSON.parse(row.spec ?? 'null'),
-    expect: row.expect ? JSON.parse(row.expect) : null,
-    output: row.output ? JSON.parse(row.output) : null,
-  };
+  return makeRecord(toSummary(row), JSON.parse(row.spec ?? 'null'), row.expect ? JSON.parse(row.expect) : null, row.output ?? null);
 }
 
 const encodeCursor = (seq: number): string => Buffer.from(`seq:${seq}`).toString('base64url');
@@ -357,12 +381,13 @@ export class SqliteJobStore implements JobStore {
       insert: db.prepare(`INSERT INTO jobs (id, kind, status, progress, spec, expect, attempts, created_at, updated_at, size_bytes)
         VALUES (@id, @kind, 'queued', 0, @spec, @expect, 0, @now, @now, @size)`),
       get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      // RETURNING: the row as written, in the same statement (no second read).
       start: db.prepare(`UPDATE jobs SET status = 'running', attempts = attempts + 1, progress = 0, started_at = @now, updated_at = @now
-        WHERE id = @id AND status = 'queued'`),
+        WHERE id = @id AND status = 'queued' RETURNING ${SUMMARY_COLUMNS}, spec, expect`),
       progress: db.prepare(`UPDATE jobs SET progress = @progress, updated_at = @now WHERE id = @id AND status = 'running'`),
       finish: db.prepare(`UPDATE jobs SET status = @status, output = @output, error = @error, size_bytes = size_bytes + @size,
         progress = CASE WHEN @status = 'succeeded' THEN 1 ELSE progress END, finished_at = @now, updated_at = @now
-        WHERE id = @id AND status IN ('queued', 'running')`),
+        WHERE id = @id AND status IN ('queued', 'running') RETURNING ${SUMMARY_COLUMNS}, spec, expect`),
       requeue: db.prepare(`UPDATE jobs SET status = 'queued', attempts = MAX(attempts - @refund, 0), progress = 0, started_at = NULL, updated_at = @now
         WHERE id = @id AND status = 'running'`),
       remove: db.prepare('DELETE FROM jobs WHERE id = ?'),
@@ -476,8 +501,14 @@ export class SqliteJobStore implements JobStore {
   async create(job: NewJob): Promise<JobRecord> {
     const spec = JSON.stringify(job.spec);
     const expect = job.expect === undefined ? null : JSON.stringify(job.expect);
-    this.write(() => this.stmts.insert.run({ id: job.id, kind: job.kind, spec, expect, now: now(), size: bytes(spec) + bytes(expect) }));
-    return (await this.get(job.id))!;
+    const at = now();
+    this.write(() => this.stmts.insert.run({ id: job.id, kind: job.kind, spec, expect, now: at, size: bytes(spec) + bytes(expect) }));
+    // What was written, from what was given: no read back.
+    const summary: JobSummary = {
+      id: job.id, kind: job.kind, status: 'queued', progress: 0, attempts: 0, error: null,
+      createdAt: at, startedAt: null, finishedAt: null, updatedAt: at,
+    };
+    return makeRecord(summary, job.spec, job.expect ?? null, null);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -499,7 +530,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async start(id: string): Promise<JobRecord | undefined> {
-    return this.write(() => this.stmts.start.run({ id, now: now() })).changes ? this.get(id) : undefined;
+    // all(), not get(): it steps the statement to its end, where the autocommit happens and a failed write
+    // (a full disk) is reported; get() would stop at the first row and the reset would hide the error.
+    const row = this.write(() => this.stmts.start.all({ id, now: now() }))[0] as Row | undefined;
+    return row ? toRecord(row) : undefined;
   }
 
   async progress(id: string, progress: number): Promise<void> {
@@ -507,10 +541,14 @@ export class SqliteJobStore implements JobStore {
   }
 
   async finish(id: string, outcome: JobOutcome): Promise<JobRecord | undefined> {
-    const output = outcome.status === 'succeeded' ? JSON.stringify(outcome.output) : null;
+    // An encoded output (jobs/encoded.ts) is stored as it is: the result is not serialised again here.
+    const output = outcome.status === 'succeeded' ? outputText(outcome.output) : null;
     const error = outcome.status === 'succeeded' ? null : JSON.stringify(outcome.error);
-    const changed = this.write(() => this.stmts.finish.run({ id, status: outcome.status, output, error, size: bytes(output) + bytes(error), now: now() })).changes;
-    return changed ? this.get(id) : undefined;
+    // all(): see start().
+    const row = this.write(() => this.stmts.finish.all({ id, status: outcome.status, output, error, size: bytes(output) + bytes(error), now: now() }))[0] as Row | undefined;
+    if (!row) return undefined;
+    // The record from what was given: the output text just written, not read back or parsed.
+    return makeRecord(toSummary(row), JSON.parse(row.spec ?? 'null'), row.expect ? JSON.parse(row.expect) : null, output);
   }
 
   async requeue(id: string, refund: boolean): Promise<void> {

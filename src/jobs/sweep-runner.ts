@@ -1,13 +1,11 @@
 // Runs a sweep job: its cells are analyses dispatched across the pool, collected into one table.
-import type { SpecLimits } from '../engine/spec/normalize.js';
-import { expandSweep, sweepResult, sweepRow, type SweepRow } from '../engine/runs/sweep-run.js';
+import { type SpecLimits, expandSweep, sweepResult, sweepRow, type SweepRow } from '../engine/index.js';
 import type { SweepSpecInput } from '../schemas/sweep.js';
 import type { JobContext, JobOutput } from './manager.js';
 
 /**
- * Keeps as many cells in flight as the runner has workers, so every core works on the sweep (the
- * engine's own runSweep runs cells one after another in one thread). The first failing cell stops the
- * others and fails the sweep. progress = cells done / cells.
+ * Keeps as many cells in flight as the runner has workers, so every core works on the sweep. The first
+ * failing cell stops the others and fails the sweep. progress = cells done / cells.
  */
 export async function runSweep(ctx: JobContext, input: SweepSpecInput, limits: SpecLimits, maxCells: number): Promise<JobOutput> {
   const t0 = performance.now();

@@ -1,17 +1,9 @@
 // Compute worker thread: initialises its own tfjs backend, then runs the pool's tasks one at a time.
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendChoice } from '../engine/backends/select.js';
-import type { SpecLimits } from '../engine/spec/normalize.js';
+import { initBackend } from '../engine/index.js';
 import { serializeError } from './errors.js';
 import { executeTask } from './tasks.js';
-import type { WorkerRequest, WorkerReply } from './pool.js';
-
-export interface WorkerInit {
-  backend: BackendChoice;
-  limits: SpecLimits;
-  /** Int32 on shared memory: the pool writes 1 to cancel the running task, 0 when it hands over a new one. */
-  cancelFlag: SharedArrayBuffer;
-}
+import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
 
 const port = parentPort;
 if (!port) throw new Error('worker.js must run as a worker thread');
@@ -20,7 +12,7 @@ const flag = new Int32Array(init.cancelFlag);
 const post = (msg: WorkerReply): void => port.postMessage(msg);
 
 try {
-  post({ type: 'ready', backend: await initBackend(init.backend) });
+  post({ type: 'ready', backend: await initBackend(init.backend, init.backendOptions) });
 } catch (err) {
   // The pool terminates this thread when it reads the message.
   post({ type: 'init-failed', error: serializeError(err) });

@@ -1,17 +1,11 @@
 // JSON schemas (TypeBox) of CI expectations (`expect`) and the checks evaluated from them.
 import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
+import { TRAINING_OUTCOMES, TrainingOutcomeSchema as StatusSchema, VERDICTS, VerdictSchema, type TrainingOutcome, type Verdict } from './vocabulary.js';
 
-export const VERDICTS = ['vanishing', 'exploding', 'healthy', 'zero_by_design'] as const;
-export const TRAINING_STATUSES = ['learning', 'stalled', 'diverged'] as const;
-
-const VerdictSchema = Type.Union([Type.Literal('vanishing'), Type.Literal('exploding'), Type.Literal('healthy'), Type.Literal('zero_by_design')], {
-  description: 'A gradient-flow verdict: vanishing, exploding, healthy or zero_by_design.',
-});
-
-const StatusSchema = Type.Union([Type.Literal('learning'), Type.Literal('stalled'), Type.Literal('diverged')], {
-  description: 'A training outcome: learning, stalled or diverged.',
-});
+/** Kept for the engine's imports: the lists live in vocabulary.ts. */
+export { VERDICTS, TRAINING_OUTCOMES as TRAINING_STATUSES };
+export type { Verdict, TrainingOutcome as TrainingStatus };
 
 const num = (description: string) => Type.Optional(Type.Number({ description }));
 
@@ -42,6 +36,7 @@ export const ExpectSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    title: 'Expect',
     description:
       'CI expectations. Each field given becomes one check (name, expected, actual, passed) in result.checks, and result.passed is true when all pass. A field that does not apply to the kind of work is rejected with 400. A non-finite actual value fails every min/max check except a min check met by +Infinity.',
   },
@@ -54,7 +49,7 @@ export const CheckSchema = Type.Object(
     actual: Type.Unknown({ description: 'The value found: a number ("NaN", "Infinity", "-Infinity" when non-finite), a string, a boolean, null when the result has no such value, or for sweeps a count of passing cells.' }),
     passed: Type.Boolean({ description: 'Whether the actual value meets the expectation.' }),
   },
-  { description: 'One evaluated expectation.' },
+  { additionalProperties: false, title: 'Check', description: 'One evaluated expectation.' },
 );
 
 export const ChecksSchema = Type.Array(CheckSchema, { description: 'One check per field of expect, in the order of ExpectSchema.' });
@@ -62,11 +57,8 @@ export const ChecksSchema = Type.Array(CheckSchema, { description: 'One check pe
 /** An analysis request: the analysis spec plus optional CI expectations. */
 export const AnalysisRequestSchema = Type.Object(
   { ...AnalysisSpecSchema.properties, expect: Type.Optional(ExpectSchema) },
-  { additionalProperties: false, description: 'An analysis spec, optionally with CI expectations (expect).' },
+  { additionalProperties: false, title: 'AnalysisRequest', description: 'An analysis spec, optionally with CI expectations (expect).' },
 );
 
 export type ExpectInput = Static<typeof ExpectSchema>;
-export type Verdict = (typeof VERDICTS)[number];
-export type TrainingStatus = (typeof TRAINING_STATUSES)[number];
 export type CheckResult = Static<typeof CheckSchema>;
-export type AnalysisRequestInput = Static<typeof AnalysisRequestSchema>;

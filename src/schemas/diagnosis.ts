@@ -1,6 +1,7 @@
 // JSON schemas (TypeBox) of the diagnosis: verdicts, flags, mean-field theory, what-if ranking, and GET /v1/theory.
 import { Type, type Static } from 'typebox';
 import { ThresholdsSchema } from './spec.js';
+import { AUX_PARAMETER_NAMES, CURE_KINDS, enumOf, FIXED_POINT_BEHAVIOURS, FLOW_VERDICTS, PHASES, VerdictSchema } from './vocabulary.js';
 
 /** A number, or one of the strings JSON needs for NaN and ±Infinity (as Num in result.ts, which imports this file). */
 const Num = (description: string) =>
@@ -9,35 +10,17 @@ const Num = (description: string) =>
   });
 const NullableNum = (description: string) => Type.Union([Num(description), Type.Null()], { description });
 
-export const VerdictSchema = Type.Union(
-  [Type.Literal('vanishing'), Type.Literal('exploding'), Type.Literal('healthy'), Type.Literal('zero_by_design')],
-  {
-    description:
-      'vanishing / exploding: the backprop signal of the first layer is below thresholds.vanishingRatio (default 0.1) or above thresholds.explodingRatio (default 10) times the output layer\'s, or the fitted per-layer factor is beyond thresholds.perLayerFactor with a clean fit, or (exploding) a gradient is NaN/Infinity, or (vanishing) no weight gradient reaches thresholds.minGradRms. zero_by_design: some weight gradients are exactly 0 at step 0 because of the spec\'s structure (a zero residual gate, a zero-initialised layer), decided from the spec and never from a magnitude; summary.flowVerdict then judges the other layers. healthy: none of these.',
-  },
-);
+export { VerdictSchema, LayerFlagSchema } from './vocabulary.js';
 
 export const FlowVerdictSchema = Type.Union(
-  [Type.Literal('vanishing'), Type.Literal('exploding'), Type.Literal('healthy'), Type.Null()],
+  [enumOf(FLOW_VERDICTS, 'A verdict.'), Type.Null()],
   { description: 'The verdict on the layers that are not zero by design (equal to verdict unless that is zero_by_design); null when fewer than two layers carry gradient.' },
-);
-
-export const LayerFlagSchema = Type.Union(
-  [
-    Type.Literal('onset_vanishing'), Type.Literal('onset_exploding'), Type.Literal('dead'), Type.Literal('saturated'),
-    Type.Literal('zero_by_design'), Type.Literal('non_finite'),
-  ],
-  {
-    description:
-      'onset_vanishing / onset_exploding: the onset layer of the verdict (summary.onsetLayer). dead: deadFraction > thresholds.deadFraction (units that pass no gradient for any example; not set where the pre-activation is 0 by construction). saturated: saturatedFraction > thresholds.saturatedFraction. zero_by_design: the weight gradient is exactly 0 at step 0 by the spec\'s structure. non_finite: a gradient of the layer is NaN or Infinity.',
-  },
 );
 
 export const AuxParameterSchema = Type.Object(
   {
-    name: Type.Union(
-      [Type.Literal('gamma'), Type.Literal('beta'), Type.Literal('gate'), Type.Literal('fixup_bias_in'), Type.Literal('fixup_bias_act'), Type.Literal('fixup_scale')],
-      { description: 'gamma, beta: normalisation scale and shift (vectors of the layer\'s units). gate: the learnable ReZero/SkipInit alpha of the block that ends at this layer. fixup_bias_in: Fixup\'s scalar bias added to the layer\'s input; fixup_bias_act: its scalar bias before the activation; fixup_scale: Fixup\'s scalar multiplier of the block\'s branch.' },
+    name: enumOf(AUX_PARAMETER_NAMES,
+      'gamma, beta: normalisation scale and shift (vectors of the layer\'s units). gate: the learnable ReZero/SkipInit alpha of the block that ends at this layer. fixup_bias_in: Fixup\'s scalar bias added to the layer\'s input; fixup_bias_act: its scalar bias before the activation; fixup_scale: Fixup\'s scalar multiplier of the block\'s branch.',
     ),
     size: Type.Integer({ description: 'Number of entries (units for gamma and beta, 1 for scalars).' }),
     initial: Num('Initial value of every entry.'),
@@ -111,15 +94,10 @@ export const HiddenFixedPointSchema = Type.Union(
         sigmaW2: Num('σ_w² of the hidden-to-hidden layers.'),
         sigmaB2: Num('σ_b² of the hidden layers.'),
         qStar: NullableNum('Fixed point q* of q → σ_w² E[φ(√q z)²] + σ_b², reached from the first hidden layer\'s q; 0 when q decays to 0; null when every q is fixed (scale_free) or q grows without bound.'),
-        fixedPointKind: Type.Union(
-          [Type.Literal('converges'), Type.Literal('decays_to_zero'), Type.Literal('grows_without_bound'), Type.Literal('scale_free')],
-          { description: 'How q^l behaves: converges to a positive q*, decays to 0, grows without bound, or scale_free (positively homogeneous φ such as ReLU with σ_b² = 0: q^l = (σ_w²E[φ(z)²])^l·q^0).' },
-        ),
+        fixedPointKind: enumOf(FIXED_POINT_BEHAVIOURS, 'How q^l behaves: converges to a positive q*, decays to 0, grows without bound, or scale_free (positively homogeneous φ such as ReLU with σ_b² = 0: q^l = (σ_w²E[φ(z)²])^l·q^0).'),
         note: Type.String({ description: 'The fixed point in words.' }),
         chi1: Num('χ₁ = σ_w² E[φ\'(√q* z)²] at the fixed point (the limit where q* is 0 or unbounded): the asymptotic per-layer factor of ‖δ‖².'),
-        phase: Type.Union([Type.Literal('ordered'), Type.Literal('critical'), Type.Literal('chaotic')], {
-          description: 'ordered (χ₁ < 0.99: vanishing toward the input), critical (|χ₁ − 1| ≤ 0.01), chaotic (χ₁ > 1.01: exploding).',
-        }),
+        phase: enumOf(PHASES, 'ordered (χ₁ < 0.99: vanishing toward the input), critical (|χ₁ − 1| ≤ 0.01), chaotic (χ₁ > 1.01: exploding).'),
         depthScale: NullableNum('ξ = 1/|ln χ₁|: layers per e-fold of ‖δ‖²; null at χ₁ = 1.'),
         predictedSlope: Num('½·ln χ₁: predicted d ln‖δ‖ per layer toward the input, the convention of summary.backpropLogSlope.slope.'),
       },
@@ -167,10 +145,7 @@ export const TheorySchema = Type.Object(
 export const WhatIfRowSchema = Type.Object(
   {
     id: Type.String({ description: 'Cure identifier: none (the original analysis), activation:<name>, init:variance_preserving, activation+init:relu+he_normal, activation+init:selu+lecun_normal, residual, normalization:batch, normalization:layer.' }),
-    kind: Type.Union(
-      [Type.Literal('none'), Type.Literal('activation'), Type.Literal('init'), Type.Literal('activation+init'), Type.Literal('residual'), Type.Literal('normalization')],
-      { description: 'What the cure changes.' },
-    ),
+    kind: enumOf(CURE_KINDS, 'What the cure changes.'),
     description: Type.String({ description: 'The cure in words, with the numbers it sets.' }),
     change: Type.Record(Type.String(), Type.Unknown(), { description: 'The spec fields the cure sets, by dotted path (request form); {} for none. Apply them to the returned spec to reproduce the run.' }),
     rank: Type.Integer({ description: '1 = closest to healthy.' }),
@@ -226,13 +201,10 @@ export const TheoryResponseSchema = Type.Object(
     q0: Type.Number({ description: 'Input mean square used.' }),
     depth: Type.Integer({ description: 'Layers iterated.' }),
     qStar: Type.Union([Type.Number(), Type.Null()], { description: 'Fixed point q* reached from q¹; 0 when q decays to 0; null when scale_free or unbounded.' }),
-    fixedPointKind: Type.Union(
-      [Type.Literal('converges'), Type.Literal('decays_to_zero'), Type.Literal('grows_without_bound'), Type.Literal('scale_free')],
-      { description: 'How q^l behaves with depth.' },
-    ),
+    fixedPointKind: enumOf(FIXED_POINT_BEHAVIOURS, 'How q^l behaves with depth.'),
     note: Type.String({ description: 'The fixed point in words.' }),
     chi1: Type.Number({ description: 'χ₁ = σ_w² E[φ\'(√q* z)²] at the fixed point (its limit where q* is 0 or unbounded).' }),
-    phase: Type.Union([Type.Literal('ordered'), Type.Literal('critical'), Type.Literal('chaotic')], { description: 'ordered (χ₁ < 0.99), critical (|χ₁ − 1| ≤ 0.01), chaotic (χ₁ > 1.01).' }),
+    phase: enumOf(PHASES, 'ordered (χ₁ < 0.99), critical (|χ₁ − 1| ≤ 0.01), chaotic (χ₁ > 1.01).'),
     depthScale: Type.Union([Type.Number(), Type.Null()], { description: 'ξ_∇ = 1/|ln χ₁| (layers per e-fold of ‖δ‖²); null at χ₁ = 1.' }),
     predictedSlope: Type.Number({ description: '½·ln χ₁: d ln‖δ‖ per layer toward the input (fitLogSlope\'s convention).' }),
     factorPerLayer: Type.Number({ description: '√χ₁: the factor ‖δ‖ is multiplied by per layer toward the input at the fixed point.' }),

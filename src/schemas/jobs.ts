@@ -1,23 +1,21 @@
-// JSON schemas (TypeBox) of jobs: the job resource, lists, query strings and the responses of the job routes.
-import { Type, type Static } from 'typebox';
-import { AnalysisResponseSchema, EnvironmentSchema, ErrorSchema } from './result.js';
-import { ChecksSchema, ExpectSchema } from './checks.js';
+// JSON schemas (TypeBox) of jobs: the job resource (a union discriminated by kind and status), lists, query
+// strings and the responses of the job routes.
+import { Type, type Static, type TSchema } from 'typebox';
+import { AnalysisCostSchema, AnalysisResultSchema, EnvironmentSchema, ErrorSchema, TimingsSchema } from './result.js';
+import { ExpectSchema } from './checks.js';
+import { AnalysisSpecSchema } from './spec.js';
+import { TrainingResultSchema, TrainingSpecSchema } from './training.js';
+import { SweepResultSchema, SweepSpecSchema } from './sweep.js';
+import { enumOf, JobKindSchema, JobStatusSchema, PENDING_STATUSES, STORAGE_PROBLEMS, UNSUCCESSFUL_STATUSES } from './vocabulary.js';
 
-export const JobKindSchema = Type.Union([Type.Literal('analysis'), Type.Literal('training'), Type.Literal('sweep')], {
-  description: 'analysis (POST /v1/analyses), training (POST /v1/trainings) or sweep (POST /v1/sweeps).',
-});
-
-export const JobStatusSchema = Type.Union(
-  [Type.Literal('queued'), Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('canceled')],
-  { description: 'queued (waiting for a worker), running, succeeded (result present), failed (error present) or canceled.' },
-);
+export { JobKindSchema, JobStatusSchema };
 
 export const JobErrorSchema = Type.Object(
   {
     code: Type.String({ description: 'INVALID_SPEC, LIMIT_EXCEEDED, TIMEOUT (GRADLENS_JOB_TIMEOUT_MS), WORKER_CRASHED, INTERRUPTED (the server stopped while it ran, GRADLENS_JOB_MAX_ATTEMPTS times), RESULT_NOT_STORED (the result did not fit in the job database), CANCELED or INTERNAL_ERROR.' }),
     message: Type.String({ description: 'What went wrong.' }),
   },
-  { description: 'Why the job failed or was canceled.' },
+  { additionalProperties: false, title: 'JobError', description: 'Why the job failed or was canceled.' },
 );
 
 const Timestamp = (description: string) => Type.String({ format: 'date-time', description });
@@ -29,7 +27,7 @@ const JobLinksSchema = Type.Object(
     events: Type.String({ description: 'GET: server-sent events of this job (state, progress, record, done, failed, canceled).' }),
     csv: Type.Optional(Type.String({ description: 'Sweeps: GET the result table as CSV once succeeded.' })),
   },
-  { description: 'Related resources.' },
+  { additionalProperties: false, title: 'JobLinks', description: 'Related resources.' },
 );
 
 const jobFields = {
@@ -40,60 +38,116 @@ const jobFields = {
   startedAt: NullableTimestamp('When its current attempt started; null while queued.'),
   finishedAt: NullableTimestamp('When it succeeded, failed or was canceled; null before.'),
   updatedAt: Timestamp('Last change of status or stored progress.'),
-  error: Type.Optional(JobErrorSchema),
   links: JobLinksSchema,
 };
 
 export const JobSummarySchema = Type.Object(
-  { ...jobFields, kind: JobKindSchema, status: JobStatusSchema },
-  { description: 'A job without its spec and result (GET /v1/jobs/{id} has them).' },
+  { ...jobFields, kind: JobKindSchema, status: JobStatusSchema, error: Type.Optional(JobErrorSchema) },
+  { additionalProperties: false, title: 'JobSummary', description: 'A job without its spec and result (GET /v1/jobs/{id} has them).' },
 );
 
-export const JobSchema = Type.Object(
-  {
-    ...jobFields,
-    kind: JobKindSchema,
-    status: JobStatusSchema,
-    spec: Type.Unknown({ description: 'The work as submitted (without expect); once succeeded, as the engine normalised it with every default filled in (valid to submit again).' }),
+const PendingStatusSchema = enumOf(PENDING_STATUSES, 'queued (waiting for a worker) or running: no result yet.');
+const UnsuccessfulStatusSchema = enumOf(UNSUCCESSFUL_STATUSES, 'failed or canceled: error says why; no result.');
+
+interface KindShapes<K extends string, S extends TSchema, R extends TSchema, C extends TSchema> {
+  kind: K;
+  /** Component name stem: Analysis, Training, Sweep. */
+  name: string;
+  spec: S;
+  result: R;
+  cost: C;
+  resultDescription: string;
+}
+
+/** The three states of one kind of job: pending (no result), succeeded (its kind's result), unsuccessful (error). */
+function jobStates<K extends string, S extends TSchema, R extends TSchema, C extends TSchema>(k: KindShapes<K, S, R, C>) {
+  const kind = Type.Literal(k.kind, { description: `The kind of work: ${k.kind}.` });
+  const submitted = {
+    spec: { ...k.spec, description: 'The work as submitted (without expect).' } as S,
     expect: Type.Optional(ExpectSchema),
-    result: Type.Optional(
-      Type.Unknown({
-        description:
-          'When succeeded. analysis: the analysis result (as POST /v1/analyses returns it); training: the training result (records, learns, status, …); sweep: { cells, rows } with one row per cell, also as CSV at links.csv. With expect, result.checks (name, expected, actual, passed) and result.passed, for sweeps also result.cells (each cell\'s checks).',
-      }),
-    ),
-    cost: Type.Optional(Type.Unknown({ description: 'When succeeded: the cost estimate checked against the limits before queueing.' })),
-    timings: Type.Optional(Type.Unknown({ description: 'When succeeded (analyses, trainings): engine time in milliseconds.' })),
-    environment: Type.Optional(EnvironmentSchema),
+  };
+  const pending = Type.Object(
+    { ...jobFields, kind, status: PendingStatusSchema, ...submitted },
+    { additionalProperties: false, title: `Pending${k.name}Job`, description: `A ${k.kind} job that is queued or running: no result yet.` },
+  );
+  const succeeded = Type.Object(
+    {
+      ...jobFields,
+      kind,
+      status: Type.Literal('succeeded', { description: 'succeeded: result, cost, timings and environment are present.' }),
+      spec: { ...k.spec, description: 'The spec as the engine normalised it, every default filled in (valid to submit again).' } as S,
+      expect: Type.Optional(ExpectSchema),
+      result: { ...k.result, description: k.resultDescription } as R,
+      cost: k.cost,
+      timings: TimingsSchema,
+      environment: EnvironmentSchema,
+    },
+    { additionalProperties: false, title: `Succeeded${k.name}Job`, description: `A ${k.kind} job that succeeded, with its result.` },
+  );
+  const unsuccessful = Type.Object(
+    { ...jobFields, kind, status: UnsuccessfulStatusSchema, ...submitted, error: JobErrorSchema },
+    { additionalProperties: false, title: `Unsuccessful${k.name}Job`, description: `A ${k.kind} job that failed or was canceled: error says why.` },
+  );
+  return { pending, succeeded, unsuccessful };
+}
+
+const costFields = AnalysisCostSchema.properties;
+
+export const TrainingCostSchema = Type.Object(
+  {
+    parameters: costFields.parameters,
+    flopsPerStep: costFields.flopsPerStep,
+    flops: Type.Number({ description: 'Estimated FLOPs of the whole training (steps, records and evaluation), checked against GRADLENS_MAX_TRAINING_FLOPS before queueing.' }),
+    steps: Type.Integer({ description: 'Optimizer steps.' }),
+    records: Type.Integer({ description: 'Records that will be taken.' }),
+    evaluationExamples: Type.Integer({ description: 'Examples in the evaluation set.' }),
+    includedValues: Type.Optional(Type.Integer({ description: 'With include: the numbers it adds to the result.' })),
   },
-  { additionalProperties: true, description: 'A job: queued or running work, or its outcome.' },
+  { additionalProperties: false, title: 'TrainingCost', description: 'Cost estimate of a training run.' },
 );
 
-/** POST /v1/analyses (synchronous): the analysis response, which is also the stored job. */
-export const AnalysisJobSchema = Type.Object(
+export const SweepCostSchema = Type.Object(
   {
-    ...AnalysisResponseSchema.properties,
-    ...jobFields,
-    id: Type.String({ description: 'Job identifier: GET /v1/jobs/{id} returns this same object.' }),
-    expect: Type.Optional(ExpectSchema),
-    result: Type.Object(
-      {
-        ...AnalysisResponseSchema.properties.result.properties,
-        checks: Type.Optional(ChecksSchema),
-        passed: Type.Optional(Type.Boolean({ description: 'Whether every check passed (present when expect was given).' })),
-      },
-      { additionalProperties: true, description: 'The analysis result; with expect, also checks and passed.' },
-    ),
+    parameters: costFields.parameters,
+    flopsPerStep: costFields.flopsPerStep,
+    flops: Type.Number({ description: 'Estimated FLOPs of every cell together, checked against GRADLENS_MAX_SWEEP_FLOPS before queueing.' }),
+    cells: Type.Integer({ description: 'Cells of the grid.' }),
   },
-  { additionalProperties: true, description: 'The finished analysis, stored as a job.' },
+  { additionalProperties: false, title: 'SweepCost', description: 'Cost estimate of a sweep.' },
 );
+
+export const AnalysisJobStates = jobStates({
+  kind: 'analysis', name: 'Analysis', spec: AnalysisSpecSchema, result: AnalysisResultSchema, cost: AnalysisCostSchema,
+  resultDescription: 'The analysis result; with expect, also checks and passed.',
+});
+export const TrainingJobStates = jobStates({
+  kind: 'training', name: 'Training', spec: TrainingSpecSchema, result: TrainingResultSchema, cost: TrainingCostSchema,
+  resultDescription: 'The training result: records (per-step per-layer statistics), learns, status, …; with expect, also checks and passed.',
+});
+export const SweepJobStates = jobStates({
+  kind: 'sweep', name: 'Sweep', spec: SweepSpecSchema, result: SweepResultSchema, cost: SweepCostSchema,
+  resultDescription: 'The sweep table: one row per cell (also as CSV at links.csv); with expect, also checks, passed and each cell\'s checks.',
+});
+
+/** Every state of every kind of job: discriminated by kind, then by status. */
+export const JobSchema = Type.Union(
+  [
+    AnalysisJobStates.pending, AnalysisJobStates.succeeded, AnalysisJobStates.unsuccessful,
+    TrainingJobStates.pending, TrainingJobStates.succeeded, TrainingJobStates.unsuccessful,
+    SweepJobStates.pending, SweepJobStates.succeeded, SweepJobStates.unsuccessful,
+  ],
+  { title: 'Job', description: 'A job: queued or running work (no result), a success (the result of its kind) or a failure (error). Narrow on kind and status.' },
+);
+
+/** POST /v1/analyses 200 (synchronous): the succeeded analysis job. */
+export const AnalysisJobSchema = AnalysisJobStates.succeeded;
 
 export const JobListSchema = Type.Object(
   {
     jobs: Type.Array(JobSummarySchema, { description: 'Newest first.' }),
     nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next (older) page; null on the last page.' }),
   },
-  { description: 'A page of jobs.' },
+  { additionalProperties: false, title: 'JobList', description: 'A page of jobs.' },
 );
 
 export const JobListQuerySchema = Type.Object(
@@ -135,12 +189,11 @@ export const QueueFullSchema = Type.Object(
   {
     ...ErrorSchema.properties,
     retryAfter: Type.Optional(Type.Integer({ description: 'Seconds to wait before retrying, as in the Retry-After header.' })),
-    problem: Type.Optional(Type.String({ description: 'With STORAGE_UNAVAILABLE: full, read_only, io_error or replaced (the file at GRADLENS_DB was deleted or swapped while the server ran).' })),
+    problem: Type.Optional(enumOf(STORAGE_PROBLEMS, 'With STORAGE_UNAVAILABLE: full, read_only, io_error or replaced (the file at GRADLENS_DB was deleted or swapped while the server ran).')),
     jobId: Type.Optional(Type.String({ description: 'With STORAGE_UNAVAILABLE on a synchronous analysis: the job that ran but whose outcome is not stored yet.' })),
   },
-  { description: 'QUEUE_FULL: the queue holds GRADLENS_QUEUE_LIMIT jobs (see the Retry-After header); SHUTTING_DOWN: the server is closing; STORAGE_UNAVAILABLE: the job database cannot take writes (disk full, read-only, file replaced), so nothing is acknowledged that could be lost.' },
+  { title: 'ServiceUnavailable', description: 'QUEUE_FULL: the queue holds GRADLENS_QUEUE_LIMIT jobs (see the Retry-After header); SHUTTING_DOWN: the server is closing; STORAGE_UNAVAILABLE: the job database cannot take writes (disk full, read-only, file replaced), so nothing is acknowledged that could be lost.' },
 );
 
 export const NotModifiedSchema = Type.Null({ description: 'Not Modified: the job is unchanged since the ETag given in If-None-Match.' });
 
-export type JobListQueryInput = Static<typeof JobListQuerySchema>;

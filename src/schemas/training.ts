@@ -2,17 +2,17 @@
 import { Type, type Static } from 'typebox';
 import { DataSchema, LossSchema, NetworkSchema, AnalysisSpecSchema } from './spec.js';
 import { ExpectSchema, ChecksSchema } from './checks.js';
-import { MAX_NON_FINITE_PATHS, Num, ParametersSchema } from './result.js';
+import { DataSummarySchema, NonFiniteSchema, Num, ParametersSchema } from './result.js';
+import { enumOf, OPTIMIZER_NAMES, TRAINING_INCLUDE, TrainingOutcomeSchema } from './vocabulary.js';
 
-export const OPTIMIZER_NAMES = ['sgd', 'momentum', 'adam', 'rmsprop'] as const;
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+export { OPTIMIZER_NAMES, TRAINING_INCLUDE };
+export type { OptimizerName, TrainingInclude } from './vocabulary.js';
 
 export const OptimizerSchema = Type.Object(
   {
-    name: Type.Union([Type.Literal('sgd'), Type.Literal('momentum'), Type.Literal('adam'), Type.Literal('rmsprop')], {
-      description:
+    name: enumOf(OPTIMIZER_NAMES,
         'sgd: w ← w − lr·g. momentum (PyTorch form; the same trajectory as Keras\' v ← μv − lr·g for a constant lr): b ← μ·b + g, w ← w − lr·b, with nesterov w ← w − lr·(g + μ·b). adam: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², w ← w − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t) (PyTorch\'s ε placement). rmsprop: v ← ρ·v + (1−ρ)·g², u = g/(√v + ε); with momentum μ > 0, b ← μ·b + u and u = b; w ← w − lr·u. Moment buffers start at zero; t counts from 1. Default sgd.',
-    }),
+    ),
     learningRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Step size lr. Defaults (Keras): sgd 0.01, momentum 0.01, adam 0.001, rmsprop 0.001.' })),
     momentum: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'momentum and rmsprop only: μ. Default 0.9 for momentum (the usual choice; Keras SGD\'s default 0 is plain sgd), 0 for rmsprop (Keras, PyTorch).' })),
     nesterov: Type.Optional(Type.Boolean({ description: 'momentum only: Nesterov momentum (default false).' })),
@@ -21,12 +21,13 @@ export const OptimizerSchema = Type.Object(
     epsilon: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'adam and rmsprop only: ε added to the root of the second moment (default 1e-7, Keras\'; PyTorch uses 1e-8).' })),
     rho: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'rmsprop only: decay ρ of the mean square (default 0.9, Keras\'; PyTorch\'s alpha defaults to 0.99).' })),
   },
-  { additionalProperties: false, description: 'The optimizer and its parameters; a parameter that the named optimizer does not use is rejected with 400.' },
+  { additionalProperties: false, title: 'Optimizer', description: 'The optimizer and its parameters; a parameter that the named optimizer does not use is rejected with 400.' },
 );
 
 /** Training data: as for analyses, without `batches` (every step draws one fresh batch). */
 export const TrainingDataSchema = Type.Omit(DataSchema, ['batches'], {
   additionalProperties: false,
+  title: 'TrainingData',
   description: 'Where the training batches come from. Every step draws a fresh batch of batchSize examples; the data is walked epoch by epoch (without replacement within an epoch) in a seeded order.',
 });
 
@@ -37,8 +38,6 @@ export const MAX_TRAINING_RECORDS = 1000;
  * any compute): 2 M float32 values are about 40 MB of JSON. A 10 × 128 MNIST network's parameters,
  * initial and final, are 0.5 M; 200 steps of 128 MNIST rows touch all 10 000 images, 8 M.
  */
-export const TRAINING_INCLUDE = ['parameters', 'batches'] as const;
-export type TrainingInclude = (typeof TRAINING_INCLUDE)[number];
 export const MAX_TRAINING_INCLUDED_VALUES = 2_000_000;
 
 export const TrainingSpecSchema = Type.Object(
@@ -59,7 +58,7 @@ export const TrainingSpecSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'A training run: the network and data of an analysis spec, trained for steps with an optimizer.' },
+  { additionalProperties: false, title: 'TrainingSpec', description: 'A training run: the network and data of an analysis spec, trained for steps with an optimizer.' },
 );
 
 export type TrainingSpecInput = Static<typeof TrainingSpecSchema>;
@@ -83,11 +82,11 @@ export const TrainingRecordSchema = Type.Object(
         updateToWeightRatio: NullableNum('‖ΔW‖ / ‖W‖ of this step\'s update (≈1e-3 is the usual healthy order); null after the last step, where no update follows.'),
         deadFraction: NullableNum('Fraction of units passing no gradient for any example of the batch; null for softmax.'),
         saturatedFraction: NullableNum('Fraction of saturated (example, unit) entries; null for activations without a flat asymptote.'),
-      }),
+      }, { additionalProperties: false, title: 'TrainingLayerRecord', description: 'One layer at one recorded step.' }),
       { description: 'Per-layer statistics, input side first.' },
     ),
   },
-  { description: 'One recorded training step.' },
+  { additionalProperties: false, title: 'TrainingRecord', description: 'One recorded training step.' },
 );
 
 export const TrainingBatchesSchema = Type.Object(
@@ -101,10 +100,10 @@ export const TrainingBatchesSchema = Type.Object(
         x: Type.Array(Type.Array(Type.Number()), { description: 'Inputs as the network saw them (after data.normalize).' }),
         y: Type.Array(Type.Array(Type.Number()), { description: 'Targets as the loss saw them (one-hot for categorical, a 0/1 column for binary).' }),
       },
-      { description: 'Every row any minibatch used, once: look the rows of indices[s] up by index.' },
+      { additionalProperties: false, description: 'Every row any minibatch used, once: look the rows of indices[s] up by index.' },
     ),
   },
-  { description: 'With include: ["batches"]: the minibatches of every step.' },
+  { additionalProperties: false, title: 'TrainingBatches', description: 'With include: ["batches"]: the minibatches of every step.' },
 );
 
 export const TrainingResultSchema = Type.Object(
@@ -112,7 +111,7 @@ export const TrainingResultSchema = Type.Object(
     steps: Type.Integer({ description: 'Steps asked for.' }),
     stepsCompleted: Type.Integer({ description: 'Updates applied: less than steps when the loss became non-finite and training stopped.' }),
     batchSize: Type.Integer({ description: 'Examples per step.' }),
-    optimizer: Type.Object({}, { additionalProperties: true, description: 'The optimizer with every default filled in.' }),
+    optimizer: { ...OptimizerSchema, description: 'The optimizer with every default filled in.' },
     layers: Type.Array(
       Type.Object({
         index: Type.Integer({ description: 'Layer index: 0 reads the input, the last is the output layer.' }),
@@ -120,7 +119,7 @@ export const TrainingResultSchema = Type.Object(
         inputUnits: Type.Integer({ description: 'Units feeding the layer.' }),
         units: Type.Integer({ description: 'Units of the layer.' }),
         activation: Type.String({ description: 'Activation of the layer, with its parameter in brackets where it has one.' }),
-      }),
+      }, { additionalProperties: false, title: 'TrainingLayer', description: 'A layer of the trained network.' }),
       { description: 'The layers the records refer to by index.' },
     ),
     records: Type.Array(TrainingRecordSchema, { description: 'Recorded steps in order: 0, recordEvery, 2·recordEvery, …, and stepsCompleted.' }),
@@ -129,7 +128,7 @@ export const TrainingResultSchema = Type.Object(
         examples: Type.Integer({ description: 'Examples in the evaluation set.' }),
         description: Type.String({ description: 'What the evaluation set is.' }),
       },
-      { description: 'initialLoss, finalLoss and the accuracies are measured on this fixed set of training examples (the whole dataset up to 2048 examples, a seeded sample beyond), not on a noisy minibatch.' },
+      { additionalProperties: false, description: 'initialLoss, finalLoss and the accuracies are measured on this fixed set of training examples (the whole dataset up to 2048 examples, a seeded sample beyond), not on a noisy minibatch.' },
     ),
     initialLoss: Num('Evaluation-set loss at initialisation.'),
     finalLoss: Num('Evaluation-set loss after the last update.'),
@@ -139,27 +138,17 @@ export const TrainingResultSchema = Type.Object(
     finalAccuracy: NullableNum('Evaluation-set accuracy after the last update; null without classes.'),
     chanceAccuracy: NullableNum('Fraction of the most frequent class in the evaluation set; null without classes.'),
     learns: Type.Boolean({ description: 'status === "learning".' }),
-    status: Type.Union([Type.Literal('learning'), Type.Literal('stalled'), Type.Literal('diverged')], {
-      description:
-        'diverged: a non-finite loss (training stops at that step; reported, never an error) or, for losses bounded below by 0, finalLoss > 1.5 × initialLoss. learning: lossReduction ≥ 0.1 and, where a baseline exists, finalLoss ≤ 0.9 × baselineLoss (it beats every constant prediction by 10%). stalled: otherwise.',
-    }),
+    status: TrainingOutcomeSchema,
     reasons: Type.Array(Type.String(), { description: 'Why the status was given, with the numbers.' }),
-    nonFinite: Type.Object(
-      {
-        count: Type.Integer({ description: 'How many values in the result are NaN or ±Infinity.' }),
-        paths: Type.Array(Type.String(), { description: `Their paths (the first ${MAX_NON_FINITE_PATHS}), e.g. records[12].loss.` }),
-        truncated: Type.Boolean({ description: `true when count is above ${MAX_NON_FINITE_PATHS} and paths lists only the first ${MAX_NON_FINITE_PATHS}.` }),
-      },
-      { description: 'Non-finite values are reported as strings and listed here.' },
-    ),
-    data: Type.Object({}, { additionalProperties: true, description: 'Data source, examples, inputUnits, task, description.' }),
+    nonFinite: NonFiniteSchema,
+    data: DataSummarySchema,
     checks: Type.Optional(ChecksSchema),
     passed: Type.Optional(Type.Boolean({ description: 'Whether every check passed (present when expect was given).' })),
     parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: every layer\'s parameters before the first update, in the layout of analyses\' result.parameters.' }),
     finalParameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: every layer\'s parameters after the last update applied (stepsCompleted of them).' }),
     batches: Type.Optional(TrainingBatchesSchema),
   },
-  { additionalProperties: true, description: 'A training run\'s records and outcome.' },
+  { additionalProperties: false, title: 'TrainingResult', description: 'A training run\'s records and outcome.' },
 );
 
 export type TrainingResultBody = Static<typeof TrainingResultSchema>;

@@ -1,7 +1,7 @@
 // POST /v1/analyses with every documented hidden activation in every network shape answers 200 on the suite's backend (relu6 answered 500 on native).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { testApp, TEST_BACKEND } from '../helpers.js';
+import { testApp, TEST_BACKEND } from '../support/app.js';
 import { ACTIVATION_NAMES } from '../../src/engine/model/activations.js';
 
 const SHAPES: Record<string, object> = {

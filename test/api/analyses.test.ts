@@ -2,7 +2,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { FastifyInstance } from 'fastify';
-import { testApp, sigmoidChain, TEXTBOOK_CHAIN, TEST_BACKEND } from '../helpers.js';
+import { testApp, TEST_BACKEND } from '../support/app.js';
+import { sigmoidChain, TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 
 let app: FastifyInstance;
 beforeAll(async () => {

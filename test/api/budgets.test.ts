@@ -21,6 +21,7 @@ function idleRunner(): Runner {
     ready: async () => ({ name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: 'test', requested: 'cpu', skipped: [] }),
     concurrency: 1,
     analyze: (_input, options) => never(options),
+    analyzeEncoded: (_input, options) => never(options),
     train: (_input, options) => never(options),
     theory: () => never(),
     close: async () => undefined,

@@ -1,7 +1,8 @@
 // Verdicts, theory and what-if over HTTP: POST /v1/analyses and GET /v1/theory through app.inject.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { testApp, TEXTBOOK_CHAIN } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 import { generateOpenApi } from '../../src/openapi.js';
 
 let app: FastifyInstance;

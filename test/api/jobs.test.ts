@@ -1,7 +1,8 @@
 // The job life cycle over HTTP, on worker threads and a real SQLite file: create, poll with 304, list, SSE, sweeps and CSV, cancel, queue full.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, until, type SseEvent } from '../jobs/helpers.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, type SseEvent } from '../support/jobs.js';
+import { until } from '../support/until.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
@@ -299,8 +300,8 @@ describe('a job timeout (GRADLENS_JOB_TIMEOUT_MS)', () => {
 });
 
 describe('Retry-After of a full queue', () => {
-  /** A few hundred milliseconds on one wasm worker. */
-  const MEDIUM_ANALYSIS = { network: { depth: 8, width: 128 }, data: { source: 'moons', batchSize: 256, batches: 4 } } as const;
+  /** A few hundred milliseconds on one native worker (about 4e9 FLOPs), so the drain of 9 takes seconds on every backend. */
+  const MEDIUM_ANALYSIS = { network: { depth: 8, width: 256 }, data: { source: 'moons', batchSize: 256, batches: 4 } } as const;
   const LIMIT = 8;
 
   /** Fills the queue (one running, LIMIT waiting), reads the refusal's Retry-After, then times the real drain. */

@@ -5,9 +5,10 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { testApp } from '../helpers.js';
-import { getJob, until } from '../jobs/helpers.js';
-import { MAX_TRAINING_INCLUDED_VALUES } from '../../src/schemas/training.js';
+import { testApp } from '../support/app.js';
+import { getJob } from '../support/jobs.js';
+import { until } from '../support/until.js';
+import { MAX_TRAINING_INCLUDED_VALUES, type TrainingSpecInput } from '../../src/schemas/training.js';
 import { prepareTraining } from '../../src/engine/runs/training-run.js';
 
 /** Debian's python3-torch (CI installs it in .ci/run); GRADLENS_TEST_PYTHON overrides the interpreter. */
@@ -150,7 +151,7 @@ describe('trainings replayed in PyTorch from include ["parameters", "batches"]',
   it('checks the include budget before any compute: 422 naming MAX_TRAINING_INCLUDED_VALUES, nothing stored', async () => {
     const before = (await app.inject({ url: '/v1/jobs?limit=100' })).json().jobs.length;
     // 2.3 M parameters, initial and final: 4.5 M numbers; one step costs little.
-    const wide = { network: { depth: 3, width: 1500 }, data: { source: 'iris', batchSize: 8 }, steps: 1 };
+    const wide: TrainingSpecInput = { network: { depth: 3, width: 1500 }, data: { source: 'iris', batchSize: 8 }, steps: 1 };
     const res = await app.inject({ method: 'POST', url: '/v1/trainings', payload: { ...wide, include: ['parameters'] } });
     expect(res.statusCode).toBe(422);
     expect(res.json().code).toBe('LIMIT_EXCEEDED');

@@ -3,10 +3,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
-import { testApp, sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import { sigmoidChain, TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 import { LOADED_BACKENDS } from '../backends.js';
 import { loadConfig, ConfigError } from '../../src/config.js';
 import { autoRefusal, probeWebGpu, type WebGpuAdapter } from '../../src/engine/backends/webgpu.js';
+import { SERVER_ARGS, TSX_ARGS } from '../support/server.js';
 
 const LAVAPIPE: WebGpuAdapter = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe', description: '', isFallbackAdapter: true };
 const DISCRETE: WebGpuAdapter = { vendor: 'nvidia', architecture: 'ada', device: 'NVIDIA L4', description: '', isFallbackAdapter: false };
@@ -21,8 +23,9 @@ describe('what GRADLENS_GPU lets GRADLENS_BACKEND=auto choose', () => {
   });
 
   it('GRADLENS_GPU and GRADLENS_WEBGPU_ADAPTER are read at start; a bad GRADLENS_GPU is refused by name', () => {
-    expect(loadConfig({}).webgpu).toEqual({ gpu: 'auto' });
-    expect(loadConfig({ GRADLENS_GPU: 'any', GRADLENS_WEBGPU_ADAPTER: 'NVIDIA' }).webgpu).toEqual({ gpu: 'any', adapter: 'NVIDIA' });
+    expect(loadConfig({}).backendOptions).toMatchObject({ gpu: 'auto' });
+    expect(loadConfig({}).backendOptions.webgpuAdapter).toBeUndefined();
+    expect(loadConfig({ GRADLENS_GPU: 'any', GRADLENS_WEBGPU_ADAPTER: 'NVIDIA' }).backendOptions).toMatchObject({ gpu: 'any', webgpuAdapter: 'NVIDIA' });
     expect(() => loadConfig({ GRADLENS_GPU: 'yes' })).toThrow(ConfigError);
     expect(() => loadConfig({ GRADLENS_GPU: 'yes' })).toThrow(/GRADLENS_GPU must be one of auto, any, off/);
     expect(loadConfig({ GRADLENS_BACKEND: 'webgpu' }).backend).toBe('webgpu');
@@ -69,9 +72,10 @@ describe.each(LOADED_BACKENDS.filter((b) => b === 'webgpu').map((b) => [b] as co
   it('auto: a fallback adapter (lavapipe) is skipped with its reason by default, chosen with GRADLENS_GPU=any', () => {
     const { adapter } = probe as { adapter: WebGpuAdapter };
     const autoIn = (gpu: string): { name: string; skipped: { name: string; reason: string }[]; adapter?: WebGpuAdapter } => {
-      const child = spawnSync(process.execPath, ['--input-type=module', '-e',
-        "const m = await import('./dist/src/engine/backends/select.js'); console.log('RESULT' + JSON.stringify(await m.initBackend('auto'))); process.exit(0);"],
-      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, GRADLENS_GPU: gpu, GRADLENS_WEBGPU_PROBE: '' } });
+      // From the sources, as the server does: the configuration reads GRADLENS_GPU, the engine takes it as an option.
+      const child = spawnSync(process.execPath, [...TSX_ARGS, '--input-type=module', '-e',
+        "const { backendOptions } = await import('./src/config.ts'); const m = await import('./src/engine/backends/select.ts'); console.log('RESULT' + JSON.stringify(await m.initBackend('auto', backendOptions()))); process.exit(0);"],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, GRADLENS_GPU: gpu } });
       return JSON.parse(child.stdout.split('\n').find((l) => l.startsWith('RESULT'))!.slice('RESULT'.length));
     };
     const byDefault = autoIn('auto');
@@ -88,7 +92,7 @@ describe.each(LOADED_BACKENDS.filter((b) => b === 'webgpu').map((b) => [b] as co
   });
 
   it('an adapter that is not there: the server refuses to start, naming the variables (exit 2)', () => {
-    const child = spawnSync(process.execPath, ['dist/src/server.js'], {
+    const child = spawnSync(process.execPath, [...SERVER_ARGS], {
       encoding: 'utf8', timeout: 60_000,
       env: { ...process.env, GRADLENS_BACKEND: 'webgpu', GRADLENS_WEBGPU_ADAPTER: 'no-such-gpu', GRADLENS_WORKERS: '1', GRADLENS_DB: ':memory:', PORT: '0', LOG_LEVEL: 'fatal' },
     });

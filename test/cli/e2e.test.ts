@@ -1,13 +1,14 @@
-// The gradlens CLI as a CI pipeline runs it: the compiled bin as a child process against the compiled server; exit codes and output.
+// The gradlens CLI as a CI pipeline runs it: the bin as a child process against the real server (both from the sources through tsx); exit codes and output.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sigmoidChain, TEXTBOOK_CHAIN, TEST_BACKEND } from '../helpers.js';
-import { json, startServer, stop, until, type Server } from '../server.js';
+import { sigmoidChain, TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
+import { TEST_BACKEND } from '../support/app.js';
+import { CLI_ARGS, json, startServer, stop, type Server } from '../support/server.js';
+import { until } from '../support/until.js';
 
-const CLI = new URL('../../dist/src/cli/gradlens.js', import.meta.url).pathname;
 const KEY = 'cli-e2e-key-0123456789abcdef';
 
 interface Run {
@@ -20,7 +21,7 @@ interface Run {
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const { GRADLENS_URL: _url, GRADLENS_API_KEY: _key, ...inherited } = process.env;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_ARGS, ...args], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => { stdout += d; });

@@ -12,6 +12,13 @@ interface Call {
 
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
 
+/** Headers as a plain object (lower-case names), for toEqual. */
+function headerObject(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => { out[name] = value; });
+  return out;
+}
+
 /** A fetch that answers from a script of replies, recording every request. */
 function stubFetch(replies: Reply[]): { fetch: typeof fetch; calls: Call[] } {
   const calls: Call[] = [];
@@ -19,7 +26,7 @@ function stubFetch(replies: Reply[]): { fetch: typeof fetch; calls: Call[] } {
     calls.push({
       url: String(input),
       method: init.method ?? 'GET',
-      headers: Object.fromEntries(new Headers(init.headers).entries()),
+      headers: headerObject(new Headers(init.headers)),
       body: typeof init.body === 'string' ? JSON.parse(init.body) : undefined,
     });
     const reply = replies.shift();
@@ -196,11 +203,11 @@ describe('gradlens check', () => {
     expect(h.sleeps.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(10_000);
   });
 
-  it('evaluates expect itself when the server returns no checks, and passes when nothing is expected', async () => {
+  it('refuses to gate when the server returns no checks for expect (it never evaluates them itself), and passes when nothing is expected', async () => {
     const job = { id: 'a2', status: 'succeeded', result: { loss: 1, summary: { firstToLastRatio: 1e-9, backpropFirstToLastRatio: 1e-9 }, layers: [] } };
     let h = harness({ 'spec.json': { ...analysisSpec, expect: { minFirstToLastRatio: 0.01 } } }, [{ status: 200, body: job }]);
-    expect(await main(['check', 'spec.json', '--url', 'http://h'], h.io)).toBe(1);
-    expect(h.stdout()).toMatch(/evaluated by the CLI/);
+    expect(await main(['check', 'spec.json', '--url', 'http://h'], h.io)).toBe(2);
+    expect(h.stderr()).toMatch(/the server returned no checks for the spec's "expect"/);
     const { expect: _none, ...noExpect } = analysisSpec;
     h = harness({ 'spec.json': noExpect }, [{ status: 200, body: job }]);
     expect(await main(['check', 'spec.json', '--url', 'http://h'], h.io)).toBe(0);
@@ -210,5 +217,12 @@ describe('gradlens check', () => {
   it('the bin entry starts with a shebang (tsc keeps it in dist/src/cli/gradlens.js)', () => {
     const source = readFileSync(new URL('../../src/cli/gradlens.ts', import.meta.url), 'utf8');
     expect(source.startsWith('#!/usr/bin/env node\n')).toBe(true);
+  });
+});
+
+describe('the CLI is an HTTP client', () => {
+  it('imports nothing from the engine', () => {
+    const source = readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8');
+    expect(source).not.toMatch(/from '\.\.\/engine\//);
   });
 });

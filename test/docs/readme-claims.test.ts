@@ -2,7 +2,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { testApp } from '../helpers.js';
+import { testApp } from '../support/app.js';
 import { RELU_EXAMPLE, exampleSentence, reluExampleFigures } from '../../scripts/readme-example.js';
 import { loadConfig } from '../../src/config.js';
 

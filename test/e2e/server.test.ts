@@ -1,12 +1,12 @@
-// Starts the real server (compiled dist/src/server.js) on a free port and talks to it over HTTP.
+// Starts the real server (src/server.ts through tsx, see test/support/server.ts) on a free port and talks to it over HTTP.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { sigmoidChain, TEXTBOOK_CHAIN } from '../helpers.js';
-import { SERVER_ENTRY, freePort, startServer, stop } from '../server.js';
+import { sigmoidChain, TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
+import { SERVER_ARGS, freePort, startServer, stop } from '../support/server.js';
 import { loadNativeKernels } from '../../src/engine/backends/native-kernels.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
 
-const entry = SERVER_ENTRY;
 
 describe('the real server over HTTP', () => {
   let server: Awaited<ReturnType<typeof startServer>>;
@@ -50,7 +50,7 @@ describe('the real server over HTTP', () => {
     const auto = await startServer({ GRADLENS_BACKEND: 'auto', GRADLENS_DB: ':memory:', GRADLENS_WORKERS: '1' });
     try {
       const health = await (await fetch(`${auto.url}/health`)).json();
-      const native = loadNativeKernels();
+      const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
       // tfjs-node is never installed by npm ci here (its download fails, tfjs #8742), so auto goes on to native or wasm.
       expect(health.environment.backend).toBe(native.loaded ? 'native' : 'wasm');
       if (process.env.GRADLENS_REQUIRE_NATIVE === '1') expect(health.environment.backend).toBe('native');
@@ -66,7 +66,7 @@ describe('the real server over HTTP', () => {
 
   it('refuses to start with an invalid configuration, naming the variable', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: String(port), GRADLENS_BACKEND: 'quantum' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...SERVER_ARGS], { env: { ...process.env, PORT: String(port), GRADLENS_BACKEND: 'quantum' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
     const code = await new Promise((r) => child.once('exit', r));
@@ -84,7 +84,7 @@ describe('the real server over HTTP', () => {
     }
     expect(installed, 'this test expects @tensorflow/tfjs-node-gpu to be absent').toBe(false);
     const port = await freePort();
-    const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: String(port), GRADLENS_BACKEND: 'tensorflow-gpu' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...SERVER_ARGS], { env: { ...process.env, PORT: String(port), GRADLENS_BACKEND: 'tensorflow-gpu' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
     child.stdout!.on('data', (d) => { err += d; });

@@ -1,7 +1,7 @@
 // Host-side batch statistics: the JavaScript reductions against plain float64 definitions, the addon's C reductions against them,
 // and the statistics of derivative arrays as each backend produces them.
 import * as tf from '@tensorflow/tfjs';
-import { describeNative } from '../native.js';
+import { describeNative } from '../support/native.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/common/random.js';
 import {

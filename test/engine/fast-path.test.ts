@@ -1,6 +1,8 @@
 // Whole analyses on the fast paths (host statistics; native kernels; wasm) equal the stock path (stock cpu kernels, tfjs-op statistics) within float32 tolerance.
 import * as tf from '@tensorflow/tfjs';
-import { itNative } from '../native.js';
+import { itNative } from '../support/native.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/engine/spec/normalize.js';
 import { runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
@@ -42,10 +44,7 @@ const SPECS: Record<string, AnalysisSpecInput> = {
     seed: 10, network: { depth: 6, width: 32, activation: 'relu', init: { bias: { name: 'constant', value: -2 } } },
     data: { source: 'blobs', batchSize: 64, classes: 4 },
   },
-  'textbook chain': {
-    seed: 42, network: { depth: 20, width: 1, activation: 'sigmoid', outputActivation: 'sigmoid', useBias: false, init: { weights: { name: 'constant', value: 0.17 } } },
-    data: { source: 'inline', x: [[1]] }, loss: 'output',
-  },
+  'textbook chain': TEXTBOOK_CHAIN,
 };
 
 /** Fractions of entries may differ where a float32 difference moves one across the threshold. */
@@ -136,7 +135,7 @@ describe('whole analyses: fast paths against the stock path', () => {
     expect(registerWasmTransposedMatMul(tf)).toBe(true);
     expectEqualToStock((await analyse('host')), stock);
     restoreWasmMatMul(tf);
-    if (loadNativeKernels().loaded) {
+    if (loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath }).loaded) {
       expect(registerNativeWasmMatMul(tf)).toBe(true);
       expectEqualToStock((await analyse('host')), stock);
       restoreStockKernels(tf);

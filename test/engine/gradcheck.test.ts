@@ -6,7 +6,7 @@ import { useTestBackend } from '../backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { normalizeSpec, type NormalizedSpec } from '../../src/engine/spec/normalize.js';
 import { batchGradients, readTogether, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
-import { ACTIVATION_NAMES, type ActivationInput } from '../../src/engine/model/activations.js';
+import { ACTIVATION_NAMES } from '../../src/engine/model/activations.js';
 import { auxIsVector, initParameters, type NetworkParameters } from '../../src/engine/model/network.js';
 import { Rng } from '../../src/engine/common/random.js';
 import type { AnalysisSpecInput, LossName, NetworkInput } from '../../src/schemas/spec.js';
@@ -90,7 +90,7 @@ interface Shape {
   normalization?: NetworkInput['normalization'];
 }
 
-function caseFor(title: string, act: ActivationInput | ActivationInput[], loss: LossName, shape: Shape, seed: number, extra: Partial<Case> = {}): Case {
+function caseFor(title: string, act: NonNullable<NetworkInput['activation']>, loss: LossName, shape: Shape, seed: number, extra: Partial<Case> = {}): Case {
   seed = RESEED[title] ?? seed;
   const rows = 3 + (seed % 4); // 3..6 rows
   const x = inlineX(rows, 3, 1000 + seed);
@@ -134,7 +134,7 @@ const LOSSES: LossName[] = ['mse', 'categorical_crossentropy', 'binary_crossentr
 const cases: Case[] = [];
 HIDDEN.forEach((name, i) => {
   // Non-default alphas so the parameter matters (elu alpha ≠ 1 puts a kink at 0).
-  const act: ActivationInput = name === 'leaky_relu' ? { name, alpha: 0.2 } : name === 'elu' ? { name, alpha: 1.5 } : name;
+  const act: NonNullable<NetworkInput['activation']> = name === 'leaky_relu' ? { name, alpha: 0.2 } : name === 'elu' ? { name, alpha: 1.5 } : name;
   const loss = LOSSES[i % LOSSES.length]!;
   cases.push(caseFor(`${name}, plain depth 4 widths [5,4,3], ${loss}`, act, loss, { depth: 4, widths: [5, 4, 3] }, 11 + i));
   cases.push(caseFor(`${name}, residual every 1 scale 0.7, depth 5 width 4, ${LOSSES[(i + 1) % 4]}`, act,

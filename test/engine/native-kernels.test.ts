@@ -15,8 +15,9 @@ import {
   registerNativeWasmMatMul,
   restoreStockKernels,
 } from '../../src/engine/backends/native-kernels.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
 
-const native = loadNativeKernels();
+const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
 const BUILD_HELP = 'Without npm scripts: cd native && npx node-gyp rebuild --nodedir=/usr (Debian nodejs) or --nodedir=/usr/local (official Node images).';
 
 interface Snapshot {
@@ -168,7 +169,7 @@ if (!native.loaded) {
         `;
         const m = 128, n = 256, k = 256;
         const a = randomValues(m * k), b = randomValues(n * k);
-        const nat = loadNativeKernels();
+        const nat = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
         if (!nat.loaded) throw new Error(nat.reason);
         const results = await Promise.all([0, 1, 2].map(() => new Promise<{ c: Float32Array; threads: number }>((resolve, reject) => {
           const w = new Worker(code, { eval: true, workerData: { path: nat.path, a, b, m, n, k, rounds: 200 } });

@@ -1,6 +1,8 @@
 // Rng.fillNormal / fillUniform draw exactly the numbers of the per-entry loops they replace (seeded weights must not change).
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/common/random.js';
+import { createRequire } from 'node:module';
+import { Rng, setZigguratFill, type ZigguratFill } from '../../src/engine/common/random.js';
+import { native, itNative } from '../support/native.js';
 import { initialize, normalizeInitializer } from '../../src/engine/model/initializers.js';
 
 const sameBits = (a: Float32Array, b: Float32Array): boolean =>
@@ -44,5 +46,26 @@ describe('Rng fill methods', () => {
     const r2 = new Rng(6);
     const glorotLoop = Float32Array.from({ length: 64 * 33 }, () => r2.uniformIn(-limit, limit));
     expect(sameBits(glorot, glorotLoop)).toBe(true);
+  });
+});
+
+describe('the native rectangle test (zigguratFill)', () => {
+  itNative('fillNormal through the addon draws the same bits as the JavaScript loop, and leaves the generator in the same state', () => {
+    const addon = createRequire(import.meta.url)((native as { path: string }).path) as { zigguratFill: ZigguratFill };
+    for (const [seed, n, scale] of [[1, 1_450_000, 0.05], [77, 4096, -3], [2, 100_003, 1]] as const) {
+      const js = new Float32Array(n), c = new Float32Array(n);
+      const r1 = new Rng(seed), r2 = new Rng(seed);
+      setZigguratFill(null);
+      r1.fillNormal(js, scale);
+      setZigguratFill(addon.zigguratFill);
+      try {
+        r2.fillNormal(c, scale);
+      } finally {
+        setZigguratFill(null);
+      }
+      expect(sameBits(c, js), `seed ${seed}, n ${n}`).toBe(true);
+      expect(r2.nextUint32()).toBe(r1.nextUint32());
+      expect(r2.normal()).toBe(r1.normal());
+    }
   });
 });

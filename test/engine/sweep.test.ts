@@ -1,8 +1,12 @@
 // Sweeps: grid expansion (order, values, cost, errors naming grid paths), rows from real analyses, and CSV round-trip.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { useTestBackend } from '../backends.js';
-import { expandSweep, runSweep, sweepToCsv, SUMMARY_COLUMNS, type SweepRow } from '../../src/engine/runs/sweep-run.js';
+import { TEST_BACKEND_OPTIONS, testBackendName, useTestBackend } from '../backends.js';
+import { expandSweep, sweepToCsv, SUMMARY_COLUMNS, type SweepRow, type SweepResult } from '../../src/engine/runs/sweep-run.js';
+import { runSweep } from '../../src/jobs/sweep-runner.js';
+import { InProcessRunner } from '../../src/jobs/runner.js';
+import type { JobContext } from '../../src/jobs/manager.js';
+import type { JobRecord } from '../../src/jobs/store.js';
 import { normalizeSpec, DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
 import { estimateCost } from '../../src/engine/spec/cost.js';
 import { LimitError, SpecError } from '../../src/engine/common/errors.js';
@@ -136,16 +140,25 @@ describe('expandSweep', () => {
   });
 });
 
-describe('runSweep over activations × inits', () => {
+describe('a sweep job over activations × inits (the job layer\'s runSweep, on the in-process runner)', () => {
   let rows: SweepRow[];
   let csv: string;
 
   beforeAll(async () => {
+    // What the service runs for a sweep job, on this process's test backend (the same set-up as useTestBackend).
+    const runner = new InProcessRunner(DEFAULT_LIMITS, testBackendName(), TEST_BACKEND_OPTIONS);
+    await runner.ready();
     const before = tf.memory().numTensors;
     const progress: number[] = [];
-    const out = await runSweep({ ...sweep, expect: { maxNonFinite: 0, minFirstToLastRatio: 1e-3 } }, DEFAULT_LIMITS, 100, {
-      onCell: (_row, p) => progress.push(p),
-    });
+    const spec = { ...sweep, expect: { maxNonFinite: 0, minFirstToLastRatio: 1e-3 } };
+    const ctx: JobContext = {
+      job: { spec } as unknown as JobRecord, // runSweep reads only the job's spec
+      runner,
+      signal: new AbortController().signal,
+      progress: (p) => progress.push(p),
+      record: () => undefined,
+    };
+    const out = (await runSweep(ctx, spec, DEFAULT_LIMITS, 100)) as { result: SweepResult };
     expect(progress).toEqual([1, 2, 3, 4, 5, 6].map((k) => k / 6));
     expect(tf.memory().numTensors).toBe(before);
     rows = out.result.rows;

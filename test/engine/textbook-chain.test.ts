@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestBackend } from '../backends.js';
 import { normalizeSpec } from '../../src/engine/spec/normalize.js';
 import { runAnalysis } from '../../src/engine/measure/measure.js';
-import { sigmoidChain as chainClosedForm } from '../helpers.js';
+import { sigmoidChain as chainClosedForm, TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 
 describe('textbook sigmoid chain (depth 20, width 1, w = 0.17, x = 1, loss = output)', () => {
   beforeAll(async () => {
@@ -11,15 +11,8 @@ describe('textbook sigmoid chain (depth 20, width 1, w = 0.17, x = 1, loss = out
   });
 
   it('matches the closed form for the first and the last layer', async () => {
-    const { spec, dataset } = normalizeSpec({
-      network: {
-        depth: 20, width: 1, activation: 'sigmoid', outputActivation: 'sigmoid', useBias: false,
-        init: { weights: { name: 'constant', value: 0.17 } },
-      },
-      data: { source: 'inline', x: [[1]] },
-      loss: 'output',
-    });
-    const { result } = (await runAnalysis(spec, dataset));
+    const { spec, dataset } = normalizeSpec(TEXTBOOK_CHAIN);
+    const { result } = await runAnalysis(spec, dataset);
     const expected = chainClosedForm(20, Math.fround(0.17), 1);
     expect(result.layers).toHaveLength(20);
     const first = result.layers[0]!;

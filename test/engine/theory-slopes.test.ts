@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { initBackend, type BackendChoice } from '../../src/engine/backends/select.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
 import {
   FALSE_FAILURE_RATE, SLOPE_CONFIGS, SLOPE_TEST_SETTINGS, measureSlopes, seedRange, tQuantile, theoryTolerance, type SlopeMeasurement,
 } from '../../scripts/lib/theory-slopes.js';
@@ -57,7 +58,7 @@ function expectAgreement(r: SlopeMeasurement): void {
 
 describe(`measured slopes agree with mean-field theory (depth ${SETTINGS.depth}, width ${SETTINGS.width}, batch ${SETTINGS.batch}, seeds ${first}–${first + SETTINGS.seeds.length - 1})`, () => {
   beforeAll(async () => {
-    await initBackend((process.env.GRADLENS_TEST_BACKEND ?? 'auto') as BackendChoice);
+    await initBackend((process.env.GRADLENS_TEST_BACKEND ?? 'auto') as BackendChoice, TEST_BACKEND_OPTIONS);
   });
 
   it('the t quantile of the band is Student\'s (scipy.stats.t.ppf(0.9995, df)) and the rate is 1e-3', async () => {

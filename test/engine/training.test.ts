@@ -10,6 +10,7 @@ import { TrainingSpecSchema, type TrainingSpecInput } from '../../src/schemas/tr
 import Value from 'typebox/value';
 import { analyze } from '../../src/engine/runs/analysis-run.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
+import type { ActivationName, InitializerName } from '../../src/schemas/vocabulary.js';
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
@@ -18,7 +19,7 @@ beforeAll(async () => {
 });
 
 describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 0.1, 200 steps)', () => {
-  const spec = (activation: string, weights: string): TrainingSpecInput => ({
+  const spec = (activation: ActivationName, weights: InitializerName): TrainingSpecInput => ({
     seed: 1,
     network: { depth: 10, width: 32, activation, init: { weights } },
     data: { source: 'iris', batchSize: 32 },
@@ -105,7 +106,7 @@ describe('optimizer update math against a hand computation', () => {
 
   async function apply(config: OptimizerConfig): Promise<number[][]> {
     const opt = createOptimizer(config);
-    let p = tf.tensor1d(p0);
+    let p: tf.Tensor = tf.tensor1d(p0);
     const out: number[][] = [];
     for (const g of [g1, g2]) {
       const next = tf.tidy(() => opt.step([p], [tf.tensor1d(g)])[0]!);
@@ -206,7 +207,7 @@ describe('optimizer update math against a hand computation', () => {
 
     const base = {
       seed: 7,
-      network: { depth: 1, outputActivation: 'linear', init: { weights: { name: 'constant', value: 0.3 }, bias: { name: 'constant', value: 0.1 } } },
+      network: { depth: 1, outputActivation: 'linear' as const, init: { weights: { name: 'constant' as const, value: 0.3 }, bias: { name: 'constant' as const, value: 0.1 } } },
       data: { source: 'inline' as const, x, y },
       loss: 'mse' as const,
       steps: 1,

@@ -9,21 +9,12 @@ import { runAnalysis } from '../../src/engine/measure/measure.js';
 import { structuralZeros } from '../../src/engine/diagnosis/zero-by-design.js';
 import { onsetLayer, layerList, fmt } from '../../src/engine/diagnosis/verdict.js';
 import { SpecError } from '../../src/engine/common/errors.js';
-import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
-import { sigmoidChain } from '../helpers.js';
+import type { AnalysisSpecInput, NetworkInput } from '../../src/schemas/spec.js';
+import { sigmoidChain, textbookChainOfDepth as chain } from '../support/textbook-chain.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Body = any;
 const run = async (input: AnalysisSpecInput): Promise<Body> => (await analyze(input)).result;
-
-const chain = (depth: number): AnalysisSpecInput => ({
-  network: {
-    depth, width: 1, activation: 'sigmoid', outputActivation: 'sigmoid', useBias: false,
-    init: { weights: { name: 'constant', value: 0.17 } },
-  },
-  data: { source: 'inline', x: [[1]] },
-  loss: 'output',
-});
 
 const blobs = (batchSize = 64) => ({ source: 'blobs' as const, features: 16, batchSize });
 
@@ -257,8 +248,8 @@ describe('normalisation and per-example statistics', () => {
   it('per-example gradient norms of the first and last layer equal those of one-example batches', async () => {
     const rows = [[1, 2], [3, -1], [0.5, 0.5]];
     const ys = [[0.5], [1.5], [-1]];
-    const net = { depth: 3, width: 4, activation: 'tanh', init: { weights: 'he_normal', bias: { name: 'random_normal', stddev: 0.1 } } };
-    const all = (await run({ network: net, data: { source: 'inline', x: rows, y: ys }, loss: 'mse' }));
+    const net: NetworkInput = { depth: 3, width: 4, activation: 'tanh', init: { weights: 'he_normal', bias: { name: 'random_normal', stddev: 0.1 } } };
+    const all = await run({ network: net, data: { source: 'inline', x: rows, y: ys }, loss: 'mse' });
     const singles: Body[] = [];
     for (const [i, x] of rows.entries()) singles.push(await run({ network: net, data: { source: 'inline', x: [x], y: [ys[i]!] }, loss: 'mse' }));
     for (const l of [0, 2]) {

@@ -2,6 +2,7 @@
 // statistics in one transfer, whatever the depth, and repeated analyses grow neither tensors nor GPU bytes.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { describeWebGpuAbsent } from '../support/webgpu-absent.js';
 import { LOADED_BACKENDS, useBackend } from '../backends.js';
 import { normalizeSpec } from '../../src/engine/spec/normalize.js';
 import { runAnalysis } from '../../src/engine/measure/measure.js';
@@ -10,6 +11,8 @@ import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 const spec = (depth: number, batches: number): AnalysisSpecInput => ({
   seed: 3, network: { depth, width: 16, activation: 'tanh' }, data: { source: 'moons', batchSize: 32, batches },
 });
+
+if (!LOADED_BACKENDS.includes('webgpu')) describeWebGpuAbsent();
 
 describe.each(LOADED_BACKENDS.filter((b) => b === 'webgpu').map((b) => [b] as const))('%s read-back', (backend) => {
   let reads = 0;

@@ -23,7 +23,7 @@ beforeAll(async () => {
 });
 
 describe('what-if for a deep sigmoid/Glorot network', () => {
-  let out: ReturnType<typeof analyze>;
+  let out: Awaited<ReturnType<typeof analyze>>;
   let w: Body;
   beforeAll(async () => {
     out = (await analyze(deepSigmoid));

@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { testApp, TEXTBOOK_CHAIN } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 import { loadConfig, ConfigError } from '../../src/config.js';
 import { keyChecker, pathMatcher, redactUrl, serializeRequest } from '../../src/plugins/auth.js';
 

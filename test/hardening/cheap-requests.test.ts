@@ -8,7 +8,8 @@ import { TheoryQuerySchema } from '../../src/schemas/diagnosis.js';
 import { JobListQuerySchema } from '../../src/schemas/jobs.js';
 import { MAX_GRID_VALUE_DEPTH } from '../../src/engine/runs/sweep-run.js';
 import type { TheoryQuery } from '../../src/schemas/diagnosis.js';
-import { TEST_BACKEND, TEXTBOOK_CHAIN } from '../helpers.js';
+import { TEST_BACKEND } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 
 describe('cheap requests', () => {
   let app: FastifyInstance;
@@ -22,6 +23,7 @@ describe('cheap requests', () => {
       ready: () => real.ready(),
       concurrency: real.concurrency,
       analyze: (input, options) => real.analyze(input, options),
+      analyzeEncoded: (input, options) => real.analyzeEncoded(input, options),
       train: (input, options) => real.train(input, options),
       theory: async (query) => {
         theoryCalls.push(query);

@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launchBrowser } from '../support/browser.js';
-import { built, startServer, stop, type Server } from '../server.js';
+import { startServer, stop, type Server } from '../support/server.js';
 
 describe('the Swagger UI at /docs in a browser', () => {
   let browser: Browser;

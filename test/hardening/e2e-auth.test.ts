@@ -1,6 +1,7 @@
 // The real server with API keys: 401/200 over HTTP, an EventSource-style stream with access_token, and logs without keys.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { built, json, startServer, stop, until, type Server } from '../server.js';
+import { json, startServer, stop, type Server } from '../support/server.js';
+import { until } from '../support/until.js';
 
 const KEY = 'e2e-secret-key-0123456789abcdef';
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { built, json, startServer, stop, until, type Server } from '../server.js';
+import { json, startServer, stop, type Server } from '../support/server.js';
+import { until } from '../support/until.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { WorkerPool, workerEntry } from '../../src/jobs/pool.js';
@@ -117,7 +118,7 @@ describe('the real server on a SQLite file', () => {
       'GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n',
     ];
     await Promise.all(Array.from({ length: 70 }, (_, i) => new Promise<void>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => socket.end(garbage[i % garbage.length]));
+      const socket = connect(port, '127.0.0.1', () => socket.end(garbage[i % garbage.length]!));
       socket.on('data', () => undefined);
       socket.on('error', () => resolve());
       socket.on('close', () => resolve());

@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { testApp } from '../helpers.js';
+import { testApp } from '../support/app.js';
 
 // Small limits keep the cases that pass validation cheap: they really queue and run (in-process), so the
 // fuzzer reaches the engine, the job store and the event streams, not only the schema validator.

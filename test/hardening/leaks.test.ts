@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { FailureLimiter, redactUrl } from '../../src/plugins/auth.js';
-import { TEST_BACKEND, TEXTBOOK_CHAIN } from '../helpers.js';
+import { TEST_BACKEND } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 
 const KEY = 'leak-test-key-0123456789abcdef';
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });

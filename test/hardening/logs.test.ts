@@ -2,8 +2,9 @@
 import { describe, it, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { startServer, stop } from '../server.js';
-import { TEST_BACKEND, TEXTBOOK_CHAIN } from '../helpers.js';
+import { startServer, stop } from '../support/server.js';
+import { TEST_BACKEND } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 
 const BANNER = /install our node backend|Hi, looks like you are running TensorFlow\.js/;
 

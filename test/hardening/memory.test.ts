@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { testApp } from '../helpers.js';
+import { testApp } from '../support/app.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { workerEntry } from '../../src/jobs/pool.js';

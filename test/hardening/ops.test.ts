@@ -1,7 +1,10 @@
 // GET /ready (each check, and checks other components add) and GET /metrics (per-app registry, HTTP and job metrics).
 import { describe, it, expect, afterEach } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { testApp, TEXTBOOK_CHAIN } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
+import { tempDir } from '../support/jobs.js';
+import { until } from '../support/until.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import type { Runner } from '../../src/jobs/runner.js';
@@ -9,7 +12,7 @@ import { SqliteJobStore } from '../../src/jobs/store.js';
 import type { BackendInfo } from '../../src/engine/backends/select.js';
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
-import { tempDir, until } from '../jobs/helpers.js';
+import { encodeOutput } from '../../src/jobs/encoded.js';
 
 /** A runner whose analyses wait until released, so tests can hold jobs running and queued. */
 function heldRunner(): Runner & { release(): void } {
@@ -22,7 +25,13 @@ function heldRunner(): Runner & { release(): void } {
       options.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
       waiting.push(() => resolve({ result: { layers: [] }, spec: {} } as never));
     }),
+    // What a job runs (jobs/kinds.ts): the same, encoded as the worker would.
+    analyzeEncoded: (_input, options = {}) => new Promise((resolve, reject) => {
+      options.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
+      waiting.push(() => resolve(encodeOutput({ spec: {}, result: { layers: [] } })));
+    }),
     train: () => Promise.reject(new Error('not used')),
+    theory: () => Promise.reject(new Error('not used')),
     close: async () => undefined,
     release: () => waiting.splice(0).forEach((f) => f()),
   };

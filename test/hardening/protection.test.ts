@@ -2,7 +2,8 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
-import { testApp, TEXTBOOK_CHAIN } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import { TEXTBOOK_CHAIN } from '../support/textbook-chain.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { workerEntry } from '../../src/jobs/pool.js';

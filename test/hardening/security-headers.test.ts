@@ -1,8 +1,8 @@
 // Every answer carries the security headers, also those Fastify or Node write before any hook runs (raw HTTP to the real server).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { connect } from 'node:net';
-import { startServer, stop, type Server } from '../server.js';
-import { testApp, TEST_BACKEND } from '../helpers.js';
+import { startServer, stop, type Server } from '../support/server.js';
+import { testApp, TEST_BACKEND } from '../support/app.js';
 import { SECURITY_HEADERS } from '../../src/plugins/security-headers.js';
 
 /** Sends raw bytes and returns the status line and headers of the answer. */

@@ -5,9 +5,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SERVER_ENTRY, json, startServer, stop, until, type Server } from '../server.js';
+import { SERVER_ARGS, json, startServer, stop, type Server } from '../support/server.js';
+import { until } from '../support/until.js';
 import { SqliteJobStore } from '../../src/jobs/store.js';
-import { mountTmpfs, type Tmpfs } from '../jobs/tmpfs.js';
+import { mountTmpfs, type Tmpfs } from '../support/tmpfs.js';
 
 /** A few seconds on one wasm worker: long enough to fill the disk while it runs. */
 const TRAINING = { seed: 9, network: { depth: 6, width: 48 }, data: { source: 'moons', batchSize: 32 }, steps: 800, recordEvery: 100 };
@@ -144,7 +145,9 @@ describe('the database file deleted while the server runs', () => {
     expect(server.output()).toMatch(/"level":50/);
     expect(server.output()).toContain(db);
 
-    const ready = await json(`${server.url}/ready`);
+    // /ready reuses its write probe for up to 500 ms (JobManager.storageHealth), so a probe taken just
+    // before the deletion may still answer once; the next one must fail.
+    const ready = await until(() => json(`${server!.url}/ready`), (r) => r.status !== 200, 5_000, 100);
     expect(ready.status).toBe(503);
     expect(ready.body.checks.database).toEqual({ ok: false, detail: 'the file at GRADLENS_DB was deleted or replaced while the server ran: restart the server' });
     const refused = await post('/v1/analyses', ANALYSIS);
@@ -160,7 +163,7 @@ describe('the database file deleted while the server runs', () => {
 describe('a read-only database at start', () => {
   /** Runs the server to its exit; it must not get as far as listening. */
   async function startFails(db: string): Promise<{ code: number | null; output: string }> {
-    const child = spawn(process.execPath, [SERVER_ENTRY], { env: { ...process.env, ...env(db), PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...SERVER_ARGS], { env: { ...process.env, ...env(db), PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d) => { output += d; });
     child.stderr.on('data', (d) => { output += d; });

@@ -2,8 +2,9 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
-import { getJob, poolApp, tempDir, until } from './helpers.js';
-import { testApp } from '../helpers.js';
+import { getJob, poolApp, tempDir } from '../support/jobs.js';
+import { until } from '../support/until.js';
+import { testApp } from '../support/app.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());

@@ -3,7 +3,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { WorkerPool } from '../../src/jobs/pool.js';
 import { JobCanceledError } from '../../src/jobs/errors.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
-import { TEST_LIMITS, until } from './helpers.js';
+import { TEST_LIMITS } from '../support/jobs.js';
+import { until } from '../support/until.js';
 
 const SPEC: AnalysisSpecInput = {
   seed: 5,

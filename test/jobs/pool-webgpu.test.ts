@@ -4,13 +4,17 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { WorkerPool } from '../../src/jobs/pool.js';
 import { JobCanceledError, JobTimeoutError, ShuttingDownError } from '../../src/jobs/errors.js';
-import { ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS, until } from './helpers.js';
+import { ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS } from '../support/jobs.js';
+import { until } from '../support/until.js';
+import { describeWebGpuAbsent } from '../support/webgpu-absent.js';
 import { LOADED_BACKENDS } from '../backends.js';
 
 /** An analysis of a few seconds on lavapipe (software Vulkan): long enough to be cancelled while it runs. */
 const SECONDS_ANALYSIS = { network: { depth: 12, width: 128 }, data: { source: 'moons', batchSize: 512, batches: 6 } } as const;
 
 const started = (pool: WorkerPool): Promise<number> => until(async () => pool.busy, (n) => n === 1, 30_000, 5);
+
+if (!LOADED_BACKENDS.includes('webgpu')) describeWebGpuAbsent();
 
 describe.each(LOADED_BACKENDS.filter((b) => b === 'webgpu').map((b) => [b] as const))('WorkerPool on %s: cooperative cancellation', (backend) => {
   let pool: WorkerPool;

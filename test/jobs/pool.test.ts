@@ -5,8 +5,13 @@ import { JobCanceledError, WorkerCrashedError } from '../../src/jobs/errors.js';
 import { backendInfo } from '../../src/engine/backends/select.js';
 import { DEFAULT_LIMITS } from '../../src/engine/spec/normalize.js';
 import { SpecError } from '../../src/engine/common/errors.js';
-import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS, until } from './helpers.js';
+import { ENDLESS_ANALYSIS, ENDLESS_TRAINING, SMALL_ANALYSIS, TEST_LIMITS } from '../support/jobs.js';
+import { until } from '../support/until.js';
 import { LOADED_BACKENDS } from '../backends.js';
+import type { ActivationName } from '../../src/schemas/vocabulary.js';
+
+/** A name the engine refuses; typed as a name, since a client without the types could send it. */
+const UNKNOWN_ACTIVATION = 'nope' as string as ActivationName;
 
 const CRASHING_WORKER = new URL('./fixtures/crashing-worker.mjs', import.meta.url);
 /** The real worker on its real backend, dying on a task with seed CRASH_SEED (the same constant is in the fixture). */
@@ -37,7 +42,7 @@ describe('WorkerPool (wasm, 2 workers)', () => {
   });
 
   it('brings engine errors back as their classes (SpecError → 400 in the HTTP layer)', async () => {
-    const err = await pool.analyze({ network: { depth: 2, activation: 'nope' }, data: { source: 'moons' } }).catch((e: unknown) => e);
+    const err = await pool.analyze({ network: { depth: 2, activation: UNKNOWN_ACTIVATION }, data: { source: 'moons' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpecError);
     expect((err as SpecError).field).toMatch(/activation/);
   });
@@ -69,9 +74,11 @@ describe('WorkerPool (wasm, 2 workers)', () => {
     await new Promise((r) => setTimeout(r, 300));
     controller.abort(new JobCanceledError());
     await expect(running).rejects.toBeInstanceOf(JobCanceledError);
+    // ENDLESS_ANALYSIS runs for minutes: answering well within one means its worker was replaced, not
+    // waited for (a replacement starts in a few seconds, more from the sources on a loaded machine).
     const t0 = performance.now();
     await Promise.all([pool.analyze(SMALL_ANALYSIS), pool.analyze(SMALL_ANALYSIS)]);
-    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(performance.now() - t0).toBeLessThan(60_000);
     expect(pool.workers).toBe(2);
   });
 

@@ -1,10 +1,10 @@
 // Restarts on the same SQLite file: after a graceful stop and after a killed process, running and queued jobs run; streams close on shutdown.
 import { describe, it, expect, afterAll } from 'vitest';
-import { freePort } from '../server.js';
+import { SERVER_ARGS, freePort } from '../support/server.js';
+import { ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, type SseEvent } from '../support/jobs.js';
+import { until } from '../support/until.js';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { SqliteJobStore } from '../../src/jobs/store.js';
-import { ENDLESS_TRAINING, SHORT_TRAINING, SMALL_ANALYSIS, getJob, poolApp, readEvents, tempDir, until, type SseEvent } from './helpers.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());
@@ -45,11 +45,9 @@ describe('restart on the same database file', () => {
 
   it('after the process is killed mid-job: the interrupted job is re-queued and runs, the queued one too; one that kept crashing fails', async () => {
     const db = tmp.db('killed.db');
-    const entry = new URL('../../dist/src/server.js', import.meta.url).pathname;
-    expect(existsSync(entry), 'run `npm run build` first (npm test does)').toBe(true);
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const child = spawn(process.execPath, [entry], {
+    const child = spawn(process.execPath, [...SERVER_ARGS], {
       env: {
         ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent', GRADLENS_BACKEND: 'wasm', GRADLENS_WORKERS: '1', GRADLENS_DB: db,
         GRADLENS_MAX_ANALYSIS_FLOPS: '1e15', GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS: '1e15', GRADLENS_MAX_TRAINING_FLOPS: '1e15', GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0',

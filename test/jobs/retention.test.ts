@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { SqliteJobStore, type RetentionPolicy } from '../../src/jobs/store.js';
 import { RetentionTask } from '../../src/jobs/retention.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/jobs.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -187,7 +187,8 @@ describe('retention configuration', () => {
   });
 
   it('refuses bad values with a message naming the variable', () => {
-    for (const [name, value] of [['GRADLENS_RETENTION_MAX_AGE_S', '-1'], ['GRADLENS_RETENTION_MAX_JOBS', '1.5'], ['GRADLENS_RETENTION_MAX_BYTES', 'lots'], ['GRADLENS_RETENTION_INTERVAL_MS', '10']]) {
+    const bad: [name: string, value: string][] = [['GRADLENS_RETENTION_MAX_AGE_S', '-1'], ['GRADLENS_RETENTION_MAX_JOBS', '1.5'], ['GRADLENS_RETENTION_MAX_BYTES', 'lots'], ['GRADLENS_RETENTION_INTERVAL_MS', '10']];
+    for (const [name, value] of bad) {
       expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
       expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} must be an integer between \\d+ and \\d+, got "${value.replace('.', '\\.')}"$`));
     }

@@ -5,7 +5,7 @@ import { renameSync } from 'node:fs';
 import { SqliteJobStore, SCHEMA_VERSION, type StorageStatus } from '../../src/jobs/store.js';
 import { StorageUnavailableError } from '../../src/jobs/errors.js';
 import { MemoryJobQueue } from '../../src/jobs/queue.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/jobs.js';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => { tmp = tempDir(); });

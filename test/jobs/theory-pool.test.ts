@@ -1,7 +1,7 @@
 // GET /v1/theory runs on a compute worker, not the HTTP thread: same answer as in-process, same 400s.
 import { describe, it, expect, afterAll } from 'vitest';
-import { poolApp, tempDir } from './helpers.js';
-import { testApp } from '../helpers.js';
+import { poolApp, tempDir } from '../support/jobs.js';
+import { testApp } from '../support/app.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.remove());

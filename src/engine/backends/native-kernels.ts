@@ -1,5 +1,6 @@
 // Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense forward and backward passes.
 import { swapKernel } from './kernel-swap.js';
+import { setZigguratFill, type ZigguratFill } from '../common/random.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, parse } from 'node:path';
@@ -56,6 +57,8 @@ interface NativeAddon {
   centered?(x: Float32Array, mean: number): number;
   derivativeStats?(d: Float32Array, units: number, limit: number, out: Float64Array, deadFlags?: Uint8Array): void;
   rowSumSq?(x: Float32Array, cols: number, out: Float64Array): void;
+  // The Ziggurat's rectangle test (common/random.ts); absent from addons built before it.
+  zigguratFill?: ZigguratFill;
 }
 
 /** The addon's float64 reductions, as batch-stats.ts calls them. */
@@ -78,8 +81,7 @@ let cachedLoad: NativeLoadResult | undefined;
 let addon: NativeAddon | undefined;
 
 /** Where the addon would be: `native/build/Release/gradlens_native.node` in this module's directory or above. */
-function findAddon(): { path: string | undefined; searched: string } {
-  const override = process.env['GRADLENS_NATIVE_ADDON'];
+function findAddon(override: string | undefined): { path: string | undefined; searched: string } {
   if (override) return { path: existsSync(override) ? override : undefined, searched: `${override} (GRADLENS_NATIVE_ADDON)` };
   const start = dirname(fileURLToPath(import.meta.url));
   const root = parse(start).root;
@@ -121,15 +123,16 @@ function tryLoad(path: string | undefined, searched: string): NativeLoadResult {
 
 /**
  * Loads the compiled addon once per process. Never throws: when the addon is absent or cannot be
- * loaded, the result says why and how to fix it. `path` (or env GRADLENS_NATIVE_ADDON) overrides the
- * search; an explicit `path` is tried afresh, without touching the cached result.
+ * loaded, the result says why and how to fix it. `addonPath` (the configured GRADLENS_NATIVE_ADDON,
+ * read by src/config.ts) replaces the search for that one load: the first call decides, later calls
+ * return its result. An explicit `path` is tried afresh, without touching the cached result.
  */
-export function loadNativeKernels(options: { path?: string } = {}): NativeLoadResult {
+export function loadNativeKernels(options: { path?: string; addonPath?: string } = {}): NativeLoadResult {
   if (options.path !== undefined) {
     return tryLoad(existsSync(options.path) ? options.path : undefined, options.path);
   }
   if (cachedLoad === undefined) {
-    const { path, searched } = findAddon();
+    const { path, searched } = findAddon(options.addonPath);
     cachedLoad = tryLoad(path, searched);
   }
   return cachedLoad;
@@ -381,6 +384,8 @@ export function registerNativeKernels(tf: Tf, options: { kernels?: readonly stri
     replacedCpu.set(name, swapKernel(tf, stock, kernelFunc));
   }
   registrationIssue = undefined;
+  // Weight draws in C too while the native path is on (the same numbers: common/random.ts).
+  if (addon.zigguratFill) setZigguratFill(addon.zigguratFill.bind(addon));
   return [...replacedCpu.keys()];
 }
 
@@ -442,6 +447,7 @@ export function restoreStockKernels(tf: Tf): void {
     tf.registerKernel(stock);
   }
   replacedCpu.clear();
+  setZigguratFill(null);
   if (replacedWasmMatMul !== undefined) {
     tf.unregisterKernel('BatchMatMul', 'wasm');
     tf.registerKernel(replacedWasmMatMul);
@@ -464,11 +470,4 @@ export function nativeReductions(): NativeReductions | null {
 /** Why the last registration attempt registered nothing, if it did. */
 export function nativeKernelsIssue(): string | undefined {
   return registrationIssue;
-}
-
-/** Number of OpenBLAS threads (the addon starts with one). Returns false when the addon is not loaded. */
-export function setNativeBlasThreads(n: number): boolean {
-  if (!loadNativeKernels().loaded || addon === undefined) return false;
-  addon.setBlasThreads(n);
-  return true;
 }

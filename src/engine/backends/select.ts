@@ -1,14 +1,16 @@
 // Picks and initialises the tfjs backend once per process, and says which one is running.
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
-import type { WebGpuAdapter } from './webgpu.js';
+import type { WebGpuAdapter, WebGpuOptions } from './webgpu.js';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'webgpu', 'native', 'wasm', 'cpu'] as const;
+import { BACKEND_CHOICES, type BackendName, type GpuPolicy } from '../../schemas/vocabulary.js';
+
+export { BACKEND_CHOICES };
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendInfo {
   /** What the process computes with: tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu + OpenBLAS kernels), wasm or cpu. */
-  name: 'tensorflow' | 'tensorflow-gpu' | 'webgpu' | 'native' | 'wasm' | 'cpu';
+  name: BackendName;
   /** The tfjs backend name underneath (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
   tfjsBackend: string;
   tfjsVersion: string;
@@ -51,8 +53,28 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-no
  * section: W2 statistics 24-27 vs 29-34 ms of CPU, MNIST analyses alike), so it is the default;
  * GRADLENS_NATIVE_DESIGN=wasm selects the other for comparison.
  */
-export function nativeDesign(env: Record<string, string | undefined> = process.env): 'cpu' | 'wasm' {
-  return env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? 'wasm' : 'cpu';
+export type NativeDesign = 'cpu' | 'wasm';
+
+/**
+ * What the configuration says about loading backends. The engine reads no environment: src/config.ts
+ * reads these variables and the job layer passes them in (to each worker through its init message).
+ */
+export interface BackendOptions {
+  /** GRADLENS_DISABLE_NATIVE=1: `auto` skips the native kernels (CI tests the pure-npm path so). */
+  disableNative?: boolean;
+  /** GRADLENS_NATIVE_ADDON: where the native addon is, instead of the search. */
+  nativeAddonPath?: string;
+  /** GRADLENS_NATIVE_DESIGN; 'cpu' when unset. */
+  nativeDesign?: NativeDesign;
+  /** GRADLENS_GPU: may `auto` choose webgpu: auto (a real GPU only, the default), any (lavapipe too), off. */
+  gpu?: GpuPolicy;
+  /** GRADLENS_WEBGPU_ADAPTER: picks one of several adapters (Dawn's adapter= option, part of its name). */
+  webgpuAdapter?: string;
+}
+
+/** The webgpu backend's part of the options, as webgpu.ts takes it. */
+function webGpuOptionsOf(options: BackendOptions): WebGpuOptions {
+  return { ...(options.webgpuAdapter ? { adapter: options.webgpuAdapter } : {}), ...(options.gpu ? { gpu: options.gpu } : {}) };
 }
 
 /** Undoes the kernel replacements of the other in-process backends (only tests switch backends in one process). */
@@ -67,11 +89,11 @@ async function restoreReplacedKernels(keep: 'native-cpu' | 'native-wasm' | 'wasm
   }
 }
 
-async function tryNative(): Promise<string[]> {
+async function tryNative(options: BackendOptions): Promise<string[]> {
   const mod = await import('./native-kernels.js');
-  const loaded = mod.loadNativeKernels();
+  const loaded = mod.loadNativeKernels({ addonPath: options.nativeAddonPath });
   if (!loaded.loaded) throw new Error(loaded.reason);
-  if (nativeDesign() === 'wasm') {
+  if (options.nativeDesign === 'wasm') {
     await restoreReplacedKernels('native-wasm');
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
@@ -111,14 +133,14 @@ export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
  * initBackend; tests call this to run the same numbers on each backend in one process. Throws
  * BackendUnavailableError when the backend cannot load (e.g. native without the addon).
  */
-export async function activateBackend(name: InProcessBackend): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels' | 'adapter'>> {
+export async function activateBackend(name: InProcessBackend, options: BackendOptions = {}): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels' | 'adapter'>> {
   try {
     if (name === 'webgpu') {
       await restoreReplacedKernels('none');
       const { activateWebGpu } = await import('./webgpu.js');
-      return { adapter: await activateWebGpu() };
+      return { adapter: await activateWebGpu(webGpuOptionsOf(options)) };
     }
-    if (name === 'native') return { nativeKernels: await tryNative() };
+    if (name === 'native') return { nativeKernels: await tryNative(options) };
     if (name === 'wasm') return { simd: await tryWasm() };
     await tryCpu();
     return {};
@@ -128,7 +150,7 @@ export async function activateBackend(name: InProcessBackend): Promise<Pick<Back
   }
 }
 
-async function load(requested: BackendChoice): Promise<BackendInfo> {
+async function load(requested: BackendChoice, options: BackendOptions): Promise<BackendInfo> {
   const skipped: { name: string; reason: string }[] = [];
   const info = (name: BackendInfo['name'], extra: Partial<BackendInfo> = {}): BackendInfo => ({
     name, tfjsBackend: tf.getBackend(), tfjsVersion: tf.version.tfjs, requested, skipped, ...extra,
@@ -153,21 +175,21 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
     if (ok) return info('tensorflow');
   }
   if (requested === 'webgpu' || requested === 'auto') {
-    const { activateWebGpu, autoRefusal, probeWebGpu, webGpuOptions } = await import('./webgpu.js');
-    const options = webGpuOptions();
+    const { activateWebGpu, autoRefusal, probeWebGpu } = await import('./webgpu.js');
+    const webgpu = webGpuOptionsOf(options);
     // auto asks a child process first, so that Dawn is loaded here only when it will be used.
-    const policy = options.gpu ?? 'auto';
-    const refusal = requested !== 'auto' ? null : policy === 'off' ? 'GRADLENS_GPU=off' : autoRefusal(probeWebGpu(options), policy);
+    const policy = webgpu.gpu ?? 'auto';
+    const refusal = requested !== 'auto' ? null : policy === 'off' ? 'GRADLENS_GPU=off' : autoRefusal(probeWebGpu(webgpu), policy);
     if (refusal) skipped.push({ name: 'webgpu', reason: refusal });
     else {
-      const adapter = await attempt('webgpu', async () => { await restoreReplacedKernels('none'); return activateWebGpu(options); });
+      const adapter = await attempt('webgpu', async () => { await restoreReplacedKernels('none'); return activateWebGpu(webgpu); });
       if (adapter) return info('webgpu', { adapter });
     }
   }
-  if (requested === 'auto' && process.env.GRADLENS_DISABLE_NATIVE === '1') {
+  if (requested === 'auto' && options.disableNative) {
     skipped.push({ name: 'native', reason: 'GRADLENS_DISABLE_NATIVE=1' });
   } else if (requested === 'auto' || requested === 'native') {
-    const kernels = await attempt('native', tryNative);
+    const kernels = await attempt('native', () => tryNative(options));
     if (kernels) return info('native', { nativeKernels: kernels });
   }
   if (requested === 'auto' || requested === 'wasm') {
@@ -200,8 +222,8 @@ function absorbNodeBackendBanner(): void {
 }
 
 /** Initialises the backend on first call; later calls return the same answer (whatever they ask). */
-export function initBackend(requested: BackendChoice): Promise<BackendInfo> {
-  current ??= load(requested).then(async (info) => {
+export function initBackend(requested: BackendChoice, options: BackendOptions = {}): Promise<BackendInfo> {
+  current ??= load(requested, options).then(async (info) => {
     await tf.ready();
     absorbNodeBackendBanner();
     return info;

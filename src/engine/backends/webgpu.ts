@@ -15,24 +15,14 @@ export interface WebGpuAdapter {
   isFallbackAdapter: boolean;
 }
 
-/** GRADLENS_GPU: may `auto` choose webgpu? `auto` (default): a real GPU only; `any`: a fallback adapter too; `off`: never. */
-export const GPU_POLICIES = ['auto', 'any', 'off'] as const;
-export type GpuPolicy = (typeof GPU_POLICIES)[number];
+import type { GpuPolicy } from '../../schemas/vocabulary.js';
+
+export { GPU_POLICIES, type GpuPolicy } from '../../schemas/vocabulary.js';
 
 export interface WebGpuOptions {
   /** GRADLENS_WEBGPU_ADAPTER: Dawn's `adapter=` option, a substring of the adapter's name. */
   adapter?: string;
   gpu?: GpuPolicy;
-}
-
-/** The options from the environment (src/config.ts validates the same variables at start). */
-export function webGpuOptions(env: Record<string, string | undefined> = process.env): WebGpuOptions {
-  const adapter = env['GRADLENS_WEBGPU_ADAPTER'];
-  const gpu = env['GRADLENS_GPU'];
-  return {
-    ...(adapter ? { adapter } : {}),
-    ...(gpu && (GPU_POLICIES as readonly string[]).includes(gpu) ? { gpu: gpu as GpuPolicy } : {}),
-  };
 }
 
 /** Dawn's options for create(): Vulkan on Linux (the only backend verified), and the chosen adapter. */
@@ -100,7 +90,7 @@ async function load(options: WebGpuOptions): Promise<WebGpuAdapter> {
 }
 
 /** Makes webgpu the running tfjs backend (once per thread); throws with the reason when it cannot load. */
-export function activateWebGpu(options: WebGpuOptions = webGpuOptions()): Promise<WebGpuAdapter> {
+export function activateWebGpu(options: WebGpuOptions = {}): Promise<WebGpuAdapter> {
   active ??= load(options).catch((err: unknown) => {
     active = null;
     throw err;
@@ -111,28 +101,32 @@ export function activateWebGpu(options: WebGpuOptions = webGpuOptions()): Promis
   });
 }
 
-const PROBE_ENV = 'GRADLENS_WEBGPU_PROBE';
+export type WebGpuProbe = { adapter: WebGpuAdapter } | { reason: string };
+
+/** The probe's answers in this thread, by Dawn's options (the engine reads no environment to share them). */
+const probes = new Map<string, WebGpuProbe>();
 
 /**
  * Which adapter Dawn offers, asked in a child process: loading Dawn in this process only to decide
  * (auto, tests) would keep a GPU instance in every worker, and a driver fault aborts only the child.
- * The answer is cached in the environment, so worker threads started later reuse it. Never throws.
+ * The answer is cached per thread (with auto only the pool's first worker probes). Never throws.
  */
-export function probeWebGpu(options: WebGpuOptions = webGpuOptions(), env: NodeJS.ProcessEnv = process.env): { adapter: WebGpuAdapter } | { reason: string } {
+export function probeWebGpu(options: WebGpuOptions = {}): WebGpuProbe {
   const key = JSON.stringify(dawnOptions(options));
-  const cached = env[PROBE_ENV];
-  if (cached) {
-    const parsed = JSON.parse(cached) as { key: string; answer: { adapter: WebGpuAdapter } | { reason: string } };
-    if (parsed.key === key) return parsed.answer;
-  }
-  let answer: { adapter: WebGpuAdapter } | { reason: string };
+  const cached = probes.get(key);
+  if (cached) return cached;
+  const answer = askDawn(key);
+  probes.set(key, answer);
+  return answer;
+}
+
+function askDawn(key: string): WebGpuProbe {
+  let answer: WebGpuProbe;
   let entry: string;
   try {
     entry = require.resolve('webgpu');
   } catch {
-    answer = { reason: 'the optional dependency `webgpu` is not installed' };
-    env[PROBE_ENV] = JSON.stringify({ key, answer });
-    return answer;
+    return { reason: 'the optional dependency `webgpu` is not installed' };
   }
   const script = `const { create } = await import(${JSON.stringify(`file://${entry}`)});
 const a = await create(${key}).requestAdapter({ powerPreference: 'high-performance' });
@@ -140,7 +134,7 @@ const i = a && a.info;
 console.log(JSON.stringify(a ? { adapter: { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
   isFallbackAdapter: i.isFallbackAdapter ?? a.isFallbackAdapter ?? false } } : { reason: 'Dawn found no WebGPU adapter' }));
 process.exit(0);`;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, env });
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
   const line = child.stdout?.trim().split('\n').pop() ?? '';
   try {
     answer = JSON.parse(line) as typeof answer;
@@ -148,7 +142,6 @@ process.exit(0);`;
     const why = child.error?.message ?? (child.stderr?.trim().split('\n').pop() || `exit ${child.status ?? child.signal}`);
     answer = { reason: `the WebGPU probe failed: ${why.slice(0, 300)}` };
   }
-  env[PROBE_ENV] = JSON.stringify({ key, answer });
   return answer;
 }
 

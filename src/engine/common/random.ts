@@ -98,6 +98,10 @@ export class Rng {
    * and goes back through `normalSlow` only for the rare wedge and tail cases.
    */
   fillNormal(out: Float32Array, scale: number): void {
+    if (zigguratFill !== null && out.length >= NATIVE_FILL_MIN) {
+      this.fillNormalNative(zigguratFill, out, scale);
+      return;
+    }
     const n = out.length;
     const X = ZIG_X;
     let a = this.a, b = this.b, c = this.c, d = this.d;
@@ -135,6 +139,24 @@ export class Rng {
     this.b = b;
     this.c = c;
     this.d = d;
+  }
+
+  /**
+   * fillNormal in C (the native addon's zigguratFill: the same integer steps, the same one rounded product and
+   * V8's own exp for the wedge, so the same bits); each of the rare draws that reach the tail is finished here
+   * by normalSlow (Math.log), then C goes on from the next entry.
+   */
+  private fillNormalNative(fill: ZigguratFill, out: Float32Array, scale: number): void {
+    const state = FILL_STATE;
+    const slow = FILL_SLOW;
+    const n = out.length;
+    state[0] = this.a; state[1] = this.b; state[2] = this.c; state[3] = this.d;
+    for (let i = fill(out, 0, scale, state, ZIG_X, ZIG_F, slow); i < n; i = fill(out, i + 1, scale, state, ZIG_X, ZIG_F, slow)) {
+      this.a = state[0]!; this.b = state[1]!; this.c = state[2]!; this.d = state[3]!;
+      out[i] = scale * this.normalSlow(slow[0]!, slow[1]!, slow[2]!);
+      state[0] = this.a; state[1] = this.b; state[2] = this.c; state[3] = this.d;
+    }
+    this.a = state[0]!; this.b = state[1]!; this.c = state[2]!; this.d = state[3]!;
   }
 
   /** out[i] = uniformIn(lo, hi) for every i, the same numbers as that loop, without a call per draw. */
@@ -231,6 +253,27 @@ const { ZIG_R, ZIG_X, ZIG_F } = (() => {
   f[ZIG_LAYERS] = 1;
   return { ZIG_R: hi, ZIG_X: x, ZIG_F: f };
 })();
+
+/**
+ * The native addon's Ziggurat loop (native/src/gradlens_native.c zigguratFill): fills out from `start` with the
+ * generator state in `state`, stops at a draw that reaches the tail (its layer, z and second draw in `slow`) and
+ * returns its index, or out.length.
+ */
+export type ZigguratFill = (out: Float32Array, start: number, scale: number, state: Int32Array, x: Float64Array, f: Float64Array, slow: Float64Array) => number;
+
+let zigguratFill: ZigguratFill | null = null;
+/** Below this many draws the call into C costs more than it saves. */
+const NATIVE_FILL_MIN = 4096;
+const FILL_STATE = new Int32Array(4);
+const FILL_SLOW = new Float64Array(3);
+
+/**
+ * Makes fillNormal use the native loop (null: JavaScript again). Set by the native kernels while they are
+ * registered (backends/native-kernels.ts): the numbers are the same either way (tested), only faster.
+ */
+export function setZigguratFill(fill: ZigguratFill | null): void {
+  zigguratFill = fill;
+}
 
 /** The solved Ziggurat constants, for tests. */
 export const ZIGGURAT = { layers: ZIG_LAYERS, r: ZIG_R, x: ZIG_X, f: ZIG_F } as const;

@@ -3,30 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from '../common/random.js';
 
-export type DataSourceName =
-  | 'mnist'
-  | 'iris'
-  | 'xor'
-  | 'spirals'
-  | 'moons'
-  | 'circles'
-  | 'blobs'
-  | 'sine'
-  | 'inline';
+import { DATA_SOURCES, type DataSource as DataSourceName, type FeatureNormalization as Normalization } from '../../schemas/vocabulary.js';
 
-export const DATA_SOURCES: readonly DataSourceName[] = Object.freeze([
-  'mnist',
-  'iris',
-  'xor',
-  'spirals',
-  'moons',
-  'circles',
-  'blobs',
-  'sine',
-  'inline',
-] as const);
-
-export type Normalization = 'standardize' | 'minmax' | 'none';
+export { DATA_SOURCES, type DataSourceName, type Normalization };
 
 const NORMALIZATIONS: readonly Normalization[] = ['standardize', 'minmax', 'none'];
 
@@ -693,32 +672,64 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
     return finish(raw, raw.task, raw.outputSize, raw.numClasses, what);
   }
 
-  const rng = new Rng(deriveSeed(seed, `data:${source}`));
+  const plan = generatedPlan(spec, source);
+  datasetBuilds.generated++;
+  const raw = plan.draw(new Rng(deriveSeed(seed, `data:${source}`)), seed);
+  if (raw.n !== plan.n || raw.inputSize !== plan.inputSize) {
+    throw new Error(`${source} drew ${raw.n} rows of ${raw.inputSize} inputs, its plan says ${plan.n} of ${plan.inputSize}: update generatedPlan in datasets.ts`);
+  }
+  return finish(raw, plan.task, plan.outputSize, plan.numClasses, plan.what);
+}
+
+/** What a dataset is without its values: what validation and the cost check need. */
+export type DatasetShape = Omit<Dataset, 'x' | 'y' | 'labels'>;
+
+/**
+ * Counts the generated datasets this thread has drawn (tests: the HTTP thread validates a spec from its
+ * shape and never draws one).
+ */
+export const datasetBuilds = { generated: 0 };
+
+type GeneratedSource = Exclude<DataSourceName, 'mnist' | 'iris' | 'inline'>;
+
+/** A generated source's parameters, validated, its shape, and how to draw it. */
+interface GeneratedPlan {
+  n: number;
+  inputSize: number;
+  task: TaskKind;
+  outputSize: number;
+  numClasses: number | null;
+  what: string;
+  draw(rng: Rng, seed: number): RawGenerated;
+}
+
+/** Validates a generated source's parameters (DataSpecError) and says what it would draw, drawing nothing. */
+function generatedPlan(spec: DataSpec, source: GeneratedSource): GeneratedPlan {
   switch (source) {
     case 'xor': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.xor);
-      return finish(genXor(n, noise, rng), 'binary', 1, 2,
-        `XOR: ${n} points uniform in [-1, 1]^2 labelled 1 where the coordinates differ in sign, coordinate noise ${noise}`);
+      return { n, inputSize: 2, task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genXor(n, noise, rng),
+        what: `XOR: ${n} points uniform in [-1, 1]^2 labelled 1 where the coordinates differ in sign, coordinate noise ${noise}` };
     }
     case 'spirals': {
       const k = intParam(spec.classes, 2, 'data.classes', 2, MAX_CLASSES);
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', k, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.spirals);
-      return finish(genSpirals(n, k, noise, rng), 'classification', k, k,
-        `Spirals: ${n} 2-D points on ${k} interleaved spiral arms, angle noise ${noise}`);
+      return { n, inputSize: 2, task: 'classification', outputSize: k, numClasses: k, draw: (rng) => genSpirals(n, k, noise, rng),
+        what: `Spirals: ${n} 2-D points on ${k} interleaved spiral arms, angle noise ${noise}` };
     }
     case 'moons': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.moons);
-      return finish(genMoons(n, noise, rng), 'binary', 1, 2,
-        `Moons: ${n} 2-D points on two interleaving half circles, Gaussian noise ${noise}`);
+      return { n, inputSize: 2, task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genMoons(n, noise, rng),
+        what: `Moons: ${n} 2-D points on two interleaving half circles, Gaussian noise ${noise}` };
     }
     case 'circles': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.circles);
-      return finish(genCircles(n, noise, rng), 'binary', 1, 2,
-        `Circles: ${n} 2-D points on two concentric circles (inner radius 0.5), Gaussian noise ${noise}`);
+      return { n, inputSize: 2, task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genCircles(n, noise, rng),
+        what: `Circles: ${n} 2-D points on two concentric circles (inner radius 0.5), Gaussian noise ${noise}` };
     }
     case 'blobs': {
       const k = intParam(spec.classes, 3, 'data.classes', 2, MAX_CLASSES);
@@ -728,16 +739,36 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
         throw new DataSpecError('data.samples', 'data.samples x data.features must not exceed 50000000 values');
       }
       const std = noiseParam(spec.noise, DEFAULT_NOISE.blobs);
-      return finish(genBlobs(n, k, features, std, seed), 'classification', k, k,
-        `Blobs: ${n} points in ${features} dimensions from ${k} Gaussian clusters (std ${std}) with centres in [-10, 10]`);
+      return { n, inputSize: features, task: 'classification', outputSize: k, numClasses: k, draw: (_rng, seed) => genBlobs(n, k, features, std, seed),
+        what: `Blobs: ${n} points in ${features} dimensions from ${k} Gaussian clusters (std ${std}) with centres in [-10, 10]` };
     }
     case 'sine': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.sine);
-      return finish(genSine(n, noise, rng), 'regression', 1, null,
-        `Sine: ${n} points x uniform in [-pi, pi] with target sin(x) plus Gaussian noise ${noise}`);
+      return { n, inputSize: 1, task: 'regression', outputSize: 1, numClasses: null, draw: (rng) => genSine(n, noise, rng),
+        what: `Sine: ${n} points x uniform in [-pi, pi] with target sin(x) plus Gaussian noise ${noise}` };
     }
   }
+}
+
+/**
+ * The dataset a spec describes, without its values where they are not needed: the same checks (DataSpecError)
+ * and the same shape and description as loadDataset, but a generated set is not drawn and a bundled one not
+ * loaded. Inline data is read (it is the request itself). What the HTTP thread validates a request with.
+ */
+export function describeDataset(spec: DataSpec, seed: number): DatasetShape {
+  const source = spec.source;
+  if (source === 'mnist' || source === 'iris' || source === 'inline' || !DATA_SOURCES.includes(source)
+    || (spec.normalize !== undefined && !NORMALIZATIONS.includes(spec.normalize))) {
+    // Bundled sets come as copy-on-access metadata (nothing loaded); inline data and bad specs as loadDataset has them.
+    return loadDataset(spec, seed);
+  }
+  const normalization: Normalization = spec.normalize ?? 'standardize';
+  const plan = generatedPlan(spec, source);
+  return {
+    source, n: plan.n, inputSize: plan.inputSize, outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,
+    normalization, description: `${plan.what}; ${describeNormalization(normalization)}.`,
+  };
 }
 
 /**

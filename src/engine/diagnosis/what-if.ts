@@ -1,9 +1,8 @@
 // What-if: the same spec re-run with each standard cure applied alone, ranked by how close it brings the flow to healthy.
 import type { AnalysisSpecInput } from '../../schemas/spec.js';
 import type { ActivationSpec } from '../model/activations.js';
-import type { Dataset } from '../data/datasets.js';
 import { initializerMoments, type InitializerInput } from '../model/initializers.js';
-import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits } from '../spec/normalize.js';
+import { specToInput, type NormalizedSpec, type SpecLimits, normalizeSpecShape, datasetOf } from '../spec/normalize.js';
 import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from '../spec/cost.js';
 import { runAnalysis, type AnalysisResult } from '../measure/measure.js';
 import { initParameters } from '../model/network.js';
@@ -175,7 +174,7 @@ export function distanceToHealthy(ratio: number, slope: number | null, n: number
 export interface PreparedWhatIf {
   cures: Cure[];
   skipped: { id: string; reason: string }[];
-  runs: { cure: Cure; spec: NormalizedSpec; dataset: Dataset; cost: CostEstimate }[];
+  runs: { cure: Cure; spec: NormalizedSpec; cost: CostEstimate }[];
   /** Cost of the original analysis plus every what-if run, relative to the original alone. */
   multiplier: number;
 }
@@ -188,8 +187,9 @@ export function prepareWhatIf(spec: NormalizedSpec, limits: SpecLimits, budget: 
   const { cures, skipped } = curesFor(spec);
   const base = specToInput(spec);
   const runs = cures.map((cure) => {
-    const { spec: s, dataset: ds } = normalizeSpec(applyCure(base, cure), limits);
-    return { cure, spec: s, dataset: ds, cost: estimateCost(s) };
+    // Validated from the data's shape: the runs draw their data only when they run (runWhatIf).
+    const s = normalizeSpecShape(applyCure(base, cure), limits);
+    return { cure, spec: s, cost: estimateCost(s) };
   });
   const baseCost = estimateCost(spec);
   const multiplier = 1 + runs.reduce((sum, p) => sum + p.cost.flops, 0) / baseCost.flops;
@@ -204,7 +204,7 @@ export async function runWhatIf(spec: NormalizedSpec, prepared: PreparedWhatIf, 
   const none: Cure = { id: 'none', kind: 'none', description: 'leave the network as it is', change: {} };
   const measured = [{ cure: none, spec, result: baseResult }];
   for (const p of prepared.runs) {
-    measured.push({ cure: p.cure, spec: p.spec, result: (await runAnalysis(p.spec, p.dataset, {}, initParameters(p.spec.network, p.spec.seed))).result });
+    measured.push({ cure: p.cure, spec: p.spec, result: (await runAnalysis(p.spec, datasetOf(p.spec), {}, initParameters(p.spec.network, p.spec.seed))).result });
   }
   const rows: Omit<WhatIfRow, 'rank'>[] = measured.map((p) => {
     const result = p.result;

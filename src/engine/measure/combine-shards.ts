@@ -13,7 +13,7 @@
 // - dead units: dead in the batch when dead in every shard; saturated entries: counts add;
 // - per-example gradient norms ‖x_i‖·‖∂ℓ_i/∂h_i‖ do not depend on the batch: rows are concatenated.
 // Batch normalisation couples the examples of a batch, so a batch-normalised network cannot be split.
-import type { BatchMeasurement, Reading } from './measure.js';
+import type { BatchMeasurement, Reading } from './readings.js';
 import type { LayerPartial } from './batch-stats.js';
 import { normOf } from './batch-stats.js';
 

@@ -2,11 +2,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { SpecError } from '../common/errors.js';
 
-export const ACTIVATION_NAMES = [
-  'linear', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'selu', 'gelu', 'swish', 'silu',
-  'softplus', 'softsign', 'hard_sigmoid', 'relu6', 'mish', 'softmax',
-] as const;
-export type ActivationName = (typeof ACTIVATION_NAMES)[number];
+import { ACTIVATION_NAMES, type ActivationName } from '../../schemas/vocabulary.js';
+
+// The catalogue's names are the API's vocabulary; build() below has a case for each.
+export { ACTIVATION_NAMES, type ActivationName };
 
 /** What a request may say: a bare name or `{ name, alpha }`. */
 export type ActivationInput = string | { name: string; alpha?: number };

@@ -2,14 +2,9 @@
 import { Rng } from '../common/random.js';
 import { SpecError } from '../common/errors.js';
 
-export const INITIALIZER_NAMES = [
-  'zeros', 'ones', 'constant', 'random_normal', 'random_uniform', 'truncated_normal',
-  'glorot_uniform', 'glorot_normal', 'glorot_standard', 'he_uniform', 'he_normal',
-  'lecun_uniform', 'lecun_normal', 'orthogonal', 'identity', 'variance_scaling',
-] as const;
-export type InitializerName = (typeof INITIALIZER_NAMES)[number];
+import { INITIALIZER_NAMES, SCALING_DISTRIBUTIONS, type FanMode, type InitializerName, type ScalingDistribution } from '../../schemas/vocabulary.js';
 
-export type FanMode = 'fan_in' | 'fan_out' | 'fan_avg';
+export { INITIALIZER_NAMES, SCALING_DISTRIBUTIONS, type FanMode, type InitializerName, type ScalingDistribution };
 /**
  * - `normal`: plain normal with the exact target variance (PyTorch's kaiming_normal_/xavier_normal_).
  * - `truncated_normal`: Keras (Python): redraw beyond ±2σ, std divided by 0.8796… so the variance is exact.
@@ -17,10 +12,7 @@ export type FanMode = 'fan_in' | 'fan_out' | 'fan_avg';
  *   with no correction, so the variance is 0.7737 × nominal.
  * - `uniform`: U[−√(3v), √(3v)].
  */
-export type ScalingDistribution = 'normal' | 'truncated_normal' | 'truncated_normal_uncorrected' | 'uniform';
-export const SCALING_DISTRIBUTIONS: readonly ScalingDistribution[] = [
-  'normal', 'truncated_normal', 'truncated_normal_uncorrected', 'uniform',
-];
+// ScalingDistribution and SCALING_DISTRIBUTIONS: the vocabulary's (imported above).
 
 /** A normalised initialiser: every parameter filled in. */
 export interface InitializerSpec {

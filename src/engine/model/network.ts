@@ -14,8 +14,9 @@ export interface LayerPlan {
   activation: ActivationSpec;
   /** Residual block this layer belongs to, or null. */
   block: number | null;
-  /** 'start' / 'end' of its block (a one-layer block is both), 'inside', or null outside blocks. */
+  /** First layer of its residual block, whose input the skip connection carries (a one-layer block's layer is first and last); false outside blocks. */
   blockStart: boolean;
+  /** Last layer of its residual block, where the skip connection adds back; false outside blocks. */
   blockEnd: boolean;
 }
 
@@ -23,7 +24,8 @@ export interface LayerPlan {
  * Parameters besides W and b: normalisation gamma/beta (vectors of the layer's units), the learnable
  * ReZero/SkipInit gate, and Fixup's scalar biases and multiplier (single numbers).
  */
-export type AuxName = 'gamma' | 'beta' | 'gate' | 'fixup_bias_in' | 'fixup_bias_act' | 'fixup_scale';
+import type { AuxParameterName as AuxName } from '../../schemas/vocabulary.js';
+export type { AuxName };
 
 export interface AuxParameter {
   /** The layer it belongs to; a block's gate and Fixup multiplier belong to the block's last layer. */

@@ -1,8 +1,7 @@
 // The engine's front door for one analysis: validate, check the cost, run, and return JSON-safe output.
 import type { AnalysisSpecInput } from '../../schemas/spec.js';
-import { normalizeSpec, specToInput, type NormalizedSpec, type SpecLimits, DEFAULT_LIMITS } from '../spec/normalize.js';
+import { datasetOf, normalizeSpecShape, specToInput, type NormalizedSpec, type SpecLimits, DEFAULT_LIMITS } from '../spec/normalize.js';
 import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from '../spec/cost.js';
-import type { Dataset } from '../data/datasets.js';
 import { runAnalysis, type AnalysisTimings } from '../measure/measure.js';
 import { cachedParameters } from '../model/param-cache.js';
 import type { ShardPartial } from '../measure/combine-shards.js';
@@ -27,17 +26,29 @@ export interface AnalyzeOptions {
   budget?: FlopBudget;
 }
 
+/** An admitted analysis: its normalised spec, its cost, and with whatIf the prepared runs whose cost counts too. */
+export interface AdmittedAnalysis {
+  spec: NormalizedSpec;
+  cost: CostEstimate;
+  plan: PreparedWhatIf | null;
+  totalFlops: number;
+}
+
 /**
- * Validates and costs an analysis against a budget without running it (400/422 before queueing):
- * the normalised spec, its cost, and with whatIf the prepared runs whose cost is counted too.
+ * Validates and costs an analysis against a budget without running it (400/422 before queueing), from the
+ * shape of its data: nothing is generated or loaded (spec/normalize.ts normalizeSpecShape).
  */
-export function admitAnalysis(input: AnalysisSpecInput, limits: SpecLimits, budget: FlopBudget): { spec: NormalizedSpec; dataset: Dataset; cost: CostEstimate; plan: PreparedWhatIf | null; totalFlops: number } {
-  const { spec, dataset } = normalizeSpec(input, limits);
+export function admitAnalysis(input: AnalysisSpecInput, limits: SpecLimits, budget: FlopBudget): AdmittedAnalysis {
+  return admitNormalized(normalizeSpecShape(input, limits), limits, budget);
+}
+
+/** The cost check of a spec normalised already (the HTTP thread's, handed to a worker): no second normalisation. */
+export function admitNormalized(spec: NormalizedSpec, limits: SpecLimits, budget: FlopBudget): AdmittedAnalysis {
   const cost = estimateCost(spec);
   checkCost(cost, limits, { budget });
   // With whatIf the summed cost of every extra run is checked here, before anything runs.
   const plan = spec.whatIf ? prepareWhatIf(spec, limits, budget) : null;
-  return { spec, dataset, cost, plan, totalFlops: cost.flops * (plan?.multiplier ?? 1) };
+  return { spec, cost, plan, totalFlops: cost.flops * (plan?.multiplier ?? 1) };
 }
 
 /**
@@ -45,7 +56,13 @@ export function admitAnalysis(input: AnalysisSpecInput, limits: SpecLimits, budg
  * (diagnosis, what-if, encoding) is the same.
  */
 export async function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
-  const { spec, dataset, cost, plan } = admitAnalysis(input, limits, options.budget ?? 'analysis');
+  return analyzeNormalized(normalizeSpecShape(input, limits), limits, options);
+}
+
+/** analyze() of a spec normalised already: its dataset is drawn (or loaded) here, once, where it runs. */
+export async function analyzeNormalized(normalized: NormalizedSpec, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
+  const { spec, cost, plan } = admitNormalized(normalized, limits, options.budget ?? 'analysis');
+  const dataset = datasetOf(spec);
   // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
   const params = cachedParameters(spec.network, spec.seed);
   const { result, timings, input: moments } = await runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);

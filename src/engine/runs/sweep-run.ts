@@ -4,8 +4,8 @@ import { AnalysisSpecSchema, type AnalysisSpecInput } from '../../schemas/spec.j
 import type { SweepSpecInput } from '../../schemas/sweep.js';
 import { DEFAULT_LIMITS, type SpecLimits } from '../spec/normalize.js';
 import { checkCost, type CostEstimate } from '../spec/cost.js';
-import { admitAnalysis, analyze, type AnalysisOutput } from './analysis-run.js';
-import { CancelledError, LimitError, SpecError, quote } from '../common/errors.js';
+import { admitAnalysis, type AnalysisOutput } from './analysis-run.js';
+import { LimitError, SpecError, quote } from '../common/errors.js';
 import { analysisFacts, evaluateChecks, validateExpect, type AnalysisFacts, type CellChecks, type Check } from '../diagnosis/checks.js';
 import { nonFiniteToken } from '../common/json-safe.js';
 
@@ -37,19 +37,6 @@ export interface SweepResult {
   checks?: Check[];
   passed?: boolean;
   cells?: CellChecks[];
-}
-
-export interface SweepOutput {
-  spec: SweepSpecInput;
-  result: SweepResult;
-  cost: SweepCost;
-  timings: { buildMs: number; computeMs: number; totalMs: number };
-}
-
-export interface SweepHooks {
-  /** Called after each cell with its row; progress is cells done / cells, 0..1. */
-  onCell?(row: SweepRow, progress: number): void;
-  isCancelled?(): boolean;
 }
 
 const ROOTS = new Set(['seed', 'network', 'data', 'loss', 'thresholds']);
@@ -242,25 +229,6 @@ export function sweepResult(paths: string[], rows: SweepRow[], expect?: SweepSpe
     Object.assign(result, report);
   }
   return result;
-}
-
-/** Runs every cell in this thread, one after another, yielding to the event loop between cells. */
-export async function runSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_LIMITS, maxCells: number, hooks: SweepHooks = {}): Promise<SweepOutput> {
-  const t0 = performance.now();
-  const { paths, cells, cost } = expandSweep(input, limits, maxCells);
-  const t1 = performance.now();
-  const rows: SweepRow[] = [];
-  for (const cell of cells) {
-    if (hooks.isCancelled?.()) throw new CancelledError();
-    const row = sweepRow(cell, await analyze(cell.spec, limits, { budget: 'asyncAnalysis' }));
-    rows.push(row);
-    hooks.onCell?.(row, rows.length / cells.length);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  if (hooks.isCancelled?.()) throw new CancelledError();
-  const t2 = performance.now();
-  const result = sweepResult(paths, rows, input.expect);
-  return { spec: input, result, cost, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: performance.now() - t0 } };
 }
 
 export const SUMMARY_COLUMNS = [

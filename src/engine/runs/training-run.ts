@@ -5,14 +5,15 @@ import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclud
 import type { ExpectInput } from '../../schemas/checks.js';
 import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from '../spec/normalize.js';
 import { estimateCost, checkCost, type CostEstimate } from '../spec/cost.js';
-import { measureBatch, parametersJson, targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from '../measure/measure.js';
+import { measureBatch, parametersJson, targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson, type Reading } from '../measure/measure.js';
 import { activation } from '../model/activations.js';
-import { activationsFor, auxIsVector, auxParameterCount, forward, initParameters, lossOf, type AuxName, type AuxTensor, type LayerPlan } from '../model/network.js';
+import { activationsFor, auxParameterCount, forward, initParameters, lossOf, type AuxName, type LayerPlan } from '../model/network.js';
+import { disposeParameters, packParameters, parameterTensors, unpackParameters, type ParameterTensors } from '../model/parameter-pack.js';
 import { sampleBatches, type Batch, type Dataset } from '../data/datasets.js';
 import { deriveSeed } from '../common/random.js';
 import { encodeNonFinite, nonFiniteSummary, type NonFiniteSummary } from '../common/json-safe.js';
 import { CancelledError, LimitError, SpecError } from '../common/errors.js';
-import { createOptimizer, normalizeOptimizer, type OptimizerConfig } from '../model/optimizers.js';
+import { createOptimizer, normalizeOptimizer, type Optimizer, type OptimizerConfig } from '../model/optimizers.js';
 import { evaluateChecks, validateExpect, type Check, type JsonNumber } from '../diagnosis/checks.js';
 
 /** Records when recordEvery is not given: about this many. */
@@ -240,28 +241,7 @@ export async function runTraining(input: TrainingSpecInput, limits: SpecLimits =
 }
 
 /** Everything trainable: W, b, and the auxiliary parameters (normalisation gamma/beta, gates, Fixup scalars). */
-interface Params {
-  weights: tf.Tensor2D[];
-  biases: (tf.Tensor1D | null)[];
-  aux: AuxTensor[];
-}
-
-const flat = (p: Params): tf.Tensor[] => [
-  ...p.weights, ...p.biases.filter((b): b is tf.Tensor1D => b !== null), ...p.aux.map((a) => a.tensor),
-];
-
-function rebuild(template: Params, list: tf.Tensor[]): Params {
-  const L = template.weights.length;
-  let k = L;
-  const biases = template.biases.map((b) => (b ? (list[k++] as tf.Tensor1D) : null));
-  return {
-    weights: list.slice(0, L) as tf.Tensor2D[],
-    biases,
-    aux: template.aux.map((a) => ({ layer: a.layer, name: a.name, tensor: list[k++]! })),
-  };
-}
-
-const disposeParams = (p: Params): void => flat(p).forEach((t) => t.dispose());
+type Params = ParameterTensors;
 
 /** The parameters' current values in the include: ["parameters"] layout. */
 async function parametersNow(layers: LayerPlan[], p: Params): Promise<ParametersJson> {
@@ -329,7 +309,7 @@ interface Model {
 }
 
 /** The network's forward pass in training mode (normalisation uses the statistics of the rows given). */
-function run(model: Model, params: Params, x: tf.Tensor2D): { logits: tf.Tensor2D; output: tf.Tensor2D } {
+function forwardRun(model: Model, params: Params, x: tf.Tensor2D): { logits: tf.Tensor2D; output: tf.Tensor2D } {
   const { logits, output } = forward({
     layers: model.layers, acts: model.acts, residualScale: model.scale, weights: params.weights, biases: params.biases,
     probes: null, x, aux: params.aux, normalization: model.spec.network.normalization,
@@ -369,7 +349,7 @@ async function evaluate(model: Model, params: Params, set: Batch): Promise<{ los
     };
     const [l, c] = await readAndDispose(tf.tidy(() => {
       const { x, y } = tensorsOf(model, part);
-      const { logits, output } = run(model, params, x);
+      const { logits, output } = forwardRun(model, params, x);
       const loss = lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
       return tf.stack([loss, withAccuracy ? correctCount(output, part.labels!) : tf.scalar(0)]);
     }));
@@ -425,7 +405,7 @@ async function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): Promis
 
 async function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): Promise<number> {
   const c = tf.tidy(() => {
-    const { output } = run(model, params, x);
+    const { output } = forwardRun(model, params, x);
     return correctCount(output, labels);
   });
   return (await readAndDispose(c))[0]! / x.shape[0];
@@ -444,189 +424,255 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 
 const fmt = (x: number): string => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
 
-/** Trains from a prepareTraining result (lets a worker prepare once and report errors early). */
+/** Trains from a prepareTraining result: set up, run every step with its records, assemble the result. */
 export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingHooks = {}): Promise<TrainingOutput> {
   const t0 = performance.now();
-  const { spec, dataset, steps, recordEvery, optimizer: optimizerConfig } = prepared;
-  const init = initParameters(spec.network, spec.seed);
-  const model: Model = { layers: init.layers, acts: activationsFor(init.layers), scale: spec.network.residual.scale, spec, dataset };
-  const { layers } = model;
-  const last = layers.length - 1;
-  const withAccuracy = hasAccuracy(spec, dataset);
-  const B = spec.data.batchSize;
-  const stream = new BatchStream(dataset, B, spec.seed);
-  const { set: evalSet, description: evalDescription } = evaluationSet(dataset, spec.seed);
-  const baseline = baselineLoss(model, evalSet);
-  const chanceAccuracy = withAccuracy ? majorityFraction(evalSet.labels!, dataset.numClasses ?? 2) : null;
-  const toRecord = new Set(recordSteps(steps, recordEvery));
-
-  let params: Params = {
-    weights: layers.map((l) => tf.tensor2d(init.weights[l.index]!, [l.inputUnits, l.units])),
-    biases: layers.map((l) => (init.biases[l.index] ? tf.tensor1d(init.biases[l.index]!) : null)),
-    aux: (init.aux ?? []).map((p) => ({ layer: p.layer, name: p.name, tensor: auxIsVector(p.name) ? tf.tensor1d(p.values) : tf.scalar(p.values[0]!) })),
-  };
-  const saturationThreshold = spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
-  const optimizer = createOptimizer(optimizerConfig);
-  const initialParameters = prepared.include.includes('parameters') ? parametersJson(layers, init.weights, init.biases, init.aux ?? []) : null;
-  let finalParameters: ParametersJson | null = null;
-  const batchLog = prepared.include.includes('batches') ? new BatchLog(model) : null;
+  const run = startRun(prepared, hooks);
   const t1 = performance.now();
-
-  const records: TrainingRecord[] = [];
-  const recordPaths: string[] = [];
-  let stoppedAt: { step: number; loss: number } | null = null;
-  let stepsCompleted = 0;
-  let lastYield = performance.now();
-
-  const takeRecord = async (step: number, x: tf.Tensor2D, y: tf.Tensor2D | null, batch: Batch, ratios: number[] | null): Promise<void> => {
-    const { loss, readings } = await measureBatch(layers, params.weights, params.biases, model.scale, spec.loss, x, y, saturationThreshold,
-      { aux: params.aux, normalization: spec.network.normalization, perExampleLayers: [] });
-    const layerRecords = layers.map((layer, l) => {
-      const r = readings[l]!;
-      const act = activation(layer.activation);
-      return {
-        index: l,
-        weightNorm: r.weightNorm,
-        weightGradNorm: r.gradNorm,
-        backpropNorm: Math.sqrt(B) * r.deltaNorm,
-        updateToWeightRatio: ratios ? ratios[l]! : null,
-        deadFraction: act.derivative ? r.dead : null,
-        saturatedFraction: act.derivative && act.saturating ? r.saturated : null,
-      };
-    });
-    const raw = {
-      step,
-      loss,
-      accuracy: withAccuracy ? await batchAccuracy(model, params, x, batch.labels!) : null,
-      firstToLastRatio: readings[0]!.gradNorm / readings[last]!.gradNorm,
-      backpropFirstToLastRatio: readings[0]!.deltaNorm / readings[last]!.deltaNorm,
-      layers: layerRecords,
-    };
-    const encoded = encodeNonFinite(raw, `records[${records.length}]`);
-    recordPaths.push(...encoded.paths);
-    const record = encoded.value as TrainingRecord;
-    records.push(record);
-    hooks.onRecord?.(record, steps > 0 ? step / steps : 1);
-    await yieldToEventLoop();
-    lastYield = performance.now();
-    if (hooks.isCancelled?.()) throw new CancelledError();
-  };
-
-  let initial = { loss: NaN, accuracy: null as number | null };
-  let final = { loss: NaN, accuracy: null as number | null };
-  // Updated parameters not yet adopted: disposed if a record, a cancel or an error comes in between.
-  let pending: Params | null = null;
+  let outcome: RunOutcome;
   try {
-    initial = await evaluate(model, params, evalSet);
-    for (let step = 0; step < steps; step++) {
-      if (hooks.isCancelled?.()) throw new CancelledError();
-      const batch = stream.get(step);
-      batchLog?.add(batch);
-      const { x, y } = tensorsOf(model, batch);
-      try {
-        const list = flat(params);
-        const out = tf.tidy(() => {
-          const f = (...args: tf.Tensor[]): tf.Scalar => {
-            const { logits, output } = run(model, rebuild(params, args), x);
-            return lossOf(spec.loss, layers[last]!.activation, logits, output, y);
-          };
-          const { value, grads } = tf.valueAndGrads(f)(list);
-          return { value, next: optimizer.step(list, grads) };
-        });
-        pending = rebuild(params, out.next);
-        const loss = (await readAndDispose(out.value))[0]!;
-        if (!Number.isFinite(loss)) {
-          // Record the step that broke (before its update) and stop: further updates are NaN arithmetic.
-          stoppedAt = { step, loss };
-          await takeRecord(step, x, y, batch, null);
-          break;
-        }
-        if (toRecord.has(step)) {
-          const ratios = await updateRatios(params.weights, pending.weights);
-          await takeRecord(step, x, y, batch, ratios);
-        }
-        disposeParams(params);
-        params = pending;
-        pending = null;
-        stepsCompleted = step + 1;
-      } finally {
-        if (pending) disposeParams(pending);
-        pending = null;
-        x.dispose();
-        y?.dispose();
-      }
-      if (performance.now() - lastYield > YIELD_EVERY_MS) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-      }
-    }
-    if (!stoppedAt) {
-      const batch = stream.get(steps);
-      batchLog?.add(batch);
-      const { x, y } = tensorsOf(model, batch);
-      try {
-        await takeRecord(steps, x, y, batch, null);
-      } finally {
-        x.dispose();
-        y?.dispose();
-      }
-    }
-    final = await evaluate(model, params, evalSet);
-    if (initialParameters) finalParameters = await parametersNow(layers, params);
+    outcome = await trainSteps(run);
   } finally {
-    disposeParams(params);
-    optimizer.dispose();
+    disposeParameters(run.params);
+    run.optimizer.dispose();
   }
   const t2 = performance.now();
+  const result = trainingResult(run, outcome);
+  const t3 = performance.now();
+  return { spec: prepared.input, result, cost: prepared.cost, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 } };
+}
 
-  const lossReduction = (initial.loss - final.loss) / Math.max(Math.abs(initial.loss), 1e-12);
+/** One training run while it runs: what it was given, what it trains, and the records taken so far. */
+interface TrainingRun {
+  prepared: PreparedTraining;
+  hooks: TrainingHooks;
+  model: Model;
+  stream: BatchStream;
+  evaluation: { set: Batch; description: string };
+  toRecord: Set<number>;
+  saturationThreshold: number;
+  optimizer: Optimizer;
+  /** The adopted parameters: replaced after each update that is kept. */
+  params: Params;
+  initialParameters: ParametersJson | null;
+  batchLog: BatchLog | null;
+  records: TrainingRecord[];
+  /** Where records hold non-finite numbers (encoded as strings). */
+  recordPaths: string[];
+  lastYield: number;
+}
+
+/** How the steps went: evaluations before and after, and where a non-finite loss stopped them. */
+interface RunOutcome {
+  initial: { loss: number; accuracy: number | null };
+  final: { loss: number; accuracy: number | null };
+  stoppedAt: { step: number; loss: number } | null;
+  stepsCompleted: number;
+  finalParameters: ParametersJson | null;
+}
+
+/** The network drawn from the spec's seed as tensors, its optimizer, data stream and evaluation set. */
+function startRun(prepared: PreparedTraining, hooks: TrainingHooks): TrainingRun {
+  const { spec, dataset } = prepared;
+  const init = initParameters(spec.network, spec.seed);
+  const model: Model = { layers: init.layers, acts: activationsFor(init.layers), scale: spec.network.residual.scale, spec, dataset };
+  return {
+    prepared,
+    hooks,
+    model,
+    stream: new BatchStream(dataset, spec.data.batchSize, spec.seed),
+    evaluation: evaluationSet(dataset, spec.seed),
+    toRecord: new Set(recordSteps(prepared.steps, prepared.recordEvery)),
+    saturationThreshold: spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD,
+    optimizer: createOptimizer(prepared.optimizer),
+    params: parameterTensors(init),
+    initialParameters: prepared.include.includes('parameters') ? parametersJson(init.layers, init.weights, init.biases, init.aux ?? []) : null,
+    batchLog: prepared.include.includes('batches') ? new BatchLog(model) : null,
+    records: [],
+    recordPaths: [],
+    lastYield: performance.now(),
+  };
+}
+
+/** Evaluates, runs the steps (recording where due), takes the last record, and evaluates again. */
+async function trainSteps(run: TrainingRun): Promise<RunOutcome> {
+  const { model, prepared: { steps } } = run;
+  const initial = await evaluate(model, run.params, run.evaluation.set);
+  let stoppedAt: RunOutcome['stoppedAt'] = null;
+  let stepsCompleted = 0;
+  for (let step = 0; step < steps; step++) {
+    if (run.hooks.isCancelled?.()) throw new CancelledError();
+    stoppedAt = await withBatch(run, step, (b) => trainStep(run, step, b));
+    if (stoppedAt) break;
+    stepsCompleted = step + 1;
+    if (performance.now() - run.lastYield > YIELD_EVERY_MS) {
+      await yieldToEventLoop();
+      run.lastYield = performance.now();
+    }
+  }
+  // The record after the last update, on the batch the next step would draw.
+  if (!stoppedAt) await withBatch(run, steps, (b) => takeRecord(run, steps, b, null));
+  const final = await evaluate(model, run.params, run.evaluation.set);
+  const finalParameters = run.initialParameters ? await parametersNow(model.layers, run.params) : null;
+  return { initial, final, stoppedAt, stepsCompleted, finalParameters };
+}
+
+/** A step's minibatch and its tensors (y is null for the 'output' loss). */
+interface StepBatch {
+  batch: Batch;
+  x: tf.Tensor2D;
+  y: tf.Tensor2D | null;
+}
+
+/** `use` on the step's minibatch as tensors (logged for include: ["batches"]), disposed afterwards. */
+async function withBatch<T>(run: TrainingRun, step: number, use: (b: StepBatch) => Promise<T>): Promise<T> {
+  const batch = run.stream.get(step);
+  run.batchLog?.add(batch);
+  const { x, y } = tensorsOf(run.model, batch);
+  try {
+    return await use({ batch, x, y });
+  } finally {
+    x.dispose();
+    y?.dispose();
+  }
+}
+
+/**
+ * One update, adopted unless its loss is not finite; then the step that broke is recorded (before its
+ * update) and returned, since further updates would be NaN arithmetic.
+ */
+async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<RunOutcome['stoppedAt']> {
+  const { loss, next } = await gradientStep(run, b);
+  // The updated parameters are not adopted yet: disposed if a record, a cancel or an error comes in between.
+  let pending: Params | null = next;
+  try {
+    if (!Number.isFinite(loss)) {
+      await takeRecord(run, step, b, null);
+      return { step, loss };
+    }
+    if (run.toRecord.has(step)) await takeRecord(run, step, b, await updateRatios(run.params.weights, next.weights));
+    disposeParameters(run.params);
+    run.params = next;
+    pending = null;
+    return null;
+  } finally {
+    if (pending) disposeParameters(pending);
+  }
+}
+
+/** The minibatch loss and the optimizer's updated parameters (the current ones are left as they are). */
+async function gradientStep(run: TrainingRun, { x, y }: StepBatch): Promise<{ loss: number; next: Params }> {
+  const { model, params } = run;
+  const list = packParameters(params);
+  const out = tf.tidy(() => {
+    const f = (...args: tf.Tensor[]): tf.Scalar => {
+      const { logits, output } = forwardRun(model, unpackParameters(args, params), x);
+      return lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
+    };
+    const { value, grads } = tf.valueAndGrads(f)(list);
+    return { value, next: run.optimizer.step(list, grads) };
+  });
+  const next = unpackParameters(out.next, params);
+  try {
+    return { loss: (await readAndDispose(out.value))[0]!, next };
+  } catch (err) {
+    disposeParameters(next);
+    throw err;
+  }
+}
+
+/** Measures the step's batch on the current parameters, keeps the record (JSON-safe), reports it, and yields. */
+async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepBatch, ratios: number[] | null): Promise<void> {
+  const { model, params, prepared } = run;
+  const { layers, spec } = model;
+  const { loss, readings } = await measureBatch({
+    layers, weights: params.weights, biases: params.biases, aux: params.aux, residualScale: model.scale, loss: spec.loss,
+    x, y, saturationThreshold: run.saturationThreshold, normalization: spec.network.normalization, perExampleLayers: [],
+  });
+  const last = readings.length - 1;
+  const raw = {
+    step,
+    loss,
+    accuracy: hasAccuracy(spec, model.dataset) ? await batchAccuracy(model, params, x, batch.labels!) : null,
+    firstToLastRatio: readings[0]!.gradNorm / readings[last]!.gradNorm,
+    backpropFirstToLastRatio: readings[0]!.deltaNorm / readings[last]!.deltaNorm,
+    layers: layerRecords(layers, readings, spec.data.batchSize, ratios),
+  };
+  const encoded = encodeNonFinite(raw, `records[${run.records.length}]`);
+  run.recordPaths.push(...encoded.paths);
+  const record = encoded.value as TrainingRecord;
+  run.records.push(record);
+  run.hooks.onRecord?.(record, prepared.steps > 0 ? step / prepared.steps : 1);
+  await yieldToEventLoop();
+  run.lastYield = performance.now();
+  if (run.hooks.isCancelled?.()) throw new CancelledError();
+}
+
+function layerRecords(layers: LayerPlan[], readings: Reading[], B: number, ratios: number[] | null): TrainingLayerRecord[] {
+  return layers.map((layer, l) => {
+    const r = readings[l]!;
+    const act = activation(layer.activation);
+    return {
+      index: l,
+      weightNorm: r.weightNorm,
+      weightGradNorm: r.gradNorm,
+      backpropNorm: Math.sqrt(B) * r.deltaNorm,
+      updateToWeightRatio: ratios ? ratios[l]! : null,
+      deadFraction: act.derivative ? r.dead : null,
+      saturatedFraction: act.derivative && act.saturating ? r.saturated : null,
+    };
+  });
+}
+
+/** The verdict and every number of the result, non-finite ones encoded and listed. */
+function trainingResult(run: TrainingRun, o: RunOutcome): TrainingResult {
+  const { prepared, model: { spec, dataset, layers }, evaluation, records } = run;
+  const lossReduction = (o.initial.loss - o.final.loss) / Math.max(Math.abs(o.initial.loss), 1e-12);
+  const baseline = baselineLoss(run.model, evaluation.set);
   const verdict = judge({
-    initialLoss: initial.loss,
-    finalLoss: final.loss,
+    initialLoss: o.initial.loss,
+    finalLoss: o.final.loss,
     lossReduction,
     baseline,
-    stoppedAt,
+    stoppedAt: o.stoppedAt,
     lossBoundedBelow: spec.loss !== 'output',
     firstToLastAtInit: toNumberOrNaN(records[0]?.firstToLastRatio),
   });
-
   const rest = encodeNonFinite({
-    initialLoss: initial.loss,
-    finalLoss: final.loss,
+    initialLoss: o.initial.loss,
+    finalLoss: o.final.loss,
     lossReduction,
     baselineLoss: baseline,
-    initialAccuracy: initial.accuracy,
-    finalAccuracy: final.accuracy,
-    chanceAccuracy,
+    initialAccuracy: o.initial.accuracy,
+    finalAccuracy: o.final.accuracy,
+    chanceAccuracy: hasAccuracy(spec, dataset) ? majorityFraction(evaluation.set.labels!, dataset.numClasses ?? 2) : null,
   });
   // A run that diverges can leave Infinity or NaN in its last adopted parameters: encoded and listed too.
   const included = encodeNonFinite({
-    ...(initialParameters && finalParameters ? { parameters: initialParameters, finalParameters } : {}),
-    ...(batchLog ? { batches: batchLog.toJson() } : {}),
+    ...(run.initialParameters && o.finalParameters ? { parameters: run.initialParameters, finalParameters: o.finalParameters } : {}),
+    ...(run.batchLog ? { batches: run.batchLog.toJson() } : {}),
   });
-  const paths = [...recordPaths, ...rest.paths, ...included.paths];
   const result: TrainingResult = {
-    steps,
-    stepsCompleted,
-    batchSize: B,
-    optimizer: optimizerConfig,
+    steps: prepared.steps,
+    stepsCompleted: o.stepsCompleted,
+    batchSize: spec.data.batchSize,
+    optimizer: prepared.optimizer,
     layers: layers.map((l) => ({
       index: l.index, name: l.name, inputUnits: l.inputUnits, units: l.units,
       activation: l.activation.alpha !== undefined ? `${l.activation.name}(${l.activation.alpha})` : l.activation.name,
     })),
     records,
-    evaluation: { examples: evalSet.size, description: evalDescription },
+    evaluation: { examples: evaluation.set.size, description: evaluation.description },
     ...(rest.value as Pick<TrainingResult, 'initialLoss' | 'finalLoss' | 'lossReduction' | 'baselineLoss' | 'initialAccuracy' | 'finalAccuracy' | 'chanceAccuracy'>),
     learns: verdict.status === 'learning',
     status: verdict.status,
     reasons: verdict.reasons,
-    nonFinite: nonFiniteSummary(paths),
+    nonFinite: nonFiniteSummary([...run.recordPaths, ...rest.paths, ...included.paths]),
     data: { source: dataset.source, examples: dataset.n, inputUnits: dataset.inputSize, task: dataset.task, description: dataset.description },
   };
   Object.assign(result, included.value);
   if (prepared.expect) Object.assign(result, evaluateChecks(prepared.expect, 'training', result));
-  const t3 = performance.now();
-  return { spec: prepared.input, result, cost: prepared.cost, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 } };
+  return result;
 }
 
 function toNumberOrNaN(v: JsonNumber | undefined): number {

@@ -1,13 +1,13 @@
-// Turns a request's analysis spec into a fully normalised one (every default filled in) plus its dataset.
+// Turns a request's analysis spec into a fully normalised one (every default filled in), validated from its data's shape; and its dataset.
 import type { AnalysisSpecInput, LossName } from '../../schemas/spec.js';
 import { normalizeActivation, type ActivationSpec } from '../model/activations.js';
 import { normalizeInitializer, type InitializerSpec } from '../model/initializers.js';
-import { loadDataset, type Dataset, type DataSpec, DataSpecError } from '../data/datasets.js';
+import { describeDataset, loadDataset, type Dataset, type DatasetShape, type DataSpec, DataSpecError } from '../data/datasets.js';
 import { SpecError } from '../common/errors.js';
 import { normalizeThresholds, type Thresholds } from './thresholds.js';
 
-export type NormalizationKind = 'none' | 'batch' | 'layer';
-export type ResidualVariant = 'plain' | 'rezero' | 'skipinit' | 'fixup';
+import type { NormalizationKind, ResidualVariant } from '../../schemas/vocabulary.js';
+export type { NormalizationKind, ResidualVariant };
 
 export const DEFAULT_SEED = 42;
 export const DEFAULT_WIDTH = 32;
@@ -91,14 +91,14 @@ export const DEFAULT_LIMITS: SpecLimits = {
   maxParameters: 20_000_000,
 };
 
-function defaultLoss(ds: Dataset): LossName {
+function defaultLoss(ds: DatasetShape): LossName {
   if (ds.task === 'regression') return 'mse';
   if (ds.task === 'binary') return 'binary_crossentropy';
   return 'categorical_crossentropy';
 }
 
 /** Output size the data's targets imply for a loss (before any network.outputUnits override). */
-export function targetUnits(ds: Dataset, loss: LossName): number {
+export function targetUnits(ds: DatasetShape, loss: LossName): number {
   if (loss === 'categorical_crossentropy') return ds.numClasses ?? ds.outputSize;
   if (loss === 'binary_crossentropy' && ds.task === 'classification' && ds.numClasses === 2) return 1;
   return ds.outputSize;
@@ -135,7 +135,44 @@ function residualBlocks(depth: number, every: number, widths: number[]): number[
   return blocks;
 }
 
+/** Whether a spec is normalised already: its residual blocks are worked out (a request's network cannot carry them). */
+export function isNormalizedSpec(spec: AnalysisSpecInput | NormalizedSpec): spec is NormalizedSpec {
+  return Array.isArray((spec as NormalizedSpec).network.blocks);
+}
+
+/** Specs this thread has normalised (tests: a job's spec is normalised once, on the HTTP thread). */
+export const normalizations = { count: 0 };
+
+/** The normalised spec and its dataset (drawn or loaded): what a run needs. */
 export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): { spec: NormalizedSpec; dataset: Dataset } {
+  const spec = normalizeSpecShape(input, limits);
+  return { spec, dataset: datasetOf(spec) };
+}
+
+/** What loadDataset is given for a spec: inline data without targets (loss "output") gets a dummy column. */
+function dataToLoad(data: NormalizedSpec['data']): DataSpec {
+  return data.source === 'inline' && !data.y && data.x ? { ...data, y: data.x.map(() => [0]) } : data;
+}
+
+/** The dataset of a normalised spec, drawn or loaded once where it runs (the spec was validated already). */
+export function datasetOf(spec: NormalizedSpec): Dataset {
+  try {
+    return loadDataset(dataToLoad(spec.data), spec.seed);
+  } catch (err) {
+    if (err instanceof DataSpecError) throw new SpecError(err.field, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Validates and normalises a spec (SpecError naming the field and the limit) from the shape of its data
+ * alone: a generated set is not drawn and a bundled one not loaded (inline data is read: it is the request),
+ * so the HTTP thread validates a request of 100 000 generated samples without generating them. The one
+ * check that needs values, binary cross-entropy's targets in [0, 1], can only fail for regression data,
+ * whose values it then reads.
+ */
+export function normalizeSpecShape(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS): NormalizedSpec {
+  normalizations.count++;
   const seed = input.seed ?? DEFAULT_SEED;
   const net = input.network;
   checkLimit('network.depth', net.depth, limits.maxDepth);
@@ -188,11 +225,11 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
     throw new SpecError(data.x !== undefined ? 'data.x' : 'data.y', `data.x and data.y are only used with data.source "inline", not "${data.source}"`);
   }
 
-  let dataset: Dataset;
+  let dataset: DatasetShape;
+  // Loss "output" ignores targets, so inline data may come without y: the loader gets a dummy column.
+  const toLoad = dataToLoad(dataSpec);
   try {
-    // Loss "output" ignores targets, so inline data may come without y: give the loader a dummy column.
-    const toLoad = data.source === 'inline' && !data.y ? { ...dataSpec, y: data.x!.map(() => [0]) } : dataSpec;
-    dataset = loadDataset(toLoad, seed);
+    dataset = describeDataset(toLoad, seed);
   } catch (err) {
     if (err instanceof DataSpecError) throw new SpecError(err.field, err.message);
     throw err;
@@ -202,8 +239,10 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
   if (loss === 'categorical_crossentropy' && dataset.task === 'regression') {
     throw new SpecError('loss', 'loss categorical_crossentropy needs class targets, but the data is a regression set');
   }
-  if (loss === 'binary_crossentropy') {
-    for (const v of dataset.y) {
+  // One-hot and 0/1 targets are in [0, 1] by construction: only regression targets can fail.
+  if (loss === 'binary_crossentropy' && dataset.task === 'regression') {
+    const targets = 'y' in dataset ? (dataset as Dataset).y : loadDataset(toLoad, seed).y;
+    for (const v of targets) {
       if (v < 0 || v > 1) throw new SpecError('loss', 'loss binary_crossentropy needs targets in [0, 1]');
     }
   }
@@ -254,7 +293,7 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
     thresholds: normalizeThresholds(input.thresholds),
     whatIf: input.whatIf ?? false,
   };
-  return { spec, dataset };
+  return spec;
 }
 
 /** The normalised spec in request form: every default filled in, and valid to send again as it is. */

@@ -1,8 +1,9 @@
 // Native-only tests without silent skips: where the addon is absent, one test says why (and fails if CI requires it).
 import { describe, it, expect } from 'vitest';
-import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
+import { loadNativeKernels } from '../../src/engine/backends/native-kernels.js';
+import { TEST_BACKEND_OPTIONS } from '../backends.js';
 
-export const native = loadNativeKernels();
+export const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
 
 function absentTest(name: string): void {
   it(`${name}: the addon is absent for a stated reason (GRADLENS_REQUIRE_NATIVE=1 makes this fail)`, () => {

@@ -18,7 +18,7 @@ export function tempDir(): { dir: string; db: (name?: string) => string; remove:
 
 const QUIET_ENV = { GRADLENS_RATE_LIMIT_MAX: '0', GRADLENS_RATE_LIMIT_CREATE_MAX: '0', GRADLENS_MAX_EVENT_LOOP_DELAY_MS: '0' };
 
-/** An app whose compute runs on worker threads (the compiled dist/src/jobs/worker.js) with the wasm backend. */
+/** An app whose compute runs on worker threads (src/jobs/worker.ts, from the sources through tsx) with the wasm backend. */
 export async function poolApp(db: string, overrides: ConfigOverrides = {}, options: BuildOptions = {}): Promise<FastifyInstance> {
   // Rate limits and load shedding (plugins/protection.ts) are tested on their own; polling tests must not trip them.
   const config = loadConfig(QUIET_ENV, {
@@ -44,10 +44,10 @@ export const ENDLESS_TRAINING = {
   recordEvery: 200,
 } as const;
 
-/** A short training: a fraction of a second with wasm, 5 records. */
 /** An analysis of minutes (needs TEST_LIMITS). */
 export const ENDLESS_ANALYSIS = { network: { depth: 30, width: 512 }, data: { source: 'moons', batchSize: 1024, batches: 64 } } as const;
 
+/** A short training: a fraction of a second with wasm, 5 records. */
 export const SHORT_TRAINING = {
   network: { depth: 3, width: 16 },
   data: { source: 'moons', batchSize: 32 },
@@ -88,17 +88,6 @@ export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenera
       }
       if (data.length) yield { id, event, data: JSON.parse(data.join('\n')) };
     }
-  }
-}
-
-/** Polls until the predicate holds (or fails after timeoutMs). */
-export async function until<T>(fn: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 30_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

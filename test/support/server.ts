@@ -1,10 +1,21 @@
-// Starting and stopping the compiled server (dist/src/server.js) as a child process, for e2e, fault and browser tests.
+// Real gradlens processes for e2e, fault and browser tests: the server and the CLI run from the TypeScript
+// sources through tsx (`node --import tsx src/server.ts`), so a test needs no build and never tests a stale
+// dist/; production (`npm start`, the Dockerfile, `npm run bench`) runs the build. Also: free ports, JSON over fetch.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const SERVER_ENTRY = new URL('../dist/src/server.js', import.meta.url).pathname;
-export const built = (): boolean => existsSync(SERVER_ENTRY);
+/** tsx's loader by absolute URL: a child started in another working directory still finds it. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const source = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+
+/** Node arguments that load TypeScript sources through tsx (the two below, or a script of a test's own). */
+export const TSX_ARGS: readonly string[] = ['--import', TSX];
+/** Node arguments that start the server from its sources: `spawn(process.execPath, SERVER_ARGS)`. */
+export const SERVER_ARGS: readonly string[] = ['--import', TSX, source('src/server.ts')];
+/** Node arguments that run the CLI from its sources; the CLI's own arguments follow. */
+export const CLI_ARGS: readonly string[] = ['--import', TSX, source('src/cli/gradlens.ts')];
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -32,7 +43,7 @@ export async function startServer(env: Record<string, string>): Promise<Server> 
   const port = await freePort();
   let output = '';
   let stdout = '';
-  const child = spawn(process.execPath, [SERVER_ENTRY], {
+  const child = spawn(process.execPath, [...SERVER_ARGS], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -70,14 +81,4 @@ export async function json(url: string, init?: RequestInit): Promise<{ status: n
     body = undefined;
   }
   return { status: res.status, body, text };
-}
-
-export async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last: ${JSON.stringify(v)?.slice(0, 400)}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
