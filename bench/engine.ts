@@ -13,10 +13,10 @@ export interface DenseCase {
 }
 
 export interface EngineBench {
-  /** One forward + backward with every weight- and bias-gradient norm read back once. */
-  step(): Float32Array;
+  /** One forward + backward with every weight- and bias-gradient norm read back once (asynchronously: webgpu cannot read synchronously). */
+  step(): Promise<Float32Array>;
   /** measureBatch: the analysis's per-batch work (probes for ∂L/∂h, every statistic, one read-back). */
-  stats(): number;
+  stats(): Promise<number>;
   dispose(): void;
 }
 
@@ -43,7 +43,7 @@ export function denseBench(c: DenseCase, seed = 1): EngineBench {
   const x = tf.tensor2d(dataset.x, [c.batch, c.width]);
   const y = tf.tensor2d(dataset.y, [c.batch, c.width]);
 
-  const step = (): Float32Array => {
+  const step = async (): Promise<Float32Array> => {
     const norms = tf.tidy(() => {
       const { grads } = tf.variableGrads(() => {
         const { logits, output } = forward({ layers, acts, residualScale: 1, weights, biases, probes: null, x });
@@ -52,13 +52,15 @@ export function denseBench(c: DenseCase, seed = 1): EngineBench {
       // sqrt(sum(square)) rather than tf.norm, which goes through Pow and Abs (7x slower, notes).
       return tf.stack(Object.values(grads).map((g) => tf.sqrt(tf.sum(tf.square(g)))));
     });
-    const values = norms.dataSync() as Float32Array;
-    norms.dispose();
-    return values;
+    try {
+      return (await norms.data()) as Float32Array;
+    } finally {
+      norms.dispose();
+    }
   };
 
-  const stats = (): number => {
-    const m = measureBatch({ layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD });
+  const stats = async (): Promise<number> => {
+    const m = await measureBatch({ layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD });
     return m.readings.reduce((s, r) => s + r.gradNorm, 0);
   };
 

@@ -36,11 +36,11 @@ const weights = params.layers.map((l) => tf.tensor2d(params.weights[l.index]!, [
 const biases = params.layers.map((l) => tf.tensor1d(params.biases[l.index]!));
 const x = tf.tensor2d(dataset.x, [W2.batch, W2.width]);
 const y = tf.tensor2d(dataset.y, [W2.batch, W2.width]);
-const run = (): void => {
-  measureBatch({ layers: params.layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD, statistics });
+const run = async (): Promise<void> => {
+  await measureBatch({ layers: params.layers, weights, biases, residualScale: 1, loss: 'mse', x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD, statistics });
 };
 
-for (let i = 0; i < 30; i++) run();
+for (let i = 0; i < 30; i++) await run();
 const table = new Map<string, { calls: number; ms: number }>();
 for (const k of tf.getKernelsForBackend(info.tfjsBackend)) {
   const inner = k.kernelFunc;
@@ -59,7 +59,7 @@ for (const k of tf.getKernelsForBackend(info.tfjsBackend)) {
   });
 }
 const t0 = performance.now();
-for (let i = 0; i < steps; i++) run();
+for (let i = 0; i < steps; i++) await run();
 const perStep = (performance.now() - t0) / steps;
 let total = 0;
 console.log(`W2 analysis batch on ${info.name} (tfjs ${info.tfjsBackend}), ${statistics} statistics: ${perStep.toFixed(1)} ms per batch (${steps} batches)`);

@@ -11,6 +11,8 @@ export interface ResultRow {
   requested: BenchBackend;
   backend?: string;
   tfjsBackend?: string;
+  /** webgpu: the GPU adapter the row ran on (a fallback one, lavapipe, is software Vulkan: correctness only). */
+  adapter?: { vendor: string; architecture: string; device: string; description: string; isFallbackAdapter: boolean };
   workers: number;
   torchProcesses: number;
   unit: string;

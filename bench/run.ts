@@ -63,7 +63,7 @@ async function runRow(plan: RowPlan, backend: BenchBackend, withTorch: boolean, 
     : [];
   try {
     // Set up one side at a time: warm-up runs must not compete with each other.
-    const g = await gradlens.request<{ ok: boolean; reason?: string; backend: string; tfjsBackend: string; warmup: number }>({ op: 'setup', workload: plan.workload, backend, workers, quick });
+    const g = await gradlens.request<{ ok: boolean; reason?: string; backend: string; tfjsBackend: string; adapter?: ResultRow['adapter']; warmup: number }>({ op: 'setup', workload: plan.workload, backend, workers, quick });
     if (!g.ok) return { ...row, reason: `gradlens: ${g.reason}` };
     const t: { ok: boolean; reason?: string; warmup: number }[] = [];
     for (const [share, p] of torch.entries()) t.push(await p.request({ op: 'setup', workload: plan.workload, share, shares: torch.length, count: info.units, quick }));
@@ -79,7 +79,7 @@ async function runRow(plan: RowPlan, backend: BenchBackend, withTorch: boolean, 
     // The summary is made of the samples as stored, so that anyone can recompute it from the file.
     const samples = toSampleRows(pairs);
     return {
-      ...row, ok: true, backend: g.backend, tfjsBackend: g.tfjsBackend,
+      ...row, ok: true, backend: g.backend, tfjsBackend: g.tfjsBackend, ...(g.adapter ? { adapter: g.adapter } : {}),
       warmup: { gradlens: g.warmup, ...(withTorch ? { torch: t.map((x) => x.warmup) } : {}) },
       summary: summarize(fromSampleRows(samples), info.units), samples,
     };
@@ -102,7 +102,11 @@ function progressLine(r: ResultRow): string {
   const torch = s.torch && s.ratio && s.cpuRatio
     ? `; PyTorch ${fmtMs(s.torch.medianMs)} ms (CPU ${fmtMs(s.torch.cpuMedianMs)}); ratio ${s.ratio.median.toFixed(2)}x [${s.ratio.q25.toFixed(2)}-${s.ratio.q75.toFixed(2)}], CPU ${s.cpuRatio.median.toFixed(2)}x`
     : '';
-  return `${head}: ${fmtMs(s.gradlens.medianMs)} ms (CPU ${fmtMs(s.gradlens.cpuMedianMs)})${torch}; ${s.pairs} pairs`;
+  const gflops = (WORKLOAD_INFO[r.workload].flops / (s.gradlens.medianMs / 1000)) / 1e9;
+  const adapter = r.adapter
+    ? `; adapter ${r.adapter.vendor} ${r.adapter.architecture} ${r.adapter.device}${r.adapter.isFallbackAdapter ? ' (FALLBACK: software Vulkan, correctness only)' : ''}`
+    : '';
+  return `${head}: ${fmtMs(s.gradlens.medianMs)} ms (CPU ${fmtMs(s.gradlens.cpuMedianMs)}, ${gflops.toFixed(2)} GFLOP/s)${torch}; ${s.pairs} pairs${adapter}`;
 }
 
 function outPath(): string {

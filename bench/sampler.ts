@@ -26,6 +26,8 @@ interface Workload {
   minWarmup?: number;
   backend: string;
   tfjsBackend: string;
+  /** webgpu: the adapter (vendor, architecture, device, isFallbackAdapter). */
+  adapter?: unknown;
   close(): Promise<void>;
 }
 
@@ -37,7 +39,7 @@ async function engineWorkload(name: 'W2' | 'W2stats' | 'W3' | 'W3stats', backend
   const bench = denseBench(name.startsWith('W2') ? W2 : W3);
   return {
     run: name.endsWith('stats') ? bench.stats : bench.step,
-    backend: info.name, tfjsBackend: info.tfjsBackend,
+    backend: info.name, tfjsBackend: info.tfjsBackend, ...(info.adapter ? { adapter: info.adapter } : {}),
     close: async () => bench.dispose(),
   };
 }
@@ -69,7 +71,7 @@ async function httpWorkload(name: Exclude<WorkloadName, 'W2' | 'W2stats' | 'W3' 
     SWEEP: { run: () => job('/v1/sweeps', sweepSpec(seed++)) },
     TRAIN: { run: () => job('/v1/trainings', trainingSpec(seed++)) },
   };
-  return { ...runs[name], backend: env.name, tfjsBackend: env.tfjsBackend, close: () => server.close() };
+  return { ...runs[name], backend: env.name, tfjsBackend: env.tfjsBackend, ...(env.adapter ? { adapter: env.adapter } : {}), close: () => server.close() };
 }
 
 async function setUp(req: Setup): Promise<{ workload: Workload; warmup: number }> {
@@ -96,7 +98,7 @@ async function serve(): Promise<void> {
       if (req.op === 'setup') {
         const done = await setUp(req);
         workload = done.workload;
-        reply({ ok: true, backend: workload.backend, tfjsBackend: workload.tfjsBackend, warmup: done.warmup });
+        reply({ ok: true, backend: workload.backend, tfjsBackend: workload.tfjsBackend, ...(workload.adapter ? { adapter: workload.adapter } : {}), warmup: done.warmup });
       } else if (req.op === 'sample') {
         if (!workload) throw new Error('sample before setup');
         reply(await timeOnce(workload.run));

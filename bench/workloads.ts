@@ -3,7 +3,7 @@
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 
 /** Backends a row can run on; native-wasm is the native path's other design (wasm + OpenBLAS matmul). */
-export const BENCH_BACKENDS = ['native', 'native-wasm', 'wasm', 'cpu', 'auto'] as const;
+export const BENCH_BACKENDS = ['native', 'native-wasm', 'wasm', 'cpu', 'webgpu', 'auto'] as const;
 export type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
 export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN'] as const;

@@ -6,7 +6,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health', {
     schema: {
       summary: 'Liveness',
-      description: 'Answers while the process runs; names the compute backend (tensorflow, native, wasm or cpu) and the tfjs version.',
+      description: 'Answers while the process runs; names the compute backend (tensorflow, webgpu, native, wasm or cpu; on webgpu its adapter) and the tfjs version.',
       operationId: 'getHealth',
       tags: ['operations'],
       response: { 200: HealthSchema },

@@ -18,7 +18,7 @@ export interface Region {
   name: string;
   /** quick: the cpu backend, a few seconds, checked by the test suite; slow: minutes of measurements. */
   cost: 'quick' | 'slow';
-  render(): string;
+  render(): string | Promise<string>;
 }
 
 const THRESHOLD_WHY: Record<keyof Thresholds, string> = {
@@ -44,8 +44,8 @@ export const TEXTBOOK_CHAIN_SPEC: AnalysisSpecInput = {
   loss: 'output',
 };
 
-function textbookChain(): string {
-  const reasons = (analyze(TEXTBOOK_CHAIN_SPEC).result.summary as unknown as { reasons: string[] }).reasons;
+async function textbookChain(): Promise<string> {
+  const reasons = ((await analyze(TEXTBOOK_CHAIN_SPEC)).result.summary as unknown as { reasons: string[] }).reasons;
   return [`_summary.reasons of this spec, written by ${COMMAND}:_`, '', '```json', JSON.stringify(TEXTBOOK_CHAIN_SPEC), '```', '', '```', ...reasons, '```'].join('\n');
 }
 
@@ -69,8 +69,8 @@ export const WHAT_IF_SPEC: AnalysisSpecInput = {
   whatIf: true,
 };
 
-function whatIfTable(): string {
-  const ranking = (analyze(WHAT_IF_SPEC).result.whatIf as unknown as { ranking: { rank: number; id: string; description: string; verdict: string; backpropFirstToLastRatio: number; distance: number }[] }).ranking;
+async function whatIfTable(): Promise<string> {
+  const ranking = ((await analyze(WHAT_IF_SPEC)).result.whatIf as unknown as { ranking: { rank: number; id: string; description: string; verdict: string; backpropFirstToLastRatio: number; distance: number }[] }).ranking;
   const rows = ranking.map((r) => `| ${r.rank} | \`${r.id}\` | ${r.description} | ${r.verdict} | ${fmt(r.backpropFirstToLastRatio)} | ${fmt(r.distance)} |`);
   return [
     `_result.whatIf.ranking of this spec, written by ${COMMAND}:_`, '', '```json', JSON.stringify(WHAT_IF_SPEC), '```', '',
@@ -86,12 +86,13 @@ function seedsWords(s: SlopeSettings): string {
 }
 
 /** The settings of test/engine/theory-slopes.test.ts: the band is the test's (tolerance + noise allowance). */
-function slopeTable(): string {
+async function slopeTable(): Promise<string> {
   const s = SLOPE_TEST_SETTINGS;
-  const rows = SLOPE_CONFIGS.map((c) => {
-    const r = measureSlopes(c, s);
-    return `| ${r.label} | ${r.chi1 === null ? '—' : r.chi1.toFixed(4)} | ${signed(r.predicted)} | ${signed(r.measured)} | ${signed(r.difference)} | ${r.sd.toFixed(4)} | ${r.tolerance.toFixed(4)} + ${r.noiseAllowance.toFixed(4)} | ${r.agrees ? 'yes' : 'no'} |`;
-  });
+  const rows: string[] = [];
+  for (const c of SLOPE_CONFIGS) {
+    const r = await measureSlopes(c, s);
+    rows.push(`| ${r.label} | ${r.chi1 === null ? '—' : r.chi1.toFixed(4)} | ${signed(r.predicted)} | ${signed(r.measured)} | ${signed(r.difference)} | ${r.sd.toFixed(4)} | ${r.tolerance.toFixed(4)} + ${r.noiseAllowance.toFixed(4)} | ${r.agrees ? 'yes' : 'no'} |`);
+  }
   return [
     `_${seedsWords(s)} (the settings of test/engine/theory-slopes.test.ts), written by ${COMMAND}; slopes of ln‖δ‖² per layer toward the input, means over the seeds:_`, '',
     '| network | χ₁ at q* | predicted | measured | mean difference | per-seed sd | band: tolerance + noise allowance | agrees |', '|---|---|---|---|---|---|---|---|', ...rows,
@@ -100,12 +101,13 @@ function slopeTable(): string {
 
 export const WIDE_SLOPE_SETTINGS: SlopeSettings = { depth: 20, width: 256, batch: 128, seeds: seedRange(1, 8) };
 
-function wideSlopeTable(): string {
+async function wideSlopeTable(): Promise<string> {
   const s = WIDE_SLOPE_SETTINGS;
-  const rows = SLOPE_CONFIGS.map((c) => {
-    const r = measureSlopes(c, s);
-    return `| ${r.label} | ${signed(r.predicted)} | ${signed(r.measured)} | ${signed(r.difference)} ± ${r.standardError.toFixed(4)} |`;
-  });
+  const rows: string[] = [];
+  for (const c of SLOPE_CONFIGS) {
+    const r = await measureSlopes(c, s);
+    rows.push(`| ${r.label} | ${signed(r.predicted)} | ${signed(r.measured)} | ${signed(r.difference)} ± ${r.standardError.toFixed(4)} |`);
+  }
   return [
     `_${seedsWords(s)}, written by ${COMMAND}; mean difference ± its standard error (per-seed sd/√${s.seeds.length}):_`, '',
     '| network | predicted | measured | mean difference |', '|---|---|---|---|', ...rows,
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
   for (const region of [...chosen.filter((r) => r.cost === 'quick'), ...chosen.filter((r) => r.cost === 'slow')]) {
     if (region.cost === 'slow' && tf.getBackend() === 'cpu') await initBackend('auto', backendOptions());
     const t0 = performance.now();
-    const content = region.render();
+    const content = await region.render();
     if (regionOf(doc, region.name) !== content) drift.push(region.name);
     doc = withRegion(doc, region.name, content);
     console.error(`${region.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s${drift.includes(region.name) ? ' (changed)' : ''}`);

@@ -23,7 +23,7 @@ async function measure(name: string, flops: number, run: () => Promise<unknown>)
 
 /** A sweep's cells one after another on this thread: what one pool worker does for each cell it gets. */
 async function sweepInOneThread(sweep: typeof DEEP_MNIST_SWEEP): Promise<void> {
-  for (const cell of expandSweep(sweep, limits, 64).cells) analyze(cell.spec, limits, { budget: 'asyncAnalysis' });
+  for (const cell of expandSweep(sweep, limits, 64).cells) await analyze(cell.spec, limits, { budget: 'asyncAnalysis' });
 }
 
 const backend = await initBackend((process.argv[2] ?? 'native') as BackendChoice, backendOptions());

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   console.log('| network | χ₁ at q* | predicted | measured | mean difference | per-seed sd | tolerance + noise allowance | agrees |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const c of SLOPE_CONFIGS) {
-    const r = measureSlopes(c, settings);
+    const r = await measureSlopes(c, settings);
     console.log(`| ${r.label} | ${r.chi1?.toFixed(4) ?? '—'} | ${r.predicted.toFixed(4)} | ${r.measured.toFixed(4)} | ${r.difference.toFixed(4)} | ${r.sd.toFixed(4)} | ${r.tolerance.toFixed(4)} + ${r.noiseAllowance.toFixed(4)} | ${r.agrees ? 'yes' : 'no'} |`);
   }
 }

@@ -171,6 +171,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     tfjsVersion: backend.tfjsVersion,
     gradlensVersion: GRADLENS_VERSION,
     ...(backend.simd !== undefined ? { simd: backend.simd } : {}),
+    ...(backend.adapter ? { adapter: backend.adapter } : {}),
   }));
 
   // Registered before every route so their onRoute hooks see them all. Hooks run in this order: metrics time

@@ -1,5 +1,5 @@
 // Configuration from environment variables, validated once at start with messages that name the variable.
-import { BACKEND_CHOICES, type BackendChoice, type BackendOptions, DEFAULT_LIMITS, type SpecLimits, FLOP_BUDGETS } from './engine/index.js';
+import { BACKEND_CHOICES, type BackendChoice, type BackendOptions, DEFAULT_LIMITS, type SpecLimits, FLOP_BUDGETS, GPU_POLICIES } from './engine/index.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
@@ -211,6 +211,9 @@ export function backendOptions(env: Env = process.env): BackendOptions {
     disableNative: env.GRADLENS_DISABLE_NATIVE === '1',
     ...(env.GRADLENS_NATIVE_ADDON ? { nativeAddonPath: env.GRADLENS_NATIVE_ADDON } : {}),
     nativeDesign: env.GRADLENS_NATIVE_DESIGN === 'wasm' ? 'wasm' : 'cpu',
+    // Validated here (a bad value is refused by name at start), read by the webgpu backend's loader.
+    gpu: oneOf(env, 'GRADLENS_GPU', GPU_POLICIES, 'auto'),
+    ...(env.GRADLENS_WEBGPU_ADAPTER ? { webgpuAdapter: env.GRADLENS_WEBGPU_ADAPTER } : {}),
   };
 }
 

@@ -8,6 +8,7 @@
 //
 // No static import of tfjs here: vitest.config.ts reads the lists below.
 import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
+import { probeWebGpu } from '../src/engine/backends/webgpu.js';
 import type { InProcessBackend } from '../src/engine/backends/select.js';
 
 export type { InProcessBackend } from '../src/engine/backends/select.js';
@@ -40,6 +41,8 @@ export const TEST_BACKEND_OPTIONS = {
   disableNative: process.env['GRADLENS_DISABLE_NATIVE'] === '1',
   ...(process.env['GRADLENS_NATIVE_ADDON'] ? { nativeAddonPath: process.env['GRADLENS_NATIVE_ADDON'] } : {}),
   nativeDesign: process.env['GRADLENS_NATIVE_DESIGN'] === 'wasm' ? ('wasm' as const) : ('cpu' as const),
+  gpu: (['any', 'off'] as const).find((p) => p === process.env['GRADLENS_GPU']) ?? ('auto' as const),
+  ...(process.env['GRADLENS_WEBGPU_ADAPTER'] ? { webgpuAdapter: process.env['GRADLENS_WEBGPU_ADAPTER'] } : {}),
 };
 
 const native = loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath });
@@ -51,20 +54,48 @@ export const NATIVE_ABSENT_REASON: string | null = native.loaded ? null : native
 export const NATIVE_REQUIRED = process.env['GRADLENS_REQUIRE_NATIVE'] === '1';
 
 /**
+ * Which WebGPU adapter Dawn offers here (asked in a child process, so that a driver fault cannot abort
+ * the test runner); any adapter counts, lavapipe included: software Vulkan checks correctness.
+ */
+const webgpu = process.env['GRADLENS_TEST_WEBGPU'] === '0' && process.env['GRADLENS_REQUIRE_WEBGPU'] !== '1' ? { reason: 'GRADLENS_TEST_WEBGPU=0' }
+  : probeWebGpu(TEST_BACKEND_OPTIONS.webgpuAdapter ? { adapter: TEST_BACKEND_OPTIONS.webgpuAdapter } : {});
+
+/** Why webgpu does not load here, or null when it does. */
+export const WEBGPU_ABSENT_REASON: string | null = 'reason' in webgpu ? webgpu.reason : null;
+
+/** GRADLENS_REQUIRE_WEBGPU=1 (CI's webgpu run): no adapter fails the tests instead of leaving webgpu out. */
+export const WEBGPU_REQUIRED = process.env['GRADLENS_REQUIRE_WEBGPU'] === '1';
+
+/**
+ * GRADLENS_TEST_WEBGPU=0 leaves webgpu out of this run: CI's native and wasm runs, because its own step
+ * runs the webgpu tests once (software Vulkan takes minutes; twice more would double that).
+ */
+const WEBGPU_LEFT_OUT = process.env['GRADLENS_TEST_WEBGPU'] === '0' && !WEBGPU_REQUIRED;
+
+/**
  * The backends these tests run on: cpu (pure JavaScript, the reference) and wasm (an npm dependency)
- * always; native where the addon loads, or wherever it is required (then its absence fails loudly).
+ * always; native where the addon loads and webgpu where Dawn finds an adapter, or wherever either is
+ * required (then its absence fails loudly).
  */
 export const LOADED_BACKENDS: readonly InProcessBackend[] = [
   'cpu', 'wasm', ...(native.loaded || NATIVE_REQUIRED ? (['native'] as const) : []),
+  ...((WEBGPU_ABSENT_REASON === null && !WEBGPU_LEFT_OUT) || WEBGPU_REQUIRED ? (['webgpu'] as const) : []),
 ];
 
-/** The backend of this test process: GRADLENS_TEST_BACKEND (native, wasm or cpu), cpu when unset. */
+/** Why webgpu is not among LOADED_BACKENDS (left out, or no adapter), or null when it is. */
+export const WEBGPU_NOT_RUN_REASON: string | null = LOADED_BACKENDS.includes('webgpu')
+  ? null
+  : WEBGPU_LEFT_OUT ? 'GRADLENS_TEST_WEBGPU=0' : WEBGPU_ABSENT_REASON;
+
+const TEST_BACKENDS = ['native', 'wasm', 'cpu', 'webgpu'] as const;
+
+/** The backend of this test process: GRADLENS_TEST_BACKEND (native, wasm, cpu or webgpu), cpu when unset. */
 export function testBackendName(env: Record<string, string | undefined> = process.env): InProcessBackend {
   const name = env['GRADLENS_TEST_BACKEND'] ?? 'cpu';
-  if (name !== 'native' && name !== 'wasm' && name !== 'cpu') {
-    throw new Error(`GRADLENS_TEST_BACKEND=${name}: the engine's numeric tests run on native, wasm or cpu`);
+  if (!(TEST_BACKENDS as readonly string[]).includes(name)) {
+    throw new Error(`GRADLENS_TEST_BACKEND=${name}: the engine's numeric tests run on native, wasm, cpu or webgpu`);
   }
-  return name;
+  return name as InProcessBackend;
 }
 
 /** Switches this process to `name` as the service sets it up (throws when it cannot load). */
@@ -72,7 +103,7 @@ export async function useBackend(name: InProcessBackend): Promise<void> {
   const [{ activateBackend }, tf] = await Promise.all([import('../src/engine/backends/select.js'), import('@tensorflow/tfjs')]);
   await activateBackend(name, TEST_BACKEND_OPTIONS);
   await tf.ready();
-  const expected = name === 'wasm' ? 'wasm' : 'cpu';
+  const expected = name === 'wasm' || name === 'webgpu' ? name : 'cpu';
   if (tf.getBackend() !== expected) throw new Error(`useBackend(${name}): tfjs runs ${tf.getBackend()}, expected ${expected}`);
 }
 

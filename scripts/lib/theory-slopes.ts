@@ -71,14 +71,14 @@ export interface SlopeMeasurement {
 }
 
 /** Per seed: the slope of ln‖δ‖² measured and predicted over the theory's slope layers (output-side half). */
-function oneSeed(config: SlopeConfig, settings: SlopeSettings, seed: number): { measured: number; predicted: number; chi1: number | null } {
+async function oneSeed(config: SlopeConfig, settings: SlopeSettings, seed: number): Promise<{ measured: number; predicted: number; chi1: number | null }> {
   const { spec, dataset } = normalizeSpec({
     seed,
     network: { depth: settings.depth, width: settings.width, activation: config.activation, init: { weights: config.init } },
     data: { source: 'blobs', features: 16, batchSize: settings.batch },
   });
   const params = initParameters(spec.network, spec.seed);
-  const { result, input } = runAnalysis(spec, dataset, {}, params);
+  const { result, input } = await runAnalysis(spec, dataset, {}, params);
   const theory = networkTheory(spec, input, params, result);
   if (!theory.applicable || !theory.slopes) throw new Error(`${config.label}: theory does not apply (${theory.reason})`);
   const layers = theory.slopes.layers;
@@ -96,8 +96,9 @@ const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
  * The slope is a least-squares fit, linear in the logs, so the fit of the seed-averaged logs is the mean
  * of the per-seed fits; the seeds are independent, so the mean difference has standard error sd/√n.
  */
-export function measureSlopes(config: SlopeConfig, settings: SlopeSettings): SlopeMeasurement {
-  const runs = settings.seeds.map((seed) => oneSeed(config, settings, seed));
+export async function measureSlopes(config: SlopeConfig, settings: SlopeSettings): Promise<SlopeMeasurement> {
+  const runs: Awaited<ReturnType<typeof oneSeed>>[] = [];
+  for (const seed of settings.seeds) runs.push(await oneSeed(config, settings, seed));
   const n = runs.length;
   const differences = runs.map((r) => r.measured - r.predicted);
   const difference = mean(differences);

@@ -20,13 +20,13 @@ export {
 
 // Backends (backends/): chosen once per process; the native addon and the wasm backend load lazily.
 export {
-  initBackend, BackendUnavailableError, BACKEND_CHOICES, type BackendChoice, type BackendInfo, type BackendOptions,
-  loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, nativeKernelsIssue, nativeKernelStats,
+  initBackend, BackendUnavailableError, BACKEND_CHOICES, GPU_POLICIES, type BackendChoice, type BackendInfo, type BackendOptions,
+  type GpuPolicy, type WebGpuAdapter, loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, nativeKernelsIssue, nativeKernelStats,
 } from './backends/index.js';
 
 // Errors and shared helpers (common/).
 export { SpecError, LimitError, CancelledError, capEcho, MAX_ECHOED_FIELD, Rng, fitLogSlope } from './common/index.js';
 
 // Lower-level pieces that benches and scripts time or drive directly (measure/, model/).
-export { runAnalysis, measureBatch, DEFAULT_SATURATION_THRESHOLD, type ShardPartial } from './measure/index.js';
+export { runAnalysis, measureBatch, readTogether, readsAsync, DEFAULT_SATURATION_THRESHOLD, type ShardPartial } from './measure/index.js';
 export { initParameters, forward, lossOf, activationsFor, type InitializerInput } from './model/index.js';

@@ -12,6 +12,11 @@
 //   worker dies, compute is unavailable until the process restarts (tasks fail with WORKER_CRASHED).
 // - With GRADLENS_BACKEND=auto the first worker decides: if it lands on tensorflow the pool stays at one
 //   worker; otherwise the other workers start with the backend it resolved to, so all agree.
+// - webgpu (Dawn): worker.terminate() while GPU work is in flight aborts the WHOLE process (exit 134,
+//   napi_throw), so a busy GPU worker is never terminated: cancellation and timeouts are cooperative
+//   (the caller hears at once; the worker finishes its current task, a training at its next step, and
+//   only then takes new work), and close() waits for busy GPU workers before terminating them.
+//   Terminating an idle GPU worker is safe.
 // The main thread never loads a backend: /health and results report the first worker's backend.
 //
 // Cancelling a running task goes through shared memory (an Int32 per worker) rather than a message, so
@@ -72,6 +77,8 @@ interface Slot {
   retiring: boolean;
   task?: Task;
   cancelTimer?: NodeJS.Timeout;
+  /** close() on a busy GPU worker: terminate it once its task has finished. */
+  terminateWhenIdle?: boolean;
 }
 
 const TFJS_NODE_BACKENDS = new Set(['tensorflow', 'tensorflow-gpu']);
@@ -106,6 +113,11 @@ export class WorkerPool implements Runner {
     this.size = this.exclusive ? 1 : options.size;
     this.backendChoice = options.backend;
     this.workerUrl = options.workerUrl ?? workerEntry();
+  }
+
+  /** Busy workers must never be terminated (webgpu: it would abort the process). */
+  private get neverTerminateBusy(): boolean {
+    return this.backend?.name === 'webgpu' || this.backendChoice === 'webgpu';
   }
 
   get concurrency(): number {
@@ -196,6 +208,7 @@ export class WorkerPool implements Runner {
         const task = slot.task;
         if (!task || task.id !== msg.taskId) return;
         this.release(slot);
+        if (slot.terminateWhenIdle) void slot.worker.terminate();
         if (msg.type === 'done') this.settle(task, true, msg.output);
         else this.settle(task, false, deserializeError(msg.error));
         this.dispatch();
@@ -280,7 +293,8 @@ export class WorkerPool implements Runner {
     this.settle(task, false, reason);
     if (!slot) return;
     Atomics.store(slot.flag, 0, 1);
-    if (this.exclusive) return;
+    // Cooperative only: the slot stays busy until the worker replies, and is then reused.
+    if (this.exclusive || this.neverTerminateBusy) return;
     if (task.task.kind !== 'training') {
       this.retire(slot);
       return;
@@ -385,6 +399,13 @@ export class WorkerPool implements Runner {
     const exits = [...this.slots].map((slot) => new Promise<void>((resolve) => {
       slot.retiring = true;
       slot.worker.once('exit', () => resolve());
+      if (slot.task && this.neverTerminateBusy) {
+        // The caller hears now; the worker stops at its next step (training) or its end (analysis).
+        Atomics.store(slot.flag, 0, 1);
+        this.settle(slot.task, false, new ShuttingDownError());
+        slot.terminateWhenIdle = true;
+        return;
+      }
       void slot.worker.terminate();
     }));
     await Promise.all(exits);

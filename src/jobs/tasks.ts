@@ -46,10 +46,10 @@ export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: 
   if (hooks.isCancelled?.()) throw new CancelledError();
   switch (task.kind) {
     case 'analysis': {
-      // One analysis is a single synchronous engine call: it cannot look at the cancel flag midway, so
+      // One analysis is a single engine call that never looks at the cancel flag midway, so
       // a pool stops a running one by terminating its worker (see pool.ts).
       const options = { budget: WORKER_ANALYSIS_BUDGET, ...(task.partials ? { partials: task.partials } : {}) };
-      const output = isNormalizedSpec(task.input) ? analyzeNormalized(task.input, limits, options) : analyze(task.input, limits, options);
+      const output = await (isNormalizedSpec(task.input) ? analyzeNormalized(task.input, limits, options) : analyze(task.input, limits, options));
       if (!task.encode) return output;
       if (task.expect !== undefined) Object.assign(output.result, evaluateChecks(task.expect, 'analysis', output.result));
       return encodeOutput(output);

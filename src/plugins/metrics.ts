@@ -165,6 +165,13 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
   });
   const env = app.environment();
   info.set({ backend: env.backend, tfjs_backend: env.tfjsBackend, tfjs_version: env.tfjsVersion, gradlens_version: env.gradlensVersion, simd: String((env as { simd?: unknown }).simd ?? '') }, 1);
+  if (env.adapter) {
+    // webgpu: which GPU computes, and whether it is a software (fallback) adapter.
+    new Gauge({
+      name: 'gradlens_webgpu_adapter_info', help: 'The WebGPU adapter the webgpu backend runs on (value 1).',
+      labelNames: ['vendor', 'architecture', 'device', 'fallback'], registers,
+    }).set({ vendor: env.adapter.vendor, architecture: env.adapter.architecture, device: env.adapter.device, fallback: String(env.adapter.isFallbackAdapter) }, 1);
+  }
 
   const metrics: AppMetrics = {
     registry,

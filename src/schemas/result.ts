@@ -145,13 +145,25 @@ export const AnalysisResultSchema = Type.Object(
   { additionalProperties: false, title: 'AnalysisResult', description: 'Per-layer statistics, summary, and what was measured; with expect, also checks and passed.' },
 );
 
+export const WebGpuAdapterSchema = Type.Object(
+  {
+    vendor: Type.String({ description: 'The adapter\'s vendor as Dawn reports it (nvidia, amd, intel, mesa, ...).' }),
+    architecture: Type.String({ description: 'Its architecture (e.g. ada, rdna-3; software for lavapipe).' }),
+    device: Type.String({ description: 'The device name (may be empty).' }),
+    description: Type.String({ description: 'Dawn\'s longer description of the adapter (may be empty).' }),
+    isFallbackAdapter: Type.Boolean({ description: 'A software (e.g. lavapipe) or otherwise fallback adapter: correct, not fast.' }),
+  },
+  { additionalProperties: false, title: 'WebGpuAdapter', description: 'webgpu only: the GPU adapter Dawn gave tfjs.' },
+);
+
 export const EnvironmentSchema = Type.Object(
   {
-    backend: enumOf(BACKEND_NAMES, 'tensorflow, tensorflow-gpu, native (cpu backend with OpenBLAS kernels), wasm or cpu.'),
+    backend: enumOf(BACKEND_NAMES, 'tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu backend with OpenBLAS kernels), wasm or cpu.'),
     tfjsBackend: Type.String({ description: 'The tfjs backend underneath.' }),
     tfjsVersion: Type.String({ description: 'Version of @tensorflow/tfjs.' }),
     gradlensVersion: Type.String({ description: 'Version of gradlens.' }),
     simd: Type.Optional(Type.Boolean({ description: 'wasm: whether the SIMD build runs.' })),
+    adapter: Type.Optional(WebGpuAdapterSchema),
   },
   { additionalProperties: false, title: 'Environment', description: 'What computed the result.' },
 );

@@ -143,11 +143,14 @@ export type CureKind = (typeof CURE_KINDS)[number];
 
 // ── Operations ───────────────────────────────────────────────────────────────────────────────────────
 /** What GRADLENS_BACKEND may ask for. */
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'native', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'tensorflow-gpu', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 /** What computed a result (environment.backend). */
-export const BACKEND_NAMES = ['tensorflow', 'tensorflow-gpu', 'native', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['tensorflow', 'tensorflow-gpu', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
+/** GRADLENS_GPU: may `auto` choose webgpu? auto (default): a real GPU only; any: a fallback (software) adapter too; off: never. */
+export const GPU_POLICIES = ['auto', 'any', 'off'] as const;
+export type GpuPolicy = (typeof GPU_POLICIES)[number];
 
 export const READINESS_STATUSES = ['ready', 'not_ready'] as const;
 export type ReadinessStatus = (typeof READINESS_STATUSES)[number];

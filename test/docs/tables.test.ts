@@ -19,7 +19,7 @@ describe('docs/reading-the-results.md tables (npm run docs:tables regenerates th
     for (const r of REGIONS) expect(withRegion(doc, r.name, regionOf(doc, r.name))).toBe(doc);
   });
 
-  it.each(REGIONS.filter((r) => r.cost === 'quick').map((r) => [r.name, r] as const))('%s matches the code', (name, region) => {
-    expect(regionOf(doc, name), `docs/reading-the-results.md region ${name} is stale: run npm run docs:tables`).toBe(region.render());
+  it.each(REGIONS.filter((r) => r.cost === 'quick').map((r) => [r.name, r] as const))('%s matches the code', async (name, region) => {
+    expect(regionOf(doc, name), `docs/reading-the-results.md region ${name} is stale: run npm run docs:tables`).toBe(await region.render());
   });
 });

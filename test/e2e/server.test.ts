@@ -71,7 +71,7 @@ describe('the real server over HTTP', () => {
     child.stderr!.on('data', (d) => { err += d; });
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(2);
-    expect(err).toMatch(/GRADLENS_BACKEND must be one of auto, tensorflow, tensorflow-gpu, native, wasm, cpu/);
+    expect(err).toMatch(/GRADLENS_BACKEND must be one of auto, tensorflow, tensorflow-gpu, webgpu, native, wasm, cpu/);
   });
 
   it('fails to start when an explicitly requested backend cannot load', async () => {

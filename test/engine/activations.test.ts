@@ -1,6 +1,7 @@
 // The activation catalogue: tfjs ops vs scalar forms vs textbook definitions, derivatives vs autodiff and finite differences.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { readOut } from '../support/read.js';
 import { useTestBackend } from '../backends.js';
 import {
   ACTIVATION_NAMES, activation, normalizeActivation, type ActivationSpec,
@@ -71,15 +72,15 @@ function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, 
   }
 }
 
-function applyAt(spec: ActivationSpec, xs: number[]): Float32Array {
-  return tf.tidy(() => activation(spec).apply(tf.tensor1d(xs)).dataSync() as Float32Array);
+function applyAt(spec: ActivationSpec, xs: number[]): Promise<Float32Array> {
+  return readOut(() => activation(spec).apply(tf.tensor1d(xs)));
 }
-function derivativeAt(spec: ActivationSpec, xs: number[]): Float32Array {
-  return tf.tidy(() => activation(spec).derivative!(tf.tensor1d(xs)).dataSync() as Float32Array);
+function derivativeAt(spec: ActivationSpec, xs: number[]): Promise<Float32Array> {
+  return readOut(() => activation(spec).derivative!(tf.tensor1d(xs)));
 }
-function autodiffAt(spec: ActivationSpec, xs: number[]): Float32Array {
+function autodiffAt(spec: ActivationSpec, xs: number[]): Promise<Float32Array> {
   const act = activation(spec);
-  return tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(act.apply(x)))(tf.tensor1d(xs)).dataSync() as Float32Array);
+  return readOut(() => tf.grad((x: tf.Tensor) => tf.sum(act.apply(x)))(tf.tensor1d(xs)));
 }
 
 function specErrorOf(fn: () => unknown): SpecError {
@@ -97,7 +98,7 @@ describe('activations', () => {
     await useTestBackend();
   });
 
-  it('the grid covers -8..8 and stays clear of every kink', () => {
+  it('the grid covers -8..8 and stays clear of every kink', async () => {
     expect(GRID[0]!).toBeLessThan(-7.9);
     expect(GRID[GRID.length - 1]!).toBeGreaterThan(7.9);
     for (const x of GRID) for (const k of KINKS) expect(Math.abs(x - k)).toBeGreaterThan(1e-3);
@@ -106,30 +107,30 @@ describe('activations', () => {
   describe.each(SPECS.map((s) => [label(s), s] as const))('%s', (_name, spec) => {
     const act = activation(spec);
 
-    it('has scalar forms and a tensor derivative', () => {
+    it('has scalar forms and a tensor derivative', async () => {
       expect(act.f).toBeTypeOf('function');
       expect(act.df).toBeTypeOf('function');
       expect(act.derivative).toBeTypeOf('function');
     });
 
-    it('scalar f equals the textbook definition', () => {
+    it('scalar f equals the textbook definition', async () => {
       const ref = textbook(spec);
       // gelu's scalar erf is a fit with absolute error below 1.2e-7; everything else is exact up to rounding.
       const abs = spec.name === 'gelu' ? 1e-6 : 1e-13;
       expectAllClose(GRID.map(act.f!), GRID.map(ref), 1e-12, abs, 'f vs textbook');
     });
 
-    it('tfjs apply equals the scalar f', () => {
-      expectAllClose(applyAt(spec, GRID), GRID.map(act.f!), 1e-5, 1e-6, 'apply vs f');
+    it('tfjs apply equals the scalar f', async () => {
+      expectAllClose((await applyAt(spec, GRID)), GRID.map(act.f!), 1e-5, 1e-6, 'apply vs f');
     });
 
-    it('tensor derivative equals tf.grad of apply and the scalar df', () => {
-      const d = derivativeAt(spec, GRID);
-      expectAllClose(d, autodiffAt(spec, GRID), 1e-5, 1e-6, 'derivative vs tf.grad(apply)');
+    it('tensor derivative equals tf.grad of apply and the scalar df', async () => {
+      const d = (await derivativeAt(spec, GRID));
+      expectAllClose(d, (await autodiffAt(spec, GRID)), 1e-5, 1e-6, 'derivative vs tf.grad(apply)');
       expectAllClose(d, GRID.map(act.df!), 1e-5, 1e-6, 'derivative vs df');
     });
 
-    it('scalar df equals a float64 central difference of the textbook definition', () => {
+    it('scalar df equals a float64 central difference of the textbook definition', async () => {
       const ref = textbook(spec);
       const h = 1e-6;
       const fd = GRID.map((x) => (ref(x + h) - ref(x - h)) / (2 * h));
@@ -137,17 +138,17 @@ describe('activations', () => {
       expectAllClose(GRID.map(act.df!), fd, 1e-7, spec.name === 'gelu' ? 1e-6 : 1e-8, 'df vs finite difference');
     });
 
-    it('peakDerivative is the largest |df| (within 1e-3 of the maximum over a 1e-4 grid on [-10, 10])', () => {
+    it('peakDerivative is the largest |df| (within 1e-3 of the maximum over a 1e-4 grid on [-10, 10])', async () => {
       let peak = 0;
       for (let i = -100000; i <= 100000; i++) peak = Math.max(peak, Math.abs(act.df!(i * 1e-4)));
       expect(Math.abs(act.peakDerivative - peak), `peakDerivative ${act.peakDerivative} vs grid max ${peak}`).toBeLessThan(1e-3);
     });
 
-    it('is finite with a finite gradient at ±100 and ±1000 (no exp overflow leaking into NaN)', () => {
+    it('is finite with a finite gradient at ±100 and ±1000 (no exp overflow leaking into NaN)', async () => {
       const xs = [-1000, -100, 100, 1000];
-      const values = applyAt(spec, xs);
-      const grads = autodiffAt(spec, xs);
-      const derivs = derivativeAt(spec, xs);
+      const values = (await applyAt(spec, xs));
+      const grads = (await autodiffAt(spec, xs));
+      const derivs = (await derivativeAt(spec, xs));
       for (let i = 0; i < xs.length; i++) {
         expect(Number.isFinite(values[i]!), `apply(${xs[i]}) = ${values[i]}`).toBe(true);
         expect(Number.isFinite(grads[i]!), `grad at ${xs[i]} = ${grads[i]}`).toBe(true);
@@ -160,11 +161,11 @@ describe('activations', () => {
     });
   });
 
-  it('known values', () => {
+  it('known values', async () => {
     const f = (s: string | { name: string; alpha?: number }, x: number): number => activation(normalizeActivation(s, 'a')).f!(x);
     const df = (s: string | { name: string; alpha?: number }, x: number): number => activation(normalizeActivation(s, 'a')).df!(x);
-    const t = (s: string | { name: string; alpha?: number }, x: number): number => applyAt(normalizeActivation(s, 'a'), [x])[0]!;
-    const g = (s: string | { name: string; alpha?: number }, x: number): number => autodiffAt(normalizeActivation(s, 'a'), [x])[0]!;
+    const t = async (s: string | { name: string; alpha?: number }, x: number): Promise<number> => (await applyAt(normalizeActivation(s, 'a'), [x]))[0]!;
+    const g = async (s: string | { name: string; alpha?: number }, x: number): Promise<number> => (await autodiffAt(normalizeActivation(s, 'a'), [x]))[0]!;
     const cases: [string | { name: string; alpha?: number }, number, number][] = [
       ['selu', 1, 1.0507009873554805],
       ['selu', -1, 1.7580993408473766 * (Math.exp(-1) - 1)],
@@ -189,38 +190,38 @@ describe('activations', () => {
     for (const [s, x, expected] of cases) {
       const what = `${JSON.stringify(s)}(${x})`;
       expect(Math.abs(f(s, x) - expected), `scalar ${what}`).toBeLessThan(2e-7);
-      expect(Math.abs(t(s, x) - expected), `tfjs ${what}`).toBeLessThan(1e-6);
+      expect(Math.abs((await t(s, x)) - expected), `tfjs ${what}`).toBeLessThan(1e-6);
     }
     // Slopes: hard_sigmoid 1/6 in (−3, 3) and 0 outside; selu λ on the right, λα·e^x on the left; gelu Φ(1) + φ(1).
     for (const x of [-2.5, 0, 1, 2.9]) {
       expect(df('hard_sigmoid', x)).toBe(1 / 6);
-      expect(g('hard_sigmoid', x)).toBeCloseTo(1 / 6, 6);
+      expect((await g('hard_sigmoid', x))).toBeCloseTo(1 / 6, 6);
     }
     expect(df('hard_sigmoid', 3.5)).toBe(0);
-    expect(g('hard_sigmoid', -3.5)).toBe(0);
+    expect((await g('hard_sigmoid', -3.5))).toBe(0);
     expect(df('selu', 1)).toBeCloseTo(1.0507009873554805, 12);
     expect(df('selu', -1)).toBeCloseTo(1.7580993408473766 * Math.exp(-1), 12);
-    expect(g('selu', -1)).toBeCloseTo(1.7580993408473766 * Math.exp(-1), 5);
+    expect((await g('selu', -1))).toBeCloseTo(1.7580993408473766 * Math.exp(-1), 5);
     expect(df('gelu', 1)).toBeCloseTo(0.841344746 + 0.241970725, 6);
     expect(df({ name: 'elu', alpha: 2 }, -1)).toBeCloseTo(2 * Math.exp(-1), 12);
-    expect(g({ name: 'elu', alpha: 2 }, -1)).toBeCloseTo(2 * Math.exp(-1), 5);
+    expect((await g({ name: 'elu', alpha: 2 }, -1))).toBeCloseTo(2 * Math.exp(-1), 5);
     expect(df('swish', 1)).toBeCloseTo(0.7310585786 + 0.7310585786 * (1 - 0.7310585786), 9);
   });
 
-  it('elu and selu at large positive input: the identity branch, with no NaN from exp overflow', () => {
+  it('elu and selu at large positive input: the identity branch, with no NaN from exp overflow', async () => {
     for (const spec of [normalizeActivation('elu', 'a'), normalizeActivation({ name: 'elu', alpha: 2 }, 'a'), normalizeActivation('selu', 'a')]) {
       const scale = spec.name === 'selu' ? LAMBDA : 1;
       const alpha = spec.name === 'selu' ? ALPHA : spec.alpha!;
-      const [v100, vNeg] = applyAt(spec, [100, -100]);
-      const [g100, gNeg] = autodiffAt(spec, [100, -100]);
+      const [v100, vNeg] = (await applyAt(spec, [100, -100]));
+      const [g100, gNeg] = (await autodiffAt(spec, [100, -100]));
       expect(v100).toBeCloseTo(100 * scale, 3);
       expect(g100).toBeCloseTo(scale, 5);
       expect(vNeg).toBeCloseTo(-alpha * scale, 5);
       expect(Math.abs(gNeg!)).toBeLessThan(1e-30);
       // Inside a network-shaped graph too (gradient through a matMul).
-      const grad = tf.tidy(() => {
+      const grad = await readOut(() => {
         const w = tf.tensor2d([[50, -50]]);
-        return tf.grad((ww: tf.Tensor) => tf.sum(activation(spec).apply(tf.matMul(tf.tensor2d([[2]]), ww as tf.Tensor2D))))(w).dataSync();
+        return tf.grad((ww: tf.Tensor) => tf.sum(activation(spec).apply(tf.matMul(tf.tensor2d([[2]]), ww as tf.Tensor2D))))(w);
       });
       expect(grad[0]).toBeCloseTo(2 * scale, 5);
       expect(Number.isFinite(grad[1]!)).toBe(true);
@@ -228,13 +229,14 @@ describe('activations', () => {
     }
   });
 
-  it('softmax: not elementwise, rows are exp(x)/Σexp(x)', () => {
+  it('softmax: not elementwise, rows are exp(x)/Σexp(x)', async () => {
     const act = activation(normalizeActivation('softmax', 'a'));
     expect(act.f).toBeNull();
     expect(act.df).toBeNull();
     expect(act.derivative).toBeNull();
     const rows = [[1, 2, 3], [-5, 0, 5], [100, 100, 99]];
-    const out = tf.tidy(() => act.apply(tf.tensor2d(rows)).arraySync() as number[][]);
+    const flat = await readOut(() => act.apply(tf.tensor2d(rows)));
+    const out = rows.map((r, i) => Array.from(flat.subarray(i * r.length, (i + 1) * r.length)));
     rows.forEach((row, i) => {
       const m = Math.max(...row);
       const e = row.map((v) => Math.exp(v - m));
@@ -243,14 +245,14 @@ describe('activations', () => {
     });
   });
 
-  it('fills in default alphas and accepts any case', () => {
+  it('fills in default alphas and accepts any case', async () => {
     expect(normalizeActivation('leaky_relu', 'a')).toEqual({ name: 'leaky_relu', alpha: 0.01 });
     expect(normalizeActivation('ELU', 'a')).toEqual({ name: 'elu', alpha: 1 });
     expect(normalizeActivation({ name: 'ReLU' }, 'a')).toEqual({ name: 'relu' });
     expect(activation(normalizeActivation('leaky_relu', 'a')).f!(-3)).toBeCloseTo(-0.03, 15);
   });
 
-  it('unknown names and misplaced parameters give a SpecError naming the field', () => {
+  it('unknown names and misplaced parameters give a SpecError naming the field', async () => {
     let err = specErrorOf(() => normalizeActivation('bogus', 'network.activation'));
     expect(err.field).toBe('network.activation');
     expect(err.message).toContain('bogus');

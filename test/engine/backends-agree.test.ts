@@ -25,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOADED_BACKENDS, useBackend, type InProcessBackend } from '../backends.js';
 import { ACTIVATION_NAMES } from '../../src/engine/model/activations.js';
 import { normalizeSpec } from '../../src/engine/spec/normalize.js';
-import { runAnalysis, targetsFor, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { readTogether, runAnalysis, targetsFor, type AnalysisResult } from '../../src/engine/measure/measure.js';
 import { activationsFor, auxIsVector, forward, initParameters, lossOf } from '../../src/engine/model/network.js';
 import { sampleBatches } from '../../src/engine/data/datasets.js';
 import { deriveSeed } from '../../src/engine/common/random.js';
@@ -75,13 +75,14 @@ interface Measured {
 }
 
 /** ∂L/∂(every parameter) and ∂L/∂h^l of one batch, through the network's forward pass and tfjs autodiff. */
-function wholeGradients(input: AnalysisSpecInput): Map<string, Float64Array> {
+async function wholeGradients(input: AnalysisSpecInput): Promise<Map<string, Float64Array>> {
   const { spec, dataset } = normalizeSpec(input);
   const params = initParameters(spec.network, spec.seed);
   const [batch] = sampleBatches(dataset, spec.data.batchSize, 1, deriveSeed(spec.seed, 'batches'));
   const { layers } = params;
   const target = targetsFor(dataset, spec.loss, batch!);
-  const out = new Map<string, Float64Array>();
+  // Kept past the scope and read together afterwards: webgpu reads asynchronously only.
+  const named: [string, tf.Tensor][] = [];
   tf.tidy(() => {
     const x = tf.tensor2d(batch!.x, [batch!.size, layers[0]!.inputUnits]);
     const y = tf.tensor2d(target.values, [batch!.size, target.width]);
@@ -104,23 +105,28 @@ function wholeGradients(input: AnalysisSpecInput): Map<string, Float64Array> {
       return lossOf(spec.loss, layers[L - 1]!.activation, logits, output, y);
     };
     const { grads } = tf.valueAndGrads(f)([...weights, ...withBias, ...probes, ...aux.map((p) => p.tensor)]);
-    const read = (t: tf.Tensor): Float64Array => Float64Array.from(t.dataSync());
+    const keep = (key: string, t: tf.Tensor): void => { named.push([key, tf.keep(t)]); };
     let k = L;
-    layers.forEach((l, i) => out.set(`w${l.index}`, read(grads[i]!)));
-    biases.forEach((b, i) => { if (b) out.set(`b${i}`, read(grads[k++]!)); });
-    layers.forEach((l) => out.set(`delta${l.index}`, read(grads[k++]!)));
-    aux.forEach((p) => out.set(`aux:${p.name}@${p.layer}`, read(grads[k++]!)));
+    layers.forEach((l, i) => keep(`w${l.index}`, grads[i]!));
+    biases.forEach((b, i) => { if (b) keep(`b${i}`, grads[k++]!); });
+    layers.forEach((l) => keep(`delta${l.index}`, grads[k++]!));
+    aux.forEach((p) => keep(`aux:${p.name}@${p.layer}`, grads[k++]!));
   });
-  return out;
+  try {
+    const values = await readTogether(named.map(([, t]) => t));
+    return new Map(named.map(([key], i) => [key, Float64Array.from(values[i]!)]));
+  } finally {
+    tf.dispose(named.map(([, t]) => t));
+  }
 }
 
-function measure(input: AnalysisSpecInput): Measured {
+async function measure(input: AnalysisSpecInput): Promise<Measured> {
   const { spec, dataset } = normalizeSpec(input);
-  const { result } = runAnalysis(spec, dataset);
+  const { result } = (await runAnalysis(spec, dataset));
   return {
     loss: result.loss,
     layers: result.layers.map((l) => ({ weightGradNorm: l.weightGradNorm, backpropNorm: l.backpropNorm, biasGradNorm: l.biasGradNorm })),
-    tensors: wholeGradients(input),
+    tensors: await wholeGradients(input),
   };
 }
 
@@ -167,13 +173,13 @@ describe(`gradients on ${others.join(', ')} equal cpu's for every activation × 
 
   beforeAll(async () => {
     await useBackend('cpu');
-    for (const c of CASES) reference.set(c.name, measure(c.input));
+    for (const c of CASES) reference.set(c.name, (await measure(c.input)));
   });
   afterAll(async () => {
     await useBackend('cpu');
   });
 
-  it('covers every hidden activation of the catalogue in each shape', () => {
+  it('covers every hidden activation of the catalogue in each shape', async () => {
     expect(CASES.length).toBe(HIDDEN.length * 4 + 3);
     expect(HIDDEN).toContain('relu6');
     expect(HIDDEN.length).toBe(ACTIVATION_NAMES.length - 1);
@@ -187,7 +193,7 @@ describe(`gradients on ${others.join(', ')} equal cpu's for every activation × 
     for (const c of CASES) {
       let got: Measured;
       try {
-        got = measure(c.input);
+        got = (await measure(c.input));
       } catch (err) {
         failures.push(`${c.name}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
         continue;

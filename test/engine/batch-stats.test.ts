@@ -10,7 +10,7 @@ import {
 } from '../../src/engine/measure/batch-stats.js';
 import { nativeReductions, registerNativeKernels, restoreStockKernels } from '../../src/engine/backends/native-kernels.js';
 import { ACTIVATION_NAMES, activation, normalizeActivation } from '../../src/engine/model/activations.js';
-import { hostFloat32 } from '../../src/engine/measure/measure.js';
+import { hostReader } from '../../src/engine/measure/measure.js';
 import { useBackend, useTestBackend } from '../backends.js';
 
 const rng = new Rng(11);
@@ -171,10 +171,10 @@ describe("derivative statistics from this backend's own arrays, every activation
     return centre[j]! + spread[j]! * (r / (rows - 1) - 0.5);
   });
 
-  it.each(ACTIVATION_NAMES.filter((n) => n !== 'softmax'))('%s: read back as a Float32Array; dead units and saturation as the scalar φ′ gives them', (name) => {
+  it.each(ACTIVATION_NAMES.filter((n) => n !== 'softmax'))('%s: read back as a Float32Array; dead units and saturation as the scalar φ′ gives them', async (name) => {
     const act = activation(normalizeActivation(name, 'a'));
     const d = tf.tidy(() => act.derivative!(tf.tensor2d(h, [rows, units])));
-    const values = hostFloat32(d);
+    const values = (await hostReader([d]))(d);
     d.dispose();
     // The cpu backend stores cast(bool → float32) as the bool's Uint8Array (relu6, hard_sigmoid before
     // its scaling): the native reductions reject anything but a Float32Array.

@@ -57,7 +57,7 @@ describe('the layer row layout', () => {
 });
 
 describe('device readings equal host readings field by field', () => {
-  it('on a saturating sigmoid network with biases, every field of every layer', () => {
+  it('on a saturating sigmoid network with biases, every field of every layer', async () => {
     const { spec, dataset } = normalizeSpec({
       seed: 12, network: { depth: 5, width: 12, activation: 'sigmoid', init: { weights: { name: 'random_normal', stddev: 2 }, bias: { name: 'constant', value: 0.3 } } },
       data: { source: 'blobs', batchSize: 24 },
@@ -73,8 +73,8 @@ describe('device readings equal host readings field by field', () => {
       layers: init.layers, weights: p.weights, biases: p.biases, aux: p.aux, residualScale: 1, loss: spec.loss,
       x, y, saturationThreshold: DEFAULT_SATURATION_THRESHOLD, statistics, perExampleLayers: [0, 4],
     });
-    const host = measure('host');
-    const device = measure('device');
+    const host = await measure('host');
+    const device = await measure('device');
     tf.dispose([x, y]);
     disposeParameters(p);
     expect(device.loss).toBeCloseTo(host.loss, 5);

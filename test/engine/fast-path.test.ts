@@ -81,11 +81,11 @@ function compare(a: unknown, b: unknown, path: string, problems: string[], floor
   if (a !== b) problems.push(`${path}: ${JSON.stringify(a)} vs stock ${JSON.stringify(b)}`);
 }
 
-function analyse(statistics: 'host' | 'device'): Record<string, AnalysisResult> {
+async function analyse(statistics: 'host' | 'device'): Promise<Record<string, AnalysisResult>> {
   const out: Record<string, AnalysisResult> = {};
   for (const [name, input] of Object.entries(SPECS)) {
     const { spec, dataset } = normalizeSpec(input);
-    out[name] = runAnalysis(spec, dataset, { statistics }).result;
+    out[name] = (await runAnalysis(spec, dataset, { statistics })).result;
   }
   return out;
 }
@@ -104,7 +104,7 @@ describe('whole analyses: fast paths against the stock path', () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
     restoreStockKernels(tf);
-    stock = analyse('device');
+    stock = (await analyse('device'));
   });
   afterAll(async () => {
     restoreStockKernels(tf);
@@ -112,17 +112,17 @@ describe('whole analyses: fast paths against the stock path', () => {
     await tf.setBackend('cpu');
   });
 
-  it('stock cpu kernels with host statistics in JavaScript', () => {
+  it('stock cpu kernels with host statistics in JavaScript', async () => {
     setReductionImplementation('js');
-    expectEqualToStock(analyse('host'), stock);
+    expectEqualToStock((await analyse('host')), stock);
   });
 
-  itNative('native kernels with host statistics in C (the native path)', () => {
+  itNative('native kernels with host statistics in C (the native path)', async () => {
     setReductionImplementation('auto');
     expect(registerNativeKernels(tf).length).toBeGreaterThan(0);
-    expectEqualToStock(analyse('host'), stock);
+    expectEqualToStock((await analyse('host')), stock);
     // And the device statistics on native kernels: only the kernels differ.
-    expectEqualToStock(analyse('device'), stock);
+    expectEqualToStock((await analyse('device')), stock);
     restoreStockKernels(tf);
   });
 
@@ -130,14 +130,14 @@ describe('whole analyses: fast paths against the stock path', () => {
     await import('@tensorflow/tfjs-backend-wasm');
     expect(await tf.setBackend('wasm')).toBe(true);
     setReductionImplementation('auto');
-    expectEqualToStock(analyse('host'), stock);
+    expectEqualToStock((await analyse('host')), stock);
     // What GRADLENS_BACKEND=wasm runs: transposed products as transpose + XNNPACK.
     expect(registerWasmTransposedMatMul(tf)).toBe(true);
-    expectEqualToStock(analyse('host'), stock);
+    expectEqualToStock((await analyse('host')), stock);
     restoreWasmMatMul(tf);
     if (loadNativeKernels({ addonPath: TEST_BACKEND_OPTIONS.nativeAddonPath }).loaded) {
       expect(registerNativeWasmMatMul(tf)).toBe(true);
-      expectEqualToStock(analyse('host'), stock);
+      expectEqualToStock((await analyse('host')), stock);
       restoreStockKernels(tf);
     }
   });

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { useTestBackend } from '../backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { normalizeSpec, type NormalizedSpec } from '../../src/engine/spec/normalize.js';
-import { batchGradients, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
+import { batchGradients, readTogether, runAnalysis, type AnalysisResult } from '../../src/engine/measure/measure.js';
 import { ACTIVATION_NAMES } from '../../src/engine/model/activations.js';
 import { auxIsVector, initParameters, type NetworkParameters } from '../../src/engine/model/network.js';
 import { Rng } from '../../src/engine/common/random.js';
@@ -240,7 +240,7 @@ interface AutodiffGradients {
 }
 
 /** The product's own gradient computation (the one every analysis statistic is made of), read back whole. */
-function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Reference): AutodiffGradients {
+async function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Reference): Promise<AutodiffGradients> {
   const { layers } = params;
   tf.engine().startScope();
   try {
@@ -252,21 +252,23 @@ function autodiff(spec: NormalizedSpec, params: NetworkParameters, ref: Referenc
       layers, weights, biases, residualScale: spec.network.residual.scale, loss: spec.loss,
       x: tf.tensor2d(ref.x), y: spec.loss === 'output' ? null : tf.tensor2d(ref.y), aux, normalization: spec.network.normalization,
     });
-    const read = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
-    return {
-      loss: g.value.dataSync()[0]!,
-      weight: g.weights.map(read),
-      bias: g.biases.map((b) => (b ? read(b) : null)),
-      aux: new Map(auxParams.map((p, i) => [`${p.layer}:${p.name}`, read(g.aux[i]!)])),
-      delta: g.deltas.map(read),
-    };
+    // One asynchronous read of everything (webgpu cannot read synchronously in Node).
+    const withBias = g.biases.filter((b): b is tf.Tensor => b !== null);
+    const values = await readTogether([g.value, ...g.weights, ...withBias, ...g.aux, ...g.deltas]);
+    let k = 0;
+    const next = (): Float32Array => Float32Array.from(values[k++]!);
+    const loss = next()[0]!;
+    const weight = g.weights.map(next);
+    const bias = g.biases.map((b) => (b ? next() : null));
+    const auxValues = new Map(auxParams.map((p) => [`${p.layer}:${p.name}`, next()]));
+    return { loss, weight, bias, aux: auxValues, delta: g.deltas.map(next) };
   } finally {
     tf.engine().endScope();
   }
 }
 
 /** Runs the case, checks its preconditions, and returns the analysis, the product's gradients and the reference's. */
-function check(c: Case): { spec: NormalizedSpec; result: AnalysisResult; ref: Reference; fd: ReferenceGradients; ad: AutodiffGradients } {
+async function check(c: Case): Promise<{ spec: NormalizedSpec; result: AnalysisResult; ref: Reference; fd: ReferenceGradients; ad: AutodiffGradients }> {
   const { spec, dataset } = normalizeSpec(c.input);
   if (c.input.network.residual) {
     // The residual layouts must actually produce blocks for this check to mean anything.
@@ -276,7 +278,7 @@ function check(c: Case): { spec: NormalizedSpec; result: AnalysisResult; ref: Re
   }
   const initial = initParameters(spec.network, spec.seed);
   const params = c.perturb ? perturbed(initial, 5000 + spec.seed, c.perturb) : initial;
-  const { result } = runAnalysis(spec, dataset, {}, params);
+  const { result } = (await runAnalysis(spec, dataset, {}, params));
   const ref = referenceOf(spec, result);
   expect(result.batchSize).toBe(ref.x.length);
 
@@ -285,7 +287,7 @@ function check(c: Case): { spec: NormalizedSpec; result: AnalysisResult; ref: Re
   const { loss } = referenceForward(ref);
   expect(Math.abs(result.loss - loss), `loss ${result.loss} vs reference ${loss}`).toBeLessThan(1e-5 * Math.abs(loss) + 1e-6);
   const fd = finiteDifferences(ref);
-  const ad = autodiff(spec, params, ref);
+  const ad = await autodiff(spec, params, ref);
   return { spec, result, ref, fd, ad };
 }
 
@@ -361,7 +363,7 @@ describe('finite-difference gradient check of the whole analysis path', () => {
     await useTestBackend();
   });
 
-  it('covers every hidden activation, every loss, both residual layouts, both normalisations and every residual variant', () => {
+  it('covers every hidden activation, every loss, both residual layouts, both normalisations and every residual variant', async () => {
     const all = [...cases, ...variantCases];
     const covered = new Set(all.map((c) => c.input.loss));
     expect([...covered].sort()).toEqual([...LOSSES].sort());
@@ -376,16 +378,16 @@ describe('finite-difference gradient check of the whole analysis path', () => {
     expect([...variants].sort()).toEqual(['fixup', 'rezero', 'skipinit']);
   });
 
-  it.each([...cases, ...variantCases].map((c) => [c.title, c] as const))('%s', (_title, c) => {
-    const { spec, result, ref, fd, ad } = check(c);
+  it.each([...cases, ...variantCases].map((c) => [c.title, c] as const))('%s', async (_title, c) => {
+    const { spec, result, ref, fd, ad } = await check(c);
     expect(Math.abs(ad.loss - result.loss)).toBeLessThan(1e-6 * Math.abs(result.loss) + 1e-7);
     expectWholeTensors(fd, ad, ref, c.zeroByDesign ?? false);
     expectReportedNorms(result, spec, fd, ref);
   });
 
-  it('Fixup at step 0: only the output layer has a gradient; every other tensor is exactly 0 both ways', () => {
+  it('Fixup at step 0: only the output layer has a gradient; every other tensor is exactly 0 both ways', async () => {
     const c = variantCases.find((v) => v.zeroByDesign)!;
-    const { fd, ad } = check(c);
+    const { fd, ad } = await check(c);
     const L = fd.weight.length;
     expect(maxAbs(fd.weight[L - 1]!)).toBeGreaterThan(1e-3);
     for (let l = 0; l < L - 1; l++) {
@@ -394,19 +396,19 @@ describe('finite-difference gradient check of the whole analysis path', () => {
     }
   });
 
-  it('backpropNorm is sqrt(B)·‖∂Loss/∂H‖_F: the same rows repeated twice give the same value, ‖∂Loss/∂H‖_F shrinks by √2', () => {
+  it('backpropNorm is sqrt(B)·‖∂Loss/∂H‖_F: the same rows repeated twice give the same value, ‖∂Loss/∂H‖_F shrinks by √2', async () => {
     const base = caseFor('dup', 'tanh', 'mse', { depth: 3, width: 4 }, 5).input;
     const doubled: AnalysisSpecInput = {
       ...base,
       data: { ...base.data, x: [...base.data.x!, ...base.data.x!], y: [...(base.data.y as number[][]), ...(base.data.y as number[][])] },
     };
-    const run = (input: AnalysisSpecInput): { result: AnalysisResult; ref: Reference } => {
+    const run = async (input: AnalysisSpecInput): Promise<{ result: AnalysisResult; ref: Reference }> => {
       const { spec, dataset } = normalizeSpec(input);
-      const { result } = runAnalysis(spec, dataset);
+      const { result } = (await runAnalysis(spec, dataset));
       return { result, ref: referenceOf(spec, result) };
     };
-    const one = run(base);
-    const two = run(doubled);
+    const one = (await run(base));
+    const two = (await run(doubled));
     expect(two.ref.x.length).toBe(2 * one.ref.x.length);
     const fd1 = finiteDifferences(one.ref);
     const fd2 = finiteDifferences(two.ref);

@@ -20,30 +20,33 @@ const SPECS: AnalysisSpecInput[] = [
   { network: { depth: 4, width: 6, activation: 'swish', outputActivation: 'sigmoid' }, data: { source: 'xor', batchSize: 20, batches: 2 }, loss: 'mse' },
 ];
 
-function analyse(input: AnalysisSpecInput): number {
+async function analyse(input: AnalysisSpecInput): Promise<number> {
   const { spec, dataset } = normalizeSpec(input);
-  return runAnalysis(spec, dataset).result.loss;
+  return (await runAnalysis(spec, dataset)).result.loss;
 }
 
 describe('tensor memory', () => {
   beforeAll(async () => {
     await useTestBackend();
     // Warm-up: the backend may allocate lasting helpers on first use.
-    for (const spec of SPECS) analyse(spec);
+    for (const spec of SPECS) (await analyse(spec));
   });
 
-  it('ten mixed analyses (residual, several batches, categorical on iris, mse on sine) leave no tensors behind', () => {
+  it('ten mixed analyses (residual, several batches, categorical on iris, mse on sine) leave no tensors behind', async () => {
     expect(SPECS).toHaveLength(10);
     const before = tf.memory().numTensors;
-    const losses = SPECS.map(analyse);
+    const losses: number[] = [];
+    for (const s of SPECS) losses.push(await analyse(s));
     expect(tf.memory().numTensors).toBe(before);
     // They really ran: finite losses, and a repeat gives the same numbers (seeded) without leaking either.
     losses.forEach((l) => expect(Number.isFinite(l)).toBe(true));
-    expect(SPECS.map(analyse)).toEqual(losses);
+    const again: number[] = [];
+    for (const s of SPECS) again.push(await analyse(s));
+    expect(again).toEqual(losses);
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('an analysis whose spec normalizeSpec rejects leaves no tensors behind', () => {
+  it('an analysis whose spec normalizeSpec rejects leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
     const bad: AnalysisSpecInput[] = [
       { network: { depth: 4, widths: [5, 4, 3], residual: { every: 1 } }, data: { source: 'iris' } },
@@ -52,11 +55,11 @@ describe('tensor memory', () => {
       { network: { depth: 3, width: 4 }, data: { source: 'sine' }, loss: 'categorical_crossentropy' },
     ];
     for (const input of bad) {
-      expect(() => analyse(input)).toThrow(SpecError);
+      await expect(analyse(input)).rejects.toThrow(SpecError);
       expect(tf.memory().numTensors).toBe(before);
     }
     // And a good analysis right after still balances.
-    analyse(SPECS[0]!);
+    (await analyse(SPECS[0]!));
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -64,13 +64,13 @@ function expectSame(sharded: AnalysisResult, whole: AnalysisResult, label: strin
 }
 
 describe('shard arithmetic', () => {
-  it('splits rows contiguously and evenly, never into empty shards', () => {
+  it('splits rows contiguously and evenly, never into empty shards', async () => {
     expect(shardRanges(10, 3)).toEqual([[0, 3], [3, 6], [6, 10]]);
     expect(shardRanges(128, 2)).toEqual([[0, 64], [64, 128]]);
     expect(shardRanges(2, 5)).toEqual([[0, 1], [1, 2]]);
   });
 
-  it('one shard is the whole batch: combineShards gives what layerReading gives', () => {
+  it('one shard is the whole batch: combineShards gives what layerReading gives', async () => {
     const rows = 4, units = 3;
     const f = (n: number, s: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s) * (i % 5 === 0 ? 0 : 1));
     const arrays: LayerArrays = {
@@ -81,7 +81,7 @@ describe('shard arithmetic', () => {
     expect(combineShards([partial]).readings[0]).toEqual(layerReading(arrays));
   });
 
-  it('dead units combine as dead in every shard, saturation as counts', () => {
+  it('dead units combine as dead in every shard, saturation as counts', async () => {
     const units = 3;
     // Shard A: unit 0 dead, unit 1 dead, unit 2 alive. Shard B: unit 0 dead, unit 1 alive (NaN), unit 2 alive.
     const a = derivativeCountsJs(Float32Array.from([0, 0, 1, 0, 0, 0.001]), units, Math.fround(0.01));
@@ -102,7 +102,7 @@ describe('shard arithmetic', () => {
     expect(derivativeCounts(Float32Array.from([0, NaN, 0.5]), units, null).saturated).toBeNull();
   });
 
-  it('variance by the parallel formula equals the two-pass variance of the joined rows', () => {
+  it('variance by the parallel formula equals the two-pass variance of the joined rows', async () => {
     const x = Float32Array.from({ length: 60 }, (_, i) => 1000 + Math.cos(i) * 1e-3);
     const part = (v: Float32Array): ShardPartial => ({
       batch: v.length, loss: 0, auxGrads: [], perExample: [],
@@ -121,23 +121,24 @@ describe('a sharded analysis equals the unsharded one', () => {
   });
 
   for (const [name, input] of Object.entries(SPECS)) {
-    it(`${name}: split in 2 and 3 in-process, and from shards measured apart`, () => {
+    it(`${name}: split in 2 and 3 in-process, and from shards measured apart`, async () => {
       const { spec, dataset } = normalizeSpec(input);
       const params = initParameters(spec.network, spec.seed);
-      const whole = runAnalysis(spec, dataset, {}, params).result;
-      for (const split of [2, 3]) expectSame(runAnalysis(spec, dataset, { split }, params).result, whole, `${name}, split ${split}`);
+      const whole = (await runAnalysis(spec, dataset, {}, params)).result;
+      for (const split of [2, 3]) expectSame((await runAnalysis(spec, dataset, { split }, params)).result, whole, `${name}, split ${split}`);
       // What the worker pool does: each worker measures one shard of every batch; one combines them.
       const count = 2;
-      const shards = Array.from({ length: count }, (_, k) => measureAnalysisShard(spec, dataset, params, k, count));
+      const shards: ShardPartial[][] = [];
+      for (let k = 0; k < count; k++) shards.push(await measureAnalysisShard(spec, dataset, params, k, count));
       const partials = Array.from({ length: spec.data.batches }, (_, b) => shards.map((s) => s[b]!));
-      const combined = runAnalysis(spec, dataset, { partials }, params);
+      const combined = (await runAnalysis(spec, dataset, { partials }, params));
       expectSame(combined.result, whole, `${name}, from partials`);
       expect(tf.memory().numTensors).toBe(0);
     });
   }
 
-  it('refuses to split a batch-normalised network', () => {
+  it('refuses to split a batch-normalised network', async () => {
     const { spec, dataset } = normalizeSpec({ seed: 1, network: { depth: 4, width: 8, normalization: 'batch' }, data: { source: 'moons', batchSize: 16 } });
-    expect(() => measureAnalysisShard(spec, dataset, initParameters(spec.network, spec.seed), 0, 2)).toThrow(/batch-normalised/);
+    await expect(measureAnalysisShard(spec, dataset, initParameters(spec.network, spec.seed), 0, 2)).rejects.toThrow(/batch-normalised/);
   });
 });

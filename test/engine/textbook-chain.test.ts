@@ -10,9 +10,9 @@ describe('textbook sigmoid chain (depth 20, width 1, w = 0.17, x = 1, loss = out
     await useTestBackend();
   });
 
-  it('matches the closed form for the first and the last layer', () => {
+  it('matches the closed form for the first and the last layer', async () => {
     const { spec, dataset } = normalizeSpec(TEXTBOOK_CHAIN);
-    const { result } = runAnalysis(spec, dataset);
+    const { result } = await runAnalysis(spec, dataset);
     const expected = chainClosedForm(20, Math.fround(0.17), 1);
     expect(result.layers).toHaveLength(20);
     const first = result.layers[0]!;

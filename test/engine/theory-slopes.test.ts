@@ -43,8 +43,8 @@ const SETTINGS = { ...SLOPE_TEST_SETTINGS, seeds: seedRange(first, SLOPE_TEST_SE
 const MAX_NOISE_ALLOWANCE = 0.05;
 
 const results = new Map<string, SlopeMeasurement>();
-function measured(label: string): SlopeMeasurement {
-  if (!results.has(label)) results.set(label, measureSlopes(SLOPE_CONFIGS.find((c) => c.label === label)!, SETTINGS));
+async function measured(label: string): Promise<SlopeMeasurement> {
+  if (!results.has(label)) results.set(label, (await measureSlopes(SLOPE_CONFIGS.find((c) => c.label === label)!, SETTINGS)));
   return results.get(label)!;
 }
 
@@ -61,59 +61,59 @@ describe(`measured slopes agree with mean-field theory (depth ${SETTINGS.depth},
     await initBackend((process.env.GRADLENS_TEST_BACKEND ?? 'auto') as BackendChoice, TEST_BACKEND_OPTIONS);
   });
 
-  it('the t quantile of the band is Student\'s (scipy.stats.t.ppf(0.9995, df)) and the rate is 1e-3', () => {
+  it('the t quantile of the band is Student\'s (scipy.stats.t.ppf(0.9995, df)) and the rate is 1e-3', async () => {
     expect(FALSE_FAILURE_RATE).toBe(1e-3);
     expect(tQuantile(47)).toBeCloseTo(3.509901, 5);
     expect(tQuantile(23)).toBeCloseTo(3.767627, 4);
     expect(theoryTolerance(-0.6931)).toBeCloseTo(0.08931, 5);
   });
 
-  it('ReLU + He (plain normal, σ_w² = 2): flat, ln χ₁ = 0', () => {
-    const r = measured('ReLU + He (plain normal)');
+  it('ReLU + He (plain normal, σ_w² = 2): flat, ln χ₁ = 0', async () => {
+    const r = (await measured('ReLU + He (plain normal)'));
     expect(r.chi1).toBeCloseTo(1, 6);
     expect(r.predicted).toBeCloseTo(0, 6);
     expectAgreement(r);
   });
 
-  it('ReLU + Glorot (σ_w² = 1): ln ½ per layer', () => {
-    const r = measured('ReLU + Glorot normal');
+  it('ReLU + Glorot (σ_w² = 1): ln ½ per layer', async () => {
+    const r = (await measured('ReLU + Glorot normal'));
     expect(r.predicted).toBeCloseTo(Math.log(0.5), 6);
     expectAgreement(r);
   });
 
-  it('tanh + Glorot (σ_w² = 1): the layer-local χ₁ of a decaying q', () => {
-    const r = measured('tanh + Glorot normal');
+  it('tanh + Glorot (σ_w² = 1): the layer-local χ₁ of a decaying q', async () => {
+    const r = (await measured('tanh + Glorot normal'));
     expect(r.predicted).toBeLessThan(-0.05);
     expect(r.predicted).toBeGreaterThan(-0.2);
     expectAgreement(r);
   });
 
-  it('sigmoid + Glorot (σ_w² = 1): ln 0.0557 per layer', () => {
-    const r = measured('sigmoid + Glorot normal');
+  it('sigmoid + Glorot (σ_w² = 1): ln 0.0557 per layer', async () => {
+    const r = (await measured('sigmoid + Glorot normal'));
     expect(r.predicted).toBeCloseTo(Math.log(0.0557), 2);
     expectAgreement(r);
   });
 
-  it('ReLU + tfjs-layers heNormal (uncorrected truncation): realised σ_w² = 1.547, ln 0.774 per layer, not 0', () => {
-    const r = measured('ReLU + tfjs heNormal (uncorrected)');
+  it('ReLU + tfjs-layers heNormal (uncorrected truncation): realised σ_w² = 1.547, ln 0.774 per layer, not 0', async () => {
+    const r = (await measured('ReLU + tfjs heNormal (uncorrected)'));
     expect(r.predicted).toBeCloseTo(Math.log(0.7737), 3);
     expectAgreement(r);
     // The same band around 0 (what the nominal σ_w² = 2 would predict) rejects it.
     expect(Math.abs(r.measured)).toBeGreaterThan(theoryTolerance(0) + r.noiseAllowance);
   });
 
-  it('SELU + LeCun normal: χ₁ = 1.07 at its fixed point, a mild growth', () => {
-    const r = measured('SELU + LeCun normal');
+  it('SELU + LeCun normal: χ₁ = 1.07 at its fixed point, a mild growth', async () => {
+    const r = (await measured('SELU + LeCun normal'));
     expect(r.chi1).toBeGreaterThan(1.05);
     expect(r.chi1).toBeLessThan(1.09);
     expectAgreement(r);
   });
 
-  it.runIf(first === 1)('docs/reading-the-results.md\'s slope table is this measurement (npm run docs:tables rewrites it)', () => {
+  it.runIf(first === 1)('docs/reading-the-results.md\'s slope table is this measurement (npm run docs:tables rewrites it)', async () => {
     const rows = slopeRows(readFileSync(DOC_PATH, 'utf8'));
     expect([...rows.keys()].sort()).toEqual(SLOPE_CONFIGS.map((c) => c.label).sort());
     for (const c of SLOPE_CONFIGS) {
-      const r = measured(c.label);
+      const r = (await measured(c.label));
       const doc = rows.get(c.label)!;
       // Written to 4 decimals; backends differ by float rounding (~1e-6) only.
       expect(Math.abs(doc.predicted - r.predicted), `${c.label} predicted: doc ${doc.predicted}, now ${r.predicted}`).toBeLessThan(1e-4);

@@ -44,7 +44,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     }
   });
 
-  it('records steps 0, 20, …, 200 with every layer', () => {
+  it('records steps 0, 20, …, 200 with every layer', async () => {
     for (const { out, progress } of Object.values(runs)) {
       expect(out.result.records.map((r) => r.step)).toEqual([0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
       expect(progress).toEqual(out.result.records.map((r) => r.step / 200));
@@ -55,7 +55,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     }
   });
 
-  it('the sigmoid network stalls at the class-frequency loss with vanishing first-layer gradients', () => {
+  it('the sigmoid network stalls at the class-frequency loss with vanishing first-layer gradients', async () => {
     const r = runs.sigmoid!.out.result;
     expect(r.status).toBe('stalled');
     expect(r.learns).toBe(false);
@@ -74,7 +74,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     expect(r.reasons.join(' ')).toMatch(/vanishing gradients/);
   });
 
-  it('the ReLU/He network learns, with first-layer gradients of the order of the last layer\'s', () => {
+  it('the ReLU/He network learns, with first-layer gradients of the order of the last layer\'s', async () => {
     const r = runs.relu!.out.result;
     expect(r.status).toBe('learning');
     expect(r.learns).toBe(true);
@@ -89,7 +89,7 @@ describe('deep sigmoid stalls, ReLU/He learns (Iris, depth 10, width 32, sgd lr 
     expect(r.records[0]!.layers[0]!.weightGradNorm as number).toBeGreaterThan(1e3 * sigmoidFirst);
   });
 
-  it('leaves no tensors behind, and the count does not grow from record to record', () => {
+  it('leaves no tensors behind, and the count does not grow from record to record', async () => {
     for (const { tensorsPerRecord, leaked } of Object.values(runs)) {
       expect(leaked).toBe(0);
       // Records inside the loop hold the step's updated parameters too; the final one does not.
@@ -104,7 +104,7 @@ describe('optimizer update math against a hand computation', () => {
   const g1 = [0.1, -0.3, 0.002];
   const g2 = [-0.2, 0.05, 0.4];
 
-  function apply(config: OptimizerConfig): number[][] {
+  async function apply(config: OptimizerConfig): Promise<number[][]> {
     const opt = createOptimizer(config);
     let p: tf.Tensor = tf.tensor1d(p0);
     const out: number[][] = [];
@@ -112,7 +112,7 @@ describe('optimizer update math against a hand computation', () => {
       const next = tf.tidy(() => opt.step([p], [tf.tensor1d(g)])[0]!);
       p.dispose();
       p = next;
-      out.push(Array.from(p.dataSync()));
+      out.push(Array.from(await p.data()));
     }
     p.dispose();
     opt.dispose();
@@ -173,8 +173,8 @@ describe('optimizer update math against a hand computation', () => {
     normalizeOptimizer({ name: 'rmsprop', learningRate: 0.01, momentum: 0.5, rho: 0.8 }),
   ];
 
-  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s', (_name, config) => {
-    const got = apply(config);
+  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s', async (_name, config) => {
+    const got = await apply(config);
     const want = reference(config);
     for (let s = 0; s < 2; s++) {
       for (let i = 0; i < 3; i++) expect(Math.abs(got[s]![i]! - want[s]![i]!)).toBeLessThan(2e-6 * Math.max(1, Math.abs(want[s]![i]!)));
@@ -183,7 +183,7 @@ describe('optimizer update math against a hand computation', () => {
     if (config.name === 'adam') expect(want[0]![0]).toBeCloseTo(p0[0]! - 0.01, 6);
   });
 
-  it('fills in documented defaults and rejects parameters the optimizer does not use', () => {
+  it('fills in documented defaults and rejects parameters the optimizer does not use', async () => {
     expect(normalizeOptimizer(undefined)).toEqual({ name: 'sgd', learningRate: 0.01 });
     expect(normalizeOptimizer({ name: 'adam' })).toEqual({ name: 'adam', learningRate: 0.001, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 });
     expect(normalizeOptimizer({ name: 'momentum' })).toEqual({ name: 'momentum', learningRate: 0.01, momentum: 0.9, nesterov: false });
@@ -280,7 +280,7 @@ describe('runTraining: cancellation, divergence, determinism', () => {
     expect(out.spec.include).toEqual(['parameters', 'batches']);
     expect(out.cost.includedValues).toBeGreaterThan(0);
     const { steps: _s, recordEvery: _r, optimizer: _o, ...analysisPart } = spec;
-    const analysis = analyze({ ...analysisPart, include: ['parameters'] } as AnalysisSpecInput).result;
+    const analysis = (await analyze({ ...analysisPart, include: ['parameters'] } as AnalysisSpecInput)).result;
     expect(r.parameters).toEqual(analysis.parameters);
     expect(r.parameters![1]!.auxParameters!.map((a) => a.name)).toEqual(['gamma', 'beta', 'gate']);
     expect(r.finalParameters![1]!.auxParameters![2]!.values[0]).not.toBe(Math.fround(0.2));
@@ -341,7 +341,7 @@ describe('prepareTraining: validation and cost before any compute', () => {
     steps: 100,
   };
 
-  it('fills defaults and costs steps plus records plus evaluation', () => {
+  it('fills defaults and costs steps plus records plus evaluation', async () => {
     const p = prepareTraining(spec, DEFAULT_LIMITS);
     expect(p.recordEvery).toBe(2);
     expect(recordSteps(100, 2)).toHaveLength(51);
@@ -357,7 +357,7 @@ describe('prepareTraining: validation and cost before any compute', () => {
     expect(p.cost.evaluationExamples).toBe(150);
   });
 
-  it('rejects over-limit runs with LimitError and bad specs with SpecError naming the field', () => {
+  it('rejects over-limit runs with LimitError and bad specs with SpecError naming the field', async () => {
     // A training is checked against its own budget, not the synchronous analysis one.
     expect(() => prepareTraining(spec, { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e6 })).not.toThrow();
     const tight = { ...DEFAULT_LIMITS, maxTrainingFlops: 1e6 };

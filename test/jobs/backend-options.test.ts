@@ -11,9 +11,14 @@ const MISSING_ADDON = '/nonexistent/configured/gradlens_native.node';
 
 describe('backend options from the configuration', () => {
   it('are read from the environment by src/config.ts only', () => {
-    expect(backendOptions({})).toEqual({ disableNative: false, nativeDesign: 'cpu' });
-    const env = { GRADLENS_DISABLE_NATIVE: '1', GRADLENS_NATIVE_ADDON: MISSING_ADDON, GRADLENS_NATIVE_DESIGN: 'wasm' };
-    expect(loadConfig(env).backendOptions).toEqual({ disableNative: true, nativeAddonPath: MISSING_ADDON, nativeDesign: 'wasm' });
+    expect(backendOptions({})).toEqual({ disableNative: false, nativeDesign: 'cpu', gpu: 'auto' });
+    const env = {
+      GRADLENS_DISABLE_NATIVE: '1', GRADLENS_NATIVE_ADDON: MISSING_ADDON, GRADLENS_NATIVE_DESIGN: 'wasm',
+      GRADLENS_GPU: 'any', GRADLENS_WEBGPU_ADAPTER: 'NVIDIA',
+    };
+    expect(loadConfig(env).backendOptions).toEqual({
+      disableNative: true, nativeAddonPath: MISSING_ADDON, nativeDesign: 'wasm', gpu: 'any', webgpuAdapter: 'NVIDIA',
+    });
   });
 
   it('are what the test set-up passes to the engine (test/backends.ts reads the same variables)', () => {

@@ -10,6 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const source = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 
+/** Node arguments that load TypeScript sources through tsx (the two below, or a script of a test's own). */
+export const TSX_ARGS: readonly string[] = ['--import', TSX];
 /** Node arguments that start the server from its sources: `spawn(process.execPath, SERVER_ARGS)`. */
 export const SERVER_ARGS: readonly string[] = ['--import', TSX, source('src/server.ts')];
 /** Node arguments that run the CLI from its sources; the CLI's own arguments follow. */

@@ -1,16 +1,17 @@
 // Picks and initialises the tfjs backend once per process, and says which one is running.
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import type { WebGpuAdapter, WebGpuOptions } from './webgpu.js';
 
-import { BACKEND_CHOICES, type BackendName } from '../../schemas/vocabulary.js';
+import { BACKEND_CHOICES, type BackendName, type GpuPolicy } from '../../schemas/vocabulary.js';
 
 export { BACKEND_CHOICES };
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface BackendInfo {
-  /** What the process computes with: tensorflow, tensorflow-gpu, native (cpu + OpenBLAS kernels), wasm or cpu. */
+  /** What the process computes with: tensorflow, tensorflow-gpu, webgpu (Dawn), native (cpu + OpenBLAS kernels), wasm or cpu. */
   name: BackendName;
-  /** The tfjs backend name underneath (`tensorflow`, `wasm`, `cpu`). */
+  /** The tfjs backend name underneath (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
   tfjsBackend: string;
   tfjsVersion: string;
   requested: BackendChoice;
@@ -18,6 +19,8 @@ export interface BackendInfo {
   skipped: { name: string; reason: string }[];
   simd?: boolean;
   nativeKernels?: string[];
+  /** The GPU adapter (webgpu only): vendor, architecture, device, and whether it is a fallback (software) one. */
+  adapter?: WebGpuAdapter;
 }
 
 export class BackendUnavailableError extends Error {
@@ -63,6 +66,15 @@ export interface BackendOptions {
   nativeAddonPath?: string;
   /** GRADLENS_NATIVE_DESIGN; 'cpu' when unset. */
   nativeDesign?: NativeDesign;
+  /** GRADLENS_GPU: may `auto` choose webgpu: auto (a real GPU only, the default), any (lavapipe too), off. */
+  gpu?: GpuPolicy;
+  /** GRADLENS_WEBGPU_ADAPTER: picks one of several adapters (Dawn's adapter= option, part of its name). */
+  webgpuAdapter?: string;
+}
+
+/** The webgpu backend's part of the options, as webgpu.ts takes it. */
+function webGpuOptionsOf(options: BackendOptions): WebGpuOptions {
+  return { ...(options.webgpuAdapter ? { adapter: options.webgpuAdapter } : {}), ...(options.gpu ? { gpu: options.gpu } : {}) };
 }
 
 /** Undoes the kernel replacements of the other in-process backends (only tests switch backends in one process). */
@@ -112,7 +124,7 @@ async function tryCpu(): Promise<void> {
 }
 
 /** The backends that run in-process with tfjs itself (no tfjs-node): what the tests compare. */
-export const IN_PROCESS_BACKENDS = ['native', 'wasm', 'cpu'] as const;
+export const IN_PROCESS_BACKENDS = ['native', 'wasm', 'cpu', 'webgpu'] as const;
 export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
 
 /**
@@ -121,8 +133,13 @@ export type InProcessBackend = (typeof IN_PROCESS_BACKENDS)[number];
  * initBackend; tests call this to run the same numbers on each backend in one process. Throws
  * BackendUnavailableError when the backend cannot load (e.g. native without the addon).
  */
-export async function activateBackend(name: InProcessBackend, options: BackendOptions = {}): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels'>> {
+export async function activateBackend(name: InProcessBackend, options: BackendOptions = {}): Promise<Pick<BackendInfo, 'simd' | 'nativeKernels' | 'adapter'>> {
   try {
+    if (name === 'webgpu') {
+      await restoreReplacedKernels('none');
+      const { activateWebGpu } = await import('./webgpu.js');
+      return { adapter: await activateWebGpu(webGpuOptionsOf(options)) };
+    }
     if (name === 'native') return { nativeKernels: await tryNative(options) };
     if (name === 'wasm') return { simd: await tryWasm() };
     await tryCpu();
@@ -156,6 +173,18 @@ async function load(requested: BackendChoice, options: BackendOptions): Promise<
   if (requested === 'auto') {
     const ok = await attempt('tensorflow', async () => { await tryTensorflow('@tensorflow/tfjs-node'); return true; });
     if (ok) return info('tensorflow');
+  }
+  if (requested === 'webgpu' || requested === 'auto') {
+    const { activateWebGpu, autoRefusal, probeWebGpu } = await import('./webgpu.js');
+    const webgpu = webGpuOptionsOf(options);
+    // auto asks a child process first, so that Dawn is loaded here only when it will be used.
+    const policy = webgpu.gpu ?? 'auto';
+    const refusal = requested !== 'auto' ? null : policy === 'off' ? 'GRADLENS_GPU=off' : autoRefusal(probeWebGpu(webgpu), policy);
+    if (refusal) skipped.push({ name: 'webgpu', reason: refusal });
+    else {
+      const adapter = await attempt('webgpu', async () => { await restoreReplacedKernels('none'); return activateWebGpu(webgpu); });
+      if (adapter) return info('webgpu', { adapter });
+    }
   }
   if (requested === 'auto' && options.disableNative) {
     skipped.push({ name: 'native', reason: 'GRADLENS_DISABLE_NATIVE=1' });

@@ -199,13 +199,13 @@ export function prepareWhatIf(spec: NormalizedSpec, limits: SpecLimits, budget: 
 }
 
 /** Runs the prepared cures and ranks them with the original analysis (`baseResult`) as "leave it alone". */
-export function runWhatIf(spec: NormalizedSpec, prepared: PreparedWhatIf, baseResult: AnalysisResult): WhatIfResult {
+export async function runWhatIf(spec: NormalizedSpec, prepared: PreparedWhatIf, baseResult: AnalysisResult): Promise<WhatIfResult> {
   const t0 = performance.now();
   const none: Cure = { id: 'none', kind: 'none', description: 'leave the network as it is', change: {} };
-  const measured = [
-    { cure: none, spec, result: baseResult },
-    ...prepared.runs.map((p) => ({ cure: p.cure, spec: p.spec, result: runAnalysis(p.spec, datasetOf(p.spec), {}, initParameters(p.spec.network, p.spec.seed)).result })),
-  ];
+  const measured = [{ cure: none, spec, result: baseResult }];
+  for (const p of prepared.runs) {
+    measured.push({ cure: p.cure, spec: p.spec, result: (await runAnalysis(p.spec, datasetOf(p.spec), {}, initParameters(p.spec.network, p.spec.seed))).result });
+  }
   const rows: Omit<WhatIfRow, 'rank'>[] = measured.map((p) => {
     const result = p.result;
     const d = diagnose(result, structuralZeros(p.spec), null, spec.thresholds);

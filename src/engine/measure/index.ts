@@ -1,7 +1,7 @@
 // Room `measure`: one analysis measured — real batches forward and backward, every layer's gradient and
 // activation statistics (read on the host in float64), and shards of one batch recombined.
 export {
-  runAnalysis, measureBatch, measureAnalysisShard, targetsFor, parametersJson, DEFAULT_SATURATION_THRESHOLD,
+  runAnalysis, measureBatch, measureShard, measureAnalysisShard, readTogether, readsAsync, hostReader, targetsFor, parametersJson, DEFAULT_SATURATION_THRESHOLD,
   type AnalysisResult, type AnalysisSummary, type AnalysisTimings, type LayerStats, type InputMoments,
   type ParametersJson,
 } from './measure.js';

@@ -65,7 +65,52 @@ export function hostFloat32(t: tf.Tensor): Float32Array {
   const values = t.dataSync();
   return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
 }
-const host = hostFloat32;
+
+/**
+ * Backends that cannot read synchronously: tfjs-backend-webgpu's dataSync needs OffscreenCanvas, which
+ * Node does not have, and WebGPU has no blocking read-back at all (mapAsync only).
+ */
+const ASYNC_READ_BACKENDS = new Set(['webgpu']);
+
+/** Whether tensors of the running backend must be read with `await t.data()` instead of dataSync(). */
+export function readsAsync(): boolean {
+  return ASYNC_READ_BACKENDS.has(tf.getBackend());
+}
+
+/**
+ * Reads many tensors in one transfer (one concatenated float32 tensor, one `await data()`): on a GPU every
+ * read-back is a round trip, so an analysis reads each batch's statistics once, not once per layer.
+ * Returns each tensor's values, in order.
+ */
+export async function readTogether(tensors: tf.Tensor[]): Promise<Float32Array[]> {
+  if (tensors.length === 0) return [];
+  const flat = tf.tidy(() => tf.concat(tensors.map((t) => tf.reshape(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), [-1]))));
+  let all: Float32Array;
+  try {
+    // A cast that the backend implements as a relabelling (bool → float32) can still read back as bytes.
+    const values = await flat.data();
+    all = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  } finally {
+    flat.dispose();
+  }
+  let offset = 0;
+  return tensors.map((t) => all.subarray(offset, (offset += t.size)));
+}
+
+/** Reads a tensor's values as a Float32Array (hostFloat32, or one of the values hostReader read together). */
+export type HostRead = (t: tf.Tensor) => Float32Array;
+
+/**
+ * A reader for the host statistics: the backend's own arrays where reads are synchronous (no copy on
+ * cpu), else every tensor in one asynchronous transfer (webgpu).
+ */
+export async function hostReader(tensors: (tf.Tensor | null | undefined)[]): Promise<HostRead> {
+  if (!readsAsync()) return hostFloat32;
+  const unique = [...new Set(tensors.filter((t): t is tf.Tensor => t != null))];
+  const values = await readTogether(unique);
+  const byTensor = new Map(unique.map((t, i) => [t, values[i]!]));
+  return (t) => byTensor.get(t) ?? hostFloat32(t);
+}
 
 /** The measured part of the response's summary (the diagnosis adds the verdict and the rest). */
 export type AnalysisSummary = Pick<Measured<AnalysisResultBody['summary']>, 'firstToLastRatio' | 'backpropFirstToLastRatio' | 'weightGradLogSlope' | 'backpropLogSlope'>;
@@ -141,15 +186,15 @@ export interface MeasureArgs extends GradientArgs {
 }
 
 /** Runs one batch forward and backward and reads every layer's statistics back in one transfer; also used by training records. */
-export function measureBatch(args: MeasureArgs): BatchMeasurement {
-  return withBatchGradients(args, (g) => (hostStatistics(args.statistics) ? combineShards([hostPartial(args, g)]) : deviceMeasurement(args, g)));
+export async function measureBatch(args: MeasureArgs): Promise<BatchMeasurement> {
+  return withBatchGradients(args, async (g) => (hostStatistics(args.statistics) ? combineShards([await hostPartial(args, g)]) : deviceMeasurement(args, g)));
 }
 
 /**
  * measureBatch for one shard (some rows) of a batch: the sums and gradients that combineShards adds up
  * with the other shards' into the whole batch's measurement (host statistics only).
  */
-export function measureShard(args: MeasureArgs): ShardPartial {
+export async function measureShard(args: MeasureArgs): Promise<ShardPartial> {
   if (args.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
   return withBatchGradients(args, (g) => hostPartial(args, g));
 }
@@ -215,15 +260,17 @@ export function batchGradients(args: GradientArgs): BatchGradients {
 
 /**
  * `read` on one batch's gradients inside a manual scope (not tf.tidy: tidy may only return tensors, and
- * the measurements are plain numbers): every tensor made is released afterwards, the kept taps too.
+ * the measurements are plain numbers): every tensor made is released afterwards, the kept taps too. The
+ * scope spans the read-back's await on webgpu: one task runs per thread (worker or serial in-process
+ * runner), so no other work creates tensors in this scope meanwhile.
  */
-function withBatchGradients<T>(args: MeasureArgs, read: (g: BatchGradients) => T): T {
+async function withBatchGradients<T>(args: MeasureArgs, read: (g: BatchGradients) => Promise<T>): Promise<T> {
   let taps: ForwardTaps | null = null;
   tf.engine().startScope();
   try {
     const g = batchGradients(args);
     taps = g.taps;
-    return read(g);
+    return await read(g);
   } finally {
     if (taps) disposeTaps(taps, args.x);
     tf.engine().endScope();
@@ -240,17 +287,22 @@ function perExampleLayersOf(args: MeasureArgs): number[] {
  * statistics down to a few ms, README performance section). The whole batch is one shard: the same
  * code measures the shards of a split batch.
  */
-function hostPartial(args: MeasureArgs, g: BatchGradients): ShardPartial {
+async function hostPartial(args: MeasureArgs, g: BatchGradients): Promise<ShardPartial> {
   const { layers, weights } = args;
   const acts = activationsFor(layers);
   const batchSize = args.x.shape[0];
   const { taps, deltas } = g;
+  const derivatives = acts.map((act, l) => (act.derivative ? act.derivative(taps.pre[l]!) : null));
+  // One transfer on webgpu; the backend's own arrays elsewhere.
+  const host = await hostReader([
+    g.value, ...weights, ...g.weights, ...g.biases, ...deltas, ...taps.pre, ...taps.post, ...taps.out, ...taps.input, ...derivatives, ...g.aux,
+  ]);
   return {
     batch: batchSize,
     loss: host(g.value)[0]!,
     layers: layers.map((layer, l) => {
       const act = acts[l]!;
-      const derivative = act.derivative ? act.derivative(taps.pre[l]!) : null;
+      const derivative = derivatives[l];
       const post = host(taps.post[l]!);
       return layerPartial({
         weight: host(weights[l]!), grad: host(g.weights[l]!), biasGrad: g.biases[l] ? host(g.biases[l]!) : null, delta: host(deltas[l]!),
@@ -268,14 +320,16 @@ function hostPartial(args: MeasureArgs, g: BatchGradients): ShardPartial {
 }
 
 /** The device path: every statistic reduced by tfjs ops, read back in one transfer (layout: device-layout.ts). */
-function deviceMeasurement(args: MeasureArgs, g: BatchGradients): BatchMeasurement {
+async function deviceMeasurement(args: MeasureArgs, g: BatchGradients): Promise<BatchMeasurement> {
   const acts = activationsFor(args.layers);
   const perExampleLayers = perExampleLayersOf(args);
   const rows = args.layers.map((_, l) => deviceLayerRow(args, g, acts[l]!, l));
   const perExample = perExampleLayers.flatMap((l) => perExampleParts(g.taps.input[l]!, g.deltas[l]!));
   const aux = g.aux.flatMap((t) => scaledNormParts(t).map((s) => tf.reshape(s, [1])));
-  const all = tf.concat([...rows, ...perExample, ...aux]).dataSync() as Float32Array;
-  const loss = g.value.dataSync()[0]!;
+  // Everything in one read-back, the loss last.
+  const [read] = await readTogether([tf.concat([...rows, ...perExample, ...aux, tf.reshape(g.value, [1])])]) as [Float32Array];
+  const all = read.subarray(0, read.length - 1);
+  const loss = read[read.length - 1]!;
   return readDeviceMeasurement(new ReadCursor(all), { loss, layers: args.layers.length, perExampleLayers, aux: g.aux.length, batchSize: args.x.shape[0] });
 }
 
@@ -382,7 +436,7 @@ interface RowsArgs {
  * Rows [start, end) of each batch forward and backward on the network's parameters, each measured by
  * `measure` (measureBatch, or measureShard for what combineShards needs). Leaves no tensors behind.
  */
-function measureRows<T>(r: RowsArgs, measure: (args: MeasureArgs) => T): T[] {
+async function measureRows<T>(r: RowsArgs, measure: (args: MeasureArgs) => Promise<T>): Promise<T[]> {
   const { spec, options } = r;
   const { layers } = r.params;
   const inputUnits = layers[0]!.inputUnits;
@@ -391,13 +445,13 @@ function measureRows<T>(r: RowsArgs, measure: (args: MeasureArgs) => T): T[] {
   const saturationThreshold = options.saturationThreshold ?? spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
   const out: T[] = [];
   try {
-    r.batches.forEach((batch, i) => {
+    for (const [i, batch] of r.batches.entries()) {
       const s = Math.min(start, batch.size), e = Math.min(end, batch.size);
       const { values, width } = r.targets[i]!;
       const x = tf.tensor2d(batch.x.subarray(s * inputUnits, e * inputUnits), [e - s, inputUnits]);
       const y = spec.loss === 'output' ? null : tf.tensor2d(values.subarray(s * width, e * width), [e - s, width]);
       try {
-        out.push(measure({
+        out.push(await measure({
           layers, weights: p.weights, biases: p.biases, aux: p.aux, residualScale: spec.network.residual.scale, loss: spec.loss,
           x, y, saturationThreshold, normalization: spec.network.normalization, ...(options.statistics ? { statistics: options.statistics } : {}),
         }));
@@ -405,7 +459,7 @@ function measureRows<T>(r: RowsArgs, measure: (args: MeasureArgs) => T): T[] {
         x.dispose();
         y?.dispose();
       }
-    });
+    }
   } finally {
     disposeParameters(p);
   }
@@ -423,7 +477,7 @@ function analysisBatches(spec: NormalizedSpec, dataset: Dataset): { batches: Bat
  * every batch the full analysis draws, measured as combineShards needs them (one entry per batch).
  * The other workers measure the other shards; runAnalysis({ partials }) puts them together.
  */
-export function measureAnalysisShard(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, index: number, count: number, options: AnalysisOptions = {}): ShardPartial[] {
+export async function measureAnalysisShard(spec: NormalizedSpec, dataset: Dataset, params: NetworkParameters, index: number, count: number, options: AnalysisOptions = {}): Promise<ShardPartial[]> {
   if (spec.network.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
   const { batches, targets } = analysisBatches(spec, dataset);
   const rows = shardRanges(spec.data.batchSize, count)[index] ?? [0, 0];
@@ -431,17 +485,17 @@ export function measureAnalysisShard(spec: NormalizedSpec, dataset: Dataset, par
 }
 
 /** Runs the analysis a normalised spec describes on its dataset. Leaves no tensors behind. */
-export function runAnalysis(
+export async function runAnalysis(
   spec: NormalizedSpec,
   dataset: Dataset,
   options: AnalysisOptions = {},
   params: NetworkParameters = initParameters(spec.network, spec.seed),
-): { result: AnalysisResult; timings: AnalysisTimings; input: InputMoments } {
+): Promise<{ result: AnalysisResult; timings: AnalysisTimings; input: InputMoments }> {
   const t0 = performance.now();
   const { batches, targets } = analysisBatches(spec, dataset);
   const input = inputMoments(batches);
   const t1 = performance.now();
-  const perBatch = measureBatches({ spec, params, batches, targets, options });
+  const perBatch = await measureBatches({ spec, params, batches, targets, options });
   const t2 = performance.now();
   const layers = params.layers.map((layer, l) => layerStatsOf(layer, perBatch.map((p) => p.readings[l]!), perBatch, params, spec.data.batchSize));
   const result = assembleResult(spec, params, perBatch, layers);
@@ -468,13 +522,21 @@ function inputMoments(batches: Batch[]): InputMoments {
 }
 
 /** Every batch's measurement: combined from other workers' shards, measured here in shards, or measured whole. */
-function measureBatches(r: RowsArgs): BatchMeasurement[] {
+async function measureBatches(r: RowsArgs): Promise<BatchMeasurement[]> {
   const { options } = r;
   if (options.partials) return options.partials.map((shards) => combineShards(shards));
   const split = options.split ?? 1;
   if (split <= 1) return measureRows(r, measureBatch);
-  return r.batches.map((b, i) => combineShards(shardRanges(b.size, split).flatMap((rows) =>
-    measureRows({ ...r, batches: [b], targets: [r.targets[i]!], rows }, measureShard))));
+  // Shard after shard, batch after batch: one measurement in flight at a time (see withBatchGradients).
+  const out: BatchMeasurement[] = [];
+  for (const [i, b] of r.batches.entries()) {
+    const shards: ShardPartial[] = [];
+    for (const rows of shardRanges(b.size, split)) {
+      shards.push(...(await measureRows({ ...r, batches: [b], targets: [r.targets[i]!], rows }, measureShard)));
+    }
+    out.push(combineShards(shards));
+  }
+  return out;
 }
 
 /** One layer's statistics over the batches (`readings`: this layer's reading of each batch). */

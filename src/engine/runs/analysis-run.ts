@@ -55,21 +55,21 @@ export function admitNormalized(spec: NormalizedSpec, limits: SpecLimits, budget
  * The analysis itself; with `partials` it combines shards instead of running the network, and the rest
  * (diagnosis, what-if, encoding) is the same.
  */
-export function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): AnalysisOutput {
+export async function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
   return analyzeNormalized(normalizeSpecShape(input, limits), limits, options);
 }
 
 /** analyze() of a spec normalised already: its dataset is drawn (or loaded) here, once, where it runs. */
-export function analyzeNormalized(normalized: NormalizedSpec, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): AnalysisOutput {
+export async function analyzeNormalized(normalized: NormalizedSpec, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
   const { spec, cost, plan } = admitNormalized(normalized, limits, options.budget ?? 'analysis');
   const dataset = datasetOf(spec);
   // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
   const params = cachedParameters(spec.network, spec.seed);
-  const { result, timings, input: moments } = runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
+  const { result, timings, input: moments } = await runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
   const t0 = performance.now();
   const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, moments, params, result) };
   const diagnosisMs = performance.now() - t0;
-  if (plan) diagnosed.whatIf = runWhatIf(spec, plan, result);
+  if (plan) diagnosed.whatIf = await runWhatIf(spec, plan, result);
   const whatIfMs = performance.now() - t0 - diagnosisMs;
   const encoded = encodeNonFinite(diagnosed);
   const body = encoded.value as Record<string, unknown>;

@@ -15,7 +15,7 @@ export function shardPlan(input: AnalysisSpecInput | NormalizedSpec, limits: Spe
 }
 
 /** Shard `index` of `count` of every batch of the analysis: what combineShards needs, one entry per batch. */
-export function analyzeShard(input: AnalysisSpecInput | NormalizedSpec, limits: SpecLimits, index: number, count: number, budget: FlopBudget = 'analysis'): ShardPartial[] {
+export async function analyzeShard(input: AnalysisSpecInput | NormalizedSpec, limits: SpecLimits, index: number, count: number, budget: FlopBudget = 'analysis'): Promise<ShardPartial[]> {
   // A spec normalised on the HTTP thread is used as it is: every shard reuses it.
   const spec = isNormalizedSpec(input) ? input : normalizeSpecShape(input, limits);
   checkCost(estimateCost(spec), limits, { budget });

@@ -244,10 +244,13 @@ export async function runTraining(input: TrainingSpecInput, limits: SpecLimits =
 type Params = ParameterTensors;
 
 /** The parameters' current values in the include: ["parameters"] layout. */
-function parametersNow(layers: LayerPlan[], p: Params): ParametersJson {
-  const values = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync() as Float32Array);
-  const aux = p.aux.map((a): { layer: number; name: AuxName; values: Float32Array } => ({ layer: a.layer, name: a.name, values: values(a.tensor) }));
-  return parametersJson(layers, p.weights.map(values), p.biases.map((b) => (b ? values(b) : null)), aux);
+async function parametersNow(layers: LayerPlan[], p: Params): Promise<ParametersJson> {
+  const values = async (t: tf.Tensor): Promise<Float32Array> => Float32Array.from((await t.data()) as Float32Array);
+  const aux: { layer: number; name: AuxName; values: Float32Array }[] = [];
+  for (const a of p.aux) aux.push({ layer: a.layer, name: a.name, values: await values(a.tensor) });
+  const weights = await Promise.all(p.weights.map(values));
+  const biases = await Promise.all(p.biases.map((b) => (b ? values(b) : null)));
+  return parametersJson(layers, weights, biases, aux);
 }
 
 /** Collects include: ["batches"]: each step's dataset rows, and every row once with the targets the loss saw. */
@@ -330,7 +333,7 @@ function correctCount(output: tf.Tensor2D, labels: Int32Array): tf.Scalar {
 }
 
 /** Loss and accuracy of the parameters on a set of examples, in chunks. */
-function evaluate(model: Model, params: Params, set: Batch): { loss: number; accuracy: number | null } {
+async function evaluate(model: Model, params: Params, set: Batch): Promise<{ loss: number; accuracy: number | null }> {
   const withAccuracy = hasAccuracy(model.spec, model.dataset);
   const inputs = model.layers[0]!.inputUnits;
   const outW = model.dataset.outputSize;
@@ -344,7 +347,7 @@ function evaluate(model: Model, params: Params, set: Batch): { loss: number; acc
       labels: set.labels ? set.labels.subarray(start, end) : null,
       size: end - start,
     };
-    const [l, c] = readAndDispose(tf.tidy(() => {
+    const [l, c] = await readAndDispose(tf.tidy(() => {
       const { x, y } = tensorsOf(model, part);
       const { logits, output } = forwardRun(model, params, x);
       const loss = lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
@@ -395,23 +398,26 @@ function scaledNorm(t: tf.Tensor): tf.Tensor {
   return tf.mul(m, tf.sqrt(tf.sum(tf.square(tf.divNoNan(t, m)))));
 }
 
-function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): number[] {
-  const values = readAndDispose(tf.tidy(() => tf.stack(before.flatMap((w, l) => [scaledNorm(tf.sub(after[l]!, w)), scaledNorm(w)]))));
+async function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): Promise<number[]> {
+  const values = await readAndDispose(tf.tidy(() => tf.stack(before.flatMap((w, l) => [scaledNorm(tf.sub(after[l]!, w)), scaledNorm(w)]))));
   return before.map((_, l) => values[2 * l]! / values[2 * l + 1]!);
 }
 
-function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): number {
+async function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): Promise<number> {
   const c = tf.tidy(() => {
     const { output } = forwardRun(model, params, x);
     return correctCount(output, labels);
   });
-  return readAndDispose(c)[0]! / x.shape[0];
+  return (await readAndDispose(c))[0]! / x.shape[0];
 }
 
-function readAndDispose(t: tf.Tensor): Float32Array {
-  const values = t.dataSync() as Float32Array;
-  t.dispose();
-  return values;
+/** Reads a tensor asynchronously (webgpu cannot read synchronously in Node) and disposes it, even on error. */
+async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
 }
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -491,7 +497,7 @@ function startRun(prepared: PreparedTraining, hooks: TrainingHooks): TrainingRun
 /** Evaluates, runs the steps (recording where due), takes the last record, and evaluates again. */
 async function trainSteps(run: TrainingRun): Promise<RunOutcome> {
   const { model, prepared: { steps } } = run;
-  const initial = evaluate(model, run.params, run.evaluation.set);
+  const initial = await evaluate(model, run.params, run.evaluation.set);
   let stoppedAt: RunOutcome['stoppedAt'] = null;
   let stepsCompleted = 0;
   for (let step = 0; step < steps; step++) {
@@ -506,8 +512,8 @@ async function trainSteps(run: TrainingRun): Promise<RunOutcome> {
   }
   // The record after the last update, on the batch the next step would draw.
   if (!stoppedAt) await withBatch(run, steps, (b) => takeRecord(run, steps, b, null));
-  const final = evaluate(model, run.params, run.evaluation.set);
-  const finalParameters = run.initialParameters ? parametersNow(model.layers, run.params) : null;
+  const final = await evaluate(model, run.params, run.evaluation.set);
+  const finalParameters = run.initialParameters ? await parametersNow(model.layers, run.params) : null;
   return { initial, final, stoppedAt, stepsCompleted, finalParameters };
 }
 
@@ -536,7 +542,7 @@ async function withBatch<T>(run: TrainingRun, step: number, use: (b: StepBatch) 
  * update) and returned, since further updates would be NaN arithmetic.
  */
 async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<RunOutcome['stoppedAt']> {
-  const { loss, next } = gradientStep(run, b);
+  const { loss, next } = await gradientStep(run, b);
   // The updated parameters are not adopted yet: disposed if a record, a cancel or an error comes in between.
   let pending: Params | null = next;
   try {
@@ -544,7 +550,7 @@ async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<
       await takeRecord(run, step, b, null);
       return { step, loss };
     }
-    if (run.toRecord.has(step)) await takeRecord(run, step, b, updateRatios(run.params.weights, next.weights));
+    if (run.toRecord.has(step)) await takeRecord(run, step, b, await updateRatios(run.params.weights, next.weights));
     disposeParameters(run.params);
     run.params = next;
     pending = null;
@@ -555,7 +561,7 @@ async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<
 }
 
 /** The minibatch loss and the optimizer's updated parameters (the current ones are left as they are). */
-function gradientStep(run: TrainingRun, { x, y }: StepBatch): { loss: number; next: Params } {
+async function gradientStep(run: TrainingRun, { x, y }: StepBatch): Promise<{ loss: number; next: Params }> {
   const { model, params } = run;
   const list = packParameters(params);
   const out = tf.tidy(() => {
@@ -566,16 +572,20 @@ function gradientStep(run: TrainingRun, { x, y }: StepBatch): { loss: number; ne
     const { value, grads } = tf.valueAndGrads(f)(list);
     return { value, next: run.optimizer.step(list, grads) };
   });
-  const loss = out.value.dataSync()[0]!;
-  out.value.dispose();
-  return { loss, next: unpackParameters(out.next, params) };
+  const next = unpackParameters(out.next, params);
+  try {
+    return { loss: (await readAndDispose(out.value))[0]!, next };
+  } catch (err) {
+    disposeParameters(next);
+    throw err;
+  }
 }
 
 /** Measures the step's batch on the current parameters, keeps the record (JSON-safe), reports it, and yields. */
 async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepBatch, ratios: number[] | null): Promise<void> {
   const { model, params, prepared } = run;
   const { layers, spec } = model;
-  const { loss, readings } = measureBatch({
+  const { loss, readings } = await measureBatch({
     layers, weights: params.weights, biases: params.biases, aux: params.aux, residualScale: model.scale, loss: spec.loss,
     x, y, saturationThreshold: run.saturationThreshold, normalization: spec.network.normalization, perExampleLayers: [],
   });
@@ -583,7 +593,7 @@ async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepB
   const raw = {
     step,
     loss,
-    accuracy: hasAccuracy(spec, model.dataset) ? batchAccuracy(model, params, x, batch.labels!) : null,
+    accuracy: hasAccuracy(spec, model.dataset) ? await batchAccuracy(model, params, x, batch.labels!) : null,
     firstToLastRatio: readings[0]!.gradNorm / readings[last]!.gradNorm,
     backpropFirstToLastRatio: readings[0]!.deltaNorm / readings[last]!.deltaNorm,
     layers: layerRecords(layers, readings, spec.data.batchSize, ratios),
