@@ -3,13 +3,18 @@
 #   docker build -t gradlens .                                   # wasm/cpu + native OpenBLAS kernels
 #   docker build --build-arg TFJS_NODE=1 -t gradlens .           # also try tfjs-node (needs its download to work)
 #   docker build --build-arg TFJS_NODE_GPU=1 -t gradlens-gpu .   # tfjs-node-gpu (CUDA 11.2 + cuDNN 8.1 on the host image)
+#   docker build --build-arg WEBGPU=1 -t gradlens-webgpu .         # WebGPU through Dawn + Vulkan (NVIDIA/AMD/Intel; no CUDA)
 #   docker run --init -p 3000:3000 -v gradlens-data:/app/data gradlens
+#   docker run --init --gpus all -e NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics -p 3000:3000 gradlens-webgpu
+#   (the NVIDIA container toolkit mounts the driver's Vulkan ICD with the `graphics` capability; the image only
+#   carries the Vulkan loader. WEBGPU_SOFTWARE=1 adds Mesa's lavapipe from bookworm-backports, for checks only.)
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 ARG TFJS_NODE=0
 ARG TFJS_NODE_GPU=0
+ARG WEBGPU=0
 # Compilers for better-sqlite3 (if its prebuilt binary is unavailable) and the native OpenBLAS kernels.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ libopenblas-dev ca-certificates \
@@ -23,7 +28,8 @@ COPY native ./native
 # download leaves the image working on the native/wasm backends.
 RUN npm ci --omit=optional --no-audit --no-fund
 RUN if [ "$TFJS_NODE" = "1" ]; then npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node@4.22.0 || echo "tfjs-node did not install; continuing without it"; fi \
- && if [ "$TFJS_NODE_GPU" = "1" ]; then npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0 || echo "tfjs-node-gpu did not install; continuing without it"; fi
+ && if [ "$TFJS_NODE_GPU" = "1" ]; then npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0 || echo "tfjs-node-gpu did not install; continuing without it"; fi \
+ && if [ "$WEBGPU" = "1" ]; then npm install --no-save --no-audit --no-fund webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0; fi
 COPY tsconfig.json ./
 COPY src ./src
 COPY routes ./routes
@@ -36,10 +42,20 @@ RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime
-# Runtime library of the native kernels only (no compilers in the final image).
+ARG WEBGPU=0
+ARG WEBGPU_SOFTWARE=0
+# Runtime library of the native kernels only (no compilers in the final image); with WEBGPU=1 the Vulkan
+# loader Dawn opens (the GPU's ICD comes from the host driver), with WEBGPU_SOFTWARE=1 also lavapipe: Debian
+# 12's own Mesa 22.3 is rejected by Dawn, Mesa 25 from bookworm-backports works.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libopenblas0-pthread libgfortran5 tini \
+ && if [ "$WEBGPU" = "1" ]; then apt-get install -y --no-install-recommends libvulkan1; fi \
+ && if [ "$WEBGPU_SOFTWARE" = "1" ]; then \
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/backports.sources \
+      && apt-get update && apt-get install -y --no-install-recommends -t bookworm-backports mesa-vulkan-drivers; fi \
  && rm -rf /var/lib/apt/lists/*
+# Graphics is the capability that mounts the NVIDIA driver's Vulkan libraries (compute alone does not).
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
