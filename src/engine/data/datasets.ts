@@ -203,20 +203,28 @@ interface RawGenerated {
 
 function shuffleRows(raw: RawGenerated, rng: Rng): RawGenerated {
   const { n, inputSize } = raw;
-  const outputSize = raw.y.length / n;
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   rng.shuffle(order);
-  const x = new Float32Array(raw.x.length);
-  const y = new Float32Array(raw.y.length);
-  const labels = raw.labels ? new Int32Array(n) : null;
-  for (let i = 0; i < n; i++) {
-    const src = order[i]!;
-    x.set(raw.x.subarray(src * inputSize, (src + 1) * inputSize), i * inputSize);
-    y.set(raw.y.subarray(src * outputSize, (src + 1) * outputSize), i * outputSize);
-    if (labels) labels[i] = raw.labels![src]!;
+  return { ...gatherRows(raw, order, inputSize, raw.y.length / n), n, inputSize };
+}
+
+/** The rows `indices` of (x, y, labels), in that order: what shuffling a generated set and taking a batch share. */
+function gatherRows(
+  source: { x: Float32Array; y: Float32Array; labels: Int32Array | null },
+  indices: Int32Array, inputSize: number, outputSize: number,
+): { x: Float32Array; y: Float32Array; labels: Int32Array | null } {
+  const m = indices.length;
+  const x = new Float32Array(m * inputSize);
+  const y = new Float32Array(m * outputSize);
+  const labels = source.labels ? new Int32Array(m) : null;
+  for (let r = 0; r < m; r++) {
+    const i = indices[r]!;
+    x.set(source.x.subarray(i * inputSize, (i + 1) * inputSize), r * inputSize);
+    y.set(source.y.subarray(i * outputSize, (i + 1) * outputSize), r * outputSize);
+    if (labels) labels[r] = source.labels![i]!;
   }
-  return { x, y, labels, n, inputSize };
+  return { x, y, labels };
 }
 
 function binaryFrom(x: Float32Array, labels: Int32Array): RawGenerated {
@@ -791,18 +799,8 @@ export function sampleBatches(ds: Dataset, batchSize: number, batches: number, s
   const rng = new Rng(deriveSeed(seed, 'batches'));
   const out: Batch[] = [];
 
-  const take = (indices: Int32Array): Batch => {
-    const x = new Float32Array(batchSize * inputSize);
-    const y = new Float32Array(batchSize * outputSize);
-    const labels = source.labels ? new Int32Array(batchSize) : null;
-    for (let b = 0; b < batchSize; b++) {
-      const i = indices[b]!;
-      x.set(source.x.subarray(i * inputSize, (i + 1) * inputSize), b * inputSize);
-      y.set(source.y.subarray(i * outputSize, (i + 1) * outputSize), b * outputSize);
-      if (labels) labels[b] = source.labels![i]!;
-    }
-    return { x, y, labels, size: batchSize, indices: Int32Array.from(indices) };
-  };
+  const take = (indices: Int32Array): Batch =>
+    ({ ...gatherRows(source, indices, inputSize, outputSize), size: batchSize, indices: Int32Array.from(indices) });
 
   const picked = new Int32Array(batchSize);
   if (batchSize > n) {
