@@ -43,6 +43,11 @@ export interface Dataset {
   /** Number of examples. */
   n: number;
   inputSize: number;
+  /**
+   * Shape of one example: [28, 28, 1] for MNIST (height, width, channels: NHWC, tfjs's layout), [inputSize]
+   * for feature vectors. Its product is inputSize; x stores each example flattened in this order.
+   */
+  inputShape: number[];
   /** One-hot width for classification, 1 for binary, target width for regression. */
   outputSize: number;
   task: TaskKind;
@@ -598,11 +603,11 @@ export function datasetArrays(ds: Dataset): { x: Float32Array; y: Float32Array; 
  */
 const BUNDLED = {
   mnist: {
-    n: 10_000, inputSize: MNIST_PIXELS, classes: MNIST_CLASSES,
+    n: 10_000, inputSize: MNIST_PIXELS, shape: [28, 28, 1], classes: MNIST_CLASSES,
     what: 'MNIST handwritten digits: 10000 greyscale 28x28 images (784 pixel inputs in [0, 1]) in 10 classes',
   },
   iris: {
-    n: 150, inputSize: 4, classes: 3,
+    n: 150, inputSize: 4, shape: [4], classes: 3,
     what: "Fisher's Iris flowers: 150 samples of 4 measurements (sepal/petal length and width) in 3 species",
   },
 } as const;
@@ -635,6 +640,7 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
     source,
     n: raw.n,
     inputSize: raw.inputSize,
+    inputShape: [raw.inputSize],
     outputSize,
     task,
     numClasses,
@@ -653,7 +659,7 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
       let arrays: ReturnType<SharedDataset['arrays']> | undefined;
       shared = {
         meta: {
-          source, n: b.n, inputSize: b.inputSize, outputSize: b.classes, task: 'classification', numClasses: b.classes,
+          source, n: b.n, inputSize: b.inputSize, inputShape: [...b.shape], outputSize: b.classes, task: 'classification', numClasses: b.classes,
           normalization, description: `${b.what}; ${how}.`,
         },
         arrays: () => {
@@ -774,7 +780,7 @@ export function describeDataset(spec: DataSpec, seed: number): DatasetShape {
   const normalization: Normalization = spec.normalize ?? 'standardize';
   const plan = generatedPlan(spec, source);
   return {
-    source, n: plan.n, inputSize: plan.inputSize, outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,
+    source, n: plan.n, inputSize: plan.inputSize, inputShape: [plan.inputSize], outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,
     normalization, description: `${plan.what}; ${describeNormalization(normalization)}.`,
   };
 }
