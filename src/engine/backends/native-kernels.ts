@@ -1,5 +1,6 @@
-// Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense forward and backward passes.
+// Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense and convolutional forward and backward passes.
 import { swapKernel } from './kernel-swap.js';
+import { makeConvImpls, NATIVE_CONV_KERNELS, type ConvAddon, type CpuBackendInternals, type Impl } from './native-conv.js';
 import { setZigguratFill, type ZigguratFill } from '../common/random.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -31,6 +32,8 @@ export const NATIVE_CPU_KERNELS: readonly string[] = Object.freeze([
   'Square',
   'Sqrt',
   'Sum',
+  // NHWC convolution and pooling (native-conv.ts, native/src/conv.c).
+  ...NATIVE_CONV_KERNELS,
 ]);
 
 const ADDON_RELATIVE_PATH = join('native', 'build', 'Release', 'gradlens_native.node');
@@ -41,7 +44,7 @@ const BUILD_HINT =
 /** Must stay in step with the C limit: deeper broadcasts fall back to the stock kernel. */
 const MAX_RANK = 16;
 
-interface NativeAddon {
+interface NativeAddon extends ConvAddon {
   sgemm(
     a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     batch: number, batchA: number, batchB: number, m: number, n: number, k: number,
@@ -98,7 +101,7 @@ function tryLoad(path: string | undefined, searched: string): NativeLoadResult {
   }
   try {
     const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
-    for (const fn of ['sgemm', 'binary', 'unary', 'sum', 'setBlasThreads', 'info'] as const) {
+    for (const fn of ['sgemm', 'binary', 'unary', 'sum', 'convKernel', 'setBlasThreads', 'info'] as const) {
       if (typeof mod[fn] !== 'function') {
         return { loaded: false, reason: `${path} does not export ${fn}(): it is stale or foreign; rebuild it (${BUILD_HINT})` };
       }
@@ -142,12 +145,6 @@ export function loadNativeKernels(options: { path?: string; addonPath?: string }
 // Kernel implementations. They share the stock kernels' calling convention ({inputs, backend, attrs})
 // and create outputs the way the stock kernels do (backend.makeTensorInfo); anything they do not cover
 // (other dtypes, complex numbers, odd layouts) goes to the stock kernel kept from before registration.
-
-interface CpuBackendInternals {
-  data: { get(dataId: object): { values?: unknown } | undefined };
-  makeTensorInfo(shape: number[], dtype: DataType, values: Float32Array): TensorInfo;
-  disposeIntermediateTensorInfo(info: TensorInfo): void;
-}
 
 interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
@@ -222,8 +219,6 @@ function planMatMul(tf: Tf, a: TensorInfo, b: TensorInfo, transposeA: boolean, t
   if (batchA === 0 || batchB === 0 || m === 0 || n === 0 || batch * m * n !== sizeOf(outShape)) return null;
   return { outShape, batch, batchA, batchB, m, n, k };
 }
-
-type Impl = (args: { inputs: Record<string, TensorInfo | undefined>; backend: CpuBackendInternals; attrs: NamedAttrMap }) => TensorInfo | null;
 
 function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
   const meta = new Int32Array(1 + 3 * MAX_RANK);
@@ -368,7 +363,7 @@ export function registerNativeKernels(tf: Tf, options: { kernels?: readonly stri
     registrationIssue = issue;
     return [];
   }
-  const impls = makeCpuImpls(tf, addon);
+  const impls: Record<string, Impl> = { ...makeCpuImpls(tf, addon), ...makeConvImpls(tf, addon, f32) };
   const wanted = options.kernels ?? NATIVE_CPU_KERNELS;
   for (const name of wanted) {
     const impl = impls[name];
