@@ -383,6 +383,45 @@ static napi_value js_sum(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// mean(x, out, outer, reduce, inner, divisor): the stock Mean kernel, which divides every element by the
+// count first (a float32 RealDiv: x / divisor rounded to float) and then sums the quotients like Sum (in
+// double, in increasing r). Done here in one pass instead of a division array and a transposed copy.
+
+static napi_value js_mean(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  float *x, *o;
+  int64_t xlen, olen, outer, reduce, inner;
+  double divisor_d;
+  if (!get_f32(env, argv[0], &x, &xlen) || !get_f32(env, argv[1], &o, &olen) || !get_i64(env, argv[2], &outer) ||
+      !get_i64(env, argv[3], &reduce) || !get_i64(env, argv[4], &inner) || !get_f64(env, argv[5], &divisor_d)) {
+    return NULL;
+  }
+  if (outer < 0 || reduce < 0 || inner < 0 || outer * reduce * inner != xlen || outer * inner != olen) {
+    throw_range(env, "mean: lengths do not match [outer, reduce, inner]");
+    return NULL;
+  }
+  const float divisor = (float)divisor_d;
+  double *acc = (double *)malloc((size_t)(inner > 0 ? inner : 1) * sizeof(double));
+  if (acc == NULL) {
+    napi_throw_error(env, NULL, "mean: out of memory");
+    return NULL;
+  }
+  for (int64_t q = 0; q < outer; q++) {
+    for (int64_t i = 0; i < inner; i++) acc[i] = 0.0;
+    const float *p = x + q * reduce * inner;
+    for (int64_t r = 0; r < reduce; r++) {
+      const float *row = p + r * inner;
+      for (int64_t i = 0; i < inner; i++) acc[i] += (double)(row[i] / divisor);
+    }
+    float *dst = o + q * inner;
+    for (int64_t i = 0; i < inner; i++) dst[i] = (float)acc[i];
+  }
+  free(acc);
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Reductions for gradlens's per-layer statistics (src/engine/batch-stats.ts has the same in JavaScript,
 // which is the reference the tests hold these to). Everything accumulates in double, so no float32
 // max-scaling is needed; the order of the additions is free (the results are compared to a relative
@@ -792,6 +831,7 @@ NAPI_MODULE_INIT() {
       {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
       {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"mean", NULL, js_mean, NULL, NULL, NULL, napi_default, NULL},
       {"moments", NULL, js_moments, NULL, NULL, NULL, napi_default, NULL},
       {"centered", NULL, js_centered, NULL, NULL, NULL, napi_default, NULL},
       {"derivativeStats", NULL, js_derivative_stats, NULL, NULL, NULL, napi_default, NULL},

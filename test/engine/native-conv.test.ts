@@ -237,3 +237,59 @@ describeNative('native MaxPool, AvgPool and their gradients', () => {
     x.dispose();
   });
 });
+
+describeNative('native Mean (batch-norm statistics on 4-D tensors)', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+  afterAll(() => restoreStockKernels(tf));
+
+  const cases: Array<[number[], number[], boolean]> = [
+    [[5, 7, 9, 16], [0, 1, 2], false],
+    [[5, 7, 9, 16], [0, 1, 2], true],
+    [[3, 6, 6, 3], [1, 2], false],
+    [[4, 5, 5, 8], [0], true],
+    [[4, 5, 5, 8], [3], false],
+    [[64, 28, 28, 1], [0, 1, 2], false],
+  ];
+  for (const [shape, axes, keepDims] of cases) {
+    itNative(`tf.mean and tf.moments are bit-identical to the stock kernels: ${JSON.stringify(shape)} over ${JSON.stringify(axes)}${keepDims ? ' keepDims' : ''}`, () => {
+      const x = tf.tidy(() => tf.add(random(shape), 3)); // an offset, so that the variance is not just the mean square
+      const f = (): tf.Tensor[] => {
+        const m = tf.moments(x, axes, keepDims);
+        return [tf.mean(x, axes, keepDims), m.mean, m.variance];
+      };
+      const stock = run(false, f);
+      const before = nativeCalls('Mean');
+      const nat = run(true, f);
+      expect(nativeCalls('Mean') - before).toBe(3);
+      nat.forEach((v, i) => expectIdentical(v, stock[i]!, `output ${i}`));
+      x.dispose();
+    });
+  }
+
+  itNative('the gradient of a batch-norm over [0, 1, 2] matches the stock kernels', () => {
+    const x = random([5, 6, 6, 8]), r = random([5, 6, 6, 8]);
+    const bn = (v: tf.Tensor): tf.Tensor => {
+      const m = tf.moments(v, [0, 1, 2], true);
+      return tf.div(tf.sub(v, m.mean), tf.sqrt(tf.add(m.variance, 1e-5)));
+    };
+    const f = (): tf.Tensor[] => tf.grads((v: tf.Tensor) => tf.sum(tf.mul(bn(v), r)))([x]);
+    const stock = run(false, f);
+    const nat = run(true, f);
+    // The Means are bit-identical; what remains is float32 element-wise work in the same order.
+    const magnitude = new Float32Array(stock[0]!.length).fill(stock[0]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+    expectClose(nat[0]!, stock[0]!, magnitude, 16, 'batch-norm dx');
+    tf.dispose([x, r]);
+  });
+
+  itNative('leaves non-consecutive axes to the stock kernel', () => {
+    const x = random([3, 4, 5, 6]);
+    const stock = run(false, () => [tf.mean(x, [0, 2])]);
+    const before = fallbacks('Mean');
+    const nat = run(true, () => [tf.mean(x, [0, 2])]);
+    expect(fallbacks('Mean') - before).toBe(1);
+    expectIdentical(nat[0]!, stock[0]!, 'mean over [0, 2]');
+    x.dispose();
+  });
+});

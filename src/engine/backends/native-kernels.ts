@@ -32,6 +32,8 @@ export const NATIVE_CPU_KERNELS: readonly string[] = Object.freeze([
   'Square',
   'Sqrt',
   'Sum',
+  // Batch-norm statistics: tf.moments over [0, 1, 2] is two Means.
+  'Mean',
   // NHWC convolution and pooling (native-conv.ts, native/src/conv.c).
   ...NATIVE_CONV_KERNELS,
 ]);
@@ -53,6 +55,7 @@ interface NativeAddon extends ConvAddon {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, meta: Int32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   sum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
+  mean(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number, divisor: number): void;
   setBlasThreads(n: number): void;
   info(): { config: string; corename: string; threads: number };
   // Float64 reductions for the statistics (batch-stats.ts); absent from addons built before them.
@@ -101,7 +104,7 @@ function tryLoad(path: string | undefined, searched: string): NativeLoadResult {
   }
   try {
     const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
-    for (const fn of ['sgemm', 'binary', 'unary', 'sum', 'convKernel', 'setBlasThreads', 'info'] as const) {
+    for (const fn of ['sgemm', 'binary', 'unary', 'sum', 'mean', 'convKernel', 'setBlasThreads', 'info'] as const) {
       if (typeof mod[fn] !== 'function') {
         return { loaded: false, reason: `${path} does not export ${fn}(): it is stale or foreign; rebuild it (${BUILD_HINT})` };
       }
@@ -263,6 +266,33 @@ function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
     inputs['a'] && inputs['b'] ? binary(backend, op, inputs['a'], inputs['b']) : null;
   const unaryImpl = (op: number): Impl => ({ inputs, backend }) => (inputs['x'] ? unary(backend, op, inputs['x']) : null);
 
+  /**
+   * Sum, or Mean (the stock Mean divides each element by the count, then sums), over a run of
+   * consecutive axes in increasing order: then [outer, reduce, inner] sums in exactly the stock kernel's
+   * order. Anything else (e.g. axes [2, 0]) goes to the stock kernel.
+   */
+  const reduceImpl = (mean: boolean): Impl => ({ inputs, backend, attrs }) => {
+    const x = inputs['x'];
+    if (!x) return null;
+    const xv = f32(backend, x);
+    if (xv === null) return null;
+    const shape = x.shape;
+    const axes = tf.util.parseAxisParam((attrs['axis'] ?? null) as number | number[], shape);
+    if (axes.length === 0) return null;
+    const first = axes[0]!, last = axes[axes.length - 1]!;
+    for (let i = 1; i < axes.length; i++) if (axes[i] !== first + i) return null;
+    const outer = sizeOf(shape.slice(0, first)), reduce = sizeOf(shape.slice(first, last + 1)), inner = sizeOf(shape.slice(last + 1));
+    // A count float32 cannot hold exactly would make the stock division differ.
+    if (mean && (reduce === 0 || reduce > 2 ** 24)) return null;
+    const outShape = attrs['keepDims'] === true
+      ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
+      : shape.filter((_, i) => i < first || i > last);
+    const out = new Float32Array(outer * inner);
+    if (mean) native.mean(xv, out, outer, reduce, inner, reduce);
+    else native.sum(xv, out, outer, reduce, inner);
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
+
   return {
     BatchMatMul: ({ inputs, backend, attrs }) => {
       const { a, b } = inputs;
@@ -306,26 +336,8 @@ function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
     Tanh: unaryImpl(OP_TANH),
     Square: unaryImpl(OP_SQUARE),
     Sqrt: unaryImpl(OP_SQRT),
-    Sum: ({ inputs, backend, attrs }) => {
-      const x = inputs['x'];
-      if (!x) return null;
-      const xv = f32(backend, x);
-      if (xv === null) return null;
-      const shape = x.shape;
-      const axes = tf.util.parseAxisParam((attrs['axis'] ?? null) as number | number[], shape);
-      // Only a run of consecutive axes in increasing order: then [outer, reduce, inner] sums in exactly
-      // the stock kernel's order. Anything else (e.g. axes [2, 0]) goes to the stock kernel.
-      if (axes.length === 0) return null;
-      const first = axes[0]!, last = axes[axes.length - 1]!;
-      for (let i = 1; i < axes.length; i++) if (axes[i] !== first + i) return null;
-      const outer = sizeOf(shape.slice(0, first)), reduce = sizeOf(shape.slice(first, last + 1)), inner = sizeOf(shape.slice(last + 1));
-      const outShape = attrs['keepDims'] === true
-        ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
-        : shape.filter((_, i) => i < first || i > last);
-      const out = new Float32Array(outer * inner);
-      native.sum(xv, out, outer, reduce, inner);
-      return backend.makeTensorInfo(outShape, 'float32', out);
-    },
+    Sum: reduceImpl(false),
+    Mean: reduceImpl(true),
   };
 }
 
