@@ -4,11 +4,12 @@
 // the native backend makes) and compares: pooling forward bit for bit, everything else within the
 // rounding of a float32 sum of that many terms, and in relative norm within 1e-5. The counters of
 // nativeKernelStats prove the native kernel ran, so removing a registration fails these tests.
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Rng } from '../../src/engine/common/random.js';
 import { NATIVE_CPU_KERNELS, nativeKernelStats, registerNativeKernels, restoreStockKernels } from '../../src/engine/backends/native-kernels.js';
-import { describeNative, itNative } from '../support/native.js';
+import { describeNative, itNative, native } from '../support/native.js';
 
 const rng = new Rng(12);
 const random = (shape: number[]): tf.Tensor4D => {
@@ -291,5 +292,21 @@ describeNative('native Mean (batch-norm statistics on 4-D tensors)', () => {
     expect(fallbacks('Mean') - before).toBe(1);
     expectIdentical(nat[0]!, stock[0]!, 'mean over [0, 2]');
     x.dispose();
+  });
+});
+
+describeNative('the BLAS kernels behind the convolutions', () => {
+  itNative('are not OpenBLAS\'s Prescott (SSE3) fallback on a CPU with AVX2 and FMA, unless OPENBLAS_CORETYPE chose them', () => {
+    if (!native.loaded) throw new Error(native.reason);
+    const core = /\(core (\w+)/.exec(native.blas)?.[1];
+    expect(core, native.blas).toBeDefined();
+    const flags = (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/);
+    const vectorCpu = flags.includes('avx2') && flags.includes('fma');
+    if (!vectorCpu || process.env['OPENBLAS_CORETYPE'] !== undefined) {
+      // Nothing to correct here: OpenBLAS's own choice (or the user's) stands.
+      expect(native.blas).not.toMatch(/instead of the Prescott fallback/);
+      return;
+    }
+    expect(core).not.toBe('Prescott');
   });
 });

@@ -57,7 +57,8 @@ interface NativeAddon extends ConvAddon {
   sum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
   mean(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number, divisor: number): void;
   setBlasThreads(n: number): void;
-  info(): { config: string; corename: string; threads: number };
+  /** coreNote: set when the addon replaced OpenBLAS's Prescott fallback (gradlens_native.c, fix_blas_core). */
+  info(): { config: string; corename: string; threads: number; coreNote?: string };
   // Float64 reductions for the statistics (batch-stats.ts); absent from addons built before them.
   moments?(x: Float32Array, out: Float64Array): void;
   centered?(x: Float32Array, mean: number): number;
@@ -115,7 +116,7 @@ function tryLoad(path: string | undefined, searched: string): NativeLoadResult {
     return {
       loaded: true,
       kernels: [...NATIVE_CPU_KERNELS],
-      blas: `${info.config} (core ${info.corename}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`,
+      blas: `${info.config} (core ${info.corename}${info.coreNote ? `: ${info.coreNote}` : ''}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`,
       path,
     };
   } catch (err) {
