@@ -1,9 +1,10 @@
-// gradlens_native: N-API addon with float32 kernels (OpenBLAS SGEMM, element-wise, sums) for tfjs's cpu backend, and float64 reductions for gradlens's statistics.
+// gradlens_native: N-API addon with float32 kernels (OpenBLAS SGEMM, element-wise, sums, NHWC convolution and pooling in conv.c) for tfjs's cpu backend, and float64 reductions for gradlens's statistics.
 //
 // Plain C over node_api.h so that the build needs no npm package, and N-API so that one binary serves
 // every Node version from 18 on. Every function works in place on Float32Arrays owned by JavaScript (the
 // tfjs backend's own value arrays, or a view of the wasm heap): nothing is copied and nothing is
-// allocated here except a scratch row for column sums.
+// allocated here except scratch rows (column sums, pooling) and conv.c's im2col block (~2 MB, freed
+// before returning).
 //
 // Numerics follow tfjs-backend-cpu 4.22.0, which computes in double and rounds once on store:
 // - add, sub, mul, div, square and sqrt are done in float: for these operations rounding the exact
@@ -18,6 +19,8 @@
 #include <node_api.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,11 +28,16 @@
 
 #include <cblas.h>
 
+#include "conv.h"
+
 // Declared here as well so that a cblas.h from another BLAS still compiles; we link libopenblas.
 extern void openblas_set_num_threads(int num_threads);
 extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
 extern char *openblas_get_corename(void);
+// OpenBLAS's own kernel dispatch (DYNAMIC_ARCH builds only: weak, so that other builds still load).
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
 
 #define MAX_RANK 16
 
@@ -380,6 +388,45 @@ static napi_value js_sum(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// mean(x, out, outer, reduce, inner, divisor): the stock Mean kernel, which divides every element by the
+// count first (a float32 RealDiv: x / divisor rounded to float) and then sums the quotients like Sum (in
+// double, in increasing r). Done here in one pass instead of a division array and a transposed copy.
+
+static napi_value js_mean(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  float *x, *o;
+  int64_t xlen, olen, outer, reduce, inner;
+  double divisor_d;
+  if (!get_f32(env, argv[0], &x, &xlen) || !get_f32(env, argv[1], &o, &olen) || !get_i64(env, argv[2], &outer) ||
+      !get_i64(env, argv[3], &reduce) || !get_i64(env, argv[4], &inner) || !get_f64(env, argv[5], &divisor_d)) {
+    return NULL;
+  }
+  if (outer < 0 || reduce < 0 || inner < 0 || outer * reduce * inner != xlen || outer * inner != olen) {
+    throw_range(env, "mean: lengths do not match [outer, reduce, inner]");
+    return NULL;
+  }
+  const float divisor = (float)divisor_d;
+  double *acc = (double *)malloc((size_t)(inner > 0 ? inner : 1) * sizeof(double));
+  if (acc == NULL) {
+    napi_throw_error(env, NULL, "mean: out of memory");
+    return NULL;
+  }
+  for (int64_t q = 0; q < outer; q++) {
+    for (int64_t i = 0; i < inner; i++) acc[i] = 0.0;
+    const float *p = x + q * reduce * inner;
+    for (int64_t r = 0; r < reduce; r++) {
+      const float *row = p + r * inner;
+      for (int64_t i = 0; i < inner; i++) acc[i] += (double)(row[i] / divisor);
+    }
+    float *dst = o + q * inner;
+    for (int64_t i = 0; i < inner; i++) dst[i] = (float)acc[i];
+  }
+  free(acc);
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Reductions for gradlens's per-layer statistics (src/engine/batch-stats.ts has the same in JavaScript,
 // which is the reference the tests hold these to). Everything accumulates in double, so no float32
 // max-scaling is needed; the order of the additions is free (the results are compared to a relative
@@ -665,6 +712,125 @@ static napi_value js_ziggurat_fill(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// convKernel(op, a, b, out, geom): the NHWC convolution and pooling kernels of conv.c.
+// geom = Int32Array [n, h, w, c, oh, ow, cout, kh, kw, sh, sw, dh, dw, pt, pl]. Every array length is
+// checked against it here, and conv.c bounds-checks every input pixel it reads, so no geometry a caller
+// passes can make it read or write outside the arrays.
+//   op 0 forward:         a = x,  b = filter, out = y
+//   op 1 backprop input:  a = dy, b = filter, out = dx (zeroed)
+//   op 2 backprop filter: a = x,  b = dy,     out = dW
+//   op 3 max pool, 4 avg pool: a = x, out = y (b unused)
+//   op 5 max pool grad:   a = x,  b = dy,     out = dx (zeroed)
+//   op 6 avg pool grad:   a = dy, out = dx (b unused)
+
+enum { CONV_FWD = 0, CONV_BP_INPUT = 1, CONV_BP_FILTER = 2, POOL_MAX = 3, POOL_AVG = 4, POOL_MAX_GRAD = 5, POOL_AVG_GRAD = 6 };
+
+static bool read_geom(napi_env env, napi_value v, conv_geom *g) {
+  int32_t *m;
+  int64_t len;
+  if (!get_i32array(env, v, &m, &len)) return false;
+  if (len < CONV_GEOM_FIELDS) return throw_range(env, "convKernel: geometry needs 15 entries");
+  int64_t f[CONV_GEOM_FIELDS];
+  for (int i = 0; i < CONV_GEOM_FIELDS; i++) f[i] = m[i];
+  *g = (conv_geom){f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14]};
+  // Sizes and steps at least 1, paddings at least 0: anything else is not a geometry tfjs produces.
+  for (int i = 0; i < 13; i++) if (f[i] < 1) return throw_range(env, "convKernel: sizes, strides and dilations must be positive");
+  if (g->pt < 0 || g->pl < 0) return throw_range(env, "convKernel: padding must not be negative");
+  // Every GEMM dimension must fit BLAS's int.
+  if (g->n * g->oh * g->ow > INT32_MAX || g->n * g->h * g->w > INT32_MAX || g->kh * g->kw * g->c > INT32_MAX) {
+    return throw_range(env, "convKernel: too large for a BLAS call");
+  }
+  return true;
+}
+
+// The lengths op needs for a, b and out (b = -1: unused).
+static void conv_lengths(int32_t op, const conv_geom *g, int64_t *la, int64_t *lb, int64_t *lo) {
+  const int64_t xs = g->n * g->h * g->w * g->c, ys = g->n * g->oh * g->ow * g->cout, ws = g->kh * g->kw * g->c * g->cout;
+  switch (op) {
+    case CONV_FWD: *la = xs; *lb = ws; *lo = ys; break;
+    case CONV_BP_INPUT: *la = ys; *lb = ws; *lo = xs; break;
+    case CONV_BP_FILTER: *la = xs; *lb = ys; *lo = ws; break;
+    case POOL_MAX: case POOL_AVG: *la = xs; *lb = -1; *lo = ys; break;
+    case POOL_MAX_GRAD: *la = xs; *lb = ys; *lo = xs; break;
+    default: *la = ys; *lb = -1; *lo = xs; break;  // POOL_AVG_GRAD
+  }
+}
+
+static napi_value js_conv_kernel(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t op;
+  float *a, *b, *o;
+  int64_t alen, blen, olen;
+  conv_geom g;
+  if (!get_i32(env, argv[0], &op) || !get_f32(env, argv[1], &a, &alen) || !get_f32(env, argv[2], &b, &blen) ||
+      !get_f32(env, argv[3], &o, &olen) || !read_geom(env, argv[4], &g)) {
+    return NULL;
+  }
+  if (op < CONV_FWD || op > POOL_AVG_GRAD) {
+    throw_range(env, "convKernel: unknown op");
+    return NULL;
+  }
+  if (op >= POOL_MAX && (g.cout != g.c || g.dh != 1 || g.dw != 1)) {
+    throw_range(env, "convKernel: pooling keeps the channels and has no dilation");
+    return NULL;
+  }
+  int64_t la, lb, lo;
+  conv_lengths(op, &g, &la, &lb, &lo);
+  if (alen != la || (lb >= 0 && blen != lb) || olen != lo) {
+    throw_range(env, "convKernel: array lengths do not match the geometry");
+    return NULL;
+  }
+  bool ok;
+  switch (op) {
+    case CONV_FWD: ok = conv2d_forward(a, b, o, &g); break;
+    case CONV_BP_INPUT: ok = conv2d_backprop_input(a, b, o, &g); break;
+    case CONV_BP_FILTER: ok = conv2d_backprop_filter(a, b, o, &g); break;
+    case POOL_MAX: ok = max_pool_forward(a, o, &g); break;
+    case POOL_AVG: ok = avg_pool_forward(a, o, &g); break;
+    case POOL_MAX_GRAD: ok = max_pool_backward(a, b, o, &g); break;
+    default: ok = avg_pool_backward(a, o, &g); break;
+  }
+  if (!ok) napi_throw_error(env, NULL, "convKernel: out of memory");
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------------
+// OpenBLAS 0.3.21 picks its kernels from the CPU model; for a model it does not know (a VM that reports a
+// generic "Intel(R) Xeon(R) Processor", for one) it falls back to Prescott, its SSE3 kernels, although the
+// CPU has AVX-512 or AVX2: GEMMs 3-7x slower (measured on such a VM: a 3136x576x64 sgemm 44 ms on
+// Prescott, 12 ms on Haswell, 6.4 ms on SkylakeX). Unless the user chose a core (OPENBLAS_CORETYPE), rerun
+// OpenBLAS's own dispatch once per process, before our first BLAS call, with the core the instruction set
+// supports. Only the Prescott fallback is touched: a detected core is never overridden.
+
+static pthread_once_t core_once = PTHREAD_ONCE_INIT;
+static char core_note[96];
+
+static const char *supported_core(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+    return "SkylakeX";
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return NULL;
+}
+
+static void fix_blas_core(void) {
+  if (gotoblas_dynamic_init == NULL || gotoblas_dynamic_quit == NULL || getenv("OPENBLAS_CORETYPE") != NULL) return;
+  const char *detected = openblas_get_corename();
+  if (detected == NULL || strcmp(detected, "Prescott") != 0) return;
+  const char *core = supported_core();
+  if (core == NULL) return;
+  // gotoblas_dynamic_init reads the core from the environment; leave the environment as we found it.
+  setenv("OPENBLAS_CORETYPE", core, 0);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  unsetenv("OPENBLAS_CORETYPE");
+  snprintf(core_note, sizeof core_note, "%s instead of the Prescott fallback OpenBLAS detected", core);
+}
 
 static napi_value js_set_blas_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -693,10 +859,12 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "corename", make_string(env, openblas_get_corename()));
   napi_create_int32(env, openblas_get_num_threads(), &threads);
   napi_set_named_property(env, obj, "threads", threads);
+  if (core_note[0] != '\0') napi_set_named_property(env, obj, "coreNote", make_string(env, core_note));
   return obj;
 }
 
 NAPI_MODULE_INIT() {
+  pthread_once(&core_once, fix_blas_core);
   // 256-wide products gain nothing from a second BLAS thread and the pthread build would otherwise
   // start one per core; callers may raise it with setBlasThreads.
   openblas_set_num_threads(1);
@@ -705,11 +873,13 @@ NAPI_MODULE_INIT() {
       {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
       {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"mean", NULL, js_mean, NULL, NULL, NULL, napi_default, NULL},
       {"moments", NULL, js_moments, NULL, NULL, NULL, napi_default, NULL},
       {"centered", NULL, js_centered, NULL, NULL, NULL, napi_default, NULL},
       {"derivativeStats", NULL, js_derivative_stats, NULL, NULL, NULL, napi_default, NULL},
       {"rowSumSq", NULL, js_row_sumsq, NULL, NULL, NULL, napi_default, NULL},
       {"zigguratFill", NULL, js_ziggurat_fill, NULL, NULL, NULL, napi_default, NULL},
+      {"convKernel", NULL, js_conv_kernel, NULL, NULL, NULL, napi_default, NULL},
       {"setBlasThreads", NULL, js_set_blas_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -1,5 +1,6 @@
-// Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense forward and backward passes.
+// Optional native (N-API + OpenBLAS) replacements for the tfjs cpu kernels that dominate dense and convolutional forward and backward passes.
 import { swapKernel } from './kernel-swap.js';
+import { makeConvImpls, NATIVE_CONV_KERNELS, type ConvAddon, type CpuBackendInternals, type Impl } from './native-conv.js';
 import { setZigguratFill, type ZigguratFill } from '../common/random.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -31,6 +32,10 @@ export const NATIVE_CPU_KERNELS: readonly string[] = Object.freeze([
   'Square',
   'Sqrt',
   'Sum',
+  // Batch-norm statistics: tf.moments over [0, 1, 2] is two Means.
+  'Mean',
+  // NHWC convolution and pooling (native-conv.ts, native/src/conv.c).
+  ...NATIVE_CONV_KERNELS,
 ]);
 
 const ADDON_RELATIVE_PATH = join('native', 'build', 'Release', 'gradlens_native.node');
@@ -41,7 +46,7 @@ const BUILD_HINT =
 /** Must stay in step with the C limit: deeper broadcasts fall back to the stock kernel. */
 const MAX_RANK = 16;
 
-interface NativeAddon {
+interface NativeAddon extends ConvAddon {
   sgemm(
     a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
     batch: number, batchA: number, batchB: number, m: number, n: number, k: number,
@@ -50,8 +55,10 @@ interface NativeAddon {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, meta: Int32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   sum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
+  mean(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number, divisor: number): void;
   setBlasThreads(n: number): void;
-  info(): { config: string; corename: string; threads: number };
+  /** coreNote: set when the addon replaced OpenBLAS's Prescott fallback (gradlens_native.c, fix_blas_core). */
+  info(): { config: string; corename: string; threads: number; coreNote?: string };
   // Float64 reductions for the statistics (batch-stats.ts); absent from addons built before them.
   moments?(x: Float32Array, out: Float64Array): void;
   centered?(x: Float32Array, mean: number): number;
@@ -98,7 +105,7 @@ function tryLoad(path: string | undefined, searched: string): NativeLoadResult {
   }
   try {
     const mod = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
-    for (const fn of ['sgemm', 'binary', 'unary', 'sum', 'setBlasThreads', 'info'] as const) {
+    for (const fn of ['sgemm', 'binary', 'unary', 'sum', 'mean', 'convKernel', 'setBlasThreads', 'info'] as const) {
       if (typeof mod[fn] !== 'function') {
         return { loaded: false, reason: `${path} does not export ${fn}(): it is stale or foreign; rebuild it (${BUILD_HINT})` };
       }
@@ -109,7 +116,7 @@ function tryLoad(path: string | undefined, searched: string): NativeLoadResult {
     return {
       loaded: true,
       kernels: [...NATIVE_CPU_KERNELS],
-      blas: `${info.config} (core ${info.corename}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`,
+      blas: `${info.config} (core ${info.corename}${info.coreNote ? `: ${info.coreNote}` : ''}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`,
       path,
     };
   } catch (err) {
@@ -142,12 +149,6 @@ export function loadNativeKernels(options: { path?: string; addonPath?: string }
 // Kernel implementations. They share the stock kernels' calling convention ({inputs, backend, attrs})
 // and create outputs the way the stock kernels do (backend.makeTensorInfo); anything they do not cover
 // (other dtypes, complex numbers, odd layouts) goes to the stock kernel kept from before registration.
-
-interface CpuBackendInternals {
-  data: { get(dataId: object): { values?: unknown } | undefined };
-  makeTensorInfo(shape: number[], dtype: DataType, values: Float32Array): TensorInfo;
-  disposeIntermediateTensorInfo(info: TensorInfo): void;
-}
 
 interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
@@ -223,8 +224,6 @@ function planMatMul(tf: Tf, a: TensorInfo, b: TensorInfo, transposeA: boolean, t
   return { outShape, batch, batchA, batchB, m, n, k };
 }
 
-type Impl = (args: { inputs: Record<string, TensorInfo | undefined>; backend: CpuBackendInternals; attrs: NamedAttrMap }) => TensorInfo | null;
-
 function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
   const meta = new Int32Array(1 + 3 * MAX_RANK);
 
@@ -267,6 +266,33 @@ function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
   const binaryImpl = (op: number): Impl => ({ inputs, backend }) =>
     inputs['a'] && inputs['b'] ? binary(backend, op, inputs['a'], inputs['b']) : null;
   const unaryImpl = (op: number): Impl => ({ inputs, backend }) => (inputs['x'] ? unary(backend, op, inputs['x']) : null);
+
+  /**
+   * Sum, or Mean (the stock Mean divides each element by the count, then sums), over a run of
+   * consecutive axes in increasing order: then [outer, reduce, inner] sums in exactly the stock kernel's
+   * order. Anything else (e.g. axes [2, 0]) goes to the stock kernel.
+   */
+  const reduceImpl = (mean: boolean): Impl => ({ inputs, backend, attrs }) => {
+    const x = inputs['x'];
+    if (!x) return null;
+    const xv = f32(backend, x);
+    if (xv === null) return null;
+    const shape = x.shape;
+    const axes = tf.util.parseAxisParam((attrs['axis'] ?? null) as number | number[], shape);
+    if (axes.length === 0) return null;
+    const first = axes[0]!, last = axes[axes.length - 1]!;
+    for (let i = 1; i < axes.length; i++) if (axes[i] !== first + i) return null;
+    const outer = sizeOf(shape.slice(0, first)), reduce = sizeOf(shape.slice(first, last + 1)), inner = sizeOf(shape.slice(last + 1));
+    // A count float32 cannot hold exactly would make the stock division differ.
+    if (mean && (reduce === 0 || reduce > 2 ** 24)) return null;
+    const outShape = attrs['keepDims'] === true
+      ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
+      : shape.filter((_, i) => i < first || i > last);
+    const out = new Float32Array(outer * inner);
+    if (mean) native.mean(xv, out, outer, reduce, inner, reduce);
+    else native.sum(xv, out, outer, reduce, inner);
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
 
   return {
     BatchMatMul: ({ inputs, backend, attrs }) => {
@@ -311,26 +337,8 @@ function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
     Tanh: unaryImpl(OP_TANH),
     Square: unaryImpl(OP_SQUARE),
     Sqrt: unaryImpl(OP_SQRT),
-    Sum: ({ inputs, backend, attrs }) => {
-      const x = inputs['x'];
-      if (!x) return null;
-      const xv = f32(backend, x);
-      if (xv === null) return null;
-      const shape = x.shape;
-      const axes = tf.util.parseAxisParam((attrs['axis'] ?? null) as number | number[], shape);
-      // Only a run of consecutive axes in increasing order: then [outer, reduce, inner] sums in exactly
-      // the stock kernel's order. Anything else (e.g. axes [2, 0]) goes to the stock kernel.
-      if (axes.length === 0) return null;
-      const first = axes[0]!, last = axes[axes.length - 1]!;
-      for (let i = 1; i < axes.length; i++) if (axes[i] !== first + i) return null;
-      const outer = sizeOf(shape.slice(0, first)), reduce = sizeOf(shape.slice(first, last + 1)), inner = sizeOf(shape.slice(last + 1));
-      const outShape = attrs['keepDims'] === true
-        ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
-        : shape.filter((_, i) => i < first || i > last);
-      const out = new Float32Array(outer * inner);
-      native.sum(xv, out, outer, reduce, inner);
-      return backend.makeTensorInfo(outShape, 'float32', out);
-    },
+    Sum: reduceImpl(false),
+    Mean: reduceImpl(true),
   };
 }
 
@@ -368,7 +376,7 @@ export function registerNativeKernels(tf: Tf, options: { kernels?: readonly stri
     registrationIssue = issue;
     return [];
   }
-  const impls = makeCpuImpls(tf, addon);
+  const impls: Record<string, Impl> = { ...makeCpuImpls(tf, addon), ...makeConvImpls(tf, addon, f32) };
   const wanted = options.kernels ?? NATIVE_CPU_KERNELS;
   for (const name of wanted) {
     const impl = impls[name];

@@ -98,6 +98,8 @@ async function tryNative(options: BackendOptions): Promise<string[]> {
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
     if (!mod.registerNativeWasmMatMul(tf)) throw new Error(mod.nativeKernelsIssue() ?? 'the native wasm matmul did not register');
+    // tf.grads through conv2d needs the filter gradient, which tfjs-backend-wasm lacks.
+    (await import('./wasm-kernels.js')).registerWasmConvBackpropFilter(tf);
     return ['wasm:BatchMatMul'];
   }
   await restoreReplacedKernels('native-cpu');
@@ -113,8 +115,9 @@ async function tryWasm(): Promise<boolean> {
   await import('@tensorflow/tfjs-backend-wasm');
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
   // Transposed products through XNNPACK instead of the scalar fallback: W2 step ~390 -> ~60-90 ms.
-  const { registerWasmTransposedMatMul } = await import('./wasm-kernels.js');
+  const { registerWasmTransposedMatMul, registerWasmConvBackpropFilter } = await import('./wasm-kernels.js');
   registerWasmTransposedMatMul(tf);
+  registerWasmConvBackpropFilter(tf);
   return tf.env().getBool('WASM_HAS_SIMD_SUPPORT') as boolean;
 }
 
