@@ -161,3 +161,19 @@ describe('the CNN rows in the tables', () => {
     expect(renderTargets(f)).toBe('- native ResNet-20 whole analysis over HTTP ≤ 1.5× PyTorch: 1.40× (1.30–1.50) over 3 pairs; ≤ 1.5× in 2 of them.');
   });
 });
+
+describe('the committed PyTorch CNN figures', () => {
+  it('come from one-thread runs of both workloads at batch 64, each with its load average', () => {
+    const file = JSON.parse(readFileSync(fileURLToPath(new URL('../../bench/results/2026-12-01-cnn-torch.json', import.meta.url)), 'utf8')) as {
+      command: string; runs: { command: string; threads: number; openblasThreads: string; cnnBatch: number; quick: boolean; loadavgStart: number[]; workloads: Record<string, { medianMs: number; cpuMedianMs: number }> }[];
+    };
+    expect(file.command).toContain('OPENBLAS_NUM_THREADS=1');
+    expect(file.runs.length).toBeGreaterThan(0);
+    for (const run of file.runs) {
+      expect([run.threads, run.openblasThreads, run.cnnBatch, run.quick]).toEqual([1, '1', 64, false]);
+      expect(run.command).toBe(`bench/torch_reference.py --only ${CNN_WORKLOADS.join(',')}`);
+      expect(run.loadavgStart).toHaveLength(3);
+      for (const w of CNN_WORKLOADS) expect(run.workloads[w]!.cpuMedianMs).toBeGreaterThan(0);
+    }
+  });
+});
