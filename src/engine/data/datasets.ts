@@ -463,12 +463,13 @@ function readExamples(examples: unknown[], field: string): { data: Float32Array;
       return;
     }
     const want = shape[depth - 1]!;
-    const like = `${field}[0]${'[0]'.repeat(depth - 1)}`;
+    // The entry of the first example at this depth, named only for an error.
+    const like = (): string => `${field}[0]${'[0]'.repeat(depth - 1)}`;
     if (!isArray(node)) {
-      throw new DataSpecError(name(depth), `${name(depth)} must be an array of ${want} entries, as ${like} is`);
+      throw new DataSpecError(name(depth), `${name(depth)} must be an array of ${want} entries, as ${like()} is`);
     }
     if (node.length !== want) {
-      throw new DataSpecError(name(depth), `${name(depth)} has ${node.length} entries but ${like} has ${want}`);
+      throw new DataSpecError(name(depth), `${name(depth)} has ${node.length} entries but ${like()} has ${want}`);
     }
     for (let i = 0; i < want; i++) {
       index[depth] = i;
