@@ -10,6 +10,7 @@
 import { createInterface } from 'node:readline';
 import { MNIST_BIG_BATCH, MNISTX_BURST, mnistAnalysisSpec, sweepSpec, trainingSpec, W2, W3, type BenchBackend, type WorkloadName } from './workloads.js';
 import { planFor, timeOnce, warmUp, type WarmupPlan } from './measure.js';
+import { CNN_WORKLOADS, cnnAnalysisSpec, presetRefusal, type CnnWorkload } from './cnn.js';
 import type { BackendChoice } from '../src/engine/index.js';
 
 interface Setup {
@@ -45,7 +46,7 @@ async function engineWorkload(name: 'W2' | 'W2stats' | 'W3' | 'W3stats', backend
 }
 
 async function httpWorkload(name: Exclude<WorkloadName, 'W2' | 'W2stats' | 'W3' | 'W3stats'>, backend: BackendChoice, workers: number): Promise<Workload> {
-  const { startServer, postJson, waitForJob } = await import('./http.js');
+  const { startServer, postJson, waitForJob, call } = await import('./http.js');
   const { TEXTBOOK_CHAIN_EXAMPLE } = await import('../src/schemas/examples.js');
   const server = await startServer(backend, workers);
   const env = server.app.backend;
@@ -70,7 +71,17 @@ async function httpWorkload(name: Exclude<WorkloadName, 'W2' | 'W2stats' | 'W3' 
     },
     SWEEP: { run: () => job('/v1/sweeps', sweepSpec(seed++)) },
     TRAIN: { run: () => job('/v1/trainings', trainingSpec(seed++)) },
+    'CNN-resnet20': { run: () => postJson(server.base, '/v1/analyses', cnnAnalysisSpec('CNN-resnet20', seed++)), minWarmup: 10 },
+    'CNN-plain20': { run: () => postJson(server.base, '/v1/analyses', cnnAnalysisSpec('CNN-plain20', seed++)), minWarmup: 10 },
   };
+  if ((CNN_WORKLOADS as readonly string[]).includes(name)) {
+    // A build without the layer-graph code answers 400 for the preset: skip the row saying so, rather than time errors.
+    const refusal = presetRefusal(name as CnnWorkload, await call(server.base, 'POST', '/v1/analyses', cnnAnalysisSpec(name as CnnWorkload, 0)));
+    if (refusal !== null) {
+      await server.close();
+      throw new Error(refusal);
+    }
+  }
   return { ...runs[name], backend: env.name, tfjsBackend: env.tfjsBackend, ...(env.adapter ? { adapter: env.adapter } : {}), close: () => server.close() };
 }
 

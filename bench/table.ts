@@ -73,7 +73,12 @@ export function renderTargets(file: ResultFile): string {
     file.rows.find((r) => r.workload === workload && r.requested === backend && r.pairing === '1v1' && r.ok);
   const ratios = (r: ResultRow): number[] => fromSampleRows(r.samples ?? []).filter((p) => p.torch).map((p) => p.gradlens.wallMs / p.torch!.wallMs);
   const out: string[] = [];
-  for (const [workload, backend, limit, what] of [['W2', 'native', 2.5, 'native W2 step'], ['MNIST', 'native', 2.5, 'native whole MNIST analysis over HTTP'], ['W2', 'wasm', 8, 'pure-npm (wasm) W2 step']] as const) {
+  const targets = [
+    ['W2', 'native', 2.5, 'native W2 step'], ['MNIST', 'native', 2.5, 'native whole MNIST analysis over HTTP'], ['W2', 'wasm', 8, 'pure-npm (wasm) W2 step'],
+    // Issue 12's targets: rows appear only in results files that have them.
+    ['CNN-resnet20', 'native', 1.5, 'native ResNet-20 whole analysis over HTTP'], ['CNN-plain20', 'native', 1.5, 'native plain 20-layer CNN whole analysis over HTTP'],
+  ] as const;
+  for (const [workload, backend, limit, what] of targets) {
     const r = row(workload, backend);
     const s = r && summaryOf(r);
     if (!r || !s?.ratio) continue;

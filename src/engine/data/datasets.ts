@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from '../common/random.js';
+import { drawGaussianImages, drawShapes, MIN_SHAPES_SIDE, SHAPE_KINDS, type ImageSize } from './images.js';
 
 import { DATA_SOURCES, type DataSource as DataSourceName, type FeatureNormalization as Normalization } from '../../schemas/vocabulary.js';
 
@@ -30,11 +31,23 @@ export interface DataSpec {
   classes?: number;
   /** blobs only: input dimension (default 2). */
   features?: number;
-  /** inline only: rows of numbers. */
-  x?: number[][];
+  /** gaussian_images, shapes: image height in pixels (default 28; 1 to 256, shapes at least 8). */
+  height?: number;
+  /** gaussian_images, shapes: image width in pixels (default 28; same limits as height). */
+  width?: number;
+  /** gaussian_images, shapes: channels per pixel (default 1; at most 16). */
+  channels?: number;
+  /**
+   * inline only: the examples, each a row of numbers or a nested array of any shape up to
+   * {@link MAX_EXAMPLE_RANK} dimensions (e.g. [height][width][channels]); all of the same shape.
+   */
+  x?: InlineExample[];
   /** inline only: target rows (regression) or integer class indices (classification). */
   y?: number[][] | number[];
 }
+
+/** One inline example as the API types it (the reader checks it as untyped input all the same). */
+export type InlineExample = number[] | number[][] | number[][][] | number[][][][];
 
 export type TaskKind = 'classification' | 'binary' | 'regression';
 
@@ -93,6 +106,8 @@ export const DEFAULT_NOISE = Object.freeze({
   circles: 0.05,
   blobs: 1,
   sine: 0.1,
+  gaussian_images: 1,
+  shapes: 0.1,
 });
 
 /** Upper bound on generated points: a typo such as 1e9 should be a 400, not an out-of-memory crash. */
@@ -101,6 +116,16 @@ export const MAX_SAMPLES = 100_000;
 export const MAX_CLASSES = 1000;
 /** Upper bound on blobs `features`. */
 export const MAX_FEATURES = 10_000;
+/** Upper bound on a generated set's values (examples x values per example): 200 MB of float32. */
+export const MAX_GENERATED_VALUES = 50_000_000;
+/** Upper bound on a generated image's height and width. */
+export const MAX_IMAGE_SIDE = 256;
+/** Upper bound on a generated image's channels. */
+export const MAX_IMAGE_CHANNELS = 16;
+/** Most dimensions one inline example may have ([height][width][channels] is 3). */
+export const MAX_EXAMPLE_RANK = 4;
+/** Default image size of the generated image sets: MNIST's. */
+export const DEFAULT_IMAGE_SIZE: Readonly<ImageSize> = Object.freeze({ height: 28, width: 28, channels: 1 });
 
 const MNIST_PIXELS = 784;
 const MNIST_CLASSES = 10;
@@ -369,6 +394,20 @@ function isArray(v: unknown): v is unknown[] {
   return Array.isArray(v);
 }
 
+/** A value of an inline example, checked: finite and representable as float32. `at` names it for the error. */
+function inlineValue(v: unknown, at: () => string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    const cell = at();
+    throw new DataSpecError(cell, `${cell} is not a finite number`);
+  }
+  // Finite doubles beyond float32 range would silently become Infinity in the tensor.
+  if (!Number.isFinite(Math.fround(v))) {
+    const cell = at();
+    throw new DataSpecError(cell, `${cell} is too large in magnitude for 32-bit floats`);
+  }
+  return v;
+}
+
 /** Checks a rectangular numeric matrix and returns it row-major; errors name the exact cell. */
 function readMatrix(rows: unknown[], field: string): { data: Float32Array; width: number } {
   let width = -1;
@@ -387,20 +426,61 @@ function readMatrix(rows: unknown[], field: string): { data: Float32Array; width
   const data = new Float32Array(rows.length * width);
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i] as unknown[];
-    for (let j = 0; j < width; j++) {
-      const v = row[j];
-      const cell = `${field}[${i}][${j}]`;
-      if (typeof v !== 'number' || !Number.isFinite(v)) {
-        throw new DataSpecError(cell, `${cell} is not a finite number`);
-      }
-      // Finite doubles beyond float32 range would silently become Infinity in the tensor.
-      if (!Number.isFinite(Math.fround(v))) {
-        throw new DataSpecError(cell, `${cell} is too large in magnitude for 32-bit floats`);
-      }
-      data[i * width + j] = v;
-    }
+    for (let j = 0; j < width; j++) data[i * width + j] = inlineValue(row[j], () => `${field}[${i}][${j}]`);
   }
   return { data, width };
+}
+
+/**
+ * Inline examples of any shape, row-major: rows of numbers (the matrix case, as it always was), or nested arrays
+ * such as [n][height][width][channels]. The shape of every example is the shape of the first, read along its
+ * first entries; the first entry that differs is named (data.x[3][2]), as is any value that is not a number.
+ */
+function readExamples(examples: unknown[], field: string): { data: Float32Array; shape: number[] } {
+  const first = examples[0];
+  if (!isArray(first) || !isArray(first[0])) {
+    const { data, width } = readMatrix(examples, field);
+    return { data, shape: [width] };
+  }
+  const shape: number[] = [];
+  let path = `${field}[0]`;
+  for (let v: unknown = first; isArray(v) && shape.length <= MAX_EXAMPLE_RANK; v = v[0], path += '[0]') {
+    if (v.length === 0) throw new DataSpecError(path, `${path} is empty`);
+    shape.push(v.length);
+  }
+  if (shape.length > MAX_EXAMPLE_RANK) {
+    throw new DataSpecError(`${field}[0]`, `${field}[0] has more than ${MAX_EXAMPLE_RANK} dimensions; an example may have at most ${MAX_EXAMPLE_RANK}`);
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(examples.length * size);
+  // The index path of the node being read, turned into a name only when something is wrong there.
+  const index: number[] = [];
+  const name = (depth: number): string => `${field}${index.slice(0, depth).map((i) => `[${i}]`).join('')}`;
+  let k = 0;
+  const walk = (node: unknown, depth: number): void => {
+    if (depth === shape.length + 1) {
+      data[k++] = inlineValue(node, () => name(depth));
+      return;
+    }
+    const want = shape[depth - 1]!;
+    // The entry of the first example at this depth, named only for an error.
+    const like = (): string => `${field}[0]${'[0]'.repeat(depth - 1)}`;
+    if (!isArray(node)) {
+      throw new DataSpecError(name(depth), `${name(depth)} must be an array of ${want} entries, as ${like()} is`);
+    }
+    if (node.length !== want) {
+      throw new DataSpecError(name(depth), `${name(depth)} has ${node.length} entries but ${like()} has ${want}`);
+    }
+    for (let i = 0; i < want; i++) {
+      index[depth] = i;
+      walk(node[i], depth + 1);
+    }
+  };
+  for (let e = 0; e < examples.length; e++) {
+    index[0] = e;
+    walk(examples[e], 1);
+  }
+  return { data, shape };
 }
 
 interface RawInline {
@@ -409,6 +489,8 @@ interface RawInline {
   labels: Int32Array | null;
   n: number;
   inputSize: number;
+  /** The shape of one example. */
+  inputShape: number[];
   outputSize: number;
   task: TaskKind;
   numClasses: number | null;
@@ -423,7 +505,8 @@ function readInline(spec: DataSpec): RawInline {
   if (!isArray(xs) || xs.length === 0) {
     throw new DataSpecError('data.x', 'data.x must be a non-empty array of rows');
   }
-  const { data: x, width: inputSize } = readMatrix(xs, 'data.x');
+  const { data: x, shape: inputShape } = readExamples(xs, 'data.x');
+  const inputSize = x.length / xs.length;
   const n = xs.length;
 
   if (ys === undefined || ys === null) {
@@ -439,7 +522,7 @@ function readInline(spec: DataSpec): RawInline {
   // The first entry decides the form; readMatrix / the index check then reject any mixture.
   if (isArray(ys[0])) {
     const { data: y, width: outputSize } = readMatrix(ys, 'data.y');
-    return { x, y, labels: null, n, inputSize, outputSize, task: 'regression', numClasses: null };
+    return { x, y, labels: null, n, inputSize, inputShape, outputSize, task: 'regression', numClasses: null };
   }
 
   const labels = new Int32Array(n);
@@ -467,6 +550,7 @@ function readInline(spec: DataSpec): RawInline {
     labels,
     n,
     inputSize,
+    inputShape,
     outputSize: numClasses,
     task: 'classification',
     numClasses,
@@ -631,7 +715,7 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
   const how = describeNormalization(normalization);
 
   const finish = (
-    raw: { x: Float32Array; y: Float32Array; labels: Int32Array | null; n: number; inputSize: number },
+    raw: { x: Float32Array; y: Float32Array; labels: Int32Array | null; n: number; inputSize: number; inputShape?: number[] },
     task: TaskKind,
     outputSize: number,
     numClasses: number | null,
@@ -640,7 +724,7 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
     source,
     n: raw.n,
     inputSize: raw.inputSize,
-    inputShape: [raw.inputSize],
+    inputShape: raw.inputShape ?? [raw.inputSize],
     outputSize,
     task,
     numClasses,
@@ -681,8 +765,8 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
     const raw = readInline(spec);
     const what =
       raw.task === 'regression'
-        ? `Inline regression data: ${raw.n} rows of ${raw.inputSize} inputs with ${raw.outputSize}-wide targets`
-        : `Inline classification data: ${raw.n} rows of ${raw.inputSize} inputs in ${raw.numClasses} classes`;
+        ? `Inline regression data: ${raw.n} ${examplesOf(raw.inputShape)} with ${raw.outputSize}-wide targets`
+        : `Inline classification data: ${raw.n} ${examplesOf(raw.inputShape)} in ${raw.numClasses} classes`;
     return finish(raw, raw.task, raw.outputSize, raw.numClasses, what);
   }
 
@@ -692,7 +776,13 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
   if (raw.n !== plan.n || raw.inputSize !== plan.inputSize) {
     throw new Error(`${source} drew ${raw.n} rows of ${raw.inputSize} inputs, its plan says ${plan.n} of ${plan.inputSize}: update generatedPlan in datasets.ts`);
   }
-  return finish(raw, plan.task, plan.outputSize, plan.numClasses, plan.what);
+  return finish({ ...raw, inputShape: plan.inputShape }, plan.task, plan.outputSize, plan.numClasses, plan.what);
+}
+
+/** "rows of 4 inputs" for feature vectors, "examples of shape 28 x 28 x 1 (784 inputs)" for anything else. */
+function examplesOf(shape: number[]): string {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return shape.length === 1 ? `rows of ${size} inputs` : `examples of shape ${shape.join(' x ')} (${size} inputs)`;
 }
 
 /** What a dataset is without its values: what validation and the cost check need. */
@@ -710,6 +800,8 @@ type GeneratedSource = Exclude<DataSourceName, 'mnist' | 'iris' | 'inline'>;
 interface GeneratedPlan {
   n: number;
   inputSize: number;
+  /** The shape of one example: [inputSize], or [height, width, channels] for the image sets. */
+  inputShape: number[];
   task: TaskKind;
   outputSize: number;
   numClasses: number | null;
@@ -723,46 +815,88 @@ function generatedPlan(spec: DataSpec, source: GeneratedSource): GeneratedPlan {
     case 'xor': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.xor);
-      return { n, inputSize: 2, task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genXor(n, noise, rng),
+      return { n, inputSize: 2, inputShape: [2], task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genXor(n, noise, rng),
         what: `XOR: ${n} points uniform in [-1, 1]^2 labelled 1 where the coordinates differ in sign, coordinate noise ${noise}` };
     }
     case 'spirals': {
       const k = intParam(spec.classes, 2, 'data.classes', 2, MAX_CLASSES);
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', k, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.spirals);
-      return { n, inputSize: 2, task: 'classification', outputSize: k, numClasses: k, draw: (rng) => genSpirals(n, k, noise, rng),
+      return { n, inputSize: 2, inputShape: [2], task: 'classification', outputSize: k, numClasses: k, draw: (rng) => genSpirals(n, k, noise, rng),
         what: `Spirals: ${n} 2-D points on ${k} interleaved spiral arms, angle noise ${noise}` };
     }
     case 'moons': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.moons);
-      return { n, inputSize: 2, task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genMoons(n, noise, rng),
+      return { n, inputSize: 2, inputShape: [2], task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genMoons(n, noise, rng),
         what: `Moons: ${n} 2-D points on two interleaving half circles, Gaussian noise ${noise}` };
     }
     case 'circles': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.circles);
-      return { n, inputSize: 2, task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genCircles(n, noise, rng),
+      return { n, inputSize: 2, inputShape: [2], task: 'binary', outputSize: 1, numClasses: 2, draw: (rng) => genCircles(n, noise, rng),
         what: `Circles: ${n} 2-D points on two concentric circles (inner radius 0.5), Gaussian noise ${noise}` };
     }
     case 'blobs': {
       const k = intParam(spec.classes, 3, 'data.classes', 2, MAX_CLASSES);
       const features = intParam(spec.features, 2, 'data.features', 1, MAX_FEATURES);
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', k, MAX_SAMPLES);
-      if (n * features > 50_000_000) {
-        throw new DataSpecError('data.samples', 'data.samples x data.features must not exceed 50000000 values');
+      if (n * features > MAX_GENERATED_VALUES) {
+        throw new DataSpecError('data.samples', `data.samples x data.features must not exceed ${MAX_GENERATED_VALUES} values`);
       }
       const std = noiseParam(spec.noise, DEFAULT_NOISE.blobs);
-      return { n, inputSize: features, task: 'classification', outputSize: k, numClasses: k, draw: (_rng, seed) => genBlobs(n, k, features, std, seed),
+      return { n, inputSize: features, inputShape: [features], task: 'classification', outputSize: k, numClasses: k, draw: (_rng, seed) => genBlobs(n, k, features, std, seed),
         what: `Blobs: ${n} points in ${features} dimensions from ${k} Gaussian clusters (std ${std}) with centres in [-10, 10]` };
     }
     case 'sine': {
       const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES);
       const noise = noiseParam(spec.noise, DEFAULT_NOISE.sine);
-      return { n, inputSize: 1, task: 'regression', outputSize: 1, numClasses: null, draw: (rng) => genSine(n, noise, rng),
+      return { n, inputSize: 1, inputShape: [1], task: 'regression', outputSize: 1, numClasses: null, draw: (rng) => genSine(n, noise, rng),
         what: `Sine: ${n} points x uniform in [-pi, pi] with target sin(x) plus Gaussian noise ${noise}` };
     }
+    case 'gaussian_images':
+    case 'shapes':
+      return imagePlan(spec, source);
   }
+}
+
+/** data.height, data.width and data.channels, validated (DataSpecError naming the field and its limits). */
+function imageSizeParam(spec: DataSpec, minSide: number): ImageSize {
+  return {
+    height: intParam(spec.height, DEFAULT_IMAGE_SIZE.height, 'data.height', minSide, MAX_IMAGE_SIDE),
+    width: intParam(spec.width, DEFAULT_IMAGE_SIZE.width, 'data.width', minSide, MAX_IMAGE_SIDE),
+    channels: intParam(spec.channels, DEFAULT_IMAGE_SIZE.channels, 'data.channels', 1, MAX_IMAGE_CHANNELS),
+  };
+}
+
+/** gaussian_images and shapes: images of [height, width, channels], balanced classes, shuffled. */
+function imagePlan(spec: DataSpec, source: 'gaussian_images' | 'shapes'): GeneratedPlan {
+  const shapes = source === 'shapes';
+  const k = shapes
+    ? intParam(spec.classes, SHAPE_KINDS.length, 'data.classes', 2, SHAPE_KINDS.length)
+    : intParam(spec.classes, 10, 'data.classes', 2, MAX_CLASSES);
+  const size = imageSizeParam(spec, shapes ? MIN_SHAPES_SIDE : 1);
+  const inputSize = size.height * size.width * size.channels;
+  const n = intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', k, MAX_SAMPLES);
+  if (n * inputSize > MAX_GENERATED_VALUES) {
+    throw new DataSpecError('data.samples', `data.samples x data.height x data.width x data.channels is ${n} x ${inputSize} = ${n * inputSize} values; it must not exceed ${MAX_GENERATED_VALUES}`);
+  }
+  const noise = noiseParam(spec.noise, DEFAULT_NOISE[source]);
+  const dims = `${size.height} x ${size.width} x ${size.channels}`;
+  const finish = (drawn: { x: Float32Array; labels: Int32Array }, rng: Rng): RawGenerated =>
+    shuffleRows({ x: drawn.x, y: oneHot(drawn.labels, k), labels: drawn.labels, n, inputSize }, rng);
+  const counts = groupSizes(n, k);
+  const plan = { n, inputSize, inputShape: [size.height, size.width, size.channels], task: 'classification' as const, outputSize: k, numClasses: k };
+  if (shapes) {
+    return { ...plan, draw: (rng) => finish(drawShapes(counts, size, noise, rng), rng),
+      what: `Shapes: ${n} ${dims} images (height x width x channels) of a ${SHAPE_KINDS.slice(0, k).join(', ')} (the class) at a random position and size, brightness U[0.5, 1] per channel on 0, plus Gaussian noise ${noise}` };
+  }
+  return {
+    ...plan,
+    // Templates from their own stream, so that changing samples or noise keeps the same class templates.
+    draw: (rng, seed) => finish(drawGaussianImages(counts, size, noise, new Rng(deriveSeed(seed, 'data:gaussian_images:templates')), rng), rng),
+    what: `Gaussian images: ${n} ${dims} images (height x width x channels) in ${k} classes, each its class's template (i.i.d. N(0, 1) values) plus Gaussian noise ${noise}`,
+  };
 }
 
 /**
@@ -780,7 +914,7 @@ export function describeDataset(spec: DataSpec, seed: number): DatasetShape {
   const normalization: Normalization = spec.normalize ?? 'standardize';
   const plan = generatedPlan(spec, source);
   return {
-    source, n: plan.n, inputSize: plan.inputSize, inputShape: [plan.inputSize], outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,
+    source, n: plan.n, inputSize: plan.inputSize, inputShape: [...plan.inputShape], outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,
     normalization, description: `${plan.what}; ${describeNormalization(normalization)}.`,
   };
 }
