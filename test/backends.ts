@@ -29,6 +29,8 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/memory.test.ts',
   'test/engine/gradcheck.test.ts',
   'test/engine/device-layout.test.ts',
+  'test/engine/graph-gradcheck.test.ts',
+  'test/engine/graph-depth.test.ts',
 ];
 
 /**

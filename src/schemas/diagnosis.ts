@@ -25,6 +25,7 @@ export const AuxParameterSchema = Type.Object(
     size: Type.Integer({ description: 'Number of entries (units for gamma and beta, 1 for scalars).' }),
     initial: Num('Initial value of every entry.'),
     gradNorm: Num('Norm of dLoss/d(parameter) (mean over batches); for a scalar, |dLoss/d(parameter)|.'),
+    layer: Type.Optional(Type.String({ description: 'Layer graphs: the path of the batch_norm or layer_norm layer whose gamma or beta this is (reported with the nearest dense/conv2d row before it).' })),
   },
   { description: 'A learnable parameter besides W and b.' },
 );

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
 import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExampleSchema, TheorySchema, WhatIfSchema } from './diagnosis.js';
 import { ChecksSchema } from './checks.js';
+import { GraphRowFields } from './graph-result.js';
 import { BACKEND_NAMES, DATA_TASKS, DataSourceSchema, enumOf } from './vocabulary.js';
 
 /** Paths listed in a result's nonFinite; beyond them only the count grows, and truncated says so. */
@@ -46,8 +47,11 @@ const ParameterValue = Type.Union([Type.Number(), Type.Literal('NaN'), Type.Lite
 /** Every parameter of a network, layer by layer: the layout include: ["parameters"] uses in analyses and trainings. */
 export const ParametersSchema = Type.Array(
   Type.Object({
-    index: Type.Integer({ description: 'Layer index.' }),
-    weights: Type.Array(Type.Array(ParameterValue), { description: 'Weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear).' }),
+    index: Type.Integer({ description: 'Layer index (layer graphs: the row).' }),
+    path: Type.Optional(Type.String({ description: 'Layer graphs: the row\'s path (as in layers[].path).' })),
+    weights: Type.Union([Type.Array(Type.Array(ParameterValue)), Type.Array(Type.Array(Type.Array(Type.Array(ParameterValue))))], {
+      description: 'Weights as [inputUnits][units] (the tfjs Dense kernel layout; transpose for PyTorch nn.Linear: weight = W.T), or for a conv2d row the kernel as [kh][kw][c_in][c_out] (the tfjs layout; PyTorch\'s nn.Conv2d.weight [c_out][c_in][kh][kw] = kernel.permute(3, 2, 0, 1), and back with .permute(2, 3, 1, 0)).',
+    }),
     bias: Type.Union([Type.Array(ParameterValue), Type.Null()], { description: 'Bias, or null.' }),
     auxParameters: Type.Optional(Type.Array(
       Type.Object({
@@ -107,7 +111,12 @@ export const LayerResultSchema = Type.Object({
   flags: Type.Array(LayerFlagSchema, { description: 'Diagnostic flags of the layer (empty when none applies).' }),
   auxParameters: Type.Optional(Type.Array(AuxParameterSchema, { description: 'Learnable parameters of this layer besides W and b (normalisation gamma/beta, the ReZero/SkipInit gate, Fixup scalars), with their gradients; absent when there are none.' })),
   perExample: Type.Optional(PerExampleSchema),
-}, { additionalProperties: false, title: 'LayerStats', description: 'Gradient statistics of one dense layer.' });
+  ...GraphRowFields,
+}, {
+  additionalProperties: false,
+  title: 'LayerStats',
+  description: 'Gradient statistics of one dense layer, or (layer graphs) of one dense/conv2d row in graph order: then name is the path, inputUnits the fan_in (kh·kw·c_in for a convolution), units the output units or filters, and the graph fields (path, kind, outputShape, block, shortcut; spatial and channelDeadFraction for convolutions) are present. For a convolution weightGradRms divides by √(kh·kw·c_in·c_out) and backpropRms by √(h·w·c_out) (every entry of the output); backpropNorm is the RMS over examples of ‖∂ℓ_i/∂(output of the layer, bias included, before any normalisation or activation)‖.',
+});
 
 export const AnalysisResultSchema = Type.Object(
   {
@@ -133,7 +142,9 @@ export const AnalysisResultSchema = Type.Object(
     parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: the initial parameters of every layer.' }),
     batch: Type.Optional(
       Type.Array(Type.Object({
-        x: Type.Array(Type.Array(Type.Number()), { description: 'Input rows of the batch, after normalisation.' }),
+        x: Type.Union([Type.Array(Type.Array(Type.Number())), Type.Array(Type.Array(Type.Array(Type.Array(Type.Number()))))], {
+          description: 'Input rows of the batch, after normalisation: [example][feature], or for a layer graph with an image input [example][height][width][channel] (NHWC; PyTorch\'s NCHW is x.permute(0, 3, 1, 2)).',
+        }),
         y: Type.Array(Type.Array(Type.Number()), { description: 'Target rows of the batch as the loss saw them (one-hot for categorical).' }),
       }, { additionalProperties: false, title: 'AnalysisBatch', description: 'One batch as the network saw it.' }), {
         description: 'With include: ["batch"]: every batch used, inputs after normalisation and targets as the loss saw them.',

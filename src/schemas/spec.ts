@@ -1,54 +1,24 @@
 // JSON schemas (TypeBox) of the analysis spec: the request shape, with a description on every field.
 import { Type, type Static } from 'typebox';
 import {
-  ActivationNameSchema, ANALYSIS_INCLUDE, DataSourceSchema, enumOf, FAN_MODES, FeatureNormalizationSchema, InitializerNameSchema,
-  LOSS_NAMES, NORMALIZATION_KINDS, RESIDUAL_VARIANTS, SCALING_DISTRIBUTIONS,
+  ANALYSIS_INCLUDE, DataSourceSchema, enumOf, FeatureNormalizationSchema, LOSS_NAMES, NETWORK_PRESETS, NORMALIZATION_KINDS, RESIDUAL_VARIANTS,
 } from './vocabulary.js';
+import { ActivationSchema, InitializerSchema } from './activation-init.js';
+import { LayerSchema } from './layers.js';
 
-export const ActivationSchema = Type.Union(
-  [
-    ActivationNameSchema,
-    Type.Object(
-      {
-        name: ActivationNameSchema,
-        alpha: Type.Optional(Type.Number({ description: 'Negative slope for leaky_relu (default 0.01), saturation value for elu (default 1).' })),
-      },
-      { additionalProperties: false, title: 'ParameterizedActivation', description: 'An activation with its parameter.' },
-    ),
-  ],
-  { title: 'Activation', description: 'An activation: a name or { name, alpha }.' },
-);
-
-export const InitializerSchema = Type.Union(
-  [
-    InitializerNameSchema,
-    Type.Object(
-      {
-        name: InitializerNameSchema,
-        value: Type.Optional(Type.Number({ description: 'constant: the value (default 0).' })),
-        mean: Type.Optional(Type.Number({ description: 'random_normal, truncated_normal: mean (default 0).' })),
-        stddev: Type.Optional(Type.Number({ minimum: 0, description: 'random_normal, truncated_normal: standard deviation before truncation (default 0.05). truncated_normal redraws beyond ±2 stddev, as Keras\' TruncatedNormal.' })),
-        min: Type.Optional(Type.Number({ description: 'random_uniform: lower bound (default -0.05).' })),
-        max: Type.Optional(Type.Number({ description: 'random_uniform: upper bound (default 0.05).' })),
-        gain: Type.Optional(Type.Number({ description: 'orthogonal, identity: multiplier (default 1).' })),
-        scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'variance_scaling: Var(W) = scale / fan (default 1).' })),
-        mode: Type.Optional(enumOf(FAN_MODES, 'variance_scaling: which fan (default fan_in).')),
-        distribution: Type.Optional(
-          enumOf(
-            SCALING_DISTRIBUTIONS,
-            'variance_scaling: normal (plain, exact variance), truncated_normal (Keras: ±2σ, corrected to the exact variance; the default), truncated_normal_uncorrected (tfjs-layers heNormal & co: variance 0.774 × nominal), uniform.',
-          ),
-        ),
-      },
-      { additionalProperties: false, title: 'ParameterizedInitializer', description: 'An initialiser with its parameters.' },
-    ),
-  ],
-  { title: 'Initializer', description: 'An initialiser: a name or { name, ...parameters }.' },
-);
+export { ActivationSchema, InitializerSchema };
 
 export const NetworkSchema = Type.Object(
   {
-    depth: Type.Integer({ minimum: 1, description: 'Number of dense (weight) layers, the output layer included. depth 20 = 19 hidden layers + output.' }),
+    depth: Type.Optional(Type.Integer({ minimum: 1, description: 'Number of dense (weight) layers, the output layer included. depth 20 = 19 hidden layers + output. Required unless layers or preset describes the network (a layer graph).' })),
+    layers: Type.Optional(Type.Array(LayerSchema, {
+      minItems: 1,
+      description: 'A layer graph instead of the depth/width shorthand: the layers in order, input side first (see the Layer schema). Tensors are NHWC: an image input is [height, width, channels]. The last dense layer\'s units may be omitted (then the targets\' width). With layers, the shorthand fields depth, width, widths, activation, outputUnits, residual and normalization are not allowed; outputActivation, useBias and init are the defaults of the layers. One row per dense/conv2d layer (projection shortcuts included) comes back in result.layers.',
+    })),
+    input: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 3, description: 'Layer graphs: the shape of one example, [height, width, channels] (NHWC) or [features]; default the data\'s (mnist: [28, 28, 1]). Its size must equal the data\'s features.' })),
+    preset: Type.Optional(enumOf(NETWORK_PRESETS, 'A layer graph written out as network.layers (the normalised spec returns the layers): resnet (He et al. 2016, CIFAR ResNets: conv3×3(stages[0])-BN-relu, then one stage per entry of stages with blocksPerStage basic blocks each (conv3×3-BN-relu-conv3×3-BN, plus the shortcut, relu after the addition; the first block of every stage but the first has stride 2 and a projection shortcut), global_avg_pool, dense(classes): 6n+2 weight layers for 3 stages of n blocks, so blocksPerStage 3 and 9 give ResNet-20 and ResNet-56), or plain_cnn (the same layers without the shortcuts, the paper\'s plain baseline). activation (default relu) and init (default he_normal) apply to every layer.')),
+    stages: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 8, description: 'preset: channels of each stage (default [16, 32, 64]).' })),
+    blocksPerStage: Type.Optional(Type.Integer({ minimum: 1, description: 'preset: basic blocks per stage n (default 3: ResNet-20).' })),
     width: Type.Optional(Type.Integer({ minimum: 1, description: 'Units of every hidden layer (default 32). Ignored when widths is given.' })),
     widths: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { description: 'Units of each hidden layer, input side first: exactly depth - 1 entries.' })),
     activation: Type.Optional(
@@ -88,7 +58,7 @@ export const NetworkSchema = Type.Object(
       ),
     ),
   },
-  { additionalProperties: false, title: 'Network', description: 'A fully connected network. Input size comes from the data.' },
+  { additionalProperties: false, title: 'Network', description: 'A fully connected network (depth/width shorthand) or a layer graph (layers or preset). Input size comes from the data.' },
 );
 
 /** One value per entry: the rows of a matrix, the innermost arrays of a tensor. */
@@ -164,7 +134,7 @@ export const AnalysisSpecSchema = Type.Object(
     include: Type.Optional(
       Type.Array(enumOf(ANALYSIS_INCLUDE, 'parameters or batch.'), {
         maxItems: 2,
-        description: 'parameters: the initial weights ([inputUnits][units], the tfjs Dense layout), biases and auxiliary parameters (normalisation gamma/beta, residual gates, Fixup scalars) of every layer; batch: the batches used. Enough to reproduce the numbers in another framework.',
+        description: 'parameters: the initial weights ([inputUnits][units], the tfjs Dense layout; conv2d kernels as [kh][kw][c_in][c_out], the tfjs layout: PyTorch\'s Conv2d.weight [c_out][c_in][kh][kw] is its permutation (3, 2, 0, 1)), biases and auxiliary parameters (normalisation gamma/beta, residual gates, Fixup scalars) of every layer; batch: the batches used (image inputs as [example][height][width][channels], NHWC: PyTorch\'s NCHW is the permutation (0, 3, 1, 2)). Enough to reproduce the numbers in another framework.',
       }),
     ),
     thresholds: Type.Optional(ThresholdsSchema),

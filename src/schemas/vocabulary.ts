@@ -76,13 +76,32 @@ export const INITIALIZER_NAMES = [
   'zeros', 'ones', 'constant', 'random_normal', 'random_uniform', 'truncated_normal',
   'glorot_uniform', 'glorot_normal', 'glorot_standard', 'he_uniform', 'he_normal',
   'lecun_uniform', 'lecun_normal', 'orthogonal', 'identity', 'variance_scaling',
+  'pytorch_default', 'delta_orthogonal',
 ] as const;
 export const InitializerNameSchema = /* @__PURE__ */ vocabulary(INITIALIZER_NAMES, {
   title: 'InitializerName',
   description:
-    'zeros, ones, constant, random_normal, random_uniform, truncated_normal, glorot_uniform, glorot_normal, glorot_standard (U[±1/√fan_in], PyTorch nn.Linear default), he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, identity, variance_scaling. The *_normal presets draw a PLAIN normal with the exact variance (PyTorch kaiming_normal_/xavier_normal_); for Keras\' corrected truncated normal or tfjs-layers\' uncorrected one use variance_scaling with distribution truncated_normal or truncated_normal_uncorrected. Names are case-sensitive.',
+    'zeros, ones, constant, random_normal, random_uniform, truncated_normal, glorot_uniform, glorot_normal, glorot_standard (U[±1/√fan_in], PyTorch nn.Linear default), he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, identity, variance_scaling, pytorch_default (PyTorch\'s nn.Linear/nn.Conv2d default: kaiming_uniform(a=√5) = U[±1/√fan_in] for weights, and U[±1/√fan_in] with the weight\'s fan_in for biases), delta_orthogonal (Xiao et al. 2018: for a convolution, an orthogonal c_in × c_out matrix at the kernel\'s centre tap and zeros elsewhere; for a dense layer the same as orthogonal). Fans: dense fan_in = inputs, fan_out = units; conv2d fan_in = kh·kw·c_in, fan_out = kh·kw·c_out. The *_normal presets draw a PLAIN normal with the exact variance (PyTorch kaiming_normal_/xavier_normal_); for Keras\' corrected truncated normal or tfjs-layers\' uncorrected one use variance_scaling with distribution truncated_normal or truncated_normal_uncorrected. Names are case-sensitive.',
 });
 export type InitializerName = Static<typeof InitializerNameSchema>;
+
+/** network.layers[].kind: the layers of a layer graph (src/schemas/layers.ts). */
+export const LAYER_KINDS = [
+  'dense', 'conv2d', 'max_pool', 'avg_pool', 'global_avg_pool', 'flatten', 'batch_norm', 'layer_norm', 'activation', 'dropout', 'residual',
+] as const;
+export type LayerKind = (typeof LAYER_KINDS)[number];
+/** The layers of a graph that own a weight tensor and get a row in result.layers (residual projections too). */
+export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d'] as const satisfies readonly LayerKind[];
+export type ParameterisedLayerKind = (typeof PARAMETERISED_LAYER_KINDS)[number];
+/** conv2d padding by name (an integer pads that many zeros on every side). */
+export const CONV_PADDINGS = ['same', 'valid'] as const;
+export type ConvPadding = (typeof CONV_PADDINGS)[number];
+/** residual.shortcut: identity, or a projection (1×1 strided conv2d, or dense) with its own parameters. */
+export const SHORTCUT_KINDS = ['identity', 'projection'] as const;
+export type ShortcutKind = (typeof SHORTCUT_KINDS)[number];
+/** network.preset: layer graphs written out for the client (spec/presets.ts). */
+export const NETWORK_PRESETS = ['resnet', 'plain_cnn'] as const;
+export type NetworkPreset = (typeof NETWORK_PRESETS)[number];
 
 export const FAN_MODES = ['fan_in', 'fan_out', 'fan_avg'] as const;
 export type FanMode = (typeof FAN_MODES)[number];

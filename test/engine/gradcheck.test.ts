@@ -216,10 +216,10 @@ function referenceOf(spec: NormalizedSpec, result: AnalysisResult): Reference {
   for (const p of result.parameters!) for (const a of p.auxParameters ?? []) aux.set(`${p.index}:${a.name}`, [...a.values]);
   expect([...aux.keys()].sort(), 'auxiliary parameters in include: ["parameters"]').toEqual(promisedAux(spec));
   return {
-    weights: result.parameters!.map((p) => p.weights.map((r) => [...r])),
+    weights: result.parameters!.map((p) => (p.weights as number[][]).map((r) => [...r])),
     biases: result.parameters!.map((p) => (p.bias ? [...p.bias] : null)),
     aux,
-    x: result.batch![0]!.x,
+    x: result.batch![0]!.x as Mat,
     y: result.batch![0]!.y,
     hidden: spec.network.activations,
     output: spec.network.outputActivation,

@@ -6,6 +6,7 @@ import {
 } from '../../src/engine/model/initializers.js';
 import { Rng } from '../../src/engine/common/random.js';
 import { SpecError } from '../../src/engine/common/errors.js';
+import { deltaOrthogonal } from '../../src/engine/model/graph-params.js';
 import { normalizeSpec } from '../../src/engine/spec/normalize.js';
 
 const ROWS = 600; // fan_in
@@ -81,6 +82,8 @@ const TEXTBOOK: Record<string, { variance: (fanIn: number, fanOut: number) => nu
   lecun_normal: { variance: (i) => 1 / i, family: 'normal' },
   // U[−1/√fan_in, 1/√fan_in]: variance (2/√n)²/12 = 1/(3n).
   glorot_standard: { variance: (i) => 1 / (3 * i), family: 'uniform' },
+  // PyTorch's kaiming_uniform_(a=√5): bound gain·√(3/fan_in) with gain² = 2/(1 + 5), i.e. U[±1/√fan_in].
+  pytorch_default: { variance: (i) => 1 / (3 * i), family: 'uniform' },
 };
 
 /** Checks a scaling draw: moments, plus the support of its family (uniform ±√(3v), truncated ±2σ). */
@@ -130,9 +133,45 @@ describe('initialisers', () => {
   it('covers every initialiser name', () => {
     const tested = new Set([
       ...Object.keys(TEXTBOOK), 'zeros', 'ones', 'constant', 'random_normal', 'random_uniform', 'truncated_normal',
-      'orthogonal', 'identity', 'variance_scaling',
+      'orthogonal', 'identity', 'variance_scaling', 'delta_orthogonal',
     ]);
     expect([...tested].sort()).toEqual([...INITIALIZER_NAMES].sort());
+  });
+
+  it('pytorch_default biases are U[±1/√fan_in] of the weight\'s fan_in (PyTorch\'s Linear/Conv2d reset_parameters)', () => {
+    const spec = normalizeInitializer('pytorch_default', 'network.init.bias');
+    // A conv2d 3×3 with 7 input channels: fan_in 63, whatever the 5000 bias entries.
+    const b = initialize(spec, 1, 5000, new Rng(7), true, { fanIn: 63, fanOut: 9 * 5000 });
+    const bound = 1 / Math.sqrt(63);
+    expect(Math.max(...b.map(Math.abs))).toBeLessThanOrEqual(bound);
+    expect(Math.max(...b.map(Math.abs))).toBeGreaterThan(0.99 * bound);
+  });
+
+  it('conv fans: he_normal on a 3×3 conv from 8 to 16 channels has variance 2/(3·3·8); glorot_uniform 2/(9·(8 + 16))', () => {
+    const he = initialize(normalizeInitializer('he_normal', 'w'), 72, 16, new Rng(3), false, { fanIn: 72, fanOut: 144 });
+    const glorot = initialize(normalizeInitializer('glorot_uniform', 'w'), 72, 16, new Rng(3), false, { fanIn: 72, fanOut: 144 });
+    const variance = (w: Float32Array): number => w.reduce((s, v) => s + v * v, 0) / w.length;
+    // 1152 draws: the sample variance is within ±3·√(2/n) ≈ 12.5% of the truth.
+    expectClose(variance(he), 2 / 72, 0.125, 'he_normal conv variance');
+    expectClose(variance(glorot), 2 / (72 + 144), 0.125, 'glorot_uniform conv variance');
+  });
+
+  it('delta_orthogonal: an orthogonal c_in × c_out matrix at the centre tap, zeros at every other tap (Xiao et al. 2018)', () => {
+    for (const [cin, cout] of [[4, 6], [6, 4], [5, 5]] as const) {
+      const k = deltaOrthogonal(3, cin, cout, 1, new Rng(11));
+      const at = (i: number, j: number, a: number, b: number): number => k[((i * 3 + j) * cin + a) * cout + b]!;
+      for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
+        if (i === 1 && j === 1) continue;
+        for (let a = 0; a < cin; a++) for (let b = 0; b < cout; b++) expect(at(i, j, a, b)).toBe(0);
+      }
+      // The shorter side is orthonormal: M Mᵀ = I (c_in ≤ c_out) or Mᵀ M = I.
+      const n = Math.min(cin, cout);
+      for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) {
+        let dot = 0;
+        for (let r = 0; r < Math.max(cin, cout); r++) dot += cin <= cout ? at(1, 1, p, r) * at(1, 1, q, r) : at(1, 1, r, p) * at(1, 1, r, q);
+        expect(Math.abs(dot - (p === q ? 1 : 0)), `${cin}×${cout}: ⟨${p}, ${q}⟩ = ${dot}`).toBeLessThan(1e-6);
+      }
+    }
   });
 
   describe.each(Object.entries(TEXTBOOK))('%s on a 600 x 500 layer', (name, book) => {

@@ -262,9 +262,10 @@ function zeroSentences(zero: StructuralZeros, result: AnalysisResult): { layers:
 }
 
 /** Diagnoses an analysis: the verdict, its reasons, the onset layer and per-layer flags. */
-export function diagnose(result: AnalysisResult, zero: StructuralZeros, theory: NetworkTheory | null, t: Thresholds): Diagnosis {
+export function diagnose(result: AnalysisResult, zero: StructuralZeros, theory: NetworkTheory | null, t: Thresholds, offPath: ReadonlySet<number> = new Set()): Diagnosis {
   const layers = result.layers;
-  const measured = layers.map((_, l) => l).filter((l) => !zero.layers[l]!.backpropZero && !zero.layers[l]!.weightGradZero);
+  // offPath: a layer graph's projection-shortcut rows, not on the main path's chain (left out of ratio and fit).
+  const measured = layers.map((_, l) => l).filter((l) => !zero.layers[l]!.backpropZero && !zero.layers[l]!.weightGradZero && !offPath.has(l));
   // The output layer always has a backprop signal; the flow needs it and at least one more layer.
   const metrics = flowMetrics(layers, measured);
   const flow = metrics ? flowVerdictOf(layers, metrics, t) : null;

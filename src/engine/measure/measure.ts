@@ -467,7 +467,7 @@ async function measureRows<T>(r: RowsArgs, measure: (args: MeasureArgs) => Promi
 }
 
 /** The batches an analysis draws and their targets: the same for every shard and for the whole. */
-function analysisBatches(spec: NormalizedSpec, dataset: Dataset): { batches: Batch[]; targets: { values: Float32Array; width: number }[] } {
+export function analysisBatches(spec: NormalizedSpec, dataset: Dataset): { batches: Batch[]; targets: { values: Float32Array; width: number }[] } {
   const batches = sampleBatches(dataset, spec.data.batchSize, spec.data.batches, deriveSeed(spec.seed, 'batches'));
   return { batches, targets: batches.map((b) => targetsFor(dataset, spec.loss, b)) };
 }
@@ -507,7 +507,7 @@ export async function runAnalysis(
 }
 
 /** Mean and mean square of every input entry of the batches. */
-function inputMoments(batches: Batch[]): InputMoments {
+export function inputMoments(batches: Batch[]): InputMoments {
   let sum = 0;
   let sumSq = 0;
   let count = 0;

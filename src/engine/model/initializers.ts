@@ -43,6 +43,9 @@ const SCALING_PRESETS: Record<string, { scale: number; mode: FanMode; distributi
   lecun_normal: { scale: 1, mode: 'fan_in', distribution: 'normal' },
   // Glorot & Bengio's "standard" U[−1/√n, 1/√n] has variance 1/(3n): PyTorch's nn.Linear default.
   glorot_standard: { scale: 1 / 3, mode: 'fan_in', distribution: 'uniform' },
+  // PyTorch's nn.Linear/nn.Conv2d reset_parameters: kaiming_uniform_(a=√5), bound gain·√(3/fan_in) with
+  // gain² = 2/(1 + a²) = 1/3, i.e. U[±1/√fan_in]; its bias U[±1/√fan_in] with the weight's fan_in (initialize()).
+  pytorch_default: { scale: 1 / 3, mode: 'fan_in', distribution: 'uniform' },
 };
 
 const ALLOWED_PARAMS: Record<InitializerName, readonly string[]> = {
@@ -51,6 +54,7 @@ const ALLOWED_PARAMS: Record<InitializerName, readonly string[]> = {
   glorot_uniform: [], glorot_normal: [], glorot_standard: [], he_uniform: [], he_normal: [],
   lecun_uniform: [], lecun_normal: [], orthogonal: ['gain'], identity: ['gain'],
   variance_scaling: ['scale', 'mode', 'distribution'],
+  pytorch_default: [], delta_orthogonal: ['gain'],
 };
 
 function finiteParam(raw: Record<string, unknown>, key: string, fallback: number, field: string): number {
@@ -90,6 +94,7 @@ export function normalizeInitializer(input: InitializerInput, field: string): In
     }
     case 'orthogonal':
     case 'identity':
+    case 'delta_orthogonal':
       return { name: n, gain: finiteParam(raw, 'gain', 1, field) };
     case 'variance_scaling': {
       const scale = finiteParam(raw, 'scale', 1, field);
@@ -131,7 +136,10 @@ export function initializerMoments(spec: InitializerSpec, fanIn: number, fanOut:
     case 'truncated_normal': return { mean: spec.mean!, variance: spec.stddev! ** 2 * TRUNCATED_VARIANCE_FACTOR };
     case 'random_uniform': return { mean: (spec.min! + spec.max!) / 2, variance: (spec.max! - spec.min!) ** 2 / 12 };
     // Orthogonal rows/columns have unit norm: Var = gain² / max(fanIn, fanOut) per entry.
-    case 'orthogonal': return { mean: 0, variance: spec.gain! ** 2 / Math.max(fanIn, fanOut) };
+    case 'orthogonal':
+    // delta_orthogonal: an orthogonal c_in × c_out matrix at one of kh·kw taps, zeros elsewhere: with the
+    // conv fans (k²·c) the per-entry variance is gain²/max(fan_in, fan_out) as for orthogonal.
+    case 'delta_orthogonal': return { mean: 0, variance: spec.gain! ** 2 / Math.max(fanIn, fanOut) };
     case 'identity': return null;
     default: {
       const s = scalingOf(spec)!;
@@ -150,7 +158,7 @@ function truncatedNormal(rng: Rng): number {
 }
 
 /** Fills a row-major [rows][cols] orthogonal matrix (QR of a Gaussian matrix, sign-fixed as in Saxe et al.). */
-function orthogonal(rows: number, cols: number, gain: number, rng: Rng): Float32Array {
+export function orthogonal(rows: number, cols: number, gain: number, rng: Rng): Float32Array {
   // Orthonormalise the vectors of the longer side against each other (modified Gram-Schmidt in float64).
   const n = Math.max(rows, cols);
   const k = Math.min(rows, cols);
@@ -182,16 +190,25 @@ function orthogonal(rows: number, cols: number, gain: number, rng: Rng): Float32
   return out;
 }
 
+/** A layer's fans where they are not the matrix's rows and columns (a convolution: k²·c_in and k²·c_out). */
+export interface Fans {
+  fanIn: number;
+  fanOut: number;
+}
+
 /**
  * Draws `rows × cols` values (row-major) for a weight matrix [fanIn = rows][fanOut = cols]
- * (the tfjs Dense layout) or, with rows = 1, a bias vector.
+ * (the tfjs Dense layout; a conv2d kernel [kh·kw·c_in][c_out] with `fans` k²·c_in and k²·c_out) or, with
+ * rows = 1, a bias vector.
  */
-export function initialize(spec: InitializerSpec, rows: number, cols: number, rng: Rng, isBias = false): Float32Array {
+export function initialize(spec: InitializerSpec, rows: number, cols: number, rng: Rng, isBias = false, fans?: Fans): Float32Array {
   const size = rows * cols;
   const out = new Float32Array(size);
-  // A bias vector has no fan: Keras uses its length for both; so do we.
-  const fanIn = isBias ? cols : rows;
-  const fanOut = cols;
+  // A bias vector has no fan: Keras uses its length for both; so do we. PyTorch's default bias uses
+  // the weight's fan_in (`fans`, where the caller knows it).
+  const biasFan = spec.name === 'pytorch_default' && fans ? fans.fanIn : cols;
+  const fanIn = isBias ? biasFan : fans?.fanIn ?? rows;
+  const fanOut = isBias ? biasFan : fans?.fanOut ?? cols;
   switch (spec.name) {
     case 'zeros': return out;
     case 'ones': return out.fill(1);
@@ -206,6 +223,7 @@ export function initialize(spec: InitializerSpec, rows: number, cols: number, rn
       rng.fillUniform(out, spec.min!, spec.max!);
       return out;
     case 'orthogonal':
+    case 'delta_orthogonal':
       return orthogonal(rows, cols, spec.gain!, rng);
     case 'identity':
       for (let i = 0; i < Math.min(rows, cols); i++) out[i * cols + i] = spec.gain!;

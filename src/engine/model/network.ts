@@ -87,7 +87,7 @@ export function initParameters(net: NormalizedNetwork, seed: number): NetworkPar
   const biases: (Float32Array | null)[] = [];
   for (const layer of layers) {
     weights.push(initialize(net.init.weights, layer.inputUnits, layer.units, rng));
-    biases.push(net.useBias ? initialize(net.init.bias, 1, layer.units, rng, true) : null);
+    biases.push(net.useBias ? initialize(net.init.bias, 1, layer.units, rng, true, { fanIn: layer.inputUnits, fanOut: layer.units }) : null);
   }
   // Variants rewrite the draws above rather than drawing differently, so the RNG stream (and with it
   // every plain network's weights) stays what it was before variants existed.

@@ -11,7 +11,8 @@ export function shardPlan(input: AnalysisSpecInput | NormalizedSpec, limits: Spe
   const spec = isNormalizedSpec(input) ? input : normalizeSpecShape(input, limits);
   const cost = estimateCost(spec);
   // Batch normalisation couples the examples of a batch: its statistics differ per shard.
-  return { splittable: spec.network.normalization !== 'batch', flops: cost.flops, batchSize: spec.data.batchSize };
+  // Layer graphs are measured whole (their batch_norm couples the examples; their rows have no shard form yet).
+  return { splittable: spec.network.normalization !== 'batch' && !spec.network.graph, flops: cost.flops, batchSize: spec.data.batchSize };
 }
 
 /** Shard `index` of `count` of every batch of the analysis: what combineShards needs, one entry per batch. */

@@ -155,6 +155,7 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
   const analysisInput: AnalysisSpecInput = { ...rest, data: { ...rest.data } };
   if ('batches' in analysisInput.data) throw new SpecError('data.batches', 'data.batches does not apply to trainings: every step draws one fresh batch');
   const { spec, dataset } = normalizeSpec(analysisInput, limits);
+  if (spec.network.graph) throw new SpecError('network.layers', 'trainings of layer graphs (network.layers or network.preset) are not available yet: analyse them with POST /v1/analyses');
 
   const optimizer = normalizeOptimizer(optimizerInput);
   const recordEvery = recordEveryInput ?? Math.max(1, Math.ceil(steps / DEFAULT_RECORDS));

@@ -27,6 +27,13 @@ export type FlopBudget = keyof typeof FLOP_BUDGETS;
 
 export function estimateCost(spec: NormalizedSpec): CostEstimate {
   const net = spec.network;
+  if (net.graph) {
+    // A layer graph: 2 FLOPs per multiply-add of every dense and conv2d layer (2·kh·kw·c_in·c_out·h_out·w_out
+    // for a convolution), three such products per layer as above, and ~20 element-wise operations per
+    // output entry of every layer (activations, normalisation, pooling, probes, statistics).
+    const flopsPerStep = spec.data.batchSize * (3 * net.graph.weightFlopsPerExample + 20 * net.graph.elementsPerExample);
+    return { parameters: net.graph.parameters, flopsPerStep, flops: flopsPerStep * spec.data.batches };
+  }
   const sizes = [net.inputUnits, ...net.widths, net.outputUnits];
   let weights = 0;
   let units = 0;

@@ -5,13 +5,18 @@ import { normalizeInitializer, type InitializerSpec } from '../model/initializer
 import { describeDataset, loadDataset, type Dataset, type DatasetShape, type DataSpec, DataSpecError } from '../data/datasets.js';
 import { SpecError } from '../common/errors.js';
 import { normalizeThresholds, type Thresholds } from './thresholds.js';
+import type { LayerInput } from '../../schemas/layers.js';
+import type { NormalizedGraph } from './graph-types.js';
+import { isGraphInput, normalizeGraphNetwork } from './graph-spec.js';
+import { checkLimit, dataToLoad, DEFAULT_BATCH_SIZE, normalizeData, type NormalizedData } from './data-spec.js';
+
+export { DEFAULT_BATCH_SIZE };
 
 import type { NormalizationKind, ResidualVariant } from '../../schemas/vocabulary.js';
 export type { NormalizationKind, ResidualVariant };
 
 export const DEFAULT_SEED = 42;
 export const DEFAULT_WIDTH = 32;
-export const DEFAULT_BATCH_SIZE = 64;
 
 export interface NormalizedNetwork {
   depth: number;
@@ -33,12 +38,19 @@ export interface NormalizedNetwork {
   normalization: NormalizationKind;
   /** Layer indices of each residual block (hidden-to-hidden layers only). */
   blocks: number[][];
+  /**
+   * A layer graph (network.layers or network.preset): then its rows are the layers, depth is their number
+   * and widths, activations, residual, normalization and blocks are empty or neutral (the graph says it all).
+   */
+  graph?: NormalizedGraph;
+  /** A layer graph's layers in request form (a preset written out). */
+  layers?: LayerInput[];
 }
 
 export interface NormalizedSpec {
   seed: number;
   network: NormalizedNetwork;
-  data: DataSpec & { batchSize: number; batches: number; normalize: NonNullable<DataSpec['normalize']> };
+  data: NormalizedData;
   loss: LossName;
   include: ('parameters' | 'batch')[];
   thresholds: Thresholds;
@@ -91,12 +103,6 @@ export const DEFAULT_LIMITS: SpecLimits = {
   maxParameters: 20_000_000,
 };
 
-function defaultLoss(ds: DatasetShape): LossName {
-  if (ds.task === 'regression') return 'mse';
-  if (ds.task === 'binary') return 'binary_crossentropy';
-  return 'categorical_crossentropy';
-}
-
 /** Output size the data's targets imply for a loss (before any network.outputUnits override). */
 export function targetUnits(ds: DatasetShape, loss: LossName): number {
   if (loss === 'categorical_crossentropy') return ds.numClasses ?? ds.outputSize;
@@ -108,10 +114,6 @@ function defaultOutputActivation(loss: LossName): ActivationSpec {
   if (loss === 'categorical_crossentropy') return { name: 'softmax' };
   if (loss === 'binary_crossentropy') return { name: 'sigmoid' };
   return { name: 'linear' };
-}
-
-function checkLimit(field: string, value: number, max: number): void {
-  if (value > max) throw new SpecError(field, `${field} is ${value} but the limit is ${max}`);
 }
 
 /** Residual blocks: hidden-to-hidden layers 1..depth−2 in runs of `every`; a short tail stays plain. */
@@ -149,11 +151,6 @@ export function normalizeSpec(input: AnalysisSpecInput, limits: SpecLimits = DEF
   return { spec, dataset: datasetOf(spec) };
 }
 
-/** What loadDataset is given for a spec: inline data without targets (loss "output") gets a dummy column. */
-function dataToLoad(data: NormalizedSpec['data']): DataSpec {
-  return data.source === 'inline' && !data.y && data.x ? { ...data, y: data.x.map(() => [0]) } : data;
-}
-
 /** The dataset of a normalised spec, drawn or loaded once where it runs (the spec was validated already). */
 export function datasetOf(spec: NormalizedSpec): Dataset {
   try {
@@ -175,8 +172,13 @@ export function normalizeSpecShape(input: AnalysisSpecInput, limits: SpecLimits 
   normalizations.count++;
   const seed = input.seed ?? DEFAULT_SEED;
   const net = input.network;
-  checkLimit('network.depth', net.depth, limits.maxDepth);
-  const hidden = net.depth - 1;
+  if (isGraphInput(net)) return normalizeGraphSpecShape(input, limits, seed);
+  if (net.depth === undefined) {
+    throw new SpecError('network.depth', 'network.depth is required unless network.layers or network.preset describes a layer graph');
+  }
+  const depth = net.depth;
+  checkLimit('network.depth', depth, limits.maxDepth);
+  const hidden = depth - 1;
 
   let widths: number[];
   if (net.widths !== undefined) {
@@ -205,50 +207,10 @@ export function normalizeSpecShape(input: AnalysisSpecInput, limits: SpecLimits 
     if (a.name === 'softmax') throw new SpecError(field, `${field}: softmax is only allowed as network.outputActivation`);
   });
 
-  const data = input.data;
-  const batchSizeDefault = data.source === 'inline' ? (data.x?.length ?? 1) : DEFAULT_BATCH_SIZE;
-  const dataSpec = {
-    ...data,
-    batchSize: data.batchSize ?? batchSizeDefault,
-    batches: data.batches ?? 1,
-    normalize: data.normalize ?? (data.source === 'inline' ? 'none' : 'standardize'),
-  } as NormalizedSpec['data'];
-  checkLimit('data.batchSize', dataSpec.batchSize, limits.maxBatchSize);
-  checkLimit('data.batches', dataSpec.batches, limits.maxBatches);
-  if (data.source === 'inline') {
-    if (!data.x) throw new SpecError('data.x', 'data.x is required when data.source is inline');
-    checkLimit('data.x', data.x.length, limits.maxInlineRows);
-    if (!data.y && input.loss !== 'output') {
-      throw new SpecError('data.y', 'data.y is required for inline data unless loss is "output"');
-    }
-  } else if (data.x !== undefined || data.y !== undefined) {
-    throw new SpecError(data.x !== undefined ? 'data.x' : 'data.y', `data.x and data.y are only used with data.source "inline", not "${data.source}"`);
-  }
-
-  let dataset: DatasetShape;
-  // Loss "output" ignores targets, so inline data may come without y: the loader gets a dummy column.
-  const toLoad = dataToLoad(dataSpec);
-  try {
-    dataset = describeDataset(toLoad, seed);
-  } catch (err) {
-    if (err instanceof DataSpecError) throw new SpecError(err.field, err.message);
-    throw err;
-  }
-
-  const loss = input.loss ?? defaultLoss(dataset);
-  if (loss === 'categorical_crossentropy' && dataset.task === 'regression') {
-    throw new SpecError('loss', 'loss categorical_crossentropy needs class targets, but the data is a regression set');
-  }
-  // One-hot and 0/1 targets are in [0, 1] by construction: only regression targets can fail.
-  if (loss === 'binary_crossentropy' && dataset.task === 'regression') {
-    const targets = 'y' in dataset ? (dataset as Dataset).y : loadDataset(toLoad, seed).y;
-    for (const v of targets) {
-      if (v < 0 || v > 1) throw new SpecError('loss', 'loss binary_crossentropy needs targets in [0, 1]');
-    }
-  }
+  const { dataSpec, dataset, loss } = normalizeData(input, limits, seed);
   const outputUnits = net.outputUnits ?? targetUnits(dataset, loss);
   if (loss !== 'output' && outputUnits !== targetUnits(dataset, loss)) {
-    throw new SpecError('network.outputUnits', `network.outputUnits is ${outputUnits} but the targets of ${data.source} with loss ${loss} have ${targetUnits(dataset, loss)} values`);
+    throw new SpecError('network.outputUnits', `network.outputUnits is ${outputUnits} but the targets of ${dataSpec.source} with loss ${loss} have ${targetUnits(dataset, loss)} values`);
   }
   checkLimit('network.outputUnits', outputUnits, limits.maxWidth);
 
@@ -264,7 +226,7 @@ export function normalizeSpecShape(input: AnalysisSpecInput, limits: SpecLimits 
   // A learnable gate starts at 0 (ReZero, SkipInit); a Fixup multiplier at 1.
   const scale = net.residual?.scale ?? (variant === 'rezero' || variant === 'skipinit' ? 0 : 1);
   if (!Number.isFinite(scale)) throw new SpecError('network.residual.scale', 'network.residual.scale must be a finite number');
-  const blocks = residualBlocks(net.depth, every, widths);
+  const blocks = residualBlocks(depth, every, widths);
   if (variant !== 'plain' && blocks.length === 0) {
     throw new SpecError('network.residual.variant', `network.residual.variant ${variant} needs residual blocks: set network.residual.every >= 1 with depth >= every + 2`);
   }
@@ -272,7 +234,7 @@ export function normalizeSpecShape(input: AnalysisSpecInput, limits: SpecLimits 
   const spec: NormalizedSpec = {
     seed,
     network: {
-      depth: net.depth,
+      depth,
       inputUnits: dataset.inputSize,
       outputUnits,
       widths,
@@ -296,9 +258,64 @@ export function normalizeSpecShape(input: AnalysisSpecInput, limits: SpecLimits 
   return spec;
 }
 
+/** A layer graph's normalised spec: the data as for every spec, the network from spec/graph-spec.ts. */
+function normalizeGraphSpecShape(input: AnalysisSpecInput, limits: SpecLimits, seed: number): NormalizedSpec {
+  const { dataSpec, dataset, loss } = normalizeData(input, limits, seed);
+  const parts = normalizeGraphNetwork(input.network, {
+    dataset, outputUnits: targetUnits(dataset, loss), anyOutput: loss === 'output', defaultOutputActivation: defaultOutputActivation(loss),
+    maxDepth: limits.maxDepth, maxWidth: limits.maxWidth,
+  });
+  if (input.whatIf) throw new SpecError('whatIf', 'whatIf is not available for layer graphs yet (network.layers or network.preset)');
+  return {
+    seed,
+    network: {
+      depth: parts.graph.rows.length,
+      inputUnits: dataset.inputSize,
+      outputUnits: parts.graph.outputUnits,
+      widths: [],
+      activations: [],
+      outputActivation: parts.outputActivation,
+      useBias: parts.useBias,
+      init: parts.init,
+      residual: { every: 0, scale: 1, variant: 'plain' },
+      normalization: 'none',
+      blocks: [],
+      graph: parts.graph,
+      layers: parts.layers,
+    },
+    data: dataSpec,
+    loss,
+    include: [...new Set(input.include ?? [])],
+    thresholds: normalizeThresholds(input.thresholds),
+    whatIf: false,
+  };
+}
+
+/** A layer graph's spec in request form: network.layers (a preset written out), input, outputActivation, useBias, init. */
+function graphSpecToInput(spec: NormalizedSpec, graph: NormalizedGraph, layers: LayerInput[]): AnalysisSpecInput {
+  const net = spec.network;
+  const { x, y, ...data } = spec.data;
+  return {
+    seed: spec.seed,
+    network: {
+      input: [...graph.input],
+      layers: structuredClone(layers),
+      outputActivation: { ...net.outputActivation },
+      useBias: net.useBias,
+      init: { weights: { ...net.init.weights }, bias: { ...net.init.bias } },
+    },
+    data: { ...data, ...(x ? { x } : {}), ...(y ? { y } : {}) },
+    loss: spec.loss,
+    include: [...spec.include],
+    thresholds: { ...spec.thresholds },
+    whatIf: spec.whatIf,
+  };
+}
+
 /** The normalised spec in request form: every default filled in, and valid to send again as it is. */
 export function specToInput(spec: NormalizedSpec): AnalysisSpecInput {
   const net = spec.network;
+  if (net.graph) return graphSpecToInput(spec, net.graph, net.layers ?? []);
   const sameActivation = net.activations.every((a) => a.name === net.activations[0]?.name && a.alpha === net.activations[0]?.alpha);
   const { x, y, ...data } = spec.data;
   return {

@@ -1,0 +1,112 @@
+// One batch of a layer graph forward and backward by tfjs autodiff, read on the host: per row the weight,
+// bias and output gradients (zero probes at every dense/conv2d output), the taps, and gamma/beta gradients.
+import * as tf from '@tensorflow/tfjs';
+import type { LossName } from '../../schemas/spec.js';
+import { activation, type ActivationSpec } from '../model/activations.js';
+import { lossOf } from '../model/network.js';
+import { graphForward, type GraphTaps, type GraphTensors } from '../model/graph-forward.js';
+import type { GraphParameters } from '../model/graph-params.js';
+import type { NormalizedGraph } from '../spec/graph-types.js';
+import { layerPartial } from './batch-stats.js';
+import { combineShards } from './combine-shards.js';
+import type { BatchMeasurement } from './readings.js';
+import { hostReader } from './measure.js';
+
+/** The parameters as tensors, shaped as the layers read them (conv kernels [kh, kw, c_in, c_out]). */
+export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tensors: GraphTensors; list: tf.Tensor[] } {
+  const weights = graph.rows.map((r, i) => {
+    const n = r.node;
+    const cin = n.inputShape[n.inputShape.length - 1]!;
+    return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel, n.kernel, cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
+  });
+  const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
+  const aux = p.aux.map((a) => tf.tensor1d(a.values));
+  return { tensors: packGraph(weights, biases, aux, p.auxPaths), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
+}
+
+function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], auxPaths: string[]): GraphTensors {
+  const norms = new Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>();
+  for (let i = 0; i < aux.length; i += 2) norms.set(auxPaths[i]!, { gamma: aux[i]!, beta: aux[i + 1]! });
+  return { weights, biases, norms };
+}
+
+/** The flat list back into weights, biases (null where none) and aux, laid out as `template`. */
+function unpack(list: tf.Tensor[], template: GraphTensors, biasMask: boolean[], auxCount: number) {
+  const L = template.weights.length;
+  const weights = list.slice(0, L);
+  let next = L;
+  const biases = biasMask.map((has) => (has ? list[next++]! : null));
+  const aux = list.slice(next, next + auxCount);
+  return { weights, biases, aux };
+}
+
+export interface GraphBatchArgs {
+  graph: NormalizedGraph;
+  params: GraphParameters;
+  tensors: GraphTensors;
+  list: tf.Tensor[];
+  x: tf.Tensor;
+  y: tf.Tensor2D | null;
+  loss: LossName;
+  outputActivation: ActivationSpec;
+  saturationThreshold: number;
+}
+
+export interface GraphGradients {
+  value: tf.Scalar;
+  weights: tf.Tensor[];
+  biases: (tf.Tensor | null)[];
+  /** ∂Loss/∂h per row (h the row's output, bias included). */
+  deltas: tf.Tensor[];
+  aux: tf.Tensor[];
+  taps: GraphTaps;
+}
+
+/** Gradients of one batch's mean loss w.r.t. every parameter and every row's output. Call inside a scope. */
+export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
+  const { graph } = a;
+  const B = a.x.shape[0]!;
+  const probes = graph.rows.map((r) => tf.zeros([B, ...r.node.outputShape]));
+  const biasMask = a.tensors.biases.map((b) => b !== null);
+  const n = a.list.length;
+  let taps: GraphTaps | null = null;
+  const f = (...list: tf.Tensor[]): tf.Scalar => {
+    const u = unpack(list, a.tensors, biasMask, a.params.aux.length);
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params.auxPaths), a.x, list.slice(n));
+    taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
+    return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
+  };
+  const { value, grads } = tf.valueAndGrads(f)([...a.list, ...probes]);
+  const u = unpack(grads.slice(0, n), a.tensors, biasMask, a.params.aux.length);
+  return { value, weights: u.weights, biases: u.biases, deltas: grads.slice(n), aux: u.aux, taps: taps! };
+}
+
+/** One batch measured: the rows' readings (host float64 passes), gamma/beta gradient norms. Leaves no tensors. */
+export async function measureGraphBatch(a: GraphBatchArgs): Promise<BatchMeasurement> {
+  tf.engine().startScope();
+  let kept: GraphTaps | null = null;
+  try {
+    const g = graphBatchGradients(a);
+    kept = g.taps;
+    const acts = g.taps.act.map((s) => activation(s));
+    const derivatives = acts.map((act, r) => (act.derivative ? act.derivative(g.taps.pre[r]!) : null));
+    const host = await hostReader([g.value, ...a.tensors.weights, ...g.weights, ...g.biases, ...g.deltas, ...g.taps.pre, ...g.taps.post, ...derivatives, ...g.aux]);
+    const layers = a.graph.rows.map((row, r) => {
+      const act = acts[r]!;
+      const post = host(g.taps.post[r]!);
+      const derivative = derivatives[r];
+      return layerPartial({
+        weight: host(a.tensors.weights[r]!), grad: host(g.weights[r]!), biasGrad: g.biases[r] ? host(g.biases[r]!) : null,
+        delta: host(g.deltas[r]!), pre: host(g.taps.pre[r]!), post, out: post,
+        // NHWC: the channel is the fastest axis, so [B·h·w, c] rows: a channel is dead when it passes no gradient anywhere.
+        derivative: derivative ? host(derivative) : null, units: row.node.outputShape[row.node.outputShape.length - 1]!,
+        saturationLimit: act.derivative && act.saturating ? Math.fround(a.saturationThreshold * act.peakDerivative) : null,
+      });
+    });
+    return combineShards([{ batch: a.x.shape[0]!, loss: host(g.value)[0]!, layers, auxGrads: g.aux.map(host), perExample: [] }]);
+  } finally {
+    // The taps were kept past autodiff's scope: released here, once each (pre and post are one tensor on linear rows).
+    if (kept) new Set([...kept.pre, ...kept.post]).forEach((t) => { if (t !== a.x) t.dispose(); });
+    tf.engine().endScope();
+  }
+}

@@ -1,0 +1,107 @@
+// The normalised layer graph: every layer with its defaults filled in, its path, and the shapes it reads and
+// writes (one example, NHWC). What spec/graph-normalize.ts makes and model/graph-*.ts, measure/graph-*.ts read.
+import type { ActivationSpec } from '../model/activations.js';
+import type { InitializerSpec } from '../model/initializers.js';
+import type { ConvPadding, ShortcutKind } from '../../schemas/vocabulary.js';
+
+interface NodeBase {
+  /** Dotted path of the layer: its name, inside a residual block "<block path>.<name>" (e.g. stage2.block1.conv2). */
+  path: string;
+  /** The name as the request gives it (or the default: kind and position). */
+  name: string;
+  activation: ActivationSpec;
+  /** Shapes of one example: [h, w, c] or [features]. */
+  inputShape: number[];
+  outputShape: number[];
+}
+
+export interface LayerInits {
+  weights: InitializerSpec;
+  bias: InitializerSpec;
+}
+
+export interface DenseNode extends NodeBase {
+  kind: 'dense';
+  units: number;
+  useBias: boolean;
+  init: LayerInits;
+}
+
+export interface ConvNode extends NodeBase {
+  kind: 'conv2d';
+  filters: number;
+  kernel: number;
+  stride: number;
+  padding: ConvPadding | number;
+  dilation: number;
+  useBias: boolean;
+  init: LayerInits;
+}
+
+export interface PoolNode extends NodeBase {
+  kind: 'max_pool' | 'avg_pool';
+  size: number;
+  stride: number;
+}
+
+export interface ShapeNode extends NodeBase {
+  kind: 'global_avg_pool' | 'flatten' | 'batch_norm' | 'layer_norm' | 'activation';
+}
+
+export interface DropoutNode extends NodeBase {
+  kind: 'dropout';
+  rate: number;
+}
+
+export interface ResidualNode extends NodeBase {
+  kind: 'residual';
+  layers: BranchNode[];
+  shortcut: ShortcutKind;
+  scale: number;
+  variant: 'plain';
+  /** The projection of a projection shortcut (path <block>.shortcut): a 1×1 strided conv2d, or dense on flat input. */
+  projection: ConvNode | DenseNode | null;
+}
+
+export type WeightNode = DenseNode | ConvNode;
+export type BranchNode = WeightNode | PoolNode | ShapeNode | DropoutNode;
+export type GraphNode = BranchNode | ResidualNode;
+
+/** One row of result.layers: a dense or conv2d layer (projection shortcuts included), in graph order. */
+export interface RowPlan {
+  index: number;
+  node: WeightNode;
+  /** Path of the residual block it belongs to, or null. */
+  block: string | null;
+  /** A projection shortcut: left out of the depth-wise slope fits (it is not on the main path's chain). */
+  shortcut: boolean;
+  fanIn: number;
+  fanOut: number;
+  /** Entries of the weight tensor and of the layer's output per example. */
+  weightCount: number;
+  outputSize: number;
+}
+
+export interface NormParam {
+  /** Path of the batch_norm or layer_norm layer. */
+  path: string;
+  kind: 'batch_norm' | 'layer_norm';
+  /** Channels (the last axis): gamma and beta have this many entries. */
+  channels: number;
+  /** The row (nearest dense/conv2d before it) that reports its gradients as auxParameters. */
+  row: number;
+}
+
+export interface NormalizedGraph {
+  input: number[];
+  layers: GraphNode[];
+  rows: RowPlan[];
+  norms: NormParam[];
+  outputUnits: number;
+  /** Trainable entries: weights, biases, gamma and beta. */
+  parameters: number;
+  /** Multiply-add FLOPs (2 per MAC) of the weight layers' forward pass, per example. */
+  weightFlopsPerExample: number;
+  /** Entries of every layer's output per example (element-wise work: activations, normalisation, statistics). */
+  elementsPerExample: number;
+}

@@ -1,0 +1,78 @@
+// JSON schemas (TypeBox) of a layer graph's layers: network.layers, one object per layer, told apart by `kind`
+// (the kinds are LAYER_KINDS in vocabulary.ts). Tensors are NHWC (tfjs's layout): images [height, width, channels].
+import { Type, type Static, type TSchema } from 'typebox';
+import { ActivationSchema, InitializerSchema } from './activation-init.js';
+import { CONV_PADDINGS, enumOf, type LayerKind, SHORTCUT_KINDS } from './vocabulary.js';
+
+export const LayerInitSchema = Type.Object(
+  {
+    weights: Type.Optional(InitializerSchema),
+    bias: Type.Optional(InitializerSchema),
+  },
+  { additionalProperties: false, description: 'This layer\'s initialisers (default: network.init, whose defaults are glorot_uniform weights and zero biases). Fans: dense fan_in = inputs, fan_out = units; conv2d fan_in = kh·kw·c_in, fan_out = kh·kw·c_out.' },
+);
+
+/** Fields every layer may carry. */
+const common = {
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.]+$', description: 'The layer\'s name in its row\'s path (default: kind and position in its scope, e.g. conv2, dense1, block3); inside a residual block the path is <block>.<name>. Letters, digits, _ and dots.' })),
+  activation: Type.Optional({ ...ActivationSchema, description: 'Activation applied to the layer\'s output (default linear). On a residual layer: applied after the addition.' } as typeof ActivationSchema),
+  init: Type.Optional(LayerInitSchema),
+};
+
+const Int = (description: string, minimum = 1) => Type.Integer({ minimum, description });
+
+const layer = <K extends LayerKind, P extends Record<string, TSchema>>(kind: K, properties: P, description: string) =>
+  Type.Object({ kind: Type.Literal(kind), ...properties, ...common }, { additionalProperties: false, title: `Layer_${kind}`, description });
+
+export const DenseLayerSchema = layer('dense', {
+  units: Type.Optional(Int('Output units. May be omitted on the last layer: then the width of the data\'s targets, as network.outputUnits.')),
+  useBias: Type.Optional(Type.Boolean({ description: 'Default network.useBias (true).' })),
+}, 'Fully connected: y = xW + b, W [inputs][units]. Reads a flat [features] tensor: after an image-shaped one put flatten or global_avg_pool (a 400 says so otherwise).');
+
+export const Conv2dLayerSchema = layer('conv2d', {
+  filters: Int('Output channels c_out.'),
+  kernel: Int('Square kernel size k (kh = kw = k).'),
+  stride: Type.Optional(Int('Stride (default 1).')),
+  padding: Type.Optional(Type.Union([enumOf(CONV_PADDINGS, 'same (output ⌈in/stride⌉, tfjs/TensorFlow placement) or valid (no padding).'), Type.Integer({ minimum: 0, description: 'Zeros added on every side (PyTorch\'s padding=n).' })], { description: 'Default same.' })),
+  dilation: Type.Optional(Int('Dilation (default 1); with dilation > 1 the stride must be 1.')),
+  useBias: Type.Optional(Type.Boolean({ description: 'Default network.useBias (true).' })),
+}, '2-D convolution over an [h, w, c_in] input; kernel layout [kh][kw][c_in][c_out] (tfjs).');
+
+const poolFields = {
+  size: Int('Window size (square).'),
+  stride: Type.Optional(Int('Stride (default: size).')),
+};
+export const MaxPoolLayerSchema = layer('max_pool', poolFields, 'Max pooling, valid padding (PyTorch\'s default).');
+export const AvgPoolLayerSchema = layer('avg_pool', poolFields, 'Average pooling, valid padding (PyTorch\'s default).');
+export const GlobalAvgPoolLayerSchema = layer('global_avg_pool', {}, 'Mean over height and width: [h, w, c] → [c].');
+export const FlattenLayerSchema = layer('flatten', {}, '[h, w, c] → [h·w·c] in NHWC order (transpose from NCHW before comparing with PyTorch\'s flatten).');
+export const BatchNormLayerSchema = layer('batch_norm', {}, 'Training-mode batch normalisation: per channel (the last axis) over the batch (and height and width), ε = 1e-5, learnable gamma (1) and beta (0) per channel, reported as auxParameters of the nearest dense/conv2d layer before it.');
+export const LayerNormLayerSchema = layer('layer_norm', {}, 'Layer normalisation: per example over every axis but the batch, ε = 1e-5, learnable gamma (1) and beta (0) per channel (last axis), reported as auxParameters of the nearest dense/conv2d layer before it.');
+export const ActivationLayerSchema = layer('activation', {}, 'Applies its activation (required here): { "kind": "activation", "activation": "relu" }.');
+export const DropoutLayerSchema = layer('dropout', {
+  rate: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Drop rate (identity at analysis: the analysis measures the network in inference form of dropout).' }),
+}, 'Dropout: the identity in an analysis.');
+
+/** The layers a residual branch may hold: every kind but residual itself (blocks do not nest). */
+export const PlainLayerSchema = Type.Union(
+  [DenseLayerSchema, Conv2dLayerSchema, MaxPoolLayerSchema, AvgPoolLayerSchema, GlobalAvgPoolLayerSchema, FlattenLayerSchema,
+    BatchNormLayerSchema, LayerNormLayerSchema, ActivationLayerSchema, DropoutLayerSchema],
+  { title: 'PlainLayer', description: 'A layer other than residual.' },
+);
+
+export const ResidualLayerSchema = layer('residual', {
+  layers: Type.Array(PlainLayerSchema, { minItems: 1, description: 'The branch F, in order.' }),
+  shortcut: Type.Optional(enumOf(SHORTCUT_KINDS, 'identity (default; the branch must keep the shape) or projection: a 1×1 conv2d with the branch\'s stride and output channels (image input) or a dense layer (flat input), with its own parameters and its own row (path <block>.shortcut).')),
+  scale: Type.Optional(Type.Number({ description: 'Branch multiplier α: output shortcut(x) + α·F(x) (default 1).' })),
+  variant: Type.Optional(Type.Literal('plain', { description: 'plain (the only variant for layer graphs so far).' })),
+}, 'A residual block: activation(shortcut(x) + scale·F(x)).');
+
+export const LayerSchema = Type.Union([...PlainLayerSchema.anyOf, ResidualLayerSchema], {
+  title: 'Layer',
+  description: 'One layer of network.layers, told apart by kind. Every layer may carry name, activation and init.',
+});
+
+export type LayerInput = Static<typeof LayerSchema>;
+export type PlainLayerInput = Static<typeof PlainLayerSchema>;
+export type ResidualLayerInput = Static<typeof ResidualLayerSchema>;
+export type LayerInitInput = Static<typeof LayerInitSchema>;
