@@ -29,6 +29,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/memory.test.ts',
   'test/engine/gradcheck.test.ts',
   'test/engine/device-layout.test.ts',
+  'test/engine/onnx-import.test.ts',
 ];
 
 /**
