@@ -137,6 +137,27 @@ class Shapes(nn.Module):
         return F.log_softmax(self.fc(x), dim=1)
 
 
+class Ops(nn.Module):
+    """Depthwise Conv (groups = channels, multiplier 2), MaxPool with pads and ceil_mode, AveragePool without
+    the pads in its count and ceil_mode, Split with sizes, Slice with a step, Conv 1-D, a flip (Slice with
+    step -1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.pw = nn.Conv2d(8, 4, 1)
+        self.c1 = nn.Conv1d(4, 3, 3, padding=1)
+        self.fc = nn.Linear(18, 3)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.dw(x)), 3, stride=2, padding=1, ceil_mode=True)              # N, 8, 5, 5
+        x = F.avg_pool2d(self.pw(x), 2, stride=2, padding=1, ceil_mode=True, count_include_pad=False)  # N, 4, 3, 3
+        a, b = torch.split(x, [1, 3], dim=1)
+        x = torch.cat([b, a], dim=1)[:, :, ::2, :]                                                 # N, 4, 2, 3
+        x = torch.tanh(self.c1(x.flatten(2)))                                                      # N, 3, 6
+        return self.fc(torch.flip(x, [2]).flatten(1))
+
+
 class Regression(nn.Module):
     """Gemm without bias, Elu, a mean-squared-error target."""
 
@@ -160,6 +181,7 @@ FIXTURES = [
     ('activations', Activations, 14, [6, 7], 'cross_entropy', 4, 'softmax'),
     ('shapes', Shapes, 13, [3, 3, 5, 6], 'cross_entropy', 3, 'log_softmax'),
     ('regression', Regression, 16, [6, 5], 'mse', 0, 'logits'),
+    ('ops', Ops, 13, [3, 4, 9, 9], 'cross_entropy', 3, 'logits'),
 ]
 
 
@@ -173,10 +195,11 @@ def loss_of(out, target, loss, output):
     return F.cross_entropy(out, target)
 
 
-def reference(model, x, target, loss, output, dtype):
-    """PyTorch's loss and gradient norms on a copy (training mode; dropout off, as gradlens measures)."""
+def reference(model, x, target, loss, output, dtype, train=True):
+    """PyTorch's loss and gradient norms on a copy (training mode, or eval: BN on running statistics;
+    dropout off either way, as gradlens measures)."""
     m = copy.deepcopy(model).to(dtype)
-    m.train()
+    m.train(train)
     for mod in m.modules():
         if isinstance(mod, nn.Dropout):
             mod.eval()
@@ -195,10 +218,19 @@ def build(name, cls, opset, shape, loss, classes, output, out_dir):
         target = torch.randn(shape[0], 2)
     else:
         target = torch.randint(0, classes, (shape[0],))
+    has_bn = any(isinstance(mod, nn.BatchNorm2d) for mod in model.modules())
+    if has_bn:
+        # Running statistics away from their initial 0 and 1, so that eval mode differs from a no-op.
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.randn(*shape) * 3 + 2)
     loss32, grads32 = reference(model, x, target, loss, output, torch.float32)
     loss64, grads64 = reference(model, x, target, loss, output, torch.float64)
     buf = io.BytesIO()
-    torch.onnx.export(copy.deepcopy(model), x, buf, opset_version=opset, input_names=['input'], output_names=['output'],
+    # The export traces a forward pass in training mode, which moves the copy's running statistics once
+    # more: the file holds the copy's state, so the eval-mode reference below is taken on the copy.
+    exported = copy.deepcopy(model)
+    torch.onnx.export(exported, x, buf, opset_version=opset, input_names=['input'], output_names=['output'],
                       training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
     with open(os.path.join(out_dir, f'{name}.onnx'), 'wb') as f:
         f.write(buf.getvalue())
@@ -211,6 +243,9 @@ def build(name, cls, opset, shape, loss, classes, output, out_dir):
         'targetShape': list(target.shape),
         'loss32': loss32, 'loss64': loss64, 'parameters': params,
     }
+    if has_bn:
+        eval_loss, eval_grads = reference(exported, x, target, loss, output, torch.float64, train=False)
+        record['eval'] = {'loss64': eval_loss, 'gradNorm64': eval_grads}
     with open(os.path.join(out_dir, f'{name}.json'), 'w') as f:
         json.dump(record, f, indent=1)
         f.write('\n')

@@ -35,17 +35,19 @@ interface Fixture {
   loss32: number;
   loss64: number;
   parameters: { name: string; shape: number[]; norm: number; gradNorm32: number; gradNorm64: number }[];
+  /** Models with BatchNorm: PyTorch in eval mode (running statistics), float64. */
+  eval?: { loss64: number; gradNorm64: Record<string, number> };
 }
 
 const readFixture = (dir: string, name: string): Fixture => JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as Fixture;
 const fixtureNames = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 
-async function measureFixture(dir: string, f: Fixture): Promise<ImportedMeasurement> {
+async function measureFixture(dir: string, f: Fixture, batchNorm: 'batch' | 'running' = 'batch'): Promise<ImportedMeasurement> {
   const model = importOnnx(readFileSync(join(dir, `${f.name}.onnx`)));
   const input = tf.tensor(f.input.data, f.input.shape);
   const target = f.loss === 'mse' ? tf.tensor(f.target, f.targetShape) : tf.tensor1d(f.target, 'int32');
   try {
-    return await measureImported(model, { input, target, loss: f.loss === 'mse' ? 'mse' : 'categorical_crossentropy' });
+    return await measureImported(model, { input, target, loss: f.loss === 'mse' ? 'mse' : 'categorical_crossentropy', batchNorm });
   } finally {
     input.dispose();
     target.dispose();
@@ -84,8 +86,8 @@ beforeAll(async () => {
 describe('ONNX fixtures exported by PyTorch', () => {
   const names = fixtureNames(FIXTURES);
 
-  it('are all there (the script makes eight)', () => {
-    expect(names).toEqual(['activations', 'cnn_bn', 'gelu_ln', 'gelu_ln_opset13', 'mlp', 'regression', 'residual', 'shapes']);
+  it('are all there (the script makes nine)', () => {
+    expect(names).toEqual(['activations', 'cnn_bn', 'gelu_ln', 'gelu_ln_opset13', 'mlp', 'ops', 'regression', 'residual', 'shapes']);
   });
 
   for (const name of names) {
@@ -98,6 +100,20 @@ describe('ONNX fixtures exported by PyTorch', () => {
       // Layers: parameterised nodes in graph order, every parameter under exactly one, each with a backward signal.
       expect(m.layers.flatMap((l) => l.parameters.map((p) => p.name)).sort()).toEqual(m.parameters.map((p) => p.name).sort());
       for (const l of m.layers) expect(l.backpropNorm).toBeGreaterThan(0);
+    });
+  }
+
+  for (const name of ['cnn_bn', 'residual']) {
+    it(`${name}: with batchNorm 'running' (eval mode) the loss and gradients equal PyTorch's in eval mode`, async () => {
+      const f = readFixture(FIXTURES, name);
+      const m = await measureFixture(FIXTURES, f, 'running');
+      expect(relErr(m.loss, f.eval!.loss64)).toBeLessThan(REL);
+      // Eval and training differ (the running statistics were moved away from 0 and 1 before export).
+      const apart = Math.max(...f.parameters.map((p) => relErr(f.eval!.gradNorm64[p.name]!, p.gradNorm64)));
+      expect(apart).toBeGreaterThan(10 * REL);
+      for (const p of m.parameters) {
+        expect(relErr(p.gradNorm, f.eval!.gradNorm64[p.name]!), `${name} ${p.name} (eval)`).toBeLessThan(REL);
+      }
     });
   }
 
@@ -149,7 +165,7 @@ describe('live PyTorch', () => {
     try {
       execFileSync(PYTHON, [join(ROOT, 'scripts', 'onnx-fixtures.py'), '--out', dir], { stdio: 'ignore', timeout: 120_000 });
       const names = fixtureNames(dir);
-      expect(names.length).toBe(8);
+      expect(names.length).toBe(9);
       for (const name of names) {
         const f = readFixture(dir, name);
         compare(await measureFixture(dir, f), f, '64');

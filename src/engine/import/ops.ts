@@ -212,9 +212,12 @@ function stepAlong(x: tf.Tensor, axis: number, begin: number, end: number, step:
   const shape = x.shape;
   const window = tf.slice(x, shape.map((_, d) => (d === axis ? begin : 0)), shape.map((s, d) => (d === axis ? take : s)));
   if (step === 1 || count <= 1) return window;
-  const padded = tf.pad(window, shape.map((_, d): [number, number] => [0, d === axis ? count * step - take : 0]));
-  const split = tf.reshape(padded, [...shape.slice(0, axis), count, step, ...shape.slice(axis + 1)]);
-  const first = tf.slice(split, split.shape.map(() => 0), split.shape.map((s, d) => (d === axis + 1 ? 1 : s)));
+  // As [outer, count·step, inner] (rank 3: the webgpu backend's shaders stop at rank 4), pad, split, take.
+  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const padded = tf.pad(tf.reshape(window, [outer, take, inner]), [[0, 0], [0, count * step - take], [0, 0]]);
+  const split = tf.reshape(padded, [outer, count, step * inner]);
+  const first = tf.slice(split, [0, 0, 0], [outer, count, inner]);
   return tf.reshape(first, [...shape.slice(0, axis), count, ...shape.slice(axis + 1)]);
 }
 
