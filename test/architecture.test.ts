@@ -3,7 +3,7 @@
 // pure (only itself, the shared schemas and packages); src/engine/index.ts the only door into the engine.
 import { describe, expect, it, beforeAll } from 'vitest';
 import madge from 'madge';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -72,6 +72,27 @@ describe('the import graph', () => {
 
   it('keeps the shared schemas free of every layer: src/schemas imports only src/schemas', () => {
     expect(edges((from, to) => from.startsWith('src/schemas/') && !to.startsWith('src/schemas/'))).toEqual([]);
+  });
+});
+
+describe("the engine's rooms", () => {
+  const ENGINE = join(ROOT, 'src', 'engine');
+  const rooms = readdirSync(ENGINE).filter((f) => statSync(join(ENGINE, f)).isDirectory());
+
+  it('every folder of src/engine has an index.ts door and a row in docs/architecture.md', () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
+    expect(rooms).toContain('import');
+    // data/ is one file (datasets.ts), imported by path as it was before rooms had doors.
+    const ONE_FILE_ROOMS = new Set(['data']);
+    expect(rooms.filter((r) => !ONE_FILE_ROOMS.has(r) && !graph[`src/engine/${r}/index.ts`])).toEqual([]);
+    expect(rooms.filter((r) => !doc.includes(`| \`${r}/\` |`))).toEqual([]);
+  });
+
+  it('reads the ONNX protobuf schema only in the import room (src/engine/import)', () => {
+    const readers = Object.keys(graph)
+      .filter((f) => /from '(onnx-proto|protobufjs)(\/[^']*)?'/.test(readFileSync(join(ROOT, f), 'utf8')));
+    expect(readers.length).toBeGreaterThan(0);
+    expect(readers.filter((f) => !f.startsWith('src/engine/import/'))).toEqual([]);
   });
 });
 
