@@ -1,6 +1,7 @@
 // GET /health: liveness, with the backend and versions that compute every result.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HealthSchema } from '../src/schemas/result.js';
+import { storeKind } from '../src/jobs/open-store.js';
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health', {
@@ -15,7 +16,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     status: 'ok' as const,
     environment: app.environment(),
     uptimeSeconds: process.uptime(),
-    jobs: { workers: app.runner.concurrency, running: app.jobs.running, queued: await app.jobs.queued(), queueLimit: app.config.jobs.queueLimit },
+    jobs: {
+      workers: app.runner.concurrency, running: app.jobs.running, queued: await app.jobs.queued(), queueLimit: app.config.jobs.queueLimit,
+      store: storeKind(app.config.jobs), queue: app.config.jobs.distributed.queue ? 'bullmq' as const : 'memory' as const,
+    },
   }));
 };
 

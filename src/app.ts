@@ -7,7 +7,8 @@ import type { Config } from './config.js';
 import { type BackendInfo, SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } from './engine/index.js';
 import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { WorkerPool } from './jobs/pool.js';
-import { SqliteJobStore, type JobStore } from './jobs/store.js';
+import type { JobStore } from './jobs/store.js';
+import { openStore } from './jobs/open-store.js';
 import { MemoryJobQueue, type JobQueue } from './jobs/queue.js';
 import { JobManager } from './jobs/manager.js';
 import { jobHandlers } from './jobs/kinds.js';
@@ -143,7 +144,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
-  const store = options.store ?? new SqliteJobStore(config.jobs.db);
+  const store = options.store ?? await openStore(config.jobs);
   // An outage is logged when it starts and when it ends, not once per refused request.
   const unwatchStore = store.onHealthChange((status) => {
     if (status.ok) app.log.warn({ db: config.jobs.db }, 'the job database takes writes again: new work is accepted');

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import type { JobRecord, JobStore } from '../jobs/store.js';
+import { storeKind } from '../jobs/open-store.js';
 
 export interface AppMetrics {
   readonly registry: Registry;
@@ -159,6 +160,12 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
       if (hasJobs()) this.set(app.jobs.unsavedOutcomes);
     },
   });
+  new Gauge({
+    name: 'gradlens_store_info', help: 'Where this process stores jobs (value 1): sqlite (GRADLENS_DB) or postgres (GRADLENS_STORE).', labelNames: ['store'], registers,
+  }).set({ store: storeKind(app.config.jobs) }, 1);
+  new Gauge({
+    name: 'gradlens_queue_info', help: 'How jobs reach workers (value 1): memory (in this process) or bullmq (GRADLENS_QUEUE, Redis).', labelNames: ['queue'], registers,
+  }).set({ queue: app.config.jobs.distributed.queue ? 'bullmq' : 'memory' }, 1);
   const info = new Gauge({
     name: 'gradlens_backend_info', help: 'The compute backend and versions (value 1).',
     labelNames: ['backend', 'tfjs_backend', 'tfjs_version', 'gradlens_version', 'simd'], registers,
