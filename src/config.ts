@@ -62,6 +62,11 @@ export interface DistributedConfig {
   workerConcurrency: number;
   /** GRADLENS_JOB_BACKOFF_MS: the first retry delay of a job whose worker died (doubling after). */
   backoffMs: number;
+  /**
+   * GRADLENS_WORKER_LOCK_MS: how long a worker's claim on a job lasts without renewal; a worker killed with -9 has
+   * its job taken over after about this long (BullMQ's stalled-job check runs at the same interval).
+   */
+  lockMs: number;
 }
 
 /** Finished jobs are deleted past any of these (0 turns one off); queued and running jobs never are. */
@@ -92,6 +97,7 @@ function distributed(env: Env, workers: number): DistributedConfig {
     localWorkers: int(env, 'GRADLENS_LOCAL_WORKERS', workers, 0, 256),
     workerConcurrency: int(env, 'GRADLENS_WORKER_CONCURRENCY', availableParallelism(), 1, 256),
     backoffMs: int(env, 'GRADLENS_JOB_BACKOFF_MS', 1000, 0, 600_000),
+    lockMs: int(env, 'GRADLENS_WORKER_LOCK_MS', 30_000, 1000, 600_000),
   };
 }
 
