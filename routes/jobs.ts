@@ -229,12 +229,11 @@ const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, opts)
       stream.close();
       return reply;
     }
-    const live = app.jobs.liveState(id);
-    if (live) {
-      for (const { record, progress } of live.records) stream.send('record', { record, progress });
-    }
-    // Records in the buffer are already in the replay above.
-    for (const event of buffered) if (!(live && event.type === 'record')) forward(event);
+    const live = await app.jobs.liveState(id);
+    const replayed = live?.records.length ?? 0;
+    for (const { record, progress } of live?.records ?? []) stream.send('record', { record, progress });
+    // Records in the buffer that the replay above had already: by index, as the replay may be read from another process.
+    for (const event of buffered) if (!(event.type === 'record' && event.index < replayed)) forward(event);
     deliver = forward;
     return reply;
   });

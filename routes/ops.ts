@@ -93,6 +93,8 @@ const opsRoutes = fp(async (app) => {
   });
   readiness.add('queue', async () => {
     if (!hasJobs()) return 'the job queue is not started yet';
+    const reach = await app.jobs.queueHealth();
+    if (!reach.ok) return reach;
     const queued = await app.jobs.queued();
     const limit = app.config.jobs.queueLimit;
     return { ok: queued < limit, detail: `${queued} of ${limit} waiting${queued >= limit ? ': full' : ''}` };
@@ -122,7 +124,7 @@ const opsRoutes = fp(async (app) => {
       summary: 'Prometheus metrics',
       operationId: 'getMetrics',
       description:
-        'Prometheus text format: gradlens_http_requests_total and gradlens_http_request_duration_seconds (by method, route pattern, status), gradlens_jobs_submitted_total/started_total (by kind), gradlens_jobs_finished_total and gradlens_job_duration_seconds (by kind and status), gradlens_jobs_requeued_total, gradlens_jobs_recovered_total, gradlens_queue_depth, gradlens_queue_limit, gradlens_jobs_running, gradlens_workers, gradlens_under_pressure, gradlens_store_bytes (database file + write-ahead log), gradlens_store_jobs (stored jobs by status), gradlens_store_data_bytes (job data retention counts), gradlens_store_writable, gradlens_store_unsaved_outcomes, gradlens_store_jobs_deleted_total (by reason: age, count, bytes, request), gradlens_auth_refused_total, gradlens_rate_limited_total, gradlens_shed_requests_total, gradlens_backend_info, and the Node.js process metrics. Open by default (GRADLENS_OPEN_PATHS).',
+        'Prometheus text format: gradlens_http_requests_total and gradlens_http_request_duration_seconds (by method, route pattern, status), gradlens_jobs_submitted_total/started_total (by kind), gradlens_jobs_finished_total and gradlens_job_duration_seconds (by kind and status), gradlens_jobs_requeued_total, gradlens_jobs_recovered_total, gradlens_queue_depth, gradlens_queue_limit, gradlens_jobs_running, gradlens_workers, gradlens_under_pressure, gradlens_store_bytes (database file + write-ahead log), gradlens_store_jobs (stored jobs by status), gradlens_store_data_bytes (job data retention counts), gradlens_store_writable, gradlens_store_unsaved_outcomes, gradlens_store_jobs_deleted_total (by reason: age, count, bytes, request), gradlens_auth_refused_total, gradlens_rate_limited_total, gradlens_shed_requests_total, gradlens_backend_info, gradlens_store_info and gradlens_queue_info (which store and queue this process uses), gradlens_queue_up, and the Node.js process metrics. Open by default (GRADLENS_OPEN_PATHS).',
       tags: ['operations'],
       produces: ['text/plain'],
       response: { 200: { description: 'Prometheus exposition format 0.0.4.', content: { 'text/plain': { schema: Type.String() } } } },

@@ -7,12 +7,14 @@ import type { Config } from './config.js';
 import { type BackendInfo, SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } from './engine/index.js';
 import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { WorkerPool } from './jobs/pool.js';
-import { SqliteJobStore, type JobStore } from './jobs/store.js';
+import type { JobStore } from './jobs/store.js';
+import { openStore } from './jobs/open-store.js';
 import { MemoryJobQueue, type JobQueue } from './jobs/queue.js';
 import { JobManager } from './jobs/manager.js';
 import { jobHandlers } from './jobs/kinds.js';
-import { QueueFullError, ShuttingDownError, StorageUnavailableError } from './jobs/errors.js';
+import { QueueFullError, QueueUnavailableError, ShuttingDownError, StorageUnavailableError } from './jobs/errors.js';
 import { RetentionTask } from './jobs/retention.js';
+import { consumer, distributed, type BullConsumer } from './jobs/distributed/index.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
 import { authPlugin, LOG_REDACT_PATHS, serializeRequest } from './plugins/auth.js';
@@ -82,8 +84,8 @@ function errorBody(err: FastifyError | Error): { status: number; body: Record<st
       },
     };
   }
-  if (err instanceof QueueFullError || err instanceof ShuttingDownError) {
-    const retryAfter = err instanceof QueueFullError ? err.retryAfterSeconds : 5;
+  if (err instanceof QueueFullError || err instanceof ShuttingDownError || err instanceof QueueUnavailableError) {
+    const retryAfter = err instanceof QueueFullError || err instanceof QueueUnavailableError ? err.retryAfterSeconds : 5;
     return { status: 503, body: { statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message, retryAfter } };
   }
   if (err instanceof SpecError) {
@@ -143,7 +145,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
-  const store = options.store ?? new SqliteJobStore(config.jobs.db);
+  const store = options.store ?? await openStore(config.jobs);
   // An outage is logged when it starts and when it ends, not once per refused request.
   const unwatchStore = store.onHealthChange((status) => {
     if (status.ok) app.log.warn({ db: config.jobs.db }, 'the job database takes writes again: new work is accepted');
@@ -207,9 +209,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(opsRoutes);
   await app.register(dashboardRoutes);
   const instrumentedStore = app.metrics.instrumentStore(store);
+  // GRADLENS_QUEUE=redis://…: jobs go through BullMQ to whichever process computes (src/jobs/distributed).
+  const scaled = config.jobs.distributed.queue && !options.queue ? distributed(config, 'api') : undefined;
   const jobs = new JobManager({
     store: instrumentedStore,
     queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),
+    ...(scaled ? scaled.manager : {}),
     runner,
     handlers: jobHandlers(config),
     environment: () => app.environment(),
@@ -230,16 +235,23 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // requests waiting on a job are answered. Workers and the database close after the last request.
   const retention = new RetentionTask({ store: instrumentedStore, policy: config.jobs.retention, intervalMs: config.jobs.retention.intervalMs, log: app.log });
 
+  let local: BullConsumer | undefined;
   app.addHook('preClose', async () => {
     await retention.stop();
+    // Running jobs go back to the store as queued and to Redis (runClaimed 'returned'), then the consumer stops.
     await jobs.close();
+    await local?.close();
   });
   app.addHook('onClose', async () => {
     await app.runner.close();
+    await scaled?.close();
     unwatchStore();
     await store.close();
   });
   await jobs.start();
+  if (scaled && config.jobs.distributed.localWorkers > 0) {
+    local = consumer({ config, manager: jobs, store: instrumentedStore, queue: scaled.queue, concurrency: config.jobs.distributed.localWorkers, log: app.log });
+  }
   retention.start();
   return app;
 }

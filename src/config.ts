@@ -42,6 +42,31 @@ export interface JobsConfig {
   shardMinFlops: number;
   /** Which finished jobs the store keeps (src/jobs/retention.ts). */
   retention: RetentionConfig;
+  /** GRADLENS_STORE: a postgres:// URL puts the jobs in PostgreSQL (shared by many processes); unset: SQLite at `db`. */
+  store?: string;
+  /** GRADLENS_STORE_SCHEMA: the PostgreSQL schema of the tables (default public; tests use their own). */
+  storeSchema: string;
+  /** How the work is distributed across processes (src/jobs/distributed). */
+  distributed: DistributedConfig;
+}
+
+/** Scale-out settings: all of them mean nothing unless GRADLENS_QUEUE names a Redis server. */
+export interface DistributedConfig {
+  /** GRADLENS_QUEUE: redis://… switches the in-process queue for BullMQ on that Redis; unset: in-process. */
+  queue?: string;
+  /** GRADLENS_QUEUE_PREFIX: the prefix of every Redis key and channel (several deployments can share a Redis). */
+  prefix: string;
+  /** GRADLENS_LOCAL_WORKERS: BullMQ workers inside an API process; 0: the API only enqueues. Default: jobs.workers. */
+  localWorkers: number;
+  /** GRADLENS_WORKER_CONCURRENCY: jobs one `gradlens worker` process runs at once (default: its cores). */
+  workerConcurrency: number;
+  /** GRADLENS_JOB_BACKOFF_MS: the first retry delay of a job whose worker died (doubling after). */
+  backoffMs: number;
+  /**
+   * GRADLENS_WORKER_LOCK_MS: how long a worker's claim on a job lasts without renewal; a worker killed with -9 has
+   * its job taken over after about this long (BullMQ's stalled-job check runs at the same interval).
+   */
+  lockMs: number;
 }
 
 /** Finished jobs are deleted past any of these (0 turns one off); queued and running jobs never are. */
@@ -52,6 +77,34 @@ export interface RetentionConfig {
   maxBytes: number;
   /** How often the limits are applied (and at start). */
   intervalMs: number;
+}
+
+function storeUrl(env: Env): string | undefined {
+  const raw = env.GRADLENS_STORE;
+  if (raw === undefined || raw === '' || raw === 'sqlite') return undefined;
+  if (!/^postgres(ql)?:\/\//.test(raw)) throw new ConfigError(`GRADLENS_STORE must be a postgres:// URL (or unset for SQLite at GRADLENS_DB), got "${raw.replace(/:[^:@/]*@/, ':***@')}"`);
+  return raw;
+}
+
+function distributed(env: Env, workers: number): DistributedConfig {
+  const queue = env.GRADLENS_QUEUE || undefined;
+  if (queue !== undefined && !/^rediss?:\/\//.test(queue)) throw new ConfigError(`GRADLENS_QUEUE must be a redis:// URL (or unset for the in-process queue), got "${queue.replace(/:[^:@/]*@/, ':***@')}"`);
+  const prefix = env.GRADLENS_QUEUE_PREFIX || 'gradlens';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix)) throw new ConfigError(`GRADLENS_QUEUE_PREFIX must be 1 to 64 letters, digits, '_', '.' or '-', got "${prefix}"`);
+  return {
+    ...(queue ? { queue } : {}),
+    prefix,
+    localWorkers: int(env, 'GRADLENS_LOCAL_WORKERS', workers, 0, 256),
+    workerConcurrency: int(env, 'GRADLENS_WORKER_CONCURRENCY', availableParallelism(), 1, 256),
+    backoffMs: int(env, 'GRADLENS_JOB_BACKOFF_MS', 1000, 0, 600_000),
+    lockMs: int(env, 'GRADLENS_WORKER_LOCK_MS', 30_000, 1000, 600_000),
+  };
+}
+
+function schemaName(env: Env): string {
+  const raw = env.GRADLENS_STORE_SCHEMA || 'public';
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) throw new ConfigError(`GRADLENS_STORE_SCHEMA must be a plain SQL identifier (letters, digits, '_'), got "${raw}"`);
+  return raw;
 }
 
 function retention(env: Env): RetentionConfig {
@@ -219,6 +272,8 @@ export function backendOptions(env: Env = process.env): BackendOptions {
 
 /** Reads and validates the configuration; `overrides` lets tests set fields directly. */
 export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = {}): Config {
+  const workers = int(env, 'GRADLENS_WORKERS', availableParallelism(), 0, 256);
+  const store = storeUrl(env);
   const config: Config = {
     port: int(env, 'PORT', 3000, 0, 65535),
     host: env.HOST || '127.0.0.1',
@@ -241,7 +296,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       maxParameters: int(env, 'GRADLENS_MAX_PARAMETERS', 20_000_000, 1),
     },
     jobs: {
-      workers: int(env, 'GRADLENS_WORKERS', availableParallelism(), 0, 256),
+      workers,
       queueLimit: int(env, 'GRADLENS_QUEUE_LIMIT', 100, 1, 1_000_000),
       db: env.GRADLENS_DB || './data/gradlens.db',
       maxSweepCells: int(env, 'GRADLENS_MAX_SWEEP_CELLS', 64, 1, 10_000),
@@ -249,6 +304,9 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       maxAttempts: int(env, 'GRADLENS_JOB_MAX_ATTEMPTS', 3, 1, 100),
       shardMinFlops: int(env, 'GRADLENS_SHARD_MIN_FLOPS', 0, 0),
       retention: retention(env),
+      ...(store ? { store } : {}),
+      storeSchema: schemaName(env),
+      distributed: distributed(env, workers),
     },
     security: security(env),
   };

@@ -27,6 +27,7 @@ const FIRST_POLL_MS = 500;
 const MAX_POLL_MS = 5000;
 
 export const USAGE = `Usage: gradlens check <spec.json> --url <http://host:3000> [options]
+       gradlens worker   (a compute worker: needs GRADLENS_QUEUE=redis://… and GRADLENS_STORE=postgres://…)
 
 Submits an analysis, training or sweep spec, waits for its result and prints its checks (from "expect"
 in the spec). Trainings and sweeps run as jobs: the CLI polls them until they finish.

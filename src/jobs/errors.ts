@@ -45,6 +45,18 @@ export class StorageUnavailableError extends Error {
   }
 }
 
+/**
+ * The distributed queue (BullMQ on the Redis of GRADLENS_QUEUE) cannot be reached: new work is refused with 503 and
+ * Retry-After rather than stored and never run; jobs already accepted stay in the store and are enqueued again later.
+ */
+export class QueueUnavailableError extends Error {
+  readonly code = 'QUEUE_UNAVAILABLE';
+  constructor(message: string, readonly retryAfterSeconds = 5) {
+    super(message);
+    this.name = 'QueueUnavailableError';
+  }
+}
+
 /** GRADLENS_DB cannot be opened at start for a reason other than storage (not a database, newer schema). */
 export class StoreOpenError extends Error {
   readonly code = 'STORE_OPEN_FAILED';
@@ -113,7 +125,7 @@ export function deserializeError(e: SerializedError): Error {
 }
 
 /** Codes whose messages are written for users, so a failed job may show them. */
-const PUBLIC_CODES = new Set(['INVALID_SPEC', 'LIMIT_EXCEEDED', 'CANCELED', 'TIMEOUT', 'WORKER_CRASHED', 'INTERRUPTED', 'BACKEND_UNAVAILABLE', 'QUEUE_FULL', 'SHUTTING_DOWN', 'STORAGE_UNAVAILABLE', 'RESULT_NOT_STORED']);
+const PUBLIC_CODES = new Set(['INVALID_SPEC', 'LIMIT_EXCEEDED', 'CANCELED', 'TIMEOUT', 'WORKER_CRASHED', 'INTERRUPTED', 'BACKEND_UNAVAILABLE', 'QUEUE_FULL', 'SHUTTING_DOWN', 'STORAGE_UNAVAILABLE', 'RESULT_NOT_STORED', 'QUEUE_UNAVAILABLE']);
 
 /** The { code, message } a failed job shows; unexpected errors keep their message out of the API. */
 export function jobErrorOf(err: unknown): { code: string; message: string } {

@@ -45,12 +45,33 @@ export interface JobKindHandler {
 export type JobEvent =
   | { type: 'state'; job: JobRecord }
   | { type: 'progress'; progress: number }
-  | { type: 'record'; record: unknown; progress: number }
+  /** index: the record's position in the run (0, 1, …), so a stream that replays earlier records can continue without gaps. */
+  | { type: 'record'; record: unknown; progress: number; index: number }
   | { type: 'done' | 'failed' | 'canceled'; job: JobRecord }
   /** The job finished but the store refused its outcome: kept in memory and retried; `done`/`failed` follow once stored. */
   | { type: 'unsaved'; error: StorageUnavailableError };
 
 export type JobListener = (event: JobEvent) => void;
+
+/** A job event as it travels between processes: the job itself is read from the shared store by whoever needs it. */
+export type BusEvent =
+  | { type: 'progress'; progress: number }
+  | { type: 'record'; record: unknown; progress: number; index: number }
+  | { type: 'state' | 'done' | 'failed' | 'canceled' };
+
+/**
+ * Events and cancellations between the processes of a scaled-out deployment (distributed/bus.ts on Redis): the
+ * process that runs a job publishes its events; the others re-announce them; a cancel reaches whoever runs the job.
+ */
+export interface JobBus {
+  publish(id: string, event: BusEvent): void;
+  onEvent(listener: (id: string, event: BusEvent) => void): void;
+  cancel(id: string): Promise<void>;
+  onCancel(listener: (id: string) => void): void;
+  /** The records so far of a job that runs in another process. */
+  records(id: string): Promise<{ record: unknown; progress: number }[]>;
+  clearRecords(id: string): Promise<void>;
+}
 
 export interface ManagerOptions {
   store: JobStore;
@@ -62,6 +83,19 @@ export interface ManagerOptions {
   timeoutMs: number;
   maxAttempts: number;
   newId(): string;
+  /**
+   * Whether this process takes jobs from the queue itself (the default). false with a distributed queue: workers pull
+   * from Redis and call runClaimed().
+   */
+  dispatch?: boolean;
+  /**
+   * Whether start() re-queues the jobs the store says are running (a crash of this, the only, process). false with a
+   * distributed queue, where other processes run jobs and BullMQ's stalled-job check finds the ones whose worker died.
+   */
+  recoverAtStart?: boolean;
+  /** With a distributed queue: re-enqueue the store's queued jobs this often (ms), for jobs a Redis restart lost. */
+  reenqueueMs?: number;
+  bus?: JobBus;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
@@ -127,14 +161,57 @@ export class JobManager {
     this.unwatchStore = o.store.onHealthChange((status) => {
       if (status.ok && (this.unsaved.size || this.dispatchPaused)) this.retryStorageSoon(0);
     });
+    o.bus?.onEvent((id, event) => this.fromBus(id, event));
+    o.bus?.onCancel((id) => this.live.get(id)?.controller.abort(new JobCanceledError()));
+  }
+
+  /** An event of a job that another process runs: announced here as if it ran here (the job read from the store). */
+  private fromBus(id: string, event: BusEvent): void {
+    if (this.live.has(id) || !this.listeners.has(id)) return;
+    if (event.type === 'progress' || event.type === 'record') {
+      this.emit(id, event, true);
+      return;
+    }
+    this.o.store.get(id).then((job) => {
+      if (!job) return;
+      // A final event whose row is not final yet cannot happen (the worker stores first); state events may lag.
+      if (event.type === 'state') this.emit(id, { type: 'state', job }, true);
+      else if (TERMINAL_STATUSES.has(job.status)) this.emit(id, { type: finalEvent(job), job }, true);
+    }, (err: unknown) => this.o.log.warn({ err, job: id }, 'could not read a job announced by another process'));
+  }
+
+  private reenqueueTimer: NodeJS.Timeout | undefined;
+
+  /** The store's queued jobs into the queue (idempotent on BullMQ: a job id is there once). */
+  private async enqueueStored(): Promise<void> {
+    for (const id of await this.o.store.queued()) await this.o.queue.add(id, { force: true });
   }
 
   /** Re-queues what a crash interrupted, queues what was waiting, and starts running. */
   async start(): Promise<void> {
-    const { requeued, failed } = await this.o.store.recover(this.o.maxAttempts);
-    if (requeued.length || failed.length) this.o.log.warn({ requeued, failed }, 'recovered jobs interrupted by a previous stop');
-    for (const id of await this.o.store.queued()) await this.o.queue.add(id, { force: true });
+    if (this.o.recoverAtStart !== false) {
+      const { requeued, failed } = await this.o.store.recover(this.o.maxAttempts);
+      if (requeued.length || failed.length) this.o.log.warn({ requeued, failed }, 'recovered jobs interrupted by a previous stop');
+    }
+    try {
+      await this.enqueueStored();
+    } catch (err) {
+      // A distributed queue that is down at start: the timer below enqueues them once it is back.
+      if (!this.o.reenqueueMs) throw err;
+      this.o.log.warn({ err }, 'could not enqueue the stored queued jobs at start (queue unavailable); retried every few seconds');
+    }
+    if (this.o.reenqueueMs) {
+      this.reenqueueTimer = setInterval(() => {
+        this.enqueueStored().catch((err: unknown) => this.o.log.warn({ err }, 'could not re-enqueue the stored queued jobs (store or queue unavailable); retried later'));
+      }, this.o.reenqueueMs);
+      this.reenqueueTimer.unref();
+    }
     this.pump();
+  }
+
+  /** Whether the queue can be reached (a distributed one; the in-process queue always can). */
+  async queueHealth(): Promise<{ ok: boolean; detail: string }> {
+    return this.o.queue.health ? this.o.queue.health() : { ok: true, detail: 'in this process' };
   }
 
   get running(): number {
@@ -225,10 +302,12 @@ export class JobManager {
     return this.o.store.list(query);
   }
 
-  /** Progress and records of a running job, for event streams that connect mid-run. */
-  liveState(id: string): { progress: number; records: { record: unknown; progress: number }[] } | undefined {
+  /** Records so far of a running job (here, or in another process through the bus), for streams that connect mid-run. */
+  async liveState(id: string): Promise<{ records: { record: unknown; progress: number }[] } | undefined> {
     const live = this.live.get(id);
-    return live ? { progress: live.progress, records: live.records } : undefined;
+    if (live) return { records: [...live.records] };
+    if (!this.o.bus) return undefined;
+    return { records: await this.o.bus.records(id).catch(() => []) };
   }
 
   subscribe(id: string, listener: JobListener): () => void {
@@ -241,7 +320,12 @@ export class JobManager {
     };
   }
 
-  private emit(id: string, event: JobEvent): void {
+  /** Tells this process's listeners; with a bus, events of jobs run here also go to the other processes. */
+  private emit(id: string, event: JobEvent, fromBus = false): void {
+    if (this.o.bus && !fromBus) {
+      const wire = toBusEvent(event);
+      if (wire) this.o.bus.publish(id, wire);
+    }
     for (const listener of [...(this.listeners.get(id) ?? [])]) {
       try {
         listener(event);
@@ -287,6 +371,8 @@ export class JobManager {
     const canceled = await this.o.store.finish(id, { status: 'canceled', error: { code: 'CANCELED', message: 'the job was canceled by a DELETE request' } });
     if (!canceled) return { job: (await this.o.store.get(id))!, changed: false };
     this.live.get(id)?.controller.abort(new JobCanceledError());
+    // The worker running it may be another process: it stops when it hears this.
+    await this.o.bus?.cancel(id).catch((err: unknown) => this.o.log.error({ err, job: id }, 'could not announce a cancel to the workers; the job stops at its next check'));
     this.emit(id, { type: 'canceled', job: canceled });
     return { job: canceled, changed: true };
   }
@@ -309,6 +395,7 @@ export class JobManager {
   }
 
   private pump(): void {
+    if (this.o.dispatch === false) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -356,12 +443,57 @@ export class JobManager {
       await this.o.store.requeue(id, true);
       return true;
     }
+    this.launch(job);
+    return true;
+  }
+
+  /** Registers a started job as live and runs it; the returned live's `done` settles once its outcome is stored. */
+  private launch(job: JobRecord): Live {
     const controller = new AbortController();
     const live: Live = { controller, startedAt: Date.now(), progress: 0, records: [], lastProgressWrite: 0, done: Promise.resolve() };
-    this.live.set(id, live);
-    this.emit(id, { type: 'state', job });
+    this.live.set(job.id, live);
+    this.emit(job.id, { type: 'state', job });
     live.done = this.execute(job, live);
-    return true;
+    return live;
+  }
+
+  /**
+   * Runs a job that a distributed queue handed to this process (distributed/consumer.ts); resolves once its outcome
+   * is stored. 'skipped': it had finished or been canceled (a duplicate delivery does nothing); 'returned': this
+   * process is shutting down and put it back in the store as queued. A job left running by a worker that died is
+   * started again (its attempts count on), or failed with INTERRUPTED once it has been started maxAttempts times.
+   * Throws when the store cannot be reached: the queue retries with backoff.
+   */
+  async runClaimed(id: string): Promise<'finished' | 'skipped' | 'returned'> {
+    if (this.closing) return 'returned';
+    const current = await this.o.store.get(id);
+    if (!current || TERMINAL_STATUSES.has(current.status) || this.live.has(id)) return 'skipped';
+    if (current.status === 'running') {
+      if (current.attempts >= this.o.maxAttempts) {
+        await this.failInterrupted(id, current.attempts);
+        return 'finished';
+      }
+      await this.o.store.requeue(id, false);
+    }
+    await this.o.bus?.clearRecords(id).catch(() => undefined);
+    const job = await this.o.store.start(id);
+    if (!job) return 'skipped';
+    if (this.closing) {
+      await this.o.store.requeue(id, true);
+      return 'returned';
+    }
+    await this.launch(job).done;
+    return this.closing && (await this.o.store.get(id))?.status === 'queued' ? 'returned' : 'finished';
+  }
+
+  /** A job whose runs keep dying with their worker: failed, as recover() does for the embedded mode. */
+  async failInterrupted(id: string, attempts: number): Promise<void> {
+    const error = {
+      code: 'INTERRUPTED',
+      message: `the worker running this job stopped, ${attempts} time${attempts === 1 ? '' : 's'}; it is not retried again (GRADLENS_JOB_MAX_ATTEMPTS=${this.o.maxAttempts})`,
+    };
+    const stored = await this.o.store.finish(id, { status: 'failed', error });
+    if (stored) this.emit(id, { type: 'failed', job: stored });
   }
 
   /** Runs the job and stores its outcome; never rejects (a rejection here would end the process). */
@@ -398,7 +530,7 @@ export class JobManager {
         progress: (p) => this.onProgress(id, live, p),
         record: (record, p) => {
           live.records.push({ record, progress: p });
-          this.emit(id, { type: 'record', record, progress: p });
+          this.emit(id, { type: 'record', record, progress: p, index: live.records.length - 1 });
           this.onProgress(id, live, p);
         },
       });
@@ -501,6 +633,7 @@ export class JobManager {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.storageTimer);
+    clearInterval(this.reenqueueTimer);
     this.unwatchStore();
     const running = [...this.live.entries()];
     for (const [id, live] of running) {
@@ -520,5 +653,18 @@ export class JobManager {
         this.o.log.error({ err, job: job.id }, 'the outcome of a finished job is lost at shutdown; the job runs again at the next start');
       }
     }
+  }
+}
+
+function toBusEvent(event: JobEvent): BusEvent | undefined {
+  switch (event.type) {
+    case 'progress':
+      return { type: 'progress', progress: event.progress };
+    case 'record':
+      return { type: 'record', record: event.record, progress: event.progress, index: event.index };
+    case 'unsaved':
+      return undefined;
+    default:
+      return { type: event.type };
   }
 }

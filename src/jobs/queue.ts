@@ -18,6 +18,8 @@ export interface JobQueue {
   take(): Promise<string | undefined>;
   /** Drops an id (a cancelled job); false when it was not waiting. */
   remove(id: string): Promise<boolean>;
+  /** Whether a queue in another process (Redis) answers; absent: always reachable. */
+  health?(): Promise<{ ok: boolean; detail: string }>;
 }
 
 export class MemoryJobQueue implements JobQueue {

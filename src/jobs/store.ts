@@ -1,150 +1,21 @@
-// Job persistence: the JobStore interface and its SQLite implementation (better-sqlite3, WAL, versioned migrations,
-// retention with incremental vacuum, and write guards that turn a full, read-only or replaced file into 503s).
+// Job persistence in SQLite (better-sqlite3, WAL, versioned migrations, retention with incremental vacuum, and
+// write guards that turn a full, read-only or replaced file into 503s); the JobStore contract is in store-types.ts.
 import Database from 'better-sqlite3';
 import { accessSync, constants, mkdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SpecError } from '../engine/index.js';
 import { StorageUnavailableError, StoreOpenError, type StorageProblem } from './errors.js';
 import { outputText } from './encoded.js';
 
-import { JOB_KINDS, JOB_STATUSES, TERMINAL_STATUSES as TERMINAL, type JobKind, type JobStatus } from '../schemas/vocabulary.js';
+import {
+  JOB_STATUSES, type JobKind, type JobStatus, type JobRecord, type JobSummary, type NewJob, type JobOutcome, type JobListQuery, type JobPage,
+  type JobStore, type RetentionPolicy, type RetentionReason, type PruneResult, type StoreStats, type StorageStatus, type JobError,
+} from './store-types.js';
+import { SUMMARY_COLUMNS, decodeCursor, encodeCursor, makeRecord, now, toRecord, toSummary, type Row } from './store-rows.js';
 
-export { JOB_KINDS, JOB_STATUSES };
-export type { JobKind, JobStatus };
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(TERMINAL);
+// The contract lives in store-types.ts; re-exported here, where the rest of the code has always found it.
+export * from './store-types.js';
+export { makeRecord } from './store-rows.js';
 
-export interface JobError {
-  code: string;
-  message: string;
-}
-
-export interface JobSummary {
-  id: string;
-  kind: JobKind;
-  status: JobStatus;
-  progress: number;
-  /** Times the job was started; more than 1 after a crash interrupted it. */
-  attempts: number;
-  error: JobError | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  updatedAt: string;
-}
-
-export interface JobRecord extends JobSummary {
-  /** The work as submitted (expect removed). */
-  spec: unknown;
-  expect: unknown;
-  /** What the engine returned, once succeeded (parsed from outputJson when first read). */
-  output: unknown;
-  /**
-   * The output's JSON text as stored (not enumerable): what a reply embeds as it is (jobs/http.ts jobViewText),
-   * so a result is encoded once, by the worker, and never parsed again to be sent.
-   */
-  readonly outputJson?: string | null;
-}
-
-export interface NewJob {
-  id: string;
-  kind: JobKind;
-  spec: unknown;
-  expect?: unknown;
-}
-
-export type JobOutcome =
-  /** output: the engine's output, or already encoded (jobs/encoded.ts), which is then stored as it is. */
-  | { status: 'succeeded'; output: unknown }
-  | { status: 'failed' | 'canceled'; error: JobError };
-
-export interface JobListQuery {
-  kind?: JobKind;
-  status?: JobStatus;
-  limit: number;
-  /** Opaque cursor from a previous page's nextCursor. */
-  cursor?: string;
-}
-
-export interface JobPage {
-  jobs: JobSummary[];
-  nextCursor: string | null;
-}
-
-/** Which finished jobs are kept; 0 turns a limit off. Queued and running jobs are never deleted. */
-export interface RetentionPolicy {
-  /** Finished jobs whose finishedAt is older than this are deleted. */
-  maxAgeMs: number;
-  /** Most finished jobs kept; the oldest beyond it are deleted. */
-  maxJobs: number;
-  /** Most bytes of job data (spec, expect, result and error as stored JSON), queued and running jobs included. */
-  maxBytes: number;
-}
-
-export const RETENTION_REASONS = ['age', 'count', 'bytes'] as const;
-export type RetentionReason = (typeof RETENTION_REASONS)[number];
-
-export interface PruneResult {
-  deleted: Record<RetentionReason, number>;
-  /** How much smaller the files on disk (database + write-ahead log) are afterwards. */
-  reclaimedBytes: number;
-}
-
-export interface StoreStats {
-  jobs: Record<JobStatus, number>;
-  /** Bytes of job data as stored JSON: what GRADLENS_RETENTION_MAX_BYTES counts. */
-  dataBytes: number;
-  /** Bytes on disk: the database file plus its write-ahead log (the page count for an in-memory store). */
-  fileBytes: number;
-}
-
-/** Whether the store can acknowledge writes; `detail` is short and names no path (it is shown on /ready). */
-export interface StorageStatus {
-  ok: boolean;
-  problem?: StorageProblem;
-  detail: string;
-  /** When the problem was first seen. */
-  since?: string;
-  /** The error behind it, for the log (not shown on /ready). */
-  cause?: string;
-}
-
-/**
- * Where jobs live. Methods are async so a networked store (Redis, Postgres) can implement them; state
- * changes are conditional (start only a queued job, finish only an unfinished one) so that a cancel and a
- * completion racing each other leave exactly one outcome.
- */
-export interface JobStore {
-  create(job: NewJob): Promise<JobRecord>;
-  get(id: string): Promise<JobRecord | undefined>;
-  list(query: JobListQuery): Promise<JobPage>;
-  /** queued → running (attempts + 1); undefined when the job is not queued any more. */
-  start(id: string): Promise<JobRecord | undefined>;
-  /** Progress of a running job (0..1). */
-  progress(id: string, progress: number): Promise<void>;
-  /** queued/running → a final status; undefined when the job had already finished. */
-  finish(id: string, outcome: JobOutcome): Promise<JobRecord | undefined>;
-  /** running → queued, e.g. at a graceful shutdown; `refund` takes back the attempt it used. */
-  requeue(id: string, refund: boolean): Promise<void>;
-  /** Forgets a job that was never admitted to the queue. */
-  remove(id: string): Promise<void>;
-  /** Deletes a finished (succeeded, failed, canceled) job; false when there is none or it has not finished. */
-  deleteFinished(id: string): Promise<boolean>;
-  /** Applies the retention policy to finished jobs and gives the freed pages back to the file system. */
-  prune(policy: RetentionPolicy): Promise<PruneResult>;
-  stats(): Promise<StoreStats>;
-  /** Whether writes can be acknowledged; `probe` makes a small real write to find out rather than trust the last one. */
-  health(options?: { probe?: boolean }): Promise<StorageStatus>;
-  /** Called when writes start or stop failing, so the outage is logged once, not per request. */
-  onHealthChange(listener: (status: StorageStatus) => void): () => void;
-  /**
-   * At start: jobs left `running` by a crash go back to `queued`, unless they have already been started
-   * maxAttempts times (a job that keeps killing the process), which are failed with code INTERRUPTED.
-   */
-  recover(maxAttempts: number): Promise<{ requeued: string[]; failed: string[] }>;
-  /** Ids of queued jobs, oldest first. */
-  queued(): Promise<string[]>;
-  close(): Promise<void>;
-}
 
 interface Migration {
   version: number;
@@ -197,76 +68,6 @@ const MIGRATIONS: Migration[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
-interface Row {
-  seq: number;
-  id: string;
-  kind: JobKind;
-  status: JobStatus;
-  progress: number;
-  spec?: string;
-  expect?: string | null;
-  output?: string | null;
-  error: string | null;
-  attempts: number;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  updated_at: string;
-}
-
-const SUMMARY_COLUMNS = 'seq, id, kind, status, progress, error, attempts, created_at, started_at, finished_at, updated_at';
-
-function toSummary(row: Row): JobSummary {
-  return {
-    id: row.id,
-    kind: row.kind,
-    status: row.status,
-    progress: row.progress,
-    attempts: row.attempts,
-    error: row.error ? (JSON.parse(row.error) as JobError) : null,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-/**
- * A record whose output is parsed only if someone reads `output`: a reply embeds `outputJson` instead.
- * `parsed` is the output when the caller has it already (the one it just stored).
- */
-export function makeRecord(summary: JobSummary, spec: unknown, expect: unknown, outputJson: string | null, parsed?: { value: unknown }): JobRecord {
-  let output = parsed;
-  const record = {
-    ...summary,
-    spec,
-    expect,
-    get output(): unknown {
-      output ??= { value: outputJson ? JSON.parse(outputJson) : null };
-      return output.value;
-    },
-    set output(value: unknown) {
-      output = { value };
-    },
-  } as JobRecord;
-  Object.defineProperty(record, 'outputJson', { value: outputJson, enumerable: false });
-  return record;
-}
-
-function toRecord(row: Row): JobRecord {
-  return makeRecord(toSummary(row), JSON.parse(row.spec ?? 'null'), row.expect ? JSON.parse(row.expect) : null, row.output ?? null);
-}
-
-const encodeCursor = (seq: number): string => Buffer.from(`seq:${seq}`).toString('base64url');
-
-function decodeCursor(cursor: string): number {
-  const m = /^seq:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m) throw new SpecError('cursor', 'cursor is not one this server returned (use nextCursor from the previous page)');
-  return Number(m[1]);
-}
-
-const now = (): string => new Date().toISOString();
-
 /** Applies the migrations newer than the file's version, each in its own transaction. */
 export function migrate(db: Database.Database): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -317,6 +118,8 @@ const PROBLEM_DETAIL: Record<StorageProblem, string> = {
   read_only: 'not writable: GRADLENS_DB is read-only',
   io_error: 'not writable: GRADLENS_DB gives I/O errors',
   replaced: 'the file at GRADLENS_DB was deleted or replaced while the server ran: restart the server',
+  // A file is never unreachable; the networked store (pg-store.ts) is.
+  unreachable: 'GRADLENS_DB cannot be reached',
 };
 
 /** The sentence an API client gets (names the variable, not the path). */
@@ -328,6 +131,8 @@ function problemMessage(problem: StorageProblem, cause: string): string {
       return `the job database (GRADLENS_DB) is read-only (${cause}): new work is refused until it is writable again`;
     case 'io_error':
       return `the job database (GRADLENS_DB) cannot be written (${cause}): new work is refused until writes succeed again`;
+    case 'unreachable':
+      return `the job database (GRADLENS_DB) cannot be reached (${cause}): new work is refused until it can`;
     case 'replaced':
       return `the job database file at GRADLENS_DB ${cause} while the server ran: what this server writes would be lost at the next restart, so new work is refused; restart the server to use the file now at GRADLENS_DB`;
   }

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import type { JobRecord, JobStore } from '../jobs/store.js';
+import { storeKind } from '../jobs/open-store.js';
 
 export interface AppMetrics {
   readonly registry: Registry;
@@ -88,7 +89,8 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
   new Gauge({
     name: 'gradlens_queue_depth', help: 'Jobs waiting for a worker.', registers,
     async collect() {
-      if (hasJobs()) this.set(await app.jobs.queued());
+      // -1 while a distributed queue (Redis) does not answer: a scrape still succeeds and says so (gradlens_queue_up 0).
+      if (hasJobs()) this.set(await app.jobs.queued().catch(() => -1));
     },
   });
   new Gauge({
@@ -159,6 +161,18 @@ export function createMetrics(app: FastifyInstance): AppMetrics {
       if (hasJobs()) this.set(app.jobs.unsavedOutcomes);
     },
   });
+  new Gauge({
+    name: 'gradlens_store_info', help: 'Where this process stores jobs (value 1): sqlite (GRADLENS_DB) or postgres (GRADLENS_STORE).', labelNames: ['store'], registers,
+  }).set({ store: storeKind(app.config.jobs) }, 1);
+  new Gauge({
+    name: 'gradlens_queue_up', help: '1 while the job queue answers (always for the in-process queue; the Redis of GRADLENS_QUEUE for bullmq).', registers,
+    async collect() {
+      if (hasJobs()) this.set((await app.jobs.queueHealth().catch(() => ({ ok: false }))).ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'gradlens_queue_info', help: 'How jobs reach workers (value 1): memory (in this process) or bullmq (GRADLENS_QUEUE, Redis).', labelNames: ['queue'], registers,
+  }).set({ queue: app.config.jobs.distributed.queue ? 'bullmq' : 'memory' }, 1);
   const info = new Gauge({
     name: 'gradlens_backend_info', help: 'The compute backend and versions (value 1).',
     labelNames: ['backend', 'tfjs_backend', 'tfjs_version', 'gradlens_version', 'simd'], registers,

@@ -189,10 +189,10 @@ export const QueueFullSchema = Type.Object(
   {
     ...ErrorSchema.properties,
     retryAfter: Type.Optional(Type.Integer({ description: 'Seconds to wait before retrying, as in the Retry-After header.' })),
-    problem: Type.Optional(enumOf(STORAGE_PROBLEMS, 'With STORAGE_UNAVAILABLE: full, read_only, io_error or replaced (the file at GRADLENS_DB was deleted or swapped while the server ran).')),
+    problem: Type.Optional(enumOf(STORAGE_PROBLEMS, 'With STORAGE_UNAVAILABLE: full, read_only, io_error, replaced (the file at GRADLENS_DB was deleted or swapped while the server ran) or unreachable (the PostgreSQL server of GRADLENS_STORE does not answer).')),
     jobId: Type.Optional(Type.String({ description: 'With STORAGE_UNAVAILABLE on a synchronous analysis: the job that ran but whose outcome is not stored yet.' })),
   },
-  { title: 'ServiceUnavailable', description: 'QUEUE_FULL: the queue holds GRADLENS_QUEUE_LIMIT jobs (see the Retry-After header); SHUTTING_DOWN: the server is closing; STORAGE_UNAVAILABLE: the job database cannot take writes (disk full, read-only, file replaced), so nothing is acknowledged that could be lost.' },
+  { title: 'ServiceUnavailable', description: 'QUEUE_FULL: the queue holds GRADLENS_QUEUE_LIMIT jobs (see the Retry-After header); SHUTTING_DOWN: the server is closing; STORAGE_UNAVAILABLE: the job database cannot take writes (disk full, read-only, file replaced, PostgreSQL unreachable), so nothing is acknowledged that could be lost; QUEUE_UNAVAILABLE: the Redis of GRADLENS_QUEUE does not answer.' },
 );
 
 export const NotModifiedSchema = Type.Null({ description: 'Not Modified: the job is unchanged since the ETag given in If-None-Match.' });

@@ -4,7 +4,7 @@ import { AnalysisSpecSchema } from './spec.js';
 import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExampleSchema, TheorySchema, WhatIfSchema } from './diagnosis.js';
 import { ChecksSchema } from './checks.js';
 import { GraphRowFields } from './graph-result.js';
-import { BACKEND_NAMES, DATA_TASKS, DataSourceSchema, enumOf } from './vocabulary.js';
+import { BACKEND_NAMES, DATA_TASKS, DataSourceSchema, QUEUE_KINDS, STORE_KINDS, enumOf } from './vocabulary.js';
 
 /** Paths listed in a result's nonFinite; beyond them only the count grows, and truncated says so. */
 export const MAX_NON_FINITE_PATHS = 100;
@@ -231,6 +231,10 @@ export const HealthSchema = Type.Object(
           running: Type.Integer({ description: 'Jobs running now.' }),
           queued: Type.Integer({ description: 'Jobs waiting for a worker.' }),
           queueLimit: Type.Integer({ description: 'GRADLENS_QUEUE_LIMIT: beyond it new work gets 503 with Retry-After.' }),
+          store: enumOf(STORE_KINDS, 'Where jobs are stored: sqlite (GRADLENS_DB) or postgres (GRADLENS_STORE).'),
+          storeOk: Type.Boolean({ description: 'Whether the last write to the store succeeded (false during a disk or PostgreSQL outage).' }),
+          queue: enumOf(QUEUE_KINDS, 'How jobs reach workers: memory (in this process) or bullmq (Redis, GRADLENS_QUEUE).'),
+          queueOk: Type.Boolean({ description: 'Whether the queue answers (false while its Redis does not).' }),
         },
         { additionalProperties: false, description: 'The job queue.' },
       ),

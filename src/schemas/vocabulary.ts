@@ -173,10 +173,17 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 export const GPU_POLICIES = ['auto', 'any', 'off'] as const;
 export type GpuPolicy = (typeof GPU_POLICIES)[number];
 
+/** Where jobs are stored: SQLite (GRADLENS_DB, the default) or PostgreSQL (GRADLENS_STORE=postgres://…). */
+export const STORE_KINDS = ['sqlite', 'postgres'] as const;
+export type StoreKind = (typeof STORE_KINDS)[number];
+/** How jobs reach workers: the in-process queue (the default) or BullMQ on Redis (GRADLENS_QUEUE=redis://…). */
+export const QUEUE_KINDS = ['memory', 'bullmq'] as const;
+export type QueueKind = (typeof QUEUE_KINDS)[number];
+
 export const READINESS_STATUSES = ['ready', 'not_ready'] as const;
 export type ReadinessStatus = (typeof READINESS_STATUSES)[number];
 
-export const STORAGE_PROBLEMS = ['full', 'read_only', 'io_error', 'replaced'] as const;
+export const STORAGE_PROBLEMS = ['full', 'read_only', 'io_error', 'replaced', 'unreachable'] as const;
 export type StorageProblem = (typeof STORAGE_PROBLEMS)[number];
 
 /** Enum schemas for the vocabularies used inline (no component of their own). */

@@ -231,7 +231,7 @@ describe('cancellation and a full queue (one worker, queue limit 1)', () => {
       expect(Number(full.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     }
     const health = (await app.inject({ url: '/health' })).json();
-    expect(health.jobs).toEqual({ workers: 1, running: 1, queued: 1, queueLimit: 1 });
+    expect(health.jobs).toEqual({ workers: 1, running: 1, queued: 1, queueLimit: 1, store: 'sqlite', storeOk: true, queue: 'memory', queueOk: true });
 
     // Queued: removed from the queue at once (the dashboard's cancel, which can never delete).
     const cancelB = await app.inject({ method: 'POST', url: `/v1/jobs/${b.id}/cancel` });

@@ -1,10 +1,11 @@
-// Retention on real SQLite files: age, count and byte limits delete only finished jobs, the file shrinks, old files are migrated.
+// Retention on real databases (SQLite files; PostgreSQL where GRADLENS_TEST_POSTGRES is set): age, count and byte limits delete only finished jobs, the file shrinks, old files are migrated.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
-import { SqliteJobStore, type RetentionPolicy } from '../../src/jobs/store.js';
+import { SqliteJobStore, type JobStore, type RetentionPolicy } from '../../src/jobs/store.js';
 import { RetentionTask } from '../../src/jobs/retention.js';
 import { tempDir } from '../support/jobs.js';
+import { STORE_HARNESSES, type StoreHarness } from '../support/stores.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -14,7 +15,7 @@ afterEach(() => tmp.remove());
 const OFF: RetentionPolicy = { maxAgeMs: 0, maxJobs: 0, maxBytes: 0 };
 
 /** Creates `n` jobs and finishes them succeeded with an output of about `outputBytes`; ids f0, f1, … oldest first. */
-async function finishedJobs(store: SqliteJobStore, n: number, outputBytes = 100, prefix = 'f'): Promise<string[]> {
+async function finishedJobs(store: JobStore, n: number, outputBytes = 100, prefix = 'f'): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = `${prefix}${i}`;
@@ -27,7 +28,7 @@ async function finishedJobs(store: SqliteJobStore, n: number, outputBytes = 100,
 }
 
 /** One queued and one running job: retention must never touch them. */
-async function activeJobs(store: SqliteJobStore): Promise<void> {
+async function activeJobs(store: JobStore): Promise<void> {
   await store.create({ id: 'queued', kind: 'training', spec: { big: 'q'.repeat(5000) } });
   await store.create({ id: 'running', kind: 'training', spec: { big: 'r'.repeat(5000) } });
   await store.start('running');
@@ -36,68 +37,7 @@ async function activeJobs(store: SqliteJobStore): Promise<void> {
 const ids = (store: SqliteJobStore): string[] =>
   (store.db.prepare('SELECT id FROM jobs ORDER BY seq').all() as { id: string }[]).map((r) => r.id);
 
-/** The stored JSON's byte length as SQLite itself measures it: the oracle for the store's size_bytes bookkeeping. */
-const sqlBytes = (store: SqliteJobStore): number =>
-  (store.db.prepare(`SELECT COALESCE(SUM(length(CAST(spec AS BLOB)) + COALESCE(length(CAST(expect AS BLOB)), 0)
-    + COALESCE(length(CAST(output AS BLOB)), 0) + COALESCE(length(CAST(error AS BLOB)), 0)), 0) AS n FROM jobs`).get() as { n: number }).n;
-
 describe('retention', () => {
-  it('deletes finished jobs older than maxAgeMs, whatever their status, and never a queued or running one', async () => {
-    const store = new SqliteJobStore(tmp.db());
-    await finishedJobs(store, 3);
-    await store.create({ id: 'failed', kind: 'analysis', spec: {} });
-    await store.finish('failed', { status: 'failed', error: { code: 'X', message: 'y' } });
-    await store.create({ id: 'canceled', kind: 'analysis', spec: {} });
-    await store.finish('canceled', { status: 'canceled', error: { code: 'CANCELED', message: 'y' } });
-    await activeJobs(store);
-    // Everything but f2 is two days old, the active ones included.
-    const old = new Date(Date.now() - 2 * 86_400_000).toISOString();
-    store.db.prepare(`UPDATE jobs SET created_at = @old, updated_at = @old, started_at = CASE WHEN started_at IS NULL THEN NULL ELSE @old END,
-      finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE @old END WHERE id != 'f2'`).run({ old });
-
-    const result = await store.prune({ ...OFF, maxAgeMs: 86_400_000 });
-    expect(result.deleted).toEqual({ age: 4, count: 0, bytes: 0 });
-    expect(ids(store)).toEqual(['f2', 'queued', 'running']);
-    expect((await store.get('running'))!.status).toBe('running');
-    await store.close();
-  });
-
-  it('keeps the newest maxJobs finished jobs, and every queued and running one on top', async () => {
-    const store = new SqliteJobStore(tmp.db());
-    await finishedJobs(store, 4, 100, 'a');
-    await activeJobs(store);
-    await finishedJobs(store, 4, 100, 'b');
-    const result = await store.prune({ ...OFF, maxJobs: 3 });
-    expect(result.deleted.count).toBe(5);
-    expect(ids(store)).toEqual(['queued', 'running', 'b1', 'b2', 'b3']);
-    // Idempotent.
-    expect((await store.prune({ ...OFF, maxJobs: 3 })).deleted.count).toBe(0);
-    await store.close();
-  });
-
-  it('keeps the newest finished jobs that fit in maxBytes next to the unfinished ones, counting bytes as SQLite stores them', async () => {
-    const store = new SqliteJobStore(tmp.db());
-    await finishedJobs(store, 10, 1000);
-    await activeJobs(store);
-    const stats = await store.stats();
-    expect(stats.dataBytes).toBe(sqlBytes(store));
-    expect(stats.jobs).toEqual({ queued: 1, running: 1, succeeded: 10, failed: 0, canceled: 0 });
-
-    const perFinished = sqlBytes(store) - (await activeOnlyBytes(store));
-    const each = perFinished / 10;
-    // Room for the active jobs and three and a half finished ones: the three newest stay.
-    const budget = (await activeOnlyBytes(store)) + Math.floor(3.5 * each);
-    const result = await store.prune({ ...OFF, maxBytes: budget });
-    expect(result.deleted.bytes).toBe(7);
-    expect(ids(store)).toEqual(['f7', 'f8', 'f9', 'queued', 'running']);
-    expect((await store.stats()).dataBytes).toBeLessThanOrEqual(budget);
-
-    // A budget smaller than the unfinished jobs alone deletes every finished job and nothing else.
-    await store.prune({ ...OFF, maxBytes: 10 });
-    expect(ids(store)).toEqual(['queued', 'running']);
-    await store.close();
-  });
-
   it('gives the space back: the file shrinks after pruning (incremental vacuum + checkpoint)', async () => {
     const path = tmp.db();
     const store = new SqliteJobStore(path);
@@ -175,9 +115,80 @@ describe('retention', () => {
   });
 });
 
-async function activeOnlyBytes(store: SqliteJobStore): Promise<number> {
-  return (store.db.prepare(`SELECT SUM(length(CAST(spec AS BLOB))) AS n FROM jobs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
+async function activeOnlyBytes(h: StoreHarness): Promise<number> {
+  return Number((await h.sql(`SELECT SUM(${h.byteLength('spec')}) AS n FROM jobs WHERE status IN ('queued', 'running')`))[0]!.n);
 }
+
+/** The ids in the order stored, read by the harness's own SQL. */
+const storedIds = async (h: StoreHarness): Promise<string[]> => (await h.sql('SELECT id FROM jobs ORDER BY seq')).map((r) => r.id as string);
+
+/** The stored JSON's byte length as the database itself measures it: the oracle for the store's size_bytes bookkeeping. */
+async function storedBytes(h: StoreHarness): Promise<number> {
+  const len = (c: string): string => `COALESCE(${h.byteLength(c)}, 0)`;
+  return Number((await h.sql(`SELECT COALESCE(SUM(${len('spec')} + ${len('expect')} + ${len('output')} + ${len('error')}), 0) AS n FROM jobs`))[0]!.n);
+}
+
+describe.each(STORE_HARNESSES)('retention on %s', (_name, harness) => {
+  let h: StoreHarness;
+  beforeEach(() => { h = harness(); });
+  afterEach(async () => { await h.dispose(); });
+
+  it('deletes finished jobs older than maxAgeMs, whatever their status, and never a queued or running one', async () => {
+    const store = await h.open();
+    await finishedJobs(store, 3);
+    await store.create({ id: 'failed', kind: 'analysis', spec: {} });
+    await store.finish('failed', { status: 'failed', error: { code: 'X', message: 'y' } });
+    await store.create({ id: 'canceled', kind: 'analysis', spec: {} });
+    await store.finish('canceled', { status: 'canceled', error: { code: 'CANCELED', message: 'y' } });
+    await activeJobs(store);
+    // Everything but f2 is two days old, the active ones included.
+    const old = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    await h.sql(`UPDATE jobs SET created_at = ?, updated_at = ?, started_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END,
+      finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ? END WHERE id != 'f2'`, [old, old, old, old]);
+
+    const result = await store.prune({ ...OFF, maxAgeMs: 86_400_000 });
+    expect(result.deleted).toEqual({ age: 4, count: 0, bytes: 0 });
+    expect(await storedIds(h)).toEqual(['f2', 'queued', 'running']);
+    expect((await store.get('running'))!.status).toBe('running');
+    await store.close();
+  });
+
+  it('keeps the newest maxJobs finished jobs, and every queued and running one on top', async () => {
+    const store = await h.open();
+    await finishedJobs(store, 4, 100, 'a');
+    await activeJobs(store);
+    await finishedJobs(store, 4, 100, 'b');
+    const result = await store.prune({ ...OFF, maxJobs: 3 });
+    expect(result.deleted.count).toBe(5);
+    expect(await storedIds(h)).toEqual(['queued', 'running', 'b1', 'b2', 'b3']);
+    // Idempotent.
+    expect((await store.prune({ ...OFF, maxJobs: 3 })).deleted.count).toBe(0);
+    await store.close();
+  });
+
+  it('keeps the newest finished jobs that fit in maxBytes next to the unfinished ones, counting bytes as the database stores them', async () => {
+    const store = await h.open();
+    await finishedJobs(store, 10, 1000);
+    await activeJobs(store);
+    const stats = await store.stats();
+    expect(stats.dataBytes).toBe((await storedBytes(h)));
+    expect(stats.jobs).toEqual({ queued: 1, running: 1, succeeded: 10, failed: 0, canceled: 0 });
+
+    const perFinished = (await storedBytes(h)) - (await activeOnlyBytes(h));
+    const each = perFinished / 10;
+    // Room for the active jobs and three and a half finished ones: the three newest stay.
+    const budget = (await activeOnlyBytes(h)) + Math.floor(3.5 * each);
+    const result = await store.prune({ ...OFF, maxBytes: budget });
+    expect(result.deleted.bytes).toBe(7);
+    expect(await storedIds(h)).toEqual(['f7', 'f8', 'f9', 'queued', 'running']);
+    expect((await store.stats()).dataBytes).toBeLessThanOrEqual(budget);
+
+    // A budget smaller than the unfinished jobs alone deletes every finished job and nothing else.
+    await store.prune({ ...OFF, maxBytes: 10 });
+    expect(await storedIds(h)).toEqual(['queued', 'running']);
+    await store.close();
+  });
+});
 
 describe('retention configuration', () => {
   it('defaults to 30 days, 10 000 jobs, 1 GiB, every minute; reads GRADLENS_RETENTION_*; 0 turns a limit off', () => {

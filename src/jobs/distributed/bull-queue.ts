@@ -1,0 +1,101 @@
+// The JobQueue on BullMQ: job ids enter a Redis queue that `gradlens worker` processes (and API processes with local
+// workers) consume. Ids only: the job itself is in the shared store. Redis errors become QueueUnavailableError (503).
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobQueue } from '../queue.js';
+import { QueueUnavailableError } from '../errors.js';
+import { redisConnection } from './redis.js';
+
+/** The BullMQ queue every process of one deployment shares (under GRADLENS_QUEUE_PREFIX). */
+export const QUEUE_NAME = 'jobs';
+
+export interface BullQueueOptions {
+  url: string;
+  prefix: string;
+  limit: number;
+  /** Runs of a job: the first plus retries after a crash (GRADLENS_JOB_MAX_ATTEMPTS). */
+  attempts: number;
+  backoffMs: number;
+}
+
+/** What a queued BullMQ job carries: the job id, and for a sweep's cell its position (stage 3). */
+export interface QueuedWork {
+  id: string;
+  cell?: number;
+}
+
+export function jobOptions(o: Pick<BullQueueOptions, 'attempts' | 'backoffMs'>, jobId: string): JobsOptions {
+  return {
+    jobId,
+    attempts: o.attempts,
+    backoff: { type: 'exponential', delay: o.backoffMs },
+    // The store keeps the outcome; Redis keeps finished entries only long enough for dedupe and inspection.
+    removeOnComplete: { age: 3600, count: 10_000 },
+    removeOnFail: { age: 86_400, count: 10_000 },
+  };
+}
+
+export class BullJobQueue implements JobQueue {
+  readonly queue: Queue;
+  readonly connection: Redis;
+
+  constructor(private readonly o: BullQueueOptions) {
+    this.connection = redisConnection(o.url, 'producer');
+    this.queue = new Queue(QUEUE_NAME, { connection: this.connection, prefix: o.prefix });
+    this.queue.on('error', () => undefined);
+  }
+
+  get limit(): number {
+    return this.o.limit;
+  }
+
+  private async redis<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new QueueUnavailableError(`the job queue (Redis at GRADLENS_QUEUE) did not answer while it ${what} (${(err as Error).message}): new work is refused until it does; accepted jobs are kept`);
+    }
+  }
+
+  /** Jobs waiting for a worker anywhere (waiting, prioritized, delayed for a retry). */
+  size(): Promise<number> {
+    return this.redis('counted the waiting jobs', () => this.queue.getJobCountByTypes('waiting', 'delayed', 'prioritized'));
+  }
+
+  async add(id: string, options: { force?: boolean; front?: boolean } = {}): Promise<boolean> {
+    if (!options.force && (await this.size()) >= this.o.limit) return false;
+    // The job id is BullMQ's id: adding a job that is already there does nothing (re-enqueueing is idempotent).
+    await this.redis('took a job', () => this.queue.add('job', { id } satisfies QueuedWork, { ...jobOptions(this.o, id), ...(options.front ? { lifo: true } : {}) }));
+    return true;
+  }
+
+  /** Workers pull from Redis themselves: the API process never takes from this queue. */
+  async take(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  /** Removes a job still waiting; false when a worker holds it (the cancel message reaches that worker). */
+  async remove(id: string): Promise<boolean> {
+    return this.redis('removed a job', async () => {
+      try {
+        return (await this.queue.remove(id)) === 1;
+      } catch {
+        return false; // locked by a worker
+      }
+    });
+  }
+
+  async health(): Promise<{ ok: boolean; detail: string }> {
+    try {
+      if ((await this.connection.ping()) === 'PONG') return { ok: true, detail: 'bullmq on Redis (GRADLENS_QUEUE): connected' };
+    } catch {
+      // reported below
+    }
+    return { ok: false, detail: 'bullmq: the Redis of GRADLENS_QUEUE does not answer' };
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close().catch(() => undefined);
+    this.connection.disconnect();
+  }
+}
