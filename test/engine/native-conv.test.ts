@@ -67,6 +67,10 @@ const CONV_CASES: ConvCase[] = [
   { x: [5, 9, 9, 16], w: [1, 1, 16, 3], strides: 2, pad: 'valid' },
   { x: [2, 10, 9, 3], w: [3, 3, 3, 4], strides: [1, 2], pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
   { x: [1, 6, 6, 3], w: [3, 3, 3, 2], strides: 1, pad: 1 },
+  // Stride 1: the input gradient runs as a forward convolution of dy (padding k - 1 - pad), unless a
+  // padding exceeds k - 1 (then col2im, as for strides > 1).
+  { x: [2, 7, 8, 5], w: [3, 3, 5, 4], strides: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+  { x: [2, 6, 7, 3], w: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [3, 1], [0, 4], [0, 0]] },
   { x: [2, 8, 9, 3], w: [3, 3, 3, 4], strides: 2, pad: 'same' }, // padding top 0, left 1
   { x: [5, 12, 12, 3], w: [3, 3, 3, 16], strides: 2, pad: 'valid' },
   { x: [3, 8, 8, 3], w: [3, 3, 3, 5], strides: 1, pad: 'same', dilations: 2 },
