@@ -12,6 +12,7 @@
 // ResNet-20's three stage sizes 28x28x16, 14x14x32, 7x7x64 (MNIST-sized inputs); pooling 2x2/2 and
 // batch-norm statistics (Mean and tf.moments over [0, 1, 2]) at the first stage's size.
 // Raw samples go to bench/results/<date>-conv-kernels[-label].json.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,6 +101,16 @@ function unit(row: Row, kernels: Map<string, KernelFn>): () => void {
 const NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'AvgPool', 'AvgPoolGrad', 'Mean'];
 const capture = (): Map<string, KernelFn> => new Map(NAMES.map((n) => [n, tf.getKernel(n, 'cpu')!.kernelFunc as unknown as KernelFn]));
 
+/** The commit measured, with '+dirty' when the work tree differs from it. */
+function gitCommit(): string {
+  const git = (...a: string[]): string => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
+  try {
+    return git('rev-parse', 'HEAD') + (git('status', '--porcelain', '--untracked-files=no') ? '+dirty' : '');
+  } catch {
+    return 'unknown';
+  }
+}
+
 async function main(): Promise<void> {
   const native = loadNativeKernels();
   if (!native.loaded) throw new Error(native.reason);
@@ -143,7 +154,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(file), { recursive: true });
   const os = await import('node:os');
   writeFileSync(file, `${JSON.stringify({
-    command: `npx tsx scripts/conv-bench.ts ${args.join(' ')}`.trim(), date: new Date().toISOString(), blas: native.blas,
+    command: `npx tsx scripts/conv-bench.ts ${args.join(' ')}`.trim(), date: new Date().toISOString(), blas: native.blas, commit: gitCommit(),
     threads: { gradlens: 'OpenBLAS 1 thread, main thread', torch: 'torch.set_num_threads(1), OPENBLAS/OMP/MKL_NUM_THREADS=1' },
     cpus: os.cpus().length, loadavgAfter: os.loadavg(), nativeKernelStats: stats, rows: results,
   }, null, 1)}\n`);
