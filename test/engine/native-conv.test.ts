@@ -122,6 +122,22 @@ describeNative('native Conv2D and its gradients', () => {
     });
   }
 
+  itNative('FusedConv2D (tf.fused.conv2d) runs the native conv with bias and linear/relu/sigmoid, the stock kernel otherwise', () => {
+    const x = random([3, 9, 8, 3]), w = random([3, 3, 3, 5]), bias = tf.tensor1d([0.5, -1, 2, 0, -0.25]);
+    const magnitude = run(false, () => [tf.add(tf.conv2d(tf.abs(x), tf.abs(w), 2, 'same'), tf.abs(bias))])[0]!;
+    for (const activation of ['linear', 'relu', 'sigmoid', 'elu'] as const) {
+      const f = (): tf.Tensor[] => [tf.fused.conv2d({ x, filter: w, strides: 2, pad: 'same', bias, activation })];
+      const stock = run(false, f);
+      const before = [nativeCalls('FusedConv2D'), fallbacks('FusedConv2D')];
+      const nat = run(true, f);
+      const native = activation !== 'elu';
+      expect([nativeCalls('FusedConv2D') - before[0]!, fallbacks('FusedConv2D') - before[1]!], activation).toEqual(native ? [1, 0] : [0, 1]);
+      // relu, sigmoid and elu shrink differences (Lipschitz 1), so the conv's bound holds for them too.
+      expectClose(nat[0]!, stock[0]!, magnitude, 3 * 3 * 3 + 1, `FusedConv2D ${activation}`);
+    }
+    tf.dispose([x, w, bias]);
+  });
+
   itNative('falls back to the stock kernel for NCHW (and counts it)', () => {
     const x = random([2, 3, 7, 7]), w = random([3, 3, 3, 4]);
     const f = (): tf.Tensor[] => [tf.conv2d(x, w, 1, 'same', 'NCHW')];
