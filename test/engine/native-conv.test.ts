@@ -5,6 +5,7 @@
 // rounding of a float32 sum of that many terms, and in relative norm within 1e-5. The counters of
 // nativeKernelStats prove the native kernel ran, so removing a registration fails these tests.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Rng } from '../../src/engine/common/random.js';
@@ -328,5 +329,26 @@ describeNative('the BLAS kernels behind the convolutions', () => {
       return;
     }
     expect(core).not.toBe('Prescott');
+  });
+});
+
+describeNative('convKernel (the addon entry point) refuses geometries that do not fit its arrays', () => {
+  itNative('throws a RangeError instead of reading or writing outside them', () => {
+    if (!native.loaded) throw new Error(native.reason);
+    const addon = createRequire(import.meta.url)(native.path) as {
+      convKernel(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geometry: Int32Array): void;
+    };
+    const buf = new Float32Array(4);
+    // [n, h, w, c, oh, ow, cout, kh, kw, sh, sw, dh, dw, pt, pl]: a 1x1 conv of a 2x2 image with one channel.
+    const ok = [1, 2, 2, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0];
+    const call = (op: number, geometry: number[], w = new Float32Array(1)): void => addon.convKernel(op, buf, w, new Float32Array(4), Int32Array.from(geometry));
+    expect(() => call(0, ok)).not.toThrow();
+    expect(() => call(0, ok, new Float32Array(2))).toThrow(/lengths do not match/);
+    expect(() => call(0, ok.map((v, i) => (i === 7 ? 0 : v)))).toThrow(/must be positive/);
+    expect(() => call(0, ok.map((v, i) => (i === 13 ? -1 : v)))).toThrow(/must not be negative/);
+    expect(() => call(0, ok.map((v, i) => (i < 4 ? 2 ** 31 - 1 : v)))).toThrow(/too large/);
+    expect(() => call(3, ok.map((v, i) => (i === 6 ? 2 : v)))).toThrow(/pooling keeps the channels/);
+    expect(() => call(9, ok)).toThrow(/unknown op/);
+    expect(() => addon.convKernel(0, buf, buf, buf, Int32Array.from([1, 2, 3]))).toThrow(/15 entries/);
   });
 });
