@@ -3,8 +3,9 @@
 // Layouts are tfjs's: input [n, h, w, c], filter [kh][kw][c][cout], output [n, oh, ow, cout]. With NHWC
 // one im2col row (one output pixel) is kh * kw runs of c contiguous floats, so the copy is memcpy-sized
 // and the filter is already the [K = kh * kw * c, cout] right-hand matrix: the convolution is one GEMM
-// Y[M = n * oh * ow, cout] = cols[M, K] x W[K, cout], its input gradient dcols = dY x W^T scattered back
-// (col2im), and its filter gradient dW = cols^T x dY.
+// Y[M = n * oh * ow, cout] = cols[M, K] x W[K, cout], its filter gradient dW = cols^T x dY, and its input
+// gradient, with stride 1, a forward convolution of dY with the turned filter (strides > 1: dcols = dY x
+// W^T scattered back, col2im).
 //
 // The column matrix is built for a block of output rows at a time (CHUNK_FLOATS floats, ~2 MB), never for
 // the whole batch: a ResNet layer's full matrix would be 30-120 MB, this way it stays in cache and the
