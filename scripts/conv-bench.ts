@@ -1,6 +1,6 @@
 // Micro-benchmark (not a test): the native conv/pool kernels against the stock tfjs cpu kernels and PyTorch, on ResNet-20-sized layers.
 //
-//   OPENBLAS_NUM_THREADS=1 npx tsx scripts/conv-bench.ts [--name label] [--no-stock] [--stock-samples 2] [--budget-ms 4000]
+//   OPENBLAS_NUM_THREADS=1 npx tsx scripts/conv-bench.ts [--name label] [--only Conv2D,ResNet20Step] [--no-stock] [--stock-samples 2] [--budget-ms 4000] [--profile]
 //
 // Each row calls one kernel function directly ({inputs, backend, attrs}, as tfjs dispatches it): the
 // native one registered by registerNativeKernels, and the stock one captured before it. PyTorch
@@ -10,8 +10,10 @@
 // and for process CPU time. Stock kernels take seconds per call here, so they get a few unpaired samples
 // (stock / native is then a ratio of medians). Layers: batch 64, 3x3 convolutions, stride 1, 'same', at
 // ResNet-20's three stage sizes 28x28x16, 14x14x32, 7x7x64 (MNIST-sized inputs); pooling 2x2/2 and
-// batch-norm statistics (Mean and tf.moments over [0, 1, 2]) at the first stage's size.
+// batch-norm statistics (Mean and tf.moments over [0, 1, 2]) at the first stage's size; and a whole
+// ResNet-20 training step (forward + every weight gradient) on MNIST-sized batches of 64 in both.
 // Raw samples go to bench/results/<date>-conv-kernels[-label].json.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +32,8 @@ const NAME = flag('--name');
 const STOCK = !args.includes('--no-stock');
 const STOCK_SAMPLES = Number(flag('--stock-samples') ?? 2);
 const BUDGET_MS = Number(flag('--budget-ms') ?? 4000);
+const ONLY = flag('--only')?.split(',');
+const PROFILE = args.includes('--profile');
 
 type Shape4 = [number, number, number, number];
 interface Row {
@@ -80,7 +84,51 @@ function rows(): Row[] {
     { kernel: 'Mean', layer: '28x28x16', x: xs, torch: {}, call: () => ({ name: 'Mean', inputs: { x }, attrs: { axis: [0, 1, 2], keepDims: false } }) },
     { kernel: 'Moments', layer: '28x28x16', x: xs, torch: {}, call: () => ({ run: () => { const m = tf.moments(x, [0, 1, 2]); return [m.mean, m.variance]; } }) },
   );
+  out.push({ kernel: 'ResNet20Step', layer: '64x28x28x1', x: [64, 28, 28, 1], torch: {}, call: () => ({ run: resnet20Step(64) }) });
   return out;
+}
+
+/**
+ * ResNet-20 on [n, 28, 28, 1] as a layer graph of stock tf ops would run it: stages 16/32/64 of three
+ * blocks, batch-statistics BN without affine (tf.moments over [0, 1, 2]), 1x1 stride-2 projections,
+ * global average pool, dense 64 -> 10; tf.grads of sum(logits * r) for every weight.
+ * scripts/conv_bench_torch.py's resnet20_step is the same network.
+ */
+function resnet20Step(n: number): () => tf.Tensor[] {
+  const ws: tf.Tensor[] = [];
+  const convW = (cin: number, cout: number, k: number): number => {
+    ws.push(tf.mul(randn([k, k, cin, cout]), Math.sqrt(2 / (k * k * cin))));
+    return ws.length - 1;
+  };
+  const stem = convW(1, 16, 3);
+  const plan: { a: number; b: number; proj?: number; stride: number }[] = [];
+  let cin = 16;
+  [16, 32, 64].forEach((cout, stage) => {
+    for (let block = 0; block < 3; block++) {
+      const stride = stage > 0 && block === 0 ? 2 : 1;
+      const proj = stride === 2 ? convW(cin, cout, 1) : undefined;
+      plan.push({ a: convW(cin, cout, 3), b: convW(cout, cout, 3), stride, ...(proj !== undefined ? { proj } : {}) });
+      cin = cout;
+    }
+  });
+  ws.push(randn([64, 10]));
+  const x = randn([n, 28, 28, 1]) as tf.Tensor4D, r = randn([n, 10]);
+  const bn = (v: tf.Tensor4D): tf.Tensor4D => {
+    const m = tf.moments(v, [0, 1, 2], true);
+    return tf.div(tf.sub(v, m.mean), tf.sqrt(tf.add(m.variance, 1e-5)));
+  };
+  const loss = (...w: tf.Tensor[]): tf.Tensor => {
+    const conv = (h: tf.Tensor4D, i: number, stride: number): tf.Tensor4D => tf.conv2d(h, w[i] as tf.Tensor4D, stride, 'same');
+    let h: tf.Tensor4D = tf.relu(bn(conv(x, stem, 1)));
+    for (const blk of plan) {
+      const y = bn(conv(tf.relu(bn(conv(h, blk.a, blk.stride))), blk.b, 1));
+      const short = blk.proj === undefined ? h : conv(h, blk.proj, 2);
+      h = tf.relu(tf.add(y, short)) as tf.Tensor4D;
+    }
+    const logits = tf.matMul(tf.mean(h, [1, 2]), w[w.length - 1]!);
+    return tf.sum(tf.mul(logits, r));
+  };
+  return () => tf.grads(loss)(ws);
 }
 
 type KernelFn = (args: { inputs: Record<string, tf.Tensor>; backend: tf.KernelBackend; attrs: Record<string, unknown> }) => tf.TensorInfo;
@@ -100,6 +148,32 @@ function unit(row: Row, kernels: Map<string, KernelFn>): () => void {
 const NAMES = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'AvgPool', 'AvgPoolGrad', 'Mean'];
 const capture = (): Map<string, KernelFn> => new Map(NAMES.map((n) => [n, tf.getKernel(n, 'cpu')!.kernelFunc as unknown as KernelFn]));
 
+/** The commit measured, with '+dirty' when the work tree differs from it. */
+function gitCommit(): string {
+  const git = (...a: string[]): string => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
+  try {
+    return git('rev-parse', 'HEAD') + (git('status', '--porcelain', '--untracked-files=no') ? '+dirty' : '');
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** --profile: where one call's time goes, by tfjs kernel (tf.profile's kernel times, summed per name). */
+async function profile(row: Row, fn: () => void): Promise<void> {
+  fn();
+  const info = await tf.profile(fn);
+  const byName = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += Number(await k.kernelTimeMs);
+    e.calls++;
+    byName.set(k.name, e);
+  }
+  const total = [...byName.values()].reduce((t, e) => t + e.ms, 0);
+  console.log(`profile ${row.kernel} ${row.layer}: ${total.toFixed(1)} ms in kernels; ` + [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 14)
+    .map(([n, e]) => `${n} ${e.ms.toFixed(1)} (${e.calls})`).join(', '));
+}
+
 async function main(): Promise<void> {
   const native = loadNativeKernels();
   if (!native.loaded) throw new Error(native.reason);
@@ -114,8 +188,9 @@ async function main(): Promise<void> {
   console.log(`gradlens native (${native.blas}); PyTorch one thread; load ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log('| kernel | layer | native ms (CPU) | PyTorch ms (CPU) | native / PyTorch wall, median [q25-q75] | CPU ratio | stock ms | stock / native |');
   console.log('|---|---|---|---|---|---|---|---|');
-  for (const row of rows()) {
+  for (const row of rows().filter((r) => ONLY === undefined || ONLY.includes(r.kernel))) {
     const fn = unit(row, nativeKernels);
+    if (PROFILE) await profile(row, fn);
     const setup = await torch.request<{ ok?: boolean; reason?: string }>({ op: 'setup', kernel: row.kernel, x: row.x, w: row.w, ...row.torch });
     if (setup.ok !== true) throw new Error(`PyTorch setup ${row.kernel}: ${setup.reason}`);
     for (let i = 0; i < 5; i++) {
@@ -143,7 +218,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(file), { recursive: true });
   const os = await import('node:os');
   writeFileSync(file, `${JSON.stringify({
-    command: `npx tsx scripts/conv-bench.ts ${args.join(' ')}`.trim(), date: new Date().toISOString(), blas: native.blas,
+    command: `npx tsx scripts/conv-bench.ts ${args.join(' ')}`.trim(), date: new Date().toISOString(), blas: native.blas, commit: gitCommit(),
     threads: { gradlens: 'OpenBLAS 1 thread, main thread', torch: 'torch.set_num_threads(1), OPENBLAS/OMP/MKL_NUM_THREADS=1' },
     cpus: os.cpus().length, loadavgAfter: os.loadavg(), nativeKernelStats: stats, rows: results,
   }, null, 1)}\n`);

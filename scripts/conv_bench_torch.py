@@ -21,7 +21,49 @@ torch.set_num_threads(1)
 torch.manual_seed(0)
 
 
+def resnet20_step(n):
+    """ResNet-20 on [n, 1, 28, 28] (stages 16/32/64, 3 blocks each, batch-statistics BN without affine,
+    1x1 stride-2 projections), global average pool, dense 64 -> 10; gradients of sum(logits * r) with
+    respect to every weight, as scripts/conv-bench.ts's ResNet20Step does in tfjs."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 1, 28, 28, generator=g)
+    ws, plan = [], []
+
+    def conv_w(cin, cout, k):
+        ws.append((torch.randn(cout, cin, k, k, generator=g) * (2.0 / (k * k * cin)) ** 0.5).requires_grad_(True))
+        return len(ws) - 1
+
+    stem = conv_w(1, 16, 3)
+    cin = 16
+    for stage, cout in enumerate([16, 32, 64]):
+        for block in range(3):
+            stride = 2 if stage > 0 and block == 0 else 1
+            proj = conv_w(cin, cout, 1) if stride == 2 else None
+            plan.append((conv_w(cin, cout, 3), conv_w(cout, cout, 3), proj, stride))
+            cin = cout
+    ws.append(torch.randn(64, 10, generator=g).requires_grad_(True))
+    r = torch.randn(n, 10, generator=g)
+
+    def bn(v):
+        var, mean = torch.var_mean(v, dim=(0, 2, 3), unbiased=False, keepdim=True)
+        return (v - mean) / torch.sqrt(var + 1e-5)
+
+    def step():
+        h = F.relu(bn(F.conv2d(x, ws[stem], padding=1)))
+        for a, b, proj, stride in plan:
+            y = F.relu(bn(F.conv2d(h, ws[a], stride=stride, padding=1)))
+            y = bn(F.conv2d(y, ws[b], padding=1))
+            short = h if proj is None else F.conv2d(h, ws[proj], stride=2)
+            h = F.relu(y + short)
+        logits = h.mean(dim=(2, 3)) @ ws[-1]
+        return torch.autograd.grad((logits * r).sum(), ws)
+
+    return step
+
+
 def build(req):
+    if req["kernel"] == "ResNet20Step":
+        return resnet20_step(req["x"][0])
     n, h, w, c = req["x"]
     s, p = req.get("stride", 1), req.get("pad", 0)
     x = torch.randn(n, c, h, w)

@@ -725,6 +725,12 @@ static napi_value js_ziggurat_fill(napi_env env, napi_callback_info info) {
 
 enum { CONV_FWD = 0, CONV_BP_INPUT = 1, CONV_BP_FILTER = 2, POOL_MAX = 3, POOL_AVG = 4, POOL_MAX_GRAD = 5, POOL_AVG_GRAD = 6 };
 
+// a * b * c * d without overflow (all positive here).
+static bool product4(int64_t a, int64_t b, int64_t c, int64_t d, int64_t *out) {
+  int64_t ab, abc;
+  return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, &abc) && !__builtin_mul_overflow(abc, d, out);
+}
+
 static bool read_geom(napi_env env, napi_value v, conv_geom *g) {
   int32_t *m;
   int64_t len;
@@ -736,8 +742,14 @@ static bool read_geom(napi_env env, napi_value v, conv_geom *g) {
   // Sizes and steps at least 1, paddings at least 0: anything else is not a geometry tfjs produces.
   for (int i = 0; i < 13; i++) if (f[i] < 1) return throw_range(env, "convKernel: sizes, strides and dilations must be positive");
   if (g->pt < 0 || g->pl < 0) return throw_range(env, "convKernel: padding must not be negative");
-  // Every GEMM dimension must fit BLAS's int.
-  if (g->n * g->oh * g->ow > INT32_MAX || g->n * g->h * g->w > INT32_MAX || g->kh * g->kw * g->c > INT32_MAX) {
+  // Every product below (array lengths, GEMM dimensions) must not overflow, and each GEMM dimension must
+  // fit BLAS's int (the stride-1 input gradient uses kh * kw * cout as its K).
+  int64_t xs, ys, ws, m_out, m_in, k_in, k_out;
+  if (!product4(g->n, g->h, g->w, g->c, &xs) || !product4(g->n, g->oh, g->ow, g->cout, &ys) ||
+      !product4(g->kh, g->kw, g->c, g->cout, &ws) || !product4(g->n, g->oh, g->ow, 1, &m_out) ||
+      !product4(g->n, g->h, g->w, 1, &m_in) || !product4(g->kh, g->kw, g->c, 1, &k_in) ||
+      !product4(g->kh, g->kw, g->cout, 1, &k_out) || m_out > INT32_MAX || m_in > INT32_MAX || k_in > INT32_MAX ||
+      k_out > INT32_MAX) {
     return throw_range(env, "convKernel: too large for a BLAS call");
   }
   return true;

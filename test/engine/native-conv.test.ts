@@ -5,6 +5,7 @@
 // rounding of a float32 sum of that many terms, and in relative norm within 1e-5. The counters of
 // nativeKernelStats prove the native kernel ran, so removing a registration fails these tests.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Rng } from '../../src/engine/common/random.js';
@@ -67,6 +68,10 @@ const CONV_CASES: ConvCase[] = [
   { x: [5, 9, 9, 16], w: [1, 1, 16, 3], strides: 2, pad: 'valid' },
   { x: [2, 10, 9, 3], w: [3, 3, 3, 4], strides: [1, 2], pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
   { x: [1, 6, 6, 3], w: [3, 3, 3, 2], strides: 1, pad: 1 },
+  // Stride 1: the input gradient runs as a forward convolution of dy (padding k - 1 - pad), unless a
+  // padding exceeds k - 1 (then col2im, as for strides > 1).
+  { x: [2, 7, 8, 5], w: [3, 3, 5, 4], strides: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+  { x: [2, 6, 7, 3], w: [3, 3, 3, 4], strides: 1, pad: [[0, 0], [3, 1], [0, 4], [0, 0]] },
   { x: [2, 8, 9, 3], w: [3, 3, 3, 4], strides: 2, pad: 'same' }, // padding top 0, left 1
   { x: [5, 12, 12, 3], w: [3, 3, 3, 16], strides: 2, pad: 'valid' },
   { x: [3, 8, 8, 3], w: [3, 3, 3, 5], strides: 1, pad: 'same', dilations: 2 },
@@ -117,6 +122,22 @@ describeNative('native Conv2D and its gradients', () => {
       tf.dispose([x, w, r]);
     });
   }
+
+  itNative('FusedConv2D (tf.fused.conv2d) runs the native conv with bias and linear/relu/sigmoid, the stock kernel otherwise', () => {
+    const x = random([3, 9, 8, 3]), w = random([3, 3, 3, 5]), bias = tf.tensor1d([0.5, -1, 2, 0, -0.25]);
+    const magnitude = run(false, () => [tf.add(tf.conv2d(tf.abs(x), tf.abs(w), 2, 'same'), tf.abs(bias))])[0]!;
+    for (const activation of ['linear', 'relu', 'sigmoid', 'elu'] as const) {
+      const f = (): tf.Tensor[] => [tf.fused.conv2d({ x, filter: w, strides: 2, pad: 'same', bias, activation })];
+      const stock = run(false, f);
+      const before = [nativeCalls('FusedConv2D'), fallbacks('FusedConv2D')];
+      const nat = run(true, f);
+      const native = activation !== 'elu';
+      expect([nativeCalls('FusedConv2D') - before[0]!, fallbacks('FusedConv2D') - before[1]!], activation).toEqual(native ? [1, 0] : [0, 1]);
+      // relu, sigmoid and elu shrink differences (Lipschitz 1), so the conv's bound holds for them too.
+      expectClose(nat[0]!, stock[0]!, magnitude, 3 * 3 * 3 + 1, `FusedConv2D ${activation}`);
+    }
+    tf.dispose([x, w, bias]);
+  });
 
   itNative('falls back to the stock kernel for NCHW (and counts it)', () => {
     const x = random([2, 3, 7, 7]), w = random([3, 3, 3, 4]);
@@ -308,5 +329,26 @@ describeNative('the BLAS kernels behind the convolutions', () => {
       return;
     }
     expect(core).not.toBe('Prescott');
+  });
+});
+
+describeNative('convKernel (the addon entry point) refuses geometries that do not fit its arrays', () => {
+  itNative('throws a RangeError instead of reading or writing outside them', () => {
+    if (!native.loaded) throw new Error(native.reason);
+    const addon = createRequire(import.meta.url)(native.path) as {
+      convKernel(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geometry: Int32Array): void;
+    };
+    const buf = new Float32Array(4);
+    // [n, h, w, c, oh, ow, cout, kh, kw, sh, sw, dh, dw, pt, pl]: a 1x1 conv of a 2x2 image with one channel.
+    const ok = [1, 2, 2, 1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0];
+    const call = (op: number, geometry: number[], w = new Float32Array(1)): void => addon.convKernel(op, buf, w, new Float32Array(4), Int32Array.from(geometry));
+    expect(() => call(0, ok)).not.toThrow();
+    expect(() => call(0, ok, new Float32Array(2))).toThrow(/lengths do not match/);
+    expect(() => call(0, ok.map((v, i) => (i === 7 ? 0 : v)))).toThrow(/must be positive/);
+    expect(() => call(0, ok.map((v, i) => (i === 13 ? -1 : v)))).toThrow(/must not be negative/);
+    expect(() => call(0, ok.map((v, i) => (i < 4 ? 2 ** 31 - 1 : v)))).toThrow(/too large/);
+    expect(() => call(3, ok.map((v, i) => (i === 6 ? 2 : v)))).toThrow(/pooling keeps the channels/);
+    expect(() => call(9, ok)).toThrow(/unknown op/);
+    expect(() => addon.convKernel(0, buf, buf, buf, Int32Array.from([1, 2, 3]))).toThrow(/15 entries/);
   });
 });

@@ -36,6 +36,7 @@ export const NATIVE_CPU_KERNELS: readonly string[] = Object.freeze([
   'Mean',
   // NHWC convolution and pooling (native-conv.ts, native/src/conv.c).
   ...NATIVE_CONV_KERNELS,
+  'FusedConv2D',
 ]);
 
 const ADDON_RELATIVE_PATH = join('native', 'build', 'Release', 'gradlens_native.node');
@@ -224,7 +225,8 @@ function planMatMul(tf: Tf, a: TensorInfo, b: TensorInfo, transposeA: boolean, t
   return { outShape, batch, batchA, batchB, m, n, k };
 }
 
-function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
+/** `conv2D` is native-conv.ts's Conv2D, which FusedConv2D runs before its bias and activation. */
+function makeCpuImpls(tf: Tf, native: NativeAddon, conv2D: Impl): Record<string, Impl> {
   const meta = new Int32Array(1 + 3 * MAX_RANK);
 
   const matMul = (backend: CpuBackendInternals, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo | null => {
@@ -294,6 +296,32 @@ function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
     return backend.makeTensorInfo(outShape, 'float32', out);
   };
 
+  /** The bias and activations the fused kernels handle here (others go to the stock kernel). */
+  const fusable = (bias: TensorInfo | undefined, attrs: NamedAttrMap): boolean => {
+    const activation = attrs['activation'] as string | undefined;
+    if (activation && activation !== 'linear' && activation !== 'relu' && activation !== 'sigmoid') return false;
+    return !bias || (bias.dtype === 'float32' && sizeOf(bias.shape) > 0);
+  };
+
+  /** product + bias, then the activation, as the stock fused kernels do (intermediates freed). */
+  const epilogue = (backend: CpuBackendInternals, product: TensorInfo, bias: TensorInfo | undefined, attrs: NamedAttrMap): TensorInfo | null => {
+    const activation = attrs['activation'] as string | undefined;
+    let current = product;
+    if (bias) {
+      const biased = binary(backend, OP_ADD, current, bias);
+      backend.disposeIntermediateTensorInfo(current);
+      if (biased === null) return null;
+      current = biased;
+    }
+    if (activation === 'relu' || activation === 'sigmoid') {
+      const activated = unary(backend, activation === 'relu' ? OP_RELU : OP_SIGMOID, current);
+      backend.disposeIntermediateTensorInfo(current);
+      if (activated === null) return null;
+      current = activated;
+    }
+    return current;
+  };
+
   return {
     BatchMatMul: ({ inputs, backend, attrs }) => {
       const { a, b } = inputs;
@@ -302,26 +330,17 @@ function makeCpuImpls(tf: Tf, native: NativeAddon): Record<string, Impl> {
     },
     _FusedMatMul: ({ inputs, backend, attrs }) => {
       const { a, b, bias } = inputs;
-      const activation = attrs['activation'] as string | undefined;
-      if (!a || !b) return null;
-      if (activation && activation !== 'linear' && activation !== 'relu' && activation !== 'sigmoid') return null;
-      if (bias && (bias.dtype !== 'float32' || sizeOf(bias.shape) === 0)) return null;
+      if (!a || !b || !fusable(bias, attrs)) return null;
       const product = matMul(backend, a, b, attrs['transposeA'] === true, attrs['transposeB'] === true);
-      if (product === null) return null;
-      let current = product;
-      if (bias) {
-        const biased = binary(backend, OP_ADD, current, bias);
-        backend.disposeIntermediateTensorInfo(current);
-        if (biased === null) return null;
-        current = biased;
-      }
-      if (activation === 'relu' || activation === 'sigmoid') {
-        const activated = unary(backend, activation === 'relu' ? OP_RELU : OP_SIGMOID, current);
-        backend.disposeIntermediateTensorInfo(current);
-        if (activated === null) return null;
-        current = activated;
-      }
-      return current;
+      return product === null ? null : epilogue(backend, product, bias, attrs);
+    },
+    // Only tf.fused.conv2d (and tfjs-layers) dispatch it: the stock kernel calls the stock conv2D
+    // function directly, not the registered Conv2D, so without this it would run in JavaScript.
+    FusedConv2D: (args) => {
+      const { x, filter, bias } = args.inputs;
+      if (!x || !filter || !fusable(bias, args.attrs)) return null;
+      const product = conv2D({ ...args, inputs: { x, filter } });
+      return product === null ? null : epilogue(args.backend, product, bias, args.attrs);
     },
     Add: binaryImpl(OP_ADD),
     Sub: binaryImpl(OP_SUB),
@@ -376,7 +395,8 @@ export function registerNativeKernels(tf: Tf, options: { kernels?: readonly stri
     registrationIssue = issue;
     return [];
   }
-  const impls: Record<string, Impl> = { ...makeCpuImpls(tf, addon), ...makeConvImpls(tf, addon, f32) };
+  const conv = makeConvImpls(tf, addon, f32);
+  const impls: Record<string, Impl> = { ...makeCpuImpls(tf, addon, conv.Conv2D), ...conv };
   const wanted = options.kernels ?? NATIVE_CPU_KERNELS;
   for (const name of wanted) {
     const impl = impls[name];
