@@ -120,14 +120,15 @@ class GraphRun {
   /** The row waiting for its activation, or null. */
   private pending: number | null = null;
   private acts = new Map<string, Activation>();
-  private rowOf: Map<WeightNode, number>;
+  /** Row by path, not by object: a spec that crossed a JSON boundary has copies of the nodes in rows and layers. */
+  private rowOf: Map<string, number>;
   /** The head's output before its activation (the loss reads logits). */
   logits: tf.Tensor | null = null;
 
   constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null) {
     const n = graph.rows.length;
     this.taps = { pre: new Array(n), post: new Array(n), act: new Array(n).fill(LINEAR) };
-    this.rowOf = new Map(graph.rows.map((r) => [r.node, r.index]));
+    this.rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
   }
 
   private act(spec: ActivationSpec): Activation {
@@ -151,7 +152,7 @@ class GraphRun {
   }
 
   private weightLayer(node: WeightNode, a: tf.Tensor): tf.Tensor {
-    const r = this.rowOf.get(node)!;
+    const r = this.rowOf.get(node.path)!;
     const W = this.t.weights[r]!;
     let h = node.kind === 'dense' ? tf.matMul(a as tf.Tensor2D, W as tf.Tensor2D) : convolve(a as tf.Tensor4D, node, W);
     const b = this.t.biases[r];
