@@ -289,10 +289,25 @@ function headline(kind: WorkKind, result: Record<string, unknown>): string {
   return `cells: ${rows.length}   verdicts: ${[...verdicts].map(([v, n]) => `${v} ×${n}`).join(', ') || '-'}`;
 }
 
+/** A layer graph's rows (they carry a path) as a table in graph order; null for the dense shorthand's rows. */
+function graphRows(result: Record<string, unknown>): string | null {
+  const layers = result.layers as { path?: string; kind?: string; outputShape?: number[]; block?: string | null; shortcut?: boolean; activation?: string; backpropNorm?: unknown; weightGradNorm?: unknown; deadFraction?: unknown }[] | undefined;
+  if (!Array.isArray(layers) || layers.length === 0 || layers[0]!.path === undefined) return null;
+  return table([
+    ['LAYER', 'KIND', 'SHAPE', 'BLOCK', 'ACTIVATION', 'BACKPROP', 'WEIGHT GRAD', 'DEAD'],
+    ...layers.map((l) => [
+      `${l.path}${l.shortcut ? ' (shortcut)' : ''}`, fmt(l.kind), `[${(l.outputShape ?? []).join(', ')}]`, l.block ?? '-', fmt(l.activation),
+      fmt(l.backpropNorm), fmt(l.weightGradNorm), l.deadFraction === null ? '-' : fmt(l.deadFraction),
+    ]),
+  ]);
+}
+
 function report(kind: WorkKind, job: Job, expected: boolean, io: CliIo): number {
   const result = job.result;
   if (!result || typeof result !== 'object') throw new CliError(`the ${kind} ${job.id ?? ''} has no result`);
   io.stdout(`gradlens: ${kind} ${job.id ?? ''} ${job.status ?? 'succeeded'}\n${headline(kind, result)}\n`);
+  const rows = kind === 'analysis' ? graphRows(result) : null;
+  if (rows) io.stdout('\n' + rows);
   const checks = result.checks as { name: string; expected: unknown; actual: unknown; passed: boolean }[] | undefined;
   // The server evaluates expect; a response without checks for a spec with expect cannot be gated.
   if (!Array.isArray(checks) && expected) {

@@ -145,7 +145,7 @@ export const TheorySchema = Type.Object(
 
 export const WhatIfRowSchema = Type.Object(
   {
-    id: Type.String({ description: 'Cure identifier: none (the original analysis), activation:<name>, init:variance_preserving, activation+init:relu+he_normal, activation+init:selu+lecun_normal, residual, normalization:batch, normalization:layer.' }),
+    id: Type.String({ description: 'Cure identifier: none (the original analysis), activation:<name>, init:variance_preserving, activation+init:relu+he_normal, activation+init:selu+lecun_normal, residual, normalization:batch, normalization:layer; for layer graphs init:variance_preserving (with the conv fans), residual (identity shortcuts around pairs of shape-keeping layers), residual:remove (the plain counterpart) and normalization:batch, each changing network.layers.' }),
     kind: enumOf(CURE_KINDS, 'What the cure changes.'),
     description: Type.String({ description: 'The cure in words, with the numbers it sets.' }),
     change: Type.Record(Type.String(), Type.Unknown(), { description: 'The spec fields the cure sets, by dotted path (request form); {} for none. Apply them to the returned spec to reproduce the run.' }),

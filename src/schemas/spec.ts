@@ -141,7 +141,7 @@ export const AnalysisSpecSchema = Type.Object(
     whatIf: Type.Optional(
       Type.Boolean({
         description:
-          'Also run the same spec (same seed, same batches) with each standard cure applied one at a time — hidden activation changed, the variance-preserving initialisation for the activation, residual blocks, batch or layer normalisation — and rank them by how close they bring the backprop signal to healthy (result.whatIf). Multiplies the compute: the summed cost of all runs is checked against the limits before any of them runs. Default false.',
+          'Also run the same spec (same seed, same batches) with each standard cure applied one at a time — hidden activation changed, the variance-preserving initialisation for the activation, residual blocks, batch or layer normalisation — and rank them by how close they bring the backprop signal to healthy (result.whatIf). For layer graphs the cures are the variance-preserving initialisation, identity shortcuts added (or every residual block removed) and batch normalisation added. Multiplies the compute: the summed cost of all runs is checked against the limits before any of them runs. Default false.',
       }),
     ),
   },

@@ -50,6 +50,8 @@ describe('layer graphs through the API', () => {
     // The normalised spec writes the preset out as layers.
     expect(resnet.body.spec.network.preset).toBeUndefined();
     expect(resnet.body.spec.network.layers[2]).toMatchObject({ kind: 'residual', name: 'stage1.block1', shortcut: 'identity' });
+    // The fits run over the main path: the projection shortcuts (rows 9 and 16) are left out.
+    expect(r.summary.backpropLogSlope.layers).toEqual(Array.from({ length: 22 }, (_, i) => i).filter((i) => i !== 9 && i !== 16));
     expect(resnet.body.result.theory.applicable).toBe(false);
     expect(resnet.body.result.theory.reason).toMatch(/^no prediction, because batch normalisation/);
     const distance = (ratio: number): number => Math.abs(Math.log10(ratio));
@@ -113,5 +115,15 @@ describe('layer graphs through the API', () => {
     // Refused at admission: the estimate (ResNet-56, 28×28, batch 64) is ~4e10, and nothing was computed.
     expect(body.value).toBeGreaterThan(2e10);
     expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it('refuses a graph over the parameter limit with 422 naming GRADLENS_MAX_PARAMETERS', async () => {
+    // 15·15·2·4096 + 4096 … ≈ 1.9e6 conv weights, then a dense layer from 6·6·4096 entries to 3000 units: 4.4e8.
+    const { status, body } = await post({
+      network: { input: [6, 6, 2], layers: [{ kind: 'conv2d', filters: 4096, kernel: 15 }, { kind: 'flatten' }, { kind: 'dense', units: 3000 }, { kind: 'dense' }] },
+      data: SMALL.data,
+    });
+    expect(status).toBe(422);
+    expect(body).toMatchObject({ code: 'LIMIT_EXCEEDED', limit: 'maxParameters', variable: 'GRADLENS_MAX_PARAMETERS' });
   });
 });

@@ -95,6 +95,25 @@ describe('gradlens check', () => {
     expect(out).toMatch(/PASSED: 2 of 2 checks/);
   });
 
+  it('prints a layer graph\'s rows with path, kind, shape and block columns (the dense shorthand\'s rows are not listed)', async () => {
+    const rows = [
+      { path: 'stem.conv', kind: 'conv2d', outputShape: [28, 28, 16], block: null, shortcut: false, activation: 'relu', backpropNorm: 2.16, weightGradNorm: 1.97, deadFraction: 0 },
+      { path: 'stage2.block1.shortcut', kind: 'conv2d', outputShape: [14, 14, 32], block: 'stage2.block1', shortcut: true, activation: 'linear', backpropNorm: 0.382, weightGradNorm: 1.91, deadFraction: 0 },
+      { path: 'head.dense', kind: 'dense', outputShape: [10], block: null, shortcut: false, activation: 'softmax', backpropNorm: 1.34, weightGradNorm: 9.95, deadFraction: null },
+    ];
+    const job = analysisJob(true);
+    const h = harness({ 'spec.json': analysisSpec }, [{ status: 200, body: { ...job, result: { ...job.result, layers: rows } } }]);
+    expect(await main(['check', 'spec.json', '--url', 'http://host:3000'], h.io)).toBe(0);
+    const out = h.stdout();
+    expect(out).toMatch(/LAYER\s+KIND\s+SHAPE\s+BLOCK\s+ACTIVATION\s+BACKPROP\s+WEIGHT GRAD\s+DEAD/);
+    expect(out).toMatch(/stem\.conv\s+conv2d\s+\[28, 28, 16\]\s+-\s+relu\s+2\.16\s+1\.97\s+0\n/);
+    expect(out).toMatch(/stage2\.block1\.shortcut \(shortcut\)\s+conv2d\s+\[14, 14, 32\]\s+stage2\.block1\s+linear/);
+    expect(out).toMatch(/head\.dense\s+dense\s+\[10\]\s+-\s+softmax\s+1\.34\s+9\.95\s+-\n/);
+    const dense = harness({ 'spec.json': analysisSpec }, [{ status: 200, body: { ...job, result: { ...job.result, layers: [{ name: 'dense_0', backpropNorm: 1 }] } } }]);
+    await main(['check', 'spec.json', '--url', 'http://host:3000'], dense.io);
+    expect(dense.stdout()).not.toMatch(/LAYER\s+KIND/);
+  });
+
   it('exits 1 when a check fails', async () => {
     const h = harness({ 'spec.json': analysisSpec }, [{ status: 200, body: analysisJob(false) }]);
     expect(await main(['check', 'spec.json', '--url', 'http://host:3000'], h.io)).toBe(1);

@@ -2,25 +2,16 @@
 // order (projection shortcuts left out of the depth-wise judgement), with the graph's own theory.
 import type { NormalizedSpec } from '../spec/normalize.js';
 import type { AnalysisResult, InputMoments } from '../measure/measure.js';
-import type { StructuralZeros } from './zero-by-design.js';
+import { noStructuralZeros } from './zero-by-design.js';
 import { diagnose } from './verdict.js';
 import { graphTheory } from '../theory/graph-theory.js';
 import type { DiagnosedResult } from './with-diagnosis.js';
-
-/** No zero-by-design structure in a layer graph (no gates, no Fixup): every row is measured. */
-function noZeros(rows: number): StructuralZeros {
-  return {
-    layers: Array.from({ length: rows }, (_, index) => ({ index, weightGradZero: false, backpropZero: false, cause: null, preActivationZero: false })),
-    aux: [],
-    any: false,
-  };
-}
 
 export function withGraphDiagnosis(spec: NormalizedSpec, input: InputMoments, result: AnalysisResult): DiagnosedResult {
   const graph = spec.network.graph!;
   const theory = graphTheory(spec, input, result);
   const offPath = new Set(graph.rows.filter((r) => r.shortcut).map((r) => r.index));
-  const d = diagnose(result, noZeros(graph.rows.length), theory, spec.thresholds, offPath);
+  const d = diagnose(result, noStructuralZeros(graph.rows.length), theory, spec.thresholds, offPath);
   const reasons = [...d.reasons];
   if (graph.norms.some((n) => n.kind === 'batch_norm') && !graph.layers.some((l) => l.kind === 'residual')) {
     reasons.push('Batch normalisation in a plain (shortcut-free) network makes gradients grow toward the input at initialisation (Yang et al. 2019, "A Mean Field Theory of Batch Normalization"): the per-layer growth above is what it measured here; residual shortcuts tame it.');

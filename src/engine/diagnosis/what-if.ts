@@ -9,6 +9,10 @@ import { initParameters } from '../model/network.js';
 import { structuralZeros } from './zero-by-design.js';
 import { diagnose, fmt, type FlowVerdict, type Verdict } from './verdict.js';
 import { criticalSigmaW2 } from '../theory/mean-field.js';
+import { graphCures } from './graph-cures.js';
+import { noStructuralZeros } from './zero-by-design.js';
+import { runGraphAnalysis } from '../measure/graph-analysis.js';
+import { initGraphParameters } from '../model/graph-params.js';
 
 export interface Cure {
   /** Stable identifier, e.g. 'activation:relu', 'init:variance_preserving', 'residual', 'normalization:batch'. */
@@ -90,6 +94,7 @@ function hiddenSigmaW2(spec: NormalizedSpec): number | null {
 /** The cures that apply to `spec`, each as a change to its request form, and those that do not. */
 export function curesFor(spec: NormalizedSpec): { cures: Cure[]; skipped: { id: string; reason: string }[] } {
   const net = spec.network;
+  if (net.graph) return graphCures(spec, net.layers ?? [], variancePreservingInit);
   const cures: Cure[] = [];
   const skipped: { id: string; reason: string }[] = [];
   const acts = net.activations;
@@ -204,11 +209,19 @@ export async function runWhatIf(spec: NormalizedSpec, prepared: PreparedWhatIf, 
   const none: Cure = { id: 'none', kind: 'none', description: 'leave the network as it is', change: {} };
   const measured = [{ cure: none, spec, result: baseResult }];
   for (const p of prepared.runs) {
-    measured.push({ cure: p.cure, spec: p.spec, result: (await runAnalysis(p.spec, datasetOf(p.spec), {}, initParameters(p.spec.network, p.spec.seed))).result });
+    const graph = p.spec.network.graph;
+    const run = graph
+      ? await runGraphAnalysis(p.spec, datasetOf(p.spec), initGraphParameters(graph, p.spec.seed))
+      : await runAnalysis(p.spec, datasetOf(p.spec), {}, initParameters(p.spec.network, p.spec.seed));
+    measured.push({ cure: p.cure, spec: p.spec, result: run.result });
   }
   const rows: Omit<WhatIfRow, 'rank'>[] = measured.map((p) => {
     const result = p.result;
-    const d = diagnose(result, structuralZeros(p.spec), null, spec.thresholds);
+    const graph = p.spec.network.graph;
+    // A layer graph: no zero-by-design structure, projection shortcuts off the main path (as its own diagnosis).
+    const d = graph
+      ? diagnose(result, noStructuralZeros(graph.rows.length), null, spec.thresholds, new Set(graph.rows.filter((r) => r.shortcut).map((r) => r.index)))
+      : diagnose(result, structuralZeros(p.spec), null, spec.thresholds);
     const m = d.metrics;
     const slope = m?.fit?.slope ?? null;
     return {

@@ -146,3 +146,12 @@ export function structuralZeros(spec: NormalizedSpec): StructuralZeros {
   }
   return { layers: result, aux, any: result.some((r) => r.weightGradZero) };
 }
+
+/** No zero-by-design structure (a layer graph: no gates, no Fixup): every layer is measured. */
+export function noStructuralZeros(layers: number): StructuralZeros {
+  return {
+    layers: Array.from({ length: layers }, (_, index) => ({ index, weightGradZero: false, backpropZero: false, cause: null, preActivationZero: false })),
+    aux: [],
+    any: false,
+  };
+}

@@ -150,7 +150,7 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
 /** Each row's activation (its own, or the first after it), resolved from the graph as model/graph-forward.ts resolves it. */
 export function rowActivations(graph: NormalizedGraph): ActivationSpec[] {
   const names: ActivationSpec[] = graph.rows.map(() => ({ name: 'linear' }));
-  const rowOf = new Map(graph.rows.map((r) => [r.node, r.index]));
+  const rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
   let pending: number | null = null;
   const visit = (nodes: NormalizedGraph['layers']): void => {
     for (const node of nodes) {
@@ -159,7 +159,7 @@ export function rowActivations(graph: NormalizedGraph): ActivationSpec[] {
         visit(node.layers);
         pending = null;
       } else if (node.kind === 'dense' || node.kind === 'conv2d') {
-        pending = rowOf.get(node)!;
+        pending = rowOf.get(node.path)!;
       } else if (['max_pool', 'avg_pool', 'global_avg_pool', 'flatten'].includes(node.kind)) {
         pending = null;
       }

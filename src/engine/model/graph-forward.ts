@@ -39,14 +39,73 @@ export function dilateKernel(kernel: tf.Tensor, d: number): tf.Tensor {
   return tf.reshape(tf.matMul(s, tf.reshape(kernel, [kh * kw, ci * co])), [eh, ew, ci, co]);
 }
 
+/** [before, after] zero rows of TensorFlow's "same" padding: the odd one at the end. */
+function samePadding(n: number, k: number, s: number): [number, number] {
+  const total = Math.max((Math.ceil(n / s) - 1) * s + k - n, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+/**
+ * conv2d 'valid' with its filter gradient computed by Conv2D itself, for backends without a
+ * Conv2DBackpropFilter kernel (wasm: tfjs #8474): ∂L/∂W[i,j,ci,co] = Σ_{b,p,q} x[b, p·s + i, q·s + j, ci]·dy[b,p,q,co]
+ * is the 'valid' convolution of x read as [c_in, h, w, batch] with dy read as a [h_out, w_out, batch, c_out]
+ * filter dilated by the stride. The input gradient is Conv2DBackpropInput (conv2dTranspose), which wasm has.
+ */
+const convWithoutFilterKernel = (stride: number) => tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([x, w]);
+  return {
+    value: tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride, 'valid'),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const g = dy as tf.Tensor4D;
+      const dx = tf.conv2dTranspose(g, ws, xs.shape, stride, 'valid');
+      const [kh, kw] = ws.shape;
+      const full = tf.conv2d(tf.transpose(xs, [3, 1, 2, 0]), tf.transpose(g, [1, 2, 0, 3]), 1, 'valid', 'NHWC', stride);
+      const dw = tf.transpose(tf.slice(full, [0, 0, 0, 0], [-1, kh, kw, -1]), [1, 2, 0, 3]);
+      return [dx, dw];
+    },
+  };
+});
+
 function convolve(x: tf.Tensor4D, node: ConvNode, kernel: tf.Tensor): tf.Tensor4D {
   const k = (node.dilation > 1 ? dilateKernel(kernel, node.dilation) : kernel) as tf.Tensor4D;
-  if (typeof node.padding === 'number') {
-    const p = node.padding;
-    const padded = p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x;
-    return tf.conv2d(padded, k, node.stride, 'valid');
-  }
-  return tf.conv2d(x, k, node.stride, node.padding);
+  const fast = tf.getKernel('Conv2DBackpropFilter', tf.getBackend()) !== undefined;
+  if (fast && typeof node.padding !== 'number') return tf.conv2d(x, k, node.stride, node.padding);
+  // Explicit zero padding, then a 'valid' convolution.
+  const span = k.shape[0];
+  const [h, w] = [x.shape[1], x.shape[2]];
+  const p = node.padding;
+  const [top, bottom] = p === 'same' ? samePadding(h, span, node.stride) : p === 'valid' ? [0, 0] : [p, p];
+  const [left, right] = p === 'same' ? samePadding(w, span, node.stride) : p === 'valid' ? [0, 0] : [p, p];
+  const padded = top + bottom + left + right > 0 ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
+  return (fast ? tf.conv2d(padded, k, node.stride, 'valid') : convWithoutFilterKernel(node.stride)(padded, k)) as tf.Tensor4D;
+}
+
+/** Entries x[b, p·s + i, q·s + j, c] for every output position (p, q): one tap of a pooling window, by slices and reshapes. */
+function tap(x: tf.Tensor4D, i: number, j: number, s: number, ho: number, wo: number): tf.Tensor4D {
+  const [B, , , C] = x.shape;
+  const t = tf.slice(x, [0, i, j, 0], [B, ho * s, wo * s, C]);
+  if (s === 1) return t;
+  const rows = tf.slice(tf.reshape(t, [B * ho, s, wo * s * C]), [0, 0, 0], [B * ho, 1, wo * s * C]);
+  const cols = tf.slice(tf.reshape(rows, [B * ho * wo, s, C]), [0, 0, 0], [B * ho * wo, 1, C]);
+  return tf.reshape(cols, [B, ho, wo, C]);
+}
+
+/**
+ * Max pooling as the maximum of its window's taps (stock Slice, Reshape and Max, whose gradients are exact):
+ * the wasm backend's MaxPoolGrad misplaces the gradient for even window sizes (tfjs 4.22; a 2×2 window's
+ * gradient norm differs from the cpu backend's and PyTorch's by ~1%).
+ */
+function maxPoolByTaps(x: tf.Tensor4D, size: number, stride: number): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const ho = Math.floor((h - size) / stride) + 1, wo = Math.floor((w - size) / stride) + 1;
+  // The last tap's strided slice reads up to row (size − 1) + ho·stride − 1: pad the end with zeros it never selects.
+  const needH = size - 1 + ho * stride, needW = size - 1 + wo * stride;
+  const xp = needH > h || needW > w ? tf.pad(x, [[0, 0], [0, Math.max(0, needH - h)], [0, Math.max(0, needW - w)], [0, 0]]) : x;
+  const taps: tf.Tensor4D[] = [];
+  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) taps.push(tap(xp, i, j, stride, ho, wo));
+  return tf.max(tf.stack(taps), 0) as tf.Tensor4D;
 }
 
 /** gamma·(x − mean)/√(var + ε) + beta, per channel over the batch (and space), or per example over every axis. */
@@ -61,14 +120,15 @@ class GraphRun {
   /** The row waiting for its activation, or null. */
   private pending: number | null = null;
   private acts = new Map<string, Activation>();
-  private rowOf: Map<WeightNode, number>;
+  /** Row by path, not by object: a spec that crossed a JSON boundary has copies of the nodes in rows and layers. */
+  private rowOf: Map<string, number>;
   /** The head's output before its activation (the loss reads logits). */
   logits: tf.Tensor | null = null;
 
   constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null) {
     const n = graph.rows.length;
     this.taps = { pre: new Array(n), post: new Array(n), act: new Array(n).fill(LINEAR) };
-    this.rowOf = new Map(graph.rows.map((r) => [r.node, r.index]));
+    this.rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
   }
 
   private act(spec: ActivationSpec): Activation {
@@ -92,7 +152,7 @@ class GraphRun {
   }
 
   private weightLayer(node: WeightNode, a: tf.Tensor): tf.Tensor {
-    const r = this.rowOf.get(node)!;
+    const r = this.rowOf.get(node.path)!;
     const W = this.t.weights[r]!;
     let h = node.kind === 'dense' ? tf.matMul(a as tf.Tensor2D, W as tf.Tensor2D) : convolve(a as tf.Tensor4D, node, W);
     const b = this.t.biases[r];
@@ -112,9 +172,10 @@ class GraphRun {
       case 'max_pool':
       case 'avg_pool':
         this.pending = null;
-        return node.kind === 'max_pool'
-          ? tf.maxPool(a as tf.Tensor4D, node.size, node.stride, 'valid')
-          : tf.avgPool(a as tf.Tensor4D, node.size, node.stride, 'valid');
+        if (node.kind === 'avg_pool') return tf.avgPool(a as tf.Tensor4D, node.size, node.stride, 'valid');
+        return tf.getBackend() === 'wasm' && node.size % 2 === 0
+          ? maxPoolByTaps(a as tf.Tensor4D, node.size, node.stride)
+          : tf.maxPool(a as tf.Tensor4D, node.size, node.stride, 'valid');
       case 'global_avg_pool':
         this.pending = null;
         return tf.mean(a, [1, 2]);

@@ -64,7 +64,7 @@ export async function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEF
 export async function analyzeNormalized(normalized: NormalizedSpec, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
   const { spec, cost, plan } = admitNormalized(normalized, limits, options.budget ?? 'analysis');
   const dataset = datasetOf(spec);
-  if (spec.network.graph) return analyzeGraph(spec, dataset, cost);
+  if (spec.network.graph) return analyzeGraph(spec, dataset, cost, plan);
   // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
   const params = cachedParameters(spec.network, spec.seed);
   const { result, timings, input: moments } = await runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);

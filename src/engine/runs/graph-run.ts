@@ -8,14 +8,17 @@ import { runGraphAnalysis } from '../measure/graph-analysis.js';
 import { withGraphDiagnosis } from '../diagnosis/graph-diagnosis.js';
 import { encodeNonFinite, nonFiniteSummary } from '../common/json-safe.js';
 import type { AnalysisResultBody } from '../../schemas/result.js';
+import { runWhatIf, type PreparedWhatIf } from '../diagnosis/what-if.js';
 
 /** The same output as analyze() (runs/analysis-run.ts, which calls this for a spec with a graph). */
-export async function analyzeGraph(spec: NormalizedSpec, dataset: Dataset, cost: CostEstimate) {
+export async function analyzeGraph(spec: NormalizedSpec, dataset: Dataset, cost: CostEstimate, plan: PreparedWhatIf | null) {
   const params = initGraphParameters(spec.network.graph!, spec.seed);
   const { result, timings, input } = await runGraphAnalysis(spec, dataset, params);
   const t0 = performance.now();
-  const diagnosed = withGraphDiagnosis(spec, input, result);
+  const diagnosed: Record<string, unknown> = { ...withGraphDiagnosis(spec, input, result) };
   const diagnosisMs = performance.now() - t0;
+  if (plan) diagnosed.whatIf = await runWhatIf(spec, plan, result);
+  const whatIfMs = performance.now() - t0 - diagnosisMs;
   const encoded = encodeNonFinite(diagnosed);
   const body = encoded.value as Record<string, unknown>;
   body.nonFinite = nonFiniteSummary(encoded.paths);
@@ -23,7 +26,7 @@ export async function analyzeGraph(spec: NormalizedSpec, dataset: Dataset, cost:
   return {
     spec: specToInput(spec),
     result: body as AnalysisResultBody,
-    cost,
-    timings: { ...timings, diagnosisMs, totalMs: timings.totalMs + diagnosisMs },
+    cost: plan ? { ...cost, whatIfRuns: plan.runs.length, totalFlops: cost.flops * plan.multiplier } : cost,
+    timings: { ...timings, diagnosisMs, ...(plan ? { whatIfMs } : {}), totalMs: timings.totalMs + diagnosisMs + (plan ? whatIfMs : 0) },
   };
 }

@@ -265,7 +265,6 @@ function normalizeGraphSpecShape(input: AnalysisSpecInput, limits: SpecLimits, s
     dataset, outputUnits: targetUnits(dataset, loss), anyOutput: loss === 'output', defaultOutputActivation: defaultOutputActivation(loss),
     maxDepth: limits.maxDepth, maxWidth: limits.maxWidth,
   });
-  if (input.whatIf) throw new SpecError('whatIf', 'whatIf is not available for layer graphs yet (network.layers or network.preset)');
   return {
     seed,
     network: {
@@ -287,7 +286,7 @@ function normalizeGraphSpecShape(input: AnalysisSpecInput, limits: SpecLimits, s
     loss,
     include: [...new Set(input.include ?? [])],
     thresholds: normalizeThresholds(input.thresholds),
-    whatIf: false,
+    whatIf: input.whatIf ?? false,
   };
 }
 
