@@ -10,3 +10,6 @@ export {
   type ParameterStats, type MeasureOptions,
 } from './measure.js';
 export { UnsupportedOperatorError, ModelFormatError } from './errors.js';
+export {
+  importLayersModel, LayersModelImport, SUPPORTED_LAYERS, type LayersModelFiles, type LayersModelJson,
+} from './layers-model.js';
