@@ -31,6 +31,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/device-layout.test.ts',
   'test/engine/onnx-import.test.ts',
   'test/engine/layers-import.test.ts',
+  'test/engine/onnx-analyze.test.ts',
 ];
 
 /**

@@ -26,9 +26,9 @@ export {
 
 // Models people bring (import/): ONNX from PyTorch and tfjs LayersModels, parsed, executed and measured.
 export {
-  importOnnx, describeOnnx, measureImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
+  importOnnx, describeOnnx, measureImported, analyzeImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
   UnsupportedOperatorError, ModelFormatError,
-  type ModelDescription, type ImportedMeasurement, type ImportedLoss, type OnnxModel,
+  type ModelDescription, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
 } from './import/index.js';
 
 // Errors and shared helpers (common/).

@@ -13,3 +13,7 @@ export { UnsupportedOperatorError, ModelFormatError } from './errors.js';
 export {
   importLayersModel, LayersModelImport, SUPPORTED_LAYERS, type LayersModelFiles, type LayersModelJson,
 } from './layers-model.js';
+export {
+  analyzeImported, type ImportedAnalysisInput, type ImportedAnalysisOptions, type ImportedAnalysisOutput, type ImportedData,
+  type AnalysableModel,
+} from './analyze.js';

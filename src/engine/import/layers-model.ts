@@ -78,7 +78,7 @@ export class LayersModelImport implements Measurable {
   run(input: tf.Tensor, options: RunOptions): { output: tf.Tensor; captured: Map<string, tf.Tensor> } {
     const declared = this.model.inputs[0]!.shape;
     if (input.rank !== declared.length || declared.some((d, i) => i > 0 && d !== null && d !== input.shape[i])) {
-      throw new SpecError('data', `the model's input has shape [${declared.map((d) => d ?? '?').join(', ')}]; the data has [${input.shape.join(', ')}]`);
+      throw new SpecError('data.inputs', `the model's input has shape [${declared.map((d) => d ?? '?').join(', ')}]; the data has [${input.shape.join(', ')}]`);
     }
     const saved = options.batchNorm === 'batch' ? this.model.nonTrainableWeights.map((w) => tf.keep(w.read().clone())) : [];
     try {

@@ -105,7 +105,7 @@ export class OnnxModel {
     if (!declared) return;
     const wrong = input.rank !== declared.length || declared.some((d, i) => i > 0 && d !== null && d !== input.shape[i]);
     if (wrong) {
-      throw new SpecError('data', `the model's input ${JSON.stringify(this.inputs[index]!.name)} has shape [${declared.map((d) => d ?? '?').join(', ')}]; the data has [${input.shape.join(', ')}]`);
+      throw new SpecError('data.inputs', `the model's input ${JSON.stringify(this.inputs[index]!.name)} has shape [${declared.map((d) => d ?? '?').join(', ')}]; the data has [${input.shape.join(', ')}]`);
     }
   }
 
