@@ -9,6 +9,7 @@ import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { WorkerPool } from './jobs/pool.js';
 import type { JobStore } from './jobs/store.js';
 import { openStore } from './jobs/open-store.js';
+import { SqliteModelStore, type ModelStore } from './jobs/model-store.js';
 import { MemoryJobQueue, type JobQueue } from './jobs/queue.js';
 import { JobManager } from './jobs/manager.js';
 import { jobHandlers } from './jobs/kinds.js';
@@ -32,6 +33,7 @@ import jobRoutes from '../routes/jobs.js';
 import trainingRoutes from '../routes/trainings.js';
 import sweepRoutes from '../routes/sweeps.js';
 import theoryRoutes from '../routes/theory.js';
+import modelRoutes from '../routes/models.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,6 +41,8 @@ declare module 'fastify' {
     backend: BackendInfo;
     runner: Runner;
     jobs: JobManager;
+    /** Uploaded models (POST /v1/models), in their own table of the job database file. */
+    models: ModelStore;
     environment(): Environment;
   }
 }
@@ -146,6 +150,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
   const store = options.store ?? await openStore(config.jobs);
+  const models = new SqliteModelStore(config.jobs.db);
   // An outage is logged when it starts and when it ends, not once per refused request.
   const unwatchStore = store.onHealthChange((status) => {
     if (status.ok) app.log.warn({ db: config.jobs.db }, 'the job database takes writes again: new work is accepted');
@@ -162,11 +167,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   } catch (err) {
     await runner.close();
     await store.close();
+    models.close();
     throw err;
   }
   app.decorate('config', config);
   app.decorate('backend', backend);
   app.decorate('runner', runner);
+  app.decorate('models', models);
   app.decorate('environment', (): Environment => ({
     backend: backend.name,
     tfjsBackend: backend.tfjsBackend,
@@ -229,6 +236,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(trainingRoutes, { prefix: '/v1' });
   await app.register(sweepRoutes, { prefix: '/v1' });
   await app.register(theoryRoutes, { prefix: '/v1' });
+  await app.register(modelRoutes, { prefix: '/v1' });
   await app.register(jobRoutes, { prefix: '/v1', ...(options.sseKeepAliveMs ? { keepAliveMs: options.sseKeepAliveMs } : {}) });
 
   // Before the server stops accepting: running jobs go back to the queue for the next start, and
@@ -247,6 +255,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await scaled?.close();
     unwatchStore();
     await store.close();
+    models.close();
   });
   await jobs.start();
   if (scaled && config.jobs.distributed.localWorkers > 0) {

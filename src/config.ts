@@ -15,6 +15,8 @@ export interface Config {
   backendOptions: BackendOptions;
   limits: Limits;
   bodyLimitBytes: number;
+  /** Largest model file POST /v1/models accepts (GRADLENS_MAX_MODEL_BYTES): its own limit, large enough for ResNet-18's 45 MB. */
+  modelMaxBytes: number;
   /** How long a SIGTERM waits for running work to be re-queued and streams closed before exiting. */
   shutdownGraceMs: number;
   jobs: JobsConfig;
@@ -281,6 +283,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     backend: oneOf(env, 'GRADLENS_BACKEND', BACKEND_CHOICES, 'auto'),
     backendOptions: backendOptions(env),
     bodyLimitBytes: int(env, 'GRADLENS_BODY_LIMIT', 4 * 1024 * 1024, 1024),
+    modelMaxBytes: int(env, 'GRADLENS_MAX_MODEL_BYTES', 64 * 1024 * 1024, 1024),
     shutdownGraceMs: int(env, 'GRADLENS_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     limits: {
       maxDepth: int(env, 'GRADLENS_MAX_DEPTH', 200, 1),

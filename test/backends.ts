@@ -33,6 +33,8 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/graph-depth.test.ts',
   'test/engine/onnx-import.test.ts',
   'test/engine/graph-whatif.test.ts',
+  'test/engine/layers-import.test.ts',
+  'test/engine/onnx-analyze.test.ts',
 ];
 
 /**

@@ -24,6 +24,13 @@ export {
   type GpuPolicy, type WebGpuAdapter, loadNativeKernels, registerNativeKernels, registerNativeWasmMatMul, nativeKernelsIssue, nativeKernelStats,
 } from './backends/index.js';
 
+// Models people bring (import/): ONNX from PyTorch and tfjs LayersModels, parsed, executed and measured.
+export {
+  importOnnx, describeOnnx, measureImported, analyzeImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
+  UnsupportedOperatorError, ModelFormatError,
+  type ModelDescription, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
+} from './import/index.js';
+
 // Errors and shared helpers (common/).
 export { SpecError, LimitError, CancelledError, capEcho, MAX_ECHOED_FIELD, Rng, fitLogSlope } from './common/index.js';
 

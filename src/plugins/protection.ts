@@ -142,12 +142,15 @@ export const protectionPlugin = fp<ProtectionOptions>(async (app, opts) => {
   app.addHook('onRequest', async (request, reply) => {
     const length = Number(request.headers['content-length']);
     const limit = request.routeOptions.bodyLimit ?? opts.bodyLimitBytes;
+    // A route with its own limit (POST /v1/models: GRADLENS_MAX_MODEL_BYTES) names its own variable.
+    const variable = (request.routeOptions.config as { bodyLimitVariable?: string } | undefined)?.bodyLimitVariable ?? 'GRADLENS_BODY_LIMIT';
     if (Number.isFinite(length) && length > limit) {
       return reply.code(413).header('connection', 'close').send({
         statusCode: 413,
         code: 'BODY_TOO_LARGE',
         error: 'Payload Too Large',
-        message: `the request body has ${length} bytes but the limit (GRADLENS_BODY_LIMIT) is ${limit} bytes`,
+        message: `the request body has ${length} bytes but the limit (${variable}) is ${limit} bytes`,
+        variable,
       });
     }
   });

@@ -188,3 +188,10 @@ export type StorageProblem = (typeof STORAGE_PROBLEMS)[number];
 
 /** Enum schemas for the vocabularies used inline (no component of their own). */
 export const enumOf = <const T extends string[]>(values: readonly [...T], description: string) => vocabulary<T>(values, { description });
+
+/** Formats of an uploaded model (POST /v1/models). */
+export const MODEL_FORMATS = ['onnx'] as const;
+export type ModelFormat = (typeof MODEL_FORMATS)[number];
+/** What an imported model's output is, so the loss reads it as PyTorch users mean it. */
+export const MODEL_OUTPUT_KINDS = ['logits', 'probabilities', 'log_probabilities'] as const;
+export type ModelOutputKind = (typeof MODEL_OUTPUT_KINDS)[number];

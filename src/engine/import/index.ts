@@ -1,7 +1,7 @@
 // The import room's door: models people bring — ONNX (PyTorch's torch.onnx.export) and tfjs LayersModels —
 // parsed, checked, executed with tfjs ops and measured like the networks gradlens builds: the loss as PyTorch
 // computes it, every parameter's gradient under its own name, each parameterised node's backward signal.
-export { importOnnx, unsupportedNodes, OnnxModel } from './onnx-model.js';
+export { importOnnx, describeOnnx, unsupportedNodes, OnnxModel, type ModelDescription } from './onnx-model.js';
 export type { ImportedLayer, ParameterInfo, OutputKind, Measurable, RunOptions } from './types.js';
 export { parseOnnx, type OnnxGraph, type OnnxNode, type OnnxValueInfo } from './onnx-parse.js';
 export { SUPPORTED_OPERATORS } from './ops.js';
@@ -10,3 +10,10 @@ export {
   type ParameterStats, type MeasureOptions,
 } from './measure.js';
 export { UnsupportedOperatorError, ModelFormatError } from './errors.js';
+export {
+  importLayersModel, LayersModelImport, SUPPORTED_LAYERS, type LayersModelFiles, type LayersModelJson,
+} from './layers-model.js';
+export {
+  analyzeImported, type ImportedAnalysisInput, type ImportedAnalysisOptions, type ImportedAnalysisOutput, type ImportedData,
+  type AnalysableModel,
+} from './analyze.js';

@@ -46,7 +46,8 @@ export class OnnxModel {
   private readonly consumers = new Map<string, number>();
   private disposed = false;
 
-  constructor(readonly graph: OnnxGraph) {
+  /** `variables: false` prepares the graph without creating tensors (a description, on a thread with no backend). */
+  constructor(readonly graph: OnnxGraph, options: { variables?: boolean } = {}) {
     this.inputs = graph.inputs;
     this.outputs = graph.outputs;
     const first = graph.nodes.find((n) => !isSupported(n.opType));
@@ -58,7 +59,7 @@ export class OnnxModel {
     this.plan = this.fold(graph.nodes);
     this.parameters = [...parameterNames].map((name) => ({ name, shape: [...graph.initializers.get(name)!.dims] }));
     const prefix = `onnx${++modelsImported}`;
-    for (const p of this.parameters) {
+    for (const p of options.variables === false ? [] : this.parameters) {
       const t = graph.initializers.get(p.name)!;
       this.variables.set(p.name, tf.tidy(() => tf.variable(tf.tensor(t.data as Float32Array, [...t.dims], 'float32'), true, `${prefix}/${p.name}`)));
     }
@@ -104,7 +105,7 @@ export class OnnxModel {
     if (!declared) return;
     const wrong = input.rank !== declared.length || declared.some((d, i) => i > 0 && d !== null && d !== input.shape[i]);
     if (wrong) {
-      throw new SpecError('data', `the model's input ${JSON.stringify(this.inputs[index]!.name)} has shape [${declared.map((d) => d ?? '?').join(', ')}]; the data has [${input.shape.join(', ')}]`);
+      throw new SpecError('data.inputs', `the model's input ${JSON.stringify(this.inputs[index]!.name)} has shape [${declared.map((d) => d ?? '?').join(', ')}]; the data has [${input.shape.join(', ')}]`);
     }
   }
 
@@ -215,6 +216,34 @@ function outputKindOf(graph: OnnxGraph, plan: readonly OnnxNode[]): OutputKind {
 /** Parses, checks and prepares an ONNX model; throws ModelFormatError or UnsupportedOperatorError. */
 export function importOnnx(bytes: Uint8Array): OnnxModel {
   return new OnnxModel(parseOnnx(bytes));
+}
+
+/** What a client is told about an uploaded model: its interface, parameters and layers (no tensors made). */
+export interface ModelDescription {
+  readonly format: 'onnx';
+  readonly opset: number;
+  readonly producer: string;
+  readonly inputs: readonly OnnxValueInfo[];
+  readonly outputs: readonly OnnxValueInfo[];
+  readonly outputKind: OutputKind;
+  readonly parameters: readonly ParameterInfo[];
+  readonly parameterCount: number;
+  readonly layers: readonly { name: string; op: string; parameters: readonly string[] }[];
+  readonly batchNormFolded: boolean;
+  /** Operators the importer does not execute (always empty: a model with one is refused). */
+  readonly unsupported: readonly { operator: string; node: string }[];
+}
+
+/** Parses, checks and describes an ONNX model without running it; throws as importOnnx does. */
+export function describeOnnx(bytes: Uint8Array): ModelDescription {
+  const graph = parseOnnx(bytes);
+  const model = new OnnxModel(graph, { variables: false });
+  return {
+    format: 'onnx', opset: graph.opset, producer: graph.producer, inputs: graph.inputs, outputs: graph.outputs,
+    outputKind: model.outputKind, parameters: model.parameters, parameterCount: model.parameterCount(),
+    layers: model.layers.map((l) => ({ name: l.name, op: l.op, parameters: l.parameters })),
+    batchNormFolded: model.batchNormFolded, unsupported: [],
+  };
 }
 
 /** Every node whose operator the importer does not execute (for a report listing them all). */

@@ -343,7 +343,7 @@ function spatial2d(node: OnnxNode, x: tf.Tensor, f: (x4: tf.Tensor, lift: <A>(a:
  * A [kh, kw, I, O] filter with zeros inserted between its taps ((k − 1)·d + 1 wide): tfjs's conv2d has no
  * gradient for dilations above 1, and a dilated convolution is the plain one with the dilated filter.
  */
-function dilateFilter(filter: tf.Tensor4D, dilations: readonly number[]): tf.Tensor4D {
+export function dilateFilter(filter: tf.Tensor4D, dilations: readonly number[]): tf.Tensor4D {
   const [kh, kw, ci, co] = filter.shape;
   const [dh, dw] = [dilations[0]!, dilations[1]!];
   if (dh === 1 && dw === 1) return filter;
@@ -360,7 +360,7 @@ function dilateFilter(filter: tf.Tensor4D, dilations: readonly number[]): tf.Ten
  * A 'valid' NHWC convolution as patches times the filter (im2col from slices, one matMul): for backends
  * without conv2d's filter gradient (wasm has no Conv2DBackpropFilter kernel).
  */
-function convByPatches(x: tf.Tensor4D, filter: tf.Tensor4D, strides: readonly [number, number]): tf.Tensor {
+export function convByPatches(x: tf.Tensor4D, filter: tf.Tensor4D, strides: readonly [number, number]): tf.Tensor {
   const [n, h, w, c] = x.shape;
   const [kh, kw, , o] = filter.shape;
   const outH = Math.floor((h - kh) / strides[0]) + 1;
