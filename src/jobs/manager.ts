@@ -281,7 +281,16 @@ export class JobManager {
     try {
       job = await this.o.store.create({ id: this.o.newId(), kind, spec, ...(expect !== undefined ? { expect } : {}) });
       if (prepared !== undefined) this.prepared.set(job.id, prepared);
-      if (!(await this.o.queue.add(job.id))) {
+      let added: boolean;
+      try {
+        added = await this.o.queue.add(job.id);
+      } catch (err) {
+        // A distributed queue that cannot be reached: the client hears 503, so the job must not run later either.
+        this.prepared.delete(job.id);
+        await this.o.store.remove(job.id);
+        throw err;
+      }
+      if (!added) {
         this.prepared.delete(job.id);
         await this.o.store.remove(job.id);
         throw this.queueFull();

@@ -6,7 +6,8 @@ import { deployment, finished, DISTRIBUTED, type Deployment } from '../support/d
 import { poolApp, tempDir, readEvents, getJob, type SseEvent } from '../support/jobs.js';
 import { json } from '../support/server.js';
 import { tcpProxy } from '../support/tcp-proxy.js';
-import { TEST_POSTGRES } from '../support/stores.js';
+import { TEST_POSTGRES, TEST_REDIS } from '../support/stores.js';
+import { Redis } from 'ioredis';
 
 /** 16 cells of tiny networks: 4 activations × 4 depths. */
 const SWEEP_16 = {
@@ -38,6 +39,14 @@ const cellsLogged = (msg: string) => (lines: Record<string, unknown>[], id: stri
 /** Cells a worker finished computing, and cells it began (its log says both). */
 const computedCells = cellsLogged('computed sweep cell');
 const startedCells = cellsLogged('computing sweep cell');
+
+// CI asks for the distributed suite (GRADLENS_REQUIRE_DISTRIBUTED=1, .ci/run): without its services it fails here
+// instead of passing by running nothing.
+describe.runIf(process.env.GRADLENS_REQUIRE_DISTRIBUTED === '1')('scale-out prerequisites', () => {
+  it('has the test Redis and PostgreSQL (GRADLENS_TEST_REDIS, GRADLENS_TEST_POSTGRES)', () => {
+    expect({ redis: process.env.GRADLENS_TEST_REDIS, postgres: process.env.GRADLENS_TEST_POSTGRES }).toEqual({ redis: expect.stringMatching(/^redis:/), postgres: expect.stringMatching(/^postgres/) });
+  });
+});
 
 describe.runIf(DISTRIBUTED)('scale-out: API with zero workers, `gradlens worker` processes', () => {
   let d: Deployment | undefined;
@@ -177,5 +186,54 @@ describe.runIf(DISTRIBUTED)('scale-out: PostgreSQL unavailable', () => {
     const accepted = await post();
     expect(accepted.status).toBe(202);
     expect((await finished(api.url, accepted.body.id, 60_000)).status).toBe('succeeded');
+  });
+});
+
+describe.runIf(DISTRIBUTED)('scale-out: Redis restarted mid-run without persistence', () => {
+  let d: Deployment | undefined;
+  let proxy: Awaited<ReturnType<typeof tcpProxy>> | undefined;
+  afterAll(async () => {
+    await d?.cleanup();
+    await proxy?.close();
+  });
+
+  it('refuses new work with 503 while Redis is away; the running job finishes and the queued one, lost from Redis, is re-enqueued from the store', async () => {
+    const target = new URL(TEST_REDIS!);
+    proxy = await tcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    const viaProxy = new URL(TEST_REDIS!);
+    viaProxy.port = String(proxy.port);
+    d = deployment({ GRADLENS_QUEUE: viaProxy.toString(), GRADLENS_REENQUEUE_MS: '500' });
+    const [api] = await Promise.all([d.api(), d.worker()]);
+    const submit = (spec: object): Promise<{ status: number; body: any; retryAfter: string | null }> =>
+      fetch(`${api.url}/v1/trainings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) })
+        .then(async (r) => ({ status: r.status, body: await r.json(), retryAfter: r.headers.get('retry-after') }));
+    // A runs for seconds on the worker's one compute thread; B waits behind it in Redis.
+    const a = await submit({ network: { depth: 6, width: 64 }, data: { source: 'moons', batchSize: 64 }, steps: 3000, recordEvery: 500 });
+    for (let job = await json(`${api.url}/v1/jobs/${a.body.id}`); job.body.status !== 'running'; job = await json(`${api.url}/v1/jobs/${a.body.id}`)) await new Promise((r) => setTimeout(r, 100));
+    const b = await submit({ network: { depth: 3, width: 16 }, data: { source: 'moons', batchSize: 32 }, steps: 40, recordEvery: 10 });
+    expect(b.status).toBe(202);
+
+    // "Restart": connections cut, and this deployment's data gone, as after a restart without persistence.
+    await proxy.stop();
+    const raw = new Redis(TEST_REDIS!);
+    const keys = await raw.keys(`${d.prefix}:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await raw.del(...keys);
+    raw.disconnect();
+    const refused = await submit({ network: { depth: 3, width: 8 }, data: { source: 'moons', batchSize: 16 }, steps: 10, recordEvery: 10 });
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('QUEUE_UNAVAILABLE');
+    expect(Number(refused.retryAfter)).toBeGreaterThan(0);
+    const ready = await json(`${api.url}/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks.queue).toMatchObject({ ok: false, detail: expect.stringMatching(/Redis/) });
+    expect((await json(`${api.url}/health`)).body.jobs).toMatchObject({ queue: 'bullmq', queueOk: false });
+
+    await proxy.start();
+    expect((await finished(api.url, a.body.id, 90_000)).status).toBe('succeeded');
+    expect((await finished(api.url, b.body.id, 90_000)).status).toBe('succeeded');
+    // The refused job was never stored: nothing was acknowledged that could be lost.
+    const listed = await json(`${api.url}/v1/jobs?limit=10`);
+    expect(listed.body.jobs.map((j: { id: string }) => j.id).sort()).toEqual([a.body.id, b.body.id].sort());
   });
 });

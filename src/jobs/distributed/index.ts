@@ -12,9 +12,6 @@ export { BullJobQueue } from './bull-queue.js';
 export { RedisJobBus } from './bus.js';
 export { BullConsumer } from './consumer.js';
 
-/** How often an API process puts the store's queued jobs into Redis again (jobs a Redis restart lost). */
-const REENQUEUE_MS = 15_000;
-
 export interface Distributed {
   queue: BullJobQueue;
   bus: RedisJobBus;
@@ -32,7 +29,7 @@ export function distributed(config: Config, role: 'api' | 'worker', store: JobSt
   return {
     queue,
     bus,
-    manager: { queue, bus, dispatch: false, recoverAtStart: false, ...(role === 'api' ? { reenqueueMs: REENQUEUE_MS } : {}) },
+    manager: { queue, bus, dispatch: false, recoverAtStart: false, ...(role === 'api' ? { reenqueueMs: d.reenqueueMs } : {}) },
     async close() {
       await queue.close();
       await bus.close();
