@@ -25,9 +25,9 @@ const REDIS = process.env['GRADLENS_BENCH_REDIS'] ?? 'redis://127.0.0.1:6379';
 const POSTGRES = process.env['GRADLENS_BENCH_POSTGRES'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ONE_THREAD = { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
 
-/** The measured sweep: 16 cells of about a quarter second each on one wasm thread. */
+/** The measured sweep: 16 cells of about half a second each on one wasm thread (so that compute, not the path, dominates). */
 const SWEEP = {
-  base: { network: { depth: 10, width: 128 }, data: { source: 'moons', batchSize: 128, batches: 2 } },
+  base: { network: { depth: 10, width: 256 }, data: { source: 'moons', batchSize: 256, batches: 4 } },
   grid: { 'network.activation': ['relu', 'tanh', 'sigmoid', 'gelu'], 'network.depth': [8, 10, 12, 14] },
 };
 /** For the overhead: work that costs next to nothing, so what is measured is the path, not the compute. */
