@@ -3,6 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { availableParallelism } from 'node:os';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { storeKind } from '../../src/jobs/open-store.js';
+import { readFileSync } from 'node:fs';
 
 describe('scale-out configuration', () => {
   it('defaults to SQLite and the in-process queue', () => {
@@ -31,5 +32,21 @@ describe('scale-out configuration', () => {
     expect(() => loadConfig({ GRADLENS_QUEUE_PREFIX: 'a:b' })).toThrow(/^GRADLENS_QUEUE_PREFIX/);
     expect(() => loadConfig({ GRADLENS_STORE_SCHEMA: 'x; drop' })).toThrow(/^GRADLENS_STORE_SCHEMA/);
     expect(() => loadConfig({ GRADLENS_WORKER_CONCURRENCY: '0' })).toThrow(/^GRADLENS_WORKER_CONCURRENCY must be an integer between 1 and 256/);
+  });
+});
+
+describe('README: Running on many machines', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## Running on many machines'), readme.indexOf('## Development'));
+
+  it('states the defaults the configuration has', () => {
+    const d = loadConfig({}).jobs.distributed;
+    const row = (name: string): string => section.split('\n').find((l) => l.startsWith(`| \`${name}\``)) ?? '';
+    expect(row('GRADLENS_WORKER_LOCK_MS')).toContain(`\`${d.lockMs}\``);
+    expect(row('GRADLENS_JOB_BACKOFF_MS')).toContain(`\`${d.backoffMs}\``);
+    expect(row('GRADLENS_REENQUEUE_MS')).toContain(`\`${d.reenqueueMs}\``);
+    expect(row('GRADLENS_QUEUE_PREFIX')).toContain(`\`${d.prefix}\``);
+    expect(row('GRADLENS_STORE_SCHEMA')).toContain(`\`${loadConfig({}).jobs.storeSchema}\``);
+    for (const name of ['GRADLENS_QUEUE', 'GRADLENS_STORE', 'GRADLENS_LOCAL_WORKERS', 'GRADLENS_WORKER_CONCURRENCY']) expect(row(name)).not.toBe('');
   });
 });
