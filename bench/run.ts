@@ -7,6 +7,7 @@
 //   npm run bench -- --quick --no-torch           shorter runs; gradlens alone
 //   npm run bench -- --name full                  raw results to bench/results/<date>-full.json (committable)
 //   npm run bench -- --out path.json              …or to any path (default bench/results/latest.json, git-ignored)
+//   npm run bench -- --distributed [--name N]     the scaled-out mode: one sweep on 1 vs 2 `gradlens worker` processes (bench/distributed.ts)
 //
 // Each row starts one gradlens process (bench/sampler.ts) and one or two PyTorch processes
 // (bench/torch_reference.py --serve), warms each up, then alternates: gradlens sample, PyTorch sample, …
@@ -119,6 +120,12 @@ function outPath(): string {
 }
 
 async function main(): Promise<void> {
+  if (flag('distributed')) {
+    // The scaled-out mode's throughput (bench/distributed.ts): needs Redis and PostgreSQL, compares no PyTorch.
+    const name = arg('name');
+    await (await import('./distributed.js')).runDistributedBench({ quick: flag('quick'), ...(name ? { name } : {}) });
+    return;
+  }
   const backends = (arg('backend') ?? 'native,wasm').split(',').map((b) => b.trim()) as BenchBackend[];
   for (const b of backends) if (!BENCH_BACKENDS.includes(b)) throw new Error(`--backend: unknown backend ${b} (use ${BENCH_BACKENDS.join(', ')})`);
   const only = (arg('only')?.split(',').map((w) => w.trim()) ?? [...WORKLOADS]) as WorkloadName[];

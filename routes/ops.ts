@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import { enumOf, READINESS_STATUSES } from '../src/schemas/vocabulary.js';
+import { StorageUnavailableError } from '../src/jobs/errors.js';
 
 export type ReadinessResult = boolean | string | { ok: boolean; detail?: string };
 export type ReadinessCheck = () => ReadinessResult | Promise<ReadinessResult>;
@@ -85,8 +86,13 @@ const opsRoutes = fp(async (app) => {
   });
   readiness.add('database', async () => {
     if (!hasJobs()) return 'the job store is not open yet';
-    // A real read through the store: it throws once the database is closed or unreadable.
-    await app.jobs.get(PROBE_ID);
+    // A real read through the store: it throws once the database is closed or unreadable. A networked store that
+    // cannot be reached says so in the probe below (PostgreSQL down), rather than as a failed check.
+    try {
+      await app.jobs.get(PROBE_ID);
+    } catch (err) {
+      if (!(err instanceof StorageUnavailableError)) throw err;
+    }
     // And a real write: a full disk, a read-only file or a file deleted under the server only shows in writes.
     const { ok, detail } = await app.jobs.storageHealth();
     return { ok, detail };

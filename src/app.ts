@@ -217,7 +217,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(dashboardRoutes);
   const instrumentedStore = app.metrics.instrumentStore(store);
   // GRADLENS_QUEUE=redis://…: jobs go through BullMQ to whichever process computes (src/jobs/distributed).
-  const scaled = config.jobs.distributed.queue && !options.queue ? distributed(config, 'api') : undefined;
+  const scaled = config.jobs.distributed.queue && !options.queue ? distributed(config, 'api', instrumentedStore) : undefined;
   const jobs = new JobManager({
     store: instrumentedStore,
     queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),

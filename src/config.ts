@@ -69,6 +69,11 @@ export interface DistributedConfig {
    * its job taken over after about this long (BullMQ's stalled-job check runs at the same interval).
    */
   lockMs: number;
+  /**
+   * GRADLENS_REENQUEUE_MS: how often an API process puts the store's queued jobs into Redis again, so that jobs a Redis
+   * restart without persistence lost are run all the same (the store, not Redis, is the record of accepted work).
+   */
+  reenqueueMs: number;
 }
 
 /** Finished jobs are deleted past any of these (0 turns one off); queued and running jobs never are. */
@@ -100,6 +105,7 @@ function distributed(env: Env, workers: number): DistributedConfig {
     workerConcurrency: int(env, 'GRADLENS_WORKER_CONCURRENCY', availableParallelism(), 1, 256),
     backoffMs: int(env, 'GRADLENS_JOB_BACKOFF_MS', 1000, 0, 600_000),
     lockMs: int(env, 'GRADLENS_WORKER_LOCK_MS', 30_000, 1000, 600_000),
+    reenqueueMs: int(env, 'GRADLENS_REENQUEUE_MS', 15_000, 100, 3_600_000),
   };
 }
 

@@ -61,7 +61,7 @@ export async function runWorker(): Promise<void> {
     }
     throw err;
   }
-  const parts = distributed(config, 'worker');
+  const parts = distributed(config, 'worker', store);
   const environment = (): Record<string, unknown> => ({
     backend: backend.name, tfjsBackend: backend.tfjsBackend, tfjsVersion: backend.tfjsVersion, gradlensVersion: GRADLENS_VERSION,
     ...(backend.simd !== undefined ? { simd: backend.simd } : {}),

@@ -209,6 +209,26 @@ export class JobManager {
     this.pump();
   }
 
+  /** The runner this process computes on (sweep cells of the distributed mode run on it directly). */
+  get runner(): Runner {
+    return this.o.runner;
+  }
+
+  /** What every output carries about where it was computed. */
+  environment(): Record<string, unknown> {
+    return this.o.environment();
+  }
+
+  /** Announces an event of a job this process works on (here and, with a bus, to the other processes). */
+  announce(id: string, event: JobEvent): void {
+    this.emit(id, event);
+  }
+
+  /** Cancels announced by any process (distributed mode), for work the manager does not track itself (sweep cells). */
+  onRemoteCancel(listener: (id: string) => void): void {
+    this.o.bus?.onCancel(listener);
+  }
+
   /** Whether the queue can be reached (a distributed one; the in-process queue always can). */
   async queueHealth(): Promise<{ ok: boolean; detail: string }> {
     return this.o.queue.health ? this.o.queue.health() : { ok: true, detail: 'in this process' };
@@ -261,7 +281,16 @@ export class JobManager {
     try {
       job = await this.o.store.create({ id: this.o.newId(), kind, spec, ...(expect !== undefined ? { expect } : {}) });
       if (prepared !== undefined) this.prepared.set(job.id, prepared);
-      if (!(await this.o.queue.add(job.id))) {
+      let added: boolean;
+      try {
+        added = await this.o.queue.add(job.id);
+      } catch (err) {
+        // A distributed queue that cannot be reached: the client hears 503, so the job must not run later either.
+        this.prepared.delete(job.id);
+        await this.o.store.remove(job.id);
+        throw err;
+      }
+      if (!added) {
         this.prepared.delete(job.id);
         await this.o.store.remove(job.id);
         throw this.queueFull();

@@ -16,6 +16,11 @@ export interface BullQueueOptions {
   /** Runs of a job: the first plus retries after a crash (GRADLENS_JOB_MAX_ATTEMPTS). */
   attempts: number;
   backoffMs: number;
+  /**
+   * Jobs waiting to start, for the queue limit: the store's count, since Redis also holds a sweep's cells (one entry
+   * each) and retries waiting out their backoff. Default: BullMQ's own count of waiting entries.
+   */
+  countWaiting?: () => Promise<number>;
 }
 
 /** What a queued BullMQ job carries: the job id, and for a sweep's cell its position (stage 3). */
@@ -57,8 +62,9 @@ export class BullJobQueue implements JobQueue {
     }
   }
 
-  /** Jobs waiting for a worker anywhere (waiting, prioritized, delayed for a retry). */
+  /** Jobs waiting for a worker anywhere. */
   size(): Promise<number> {
+    if (this.o.countWaiting) return this.o.countWaiting();
     return this.redis('counted the waiting jobs', () => this.queue.getJobCountByTypes('waiting', 'delayed', 'prioritized'));
   }
 

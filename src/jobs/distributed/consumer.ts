@@ -15,7 +15,9 @@ export interface ConsumerOptions {
   lockMs: number;
   maxAttempts: number;
   manager: JobManager;
-  /** Runs one cell of a sweep fanned out over the queue (sweep-flow.ts); absent: sweeps run whole. */
+  /** Fans a sweep out as a flow of cells (sweep-flow.ts); 'not-a-sweep' for other kinds. Absent: sweeps run whole. */
+  plan?(id: string): Promise<'planned' | 'skipped' | 'not-a-sweep'>;
+  /** Runs one cell of a sweep fanned out over the queue (sweep-flow.ts). */
   cell?(work: Required<QueuedWork>, job: Job): Promise<unknown>;
   /** Runs a sweep's parent job once its cells are done: aggregates them (sweep-flow.ts). */
   aggregate?(id: string, job: Job): Promise<unknown>;
@@ -46,6 +48,10 @@ export class BullConsumer {
     const work = job.data as QueuedWork;
     if (job.name === 'cell' && this.o.cell && work.cell !== undefined) return this.o.cell(work as Required<QueuedWork>, job);
     if (job.name === 'sweep' && this.o.aggregate) return this.o.aggregate(work.id, job);
+    if (this.o.plan) {
+      const planned = await this.o.plan(work.id);
+      if (planned !== 'not-a-sweep') return planned;
+    }
     const outcome = await this.o.manager.runClaimed(work.id);
     if (outcome === 'returned') {
       // Shutting down: the job goes back to the queue at once, without using up an attempt.
