@@ -205,7 +205,10 @@ async function main(): Promise<void> {
       for (let i = 0; i < STOCK_SAMPLES; i++) stockSamples.push(await timeOnce(stockFn));
     }
     const stockMs = stockSamples.length ? quantile(stockSamples.map((s) => s.wallMs), 0.5) : NaN;
-    results.push({ kernel: row.kernel, layer: row.layer, x: row.x, w: row.w, summary, samples: pairs, stockSamples });
+    // One pair per entry, [native wall, native CPU, PyTorch wall, PyTorch CPU] in ms to the microsecond.
+    const us = (v: number | undefined): number => Math.round((v ?? NaN) * 1000) / 1000;
+    const samples = pairs.map((p) => [us(p.gradlens.wallMs), us(p.gradlens.cpuMs), us(p.torch?.wallMs), us(p.torch?.cpuMs)]);
+    results.push({ kernel: row.kernel, layer: row.layer, x: row.x, w: row.w, summary, samples, stockSamples: stockSamples.map((p) => [us(p.wallMs), us(p.cpuMs)]) });
     const f = (v: number | undefined, d = 2): string => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
     const r = summary.ratio, cr = summary.cpuRatio;
     console.log(`| ${row.kernel} | ${row.layer} | ${f(summary.gradlens.medianMs)} (${f(summary.gradlens.cpuMedianMs)}) | ${f(summary.torch?.medianMs)} (${f(summary.torch?.cpuMedianMs)}) | ` +
@@ -220,8 +223,10 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify({
     command: `npx tsx scripts/conv-bench.ts ${args.join(' ')}`.trim(), date: new Date().toISOString(), blas: native.blas, commit: gitCommit(),
     threads: { gradlens: 'OpenBLAS 1 thread, main thread', torch: 'torch.set_num_threads(1), OPENBLAS/OMP/MKL_NUM_THREADS=1' },
-    cpus: os.cpus().length, loadavgAfter: os.loadavg(), nativeKernelStats: stats, rows: results,
-  }, null, 1)}\n`);
+    cpus: os.cpus().length, loadavgAfter: os.loadavg(), nativeKernelStats: stats,
+    samplesAre: '[native wall, native CPU, PyTorch wall, PyTorch CPU] ms per pair; stockSamples: [wall, CPU] ms',
+    rows: results,
+  }).replace(/,\{"kernel"/g, ',\n{"kernel"')}\n`);
   console.log(`raw samples: ${file}`);
 }
 
