@@ -50,7 +50,7 @@ async function textbookChain(): Promise<string> {
 }
 
 function theoryEndpoint(): string {
-  const query = { activation: 'tanh', sigmaW2: 2, sigmaB2: 0, depth: 20, q0: 1 };
+  const query = { activation: 'tanh', sigmaW2: 2, sigmaB2: 0, depth: 20, q0: 1 } as const;
   const r = theoryReport(query);
   const n = (x: number | null): string => (x === null ? 'null' : fmt(x, 4));
   const first = r.layers[0]!;

@@ -1,7 +1,7 @@
 // JSON schemas (TypeBox) of the diagnosis: verdicts, flags, mean-field theory, what-if ranking, and GET /v1/theory.
 import { Type, type Static } from 'typebox';
 import { ThresholdsSchema } from './spec.js';
-import { AUX_PARAMETER_NAMES, CURE_KINDS, enumOf, FIXED_POINT_BEHAVIOURS, FLOW_VERDICTS, PHASES, VerdictSchema } from './vocabulary.js';
+import { AUX_PARAMETER_NAMES, CURE_KINDS, ELEMENTWISE_ACTIVATION_NAMES, enumOf, FIXED_POINT_BEHAVIOURS, FLOW_VERDICTS, PHASES, VerdictSchema } from './vocabulary.js';
 
 /** A number, or one of the strings JSON needs for NaN and ±Infinity (as Num in result.ts, which imports this file). */
 const Num = (description: string) =>
@@ -184,7 +184,7 @@ export const WhatIfSchema = Type.Object(
 
 export const TheoryQuerySchema = Type.Object(
   {
-    activation: Type.String({ maxLength: 32, description: 'Hidden activation by name (any elementwise one of the catalogue: linear, sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, swish, silu, softplus, softsign, hard_sigmoid, relu6, mish).' }),
+    activation: enumOf(ELEMENTWISE_ACTIVATION_NAMES, `Hidden activation by name: ${ELEMENTWISE_ACTIVATION_NAMES.join(', ')} (softmax is not elementwise).`),
     alpha: Type.Optional(Type.Number({ minimum: -1000, maximum: 1000, description: 'leaky_relu negative slope (default 0.01) or elu alpha (default 1), between -1000 and 1000.' })),
     sigmaW2: Type.Number({ minimum: 0, maximum: 1e6, description: 'σ_w² = fan_in·Var(W): 2 for He, 1 for LeCun or Glorot with equal widths, 1/3 for PyTorch\'s nn.Linear default, 0.7737 × those for tfjs-layers\' uncorrected truncated normals.' }),
     sigmaB2: Type.Optional(Type.Number({ minimum: 0, maximum: 1e6, description: 'σ_b², the bias variance (default 0).' })),

@@ -60,10 +60,12 @@ export type ResidualVariant = (typeof RESIDUAL_VARIANTS)[number];
 export const LOSS_NAMES = ['mse', 'binary_crossentropy', 'categorical_crossentropy', 'output'] as const;
 export type LossName = (typeof LOSS_NAMES)[number];
 
-export const ACTIVATION_NAMES = [
+/** Activations applied entry by entry: the ones mean-field theory (GET /v1/theory) can iterate. */
+export const ELEMENTWISE_ACTIVATION_NAMES = [
   'linear', 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'selu', 'gelu', 'swish', 'silu',
-  'softplus', 'softsign', 'hard_sigmoid', 'relu6', 'mish', 'softmax',
+  'softplus', 'softsign', 'hard_sigmoid', 'relu6', 'mish',
 ] as const;
+export const ACTIVATION_NAMES = [...ELEMENTWISE_ACTIVATION_NAMES, 'softmax'] as const;
 export const ActivationNameSchema = /* @__PURE__ */ vocabulary(ACTIVATION_NAMES, {
   title: 'ActivationName',
   description: 'linear, sigmoid, tanh, relu, leaky_relu(alpha=0.01), elu(alpha=1), selu, gelu (exact erf form), swish, silu, softplus, softsign, hard_sigmoid (relu6(x+3)/6), relu6, mish; softmax only as outputActivation. Names are case-sensitive.',
