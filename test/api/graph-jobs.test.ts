@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { testApp } from '../support/app.js';
-import { getJob } from '../support/jobs.js';
+import { getJob, poolApp, tempDir } from '../support/jobs.js';
 import { until } from '../support/until.js';
 
 let app: FastifyInstance;
@@ -52,5 +52,27 @@ describe('layer graphs in sweeps and trainings', () => {
     const res = await app.inject({ method: 'POST', url: '/v1/trainings', payload: { ...GRAPH, steps: 2 } });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ field: 'network.layers' });
+  });
+});
+
+describe('a layer graph on worker threads', () => {
+  const tmp = tempDir();
+  let pool: FastifyInstance;
+  beforeAll(async () => {
+    pool = await poolApp(tmp.db('graph.db'), { jobs: { workers: 1 } });
+  });
+  afterAll(async () => {
+    await pool.close();
+    tmp.remove();
+  });
+
+  it('runs the normalised graph that crossed to the worker (wasm) and gives the in-process rows\' paths and shapes', async () => {
+    const res = await pool.inject({ method: 'POST', url: '/v1/analyses', payload: GRAPH });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.environment.backend).toBe('wasm');
+    expect(body.result.layers.map((l: { path: string; outputShape: number[] }) => `${l.path} ${l.outputShape.join('x')}`)).toEqual([
+      ...Array.from({ length: DEPTH }, (_, i) => `conv${i + 1} 6x6x4`), 'dense1 2',
+    ]);
   });
 });

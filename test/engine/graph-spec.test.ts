@@ -67,4 +67,26 @@ describe('layer graph specs', () => {
     expect(b.result.layers).toEqual(a.result.layers);
     expect(a.result.layers.map((l) => l.activation)).toEqual(['relu', 'tanh', 'linear', 'softmax']);
   });
+
+  it('theory: a He ReLU chain of same convolutions is the fully connected recursion with fan_in = k²·c (χ₁ = 1); pooling gets no prediction', async () => {
+    const layers = [
+      ...Array.from({ length: 4 }, () => ({ kind: 'conv2d' as const, filters: 4, kernel: 3, activation: 'relu' as const, useBias: false })),
+      { kind: 'flatten' as const }, { kind: 'dense' as const, useBias: false },
+    ];
+    const chain = await analyzeNormalized(normalizeSpecShape({
+      network: { input: [6, 6, 2], layers, init: { weights: 'he_normal' } }, data: { source: 'blobs', features: 72, batchSize: 4 },
+    }));
+    const t = chain.result.theory;
+    expect(t.applicable).toBe(true);
+    // σ_w² = fan_in·Var(W) = (9·c_in)·2/(9·c_in) = 2 for every conv (c_in = 2 for the first), and 2 for the head.
+    for (const l of t.layers) expect(Number(l.sigmaW2)).toBeCloseTo(2, 12);
+    expect(t.hidden).not.toBeNull();
+    expect(Number(t.hidden!.chi1)).toBeCloseTo(1, 9);
+    expect(t.hidden!.phase).toBe('critical');
+    const pooled = await analyzeNormalized(normalizeSpecShape({
+      network: { input: [6, 6, 2], layers: [layers[0]!, { kind: 'max_pool', size: 2 }, { kind: 'flatten' }, { kind: 'dense' }] }, data: { source: 'blobs', features: 72, batchSize: 4 },
+    }));
+    expect(pooled.result.theory.applicable).toBe(false);
+    expect(pooled.result.theory.reason).toMatch(/^no prediction, because max pooling .* \(maxpool1\)$/);
+  });
 });
