@@ -237,3 +237,26 @@ describe.runIf(DISTRIBUTED)('scale-out: Redis restarted mid-run without persiste
     expect(listed.body.jobs.map((j: { id: string }) => j.id).sort()).toEqual([a.body.id, b.body.id].sort());
   });
 });
+
+describe.runIf(DISTRIBUTED)('scale-out: graceful worker shutdown', () => {
+  let d: Deployment | undefined;
+  afterAll(async () => {
+    await d?.cleanup();
+  });
+
+  it('SIGTERM past the grace period returns the running job to the queue (attempt refunded); another worker runs it', async () => {
+    d = deployment();
+    const [api, leaving] = await Promise.all([d.api(), d.worker({ GRADLENS_SHUTDOWN_GRACE_MS: '300' })]);
+    const spec = { network: { depth: 6, width: 64 }, data: { source: 'moons', batchSize: 64 }, steps: 3000, recordEvery: 500 };
+    const created = await json(`${api.url}/v1/trainings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+    const id = created.body.id as string;
+    for (let job = await json(`${api.url}/v1/jobs/${id}`); job.body.status !== 'running'; job = await json(`${api.url}/v1/jobs/${id}`)) await new Promise((r) => setTimeout(r, 100));
+    expect(await leaving.kill('SIGTERM')).toBe(0);
+    expect(leaving.lines().map((l) => l.msg)).toContain('worker stopped');
+    expect((await json(`${api.url}/v1/jobs/${id}`)).body).toMatchObject({ status: 'queued', attempts: 0 });
+    await d.worker();
+    const job = await finished(api.url, id, 120_000);
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(job.result.records.map((r: { step: number }) => r.step)).toEqual([0, 500, 1000, 1500, 2000, 2500, 3000]);
+  });
+});
