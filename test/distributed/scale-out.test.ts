@@ -48,7 +48,7 @@ describe.runIf(process.env.GRADLENS_REQUIRE_DISTRIBUTED === '1')('scale-out prer
   });
 });
 
-describe.runIf(DISTRIBUTED)('scale-out: API with zero workers, `gradlens worker` processes', () => {
+describe.runIf(DISTRIBUTED)('scale-out: API and `gradlens worker` processes', () => {
   let d: Deployment | undefined;
   afterEach(async () => {
     await d?.cleanup();
@@ -76,6 +76,20 @@ describe.runIf(DISTRIBUTED)('scale-out: API with zero workers, `gradlens worker`
     expect([...a, ...b].sort((x, y) => x - y)).toEqual(Array.from({ length: 16 }, (_, i) => i));
     expect(a.length).toBeGreaterThan(0);
     expect(b.length).toBeGreaterThan(0);
+  });
+
+  it('computes on an API process that has local workers (GRADLENS_LOCAL_WORKERS=1) when no worker process runs', async () => {
+    d = deployment();
+    const api = await d.api({ GRADLENS_WORKERS: '1', GRADLENS_LOCAL_WORKERS: '1' });
+    const created = await json(`${api.url}/v1/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SWEEP_16) });
+    const job = await finished(api.url, created.body.id);
+    expect(job.status).toBe('succeeded');
+    expect(job.result.rows).toEqual(oracle);
+    const sync = await json(`${api.url}/v1/analyses`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ network: { depth: 3, width: 8 }, data: { source: 'moons', batchSize: 16 } }),
+    });
+    expect(sync.body).toMatchObject({ status: 'succeeded', environment: { backend: 'wasm' } });
   });
 
   it('finishes a sweep whose worker is killed with -9 mid-cell: no cell lost or duplicated, same table', async () => {
