@@ -164,6 +164,7 @@ async function undeploy(d: Deployment): Promise<void> {
 }
 
 export async function runDistributedBench(options: { quick: boolean; name?: string }): Promise<void> {
+  const loadAtStart = loadavg();
   const pairs = options.quick ? 4 : 10;
   const overheadPairs = options.quick ? 10 : 30;
   const one = await deploy(1);
@@ -208,7 +209,7 @@ export async function runDistributedBench(options: { quick: boolean; name?: stri
     const file = {
       kind: 'distributed-throughput',
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, availableParallelism: availableParallelism(), model: cpus()[0]?.model, loadavgAtStart: loadavg() },
+      machine: { cpus: cpus().length, availableParallelism: availableParallelism(), model: cpus()[0]?.model, loadavgAtStart: loadAtStart },
       redis: REDIS.replace(/:[^:@/]*@/, ':***@'), postgres: POSTGRES.replace(/:[^:@/]*@/, ':***@'),
       workloads: { SWEEP, TINY_ANALYSIS, TINY_SWEEP },
       summary,

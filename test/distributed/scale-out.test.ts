@@ -48,7 +48,7 @@ describe.runIf(process.env.GRADLENS_REQUIRE_DISTRIBUTED === '1')('scale-out prer
   });
 });
 
-describe.runIf(DISTRIBUTED)('scale-out: API with zero workers, `gradlens worker` processes', () => {
+describe.runIf(DISTRIBUTED)('scale-out: API and `gradlens worker` processes', () => {
   let d: Deployment | undefined;
   afterEach(async () => {
     await d?.cleanup();
@@ -76,6 +76,20 @@ describe.runIf(DISTRIBUTED)('scale-out: API with zero workers, `gradlens worker`
     expect([...a, ...b].sort((x, y) => x - y)).toEqual(Array.from({ length: 16 }, (_, i) => i));
     expect(a.length).toBeGreaterThan(0);
     expect(b.length).toBeGreaterThan(0);
+  });
+
+  it('computes on an API process that has local workers (GRADLENS_LOCAL_WORKERS=1) when no worker process runs', async () => {
+    d = deployment();
+    const api = await d.api({ GRADLENS_WORKERS: '1', GRADLENS_LOCAL_WORKERS: '1' });
+    const created = await json(`${api.url}/v1/sweeps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SWEEP_16) });
+    const job = await finished(api.url, created.body.id);
+    expect(job.status).toBe('succeeded');
+    expect(job.result.rows).toEqual(oracle);
+    const sync = await json(`${api.url}/v1/analyses`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ network: { depth: 3, width: 8 }, data: { source: 'moons', batchSize: 16 } }),
+    });
+    expect(sync.body).toMatchObject({ status: 'succeeded', environment: { backend: 'wasm' } });
   });
 
   it('finishes a sweep whose worker is killed with -9 mid-cell: no cell lost or duplicated, same table', async () => {
@@ -235,5 +249,28 @@ describe.runIf(DISTRIBUTED)('scale-out: Redis restarted mid-run without persiste
     // The refused job was never stored: nothing was acknowledged that could be lost.
     const listed = await json(`${api.url}/v1/jobs?limit=10`);
     expect(listed.body.jobs.map((j: { id: string }) => j.id).sort()).toEqual([a.body.id, b.body.id].sort());
+  });
+});
+
+describe.runIf(DISTRIBUTED)('scale-out: graceful worker shutdown', () => {
+  let d: Deployment | undefined;
+  afterAll(async () => {
+    await d?.cleanup();
+  });
+
+  it('SIGTERM past the grace period returns the running job to the queue (attempt refunded); another worker runs it', async () => {
+    d = deployment();
+    const [api, leaving] = await Promise.all([d.api(), d.worker({ GRADLENS_SHUTDOWN_GRACE_MS: '300' })]);
+    const spec = { network: { depth: 6, width: 64 }, data: { source: 'moons', batchSize: 64 }, steps: 3000, recordEvery: 500 };
+    const created = await json(`${api.url}/v1/trainings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+    const id = created.body.id as string;
+    for (let job = await json(`${api.url}/v1/jobs/${id}`); job.body.status !== 'running'; job = await json(`${api.url}/v1/jobs/${id}`)) await new Promise((r) => setTimeout(r, 100));
+    expect(await leaving.kill('SIGTERM')).toBe(0);
+    expect(leaving.lines().map((l) => l.msg)).toContain('worker stopped');
+    expect((await json(`${api.url}/v1/jobs/${id}`)).body).toMatchObject({ status: 'queued', attempts: 0 });
+    await d.worker();
+    const job = await finished(api.url, id, 120_000);
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(job.result.records.map((r: { step: number }) => r.step)).toEqual([0, 500, 1000, 1500, 2000, 2500, 3000]);
   });
 });
