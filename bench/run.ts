@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { BENCH_BACKENDS, PAIRINGS, ROW_PLANS, WORKLOADS, WORKLOAD_INFO, sidesOf, type BenchBackend, type Pairing, type RowPlan, type WorkloadName } from './workloads.js';
 import { runPairs, Side, summarize, torchSample, type Pair, type PairPlan } from './pairs.js';
 import type { Sample } from './measure.js';
-import { loadNativeKernels } from '../src/engine/backends/native-kernels.js';
+import { loadNativeKernels } from '../src/engine/index.js';
 import { fromSampleRows, serializeResults, toSampleRows, type ResultFile, type ResultRow } from './result-file.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

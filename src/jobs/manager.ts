@@ -259,7 +259,10 @@ export class JobManager {
   /** Whether the store takes writes, found by a real write at most every PROBE_INTERVAL_MS: readiness. */
   async storageHealth(): Promise<StorageStatus> {
     const fresh = Date.now() - this.lastProbe.at < PROBE_INTERVAL_MS;
-    if (!fresh || !this.lastProbe.status) {
+    // A failure the store met since the last probe (a refused write, PostgreSQL gone) must not hide behind a
+    // cached success: then probe now, which is also how a recovery shows.
+    const known = await this.o.store.health();
+    if (!fresh || !this.lastProbe.status || !known.ok || !this.lastProbe.status.ok) {
       this.lastProbe = { at: Date.now(), status: await this.o.store.health({ probe: true }) };
     }
     return this.lastProbe.status!;

@@ -53,8 +53,10 @@ describe('the real server on a SQLite file', () => {
 
     // Byte-identical: the same stored job, the same representation.
     expect((await job(analysis.body.id)).text).toBe(storedText);
+    // Re-queued by the restart: it may already have run again by the time this reads it (a short training on
+    // the native path); attempts below say that it ran twice.
     const after = await job(id);
-    expect(['queued', 'running']).toContain(after.body.status);
+    expect(['queued', 'running', 'succeeded']).toContain(after.body.status);
     const done = await until(() => job(id), (r) => r.body?.status === 'succeeded' || r.body?.status === 'failed', 90_000, 200);
     expect(done.body.status).toBe('succeeded');
     // The crash used up one attempt.
