@@ -32,6 +32,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/onnx-import.test.ts',
   'test/engine/layers-import.test.ts',
   'test/engine/onnx-analyze.test.ts',
+  'test/engine/onnx-ops.test.ts',
 ];
 
 /**
