@@ -260,11 +260,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures', 'onnx'))
     parser.add_argument('--resnet18', action='store_true',
-                        help="torchvision's resnet18(num_classes=10) on 4x3x64x64 instead of the fixtures (45 MB: not committed)")
+                        help="torchvision's resnet18(num_classes=10) instead of the fixtures (45 MB: not committed)")
+    parser.add_argument('--shape', default='4,3,64,64', help='the input batch shape of --resnet18')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.resnet18:
-        build('resnet18', resnet18, 13, [4, 3, 64, 64], 'cross_entropy', 10, 'logits', args.out)
+        build('resnet18', resnet18, 13, [int(d) for d in args.shape.split(',')], 'cross_entropy', 10, 'logits', args.out)
         return
     for fixture in FIXTURES:
         build(*fixture, args.out)
