@@ -210,6 +210,11 @@ def reference(model, x, target, loss, output, dtype, train=True):
     return float(value), grads
 
 
+def resnet18():
+    import torchvision
+    return torchvision.models.resnet18(num_classes=10)
+
+
 def build(name, cls, opset, shape, loss, classes, output, out_dir):
     torch.manual_seed(sum(map(ord, name)))
     model = cls()
@@ -254,8 +259,14 @@ def build(name, cls, opset, shape, loss, classes, output, out_dir):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures', 'onnx'))
+    parser.add_argument('--resnet18', action='store_true',
+                        help="torchvision's resnet18(num_classes=10) instead of the fixtures (45 MB: not committed)")
+    parser.add_argument('--shape', default='4,3,64,64', help='the input batch shape of --resnet18')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.resnet18:
+        build('resnet18', resnet18, 13, [int(d) for d in args.shape.split(',')], 'cross_entropy', 10, 'logits', args.out)
+        return
     for fixture in FIXTURES:
         build(*fixture, args.out)
 

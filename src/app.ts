@@ -150,7 +150,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
   const store = options.store ?? await openStore(config.jobs);
-  const models = new SqliteModelStore(config.jobs.db);
+  let models: SqliteModelStore;
+  try {
+    models = new SqliteModelStore(config.jobs.db);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   // An outage is logged when it starts and when it ends, not once per refused request.
   const unwatchStore = store.onHealthChange((status) => {
     if (status.ok) app.log.warn({ db: config.jobs.db }, 'the job database takes writes again: new work is accepted');

@@ -162,8 +162,8 @@ export class OnnxModel {
 
 /**
  * Float initializers are parameters, except BatchNormalization's running mean and variance (state, not
- * parameters: PyTorch's named_parameters() leaves them out too) and initializers only used where a shape
- * or an index is read.
+ * parameters: PyTorch's named_parameters() leaves them out too) and initializers only used where a shape,
+ * an index or a bound is read (Reshape's shape, Slice's starts, Clip's min and max, …).
  */
 function findParameters(graph: OnnxGraph): Set<string> {
   const stateOnly = new Set<string>();
@@ -172,7 +172,7 @@ function findParameters(graph: OnnxGraph): Set<string> {
     node.inputs.forEach((name, slot) => {
       if (!graph.initializers.has(name)) return;
       const isBnState = node.opType === 'BatchNormalization' && (slot === 3 || slot === 4);
-      const isShapeSlot = ['Reshape', 'Slice', 'Pad', 'Squeeze', 'Unsqueeze', 'Split', 'Expand', 'ConstantOfShape', 'Tile'].includes(node.opType) && slot > 0;
+      const isShapeSlot = ['Reshape', 'Slice', 'Pad', 'Squeeze', 'Unsqueeze', 'Split', 'Expand', 'ConstantOfShape', 'Tile', 'Clip'].includes(node.opType) && slot > 0;
       (isBnState || isShapeSlot ? stateOnly : parameterUse).add(name);
     });
   }

@@ -221,13 +221,19 @@ function stepAlong(x: tf.Tensor, axis: number, begin: number, end: number, step:
   return tf.reshape(first, [...shape.slice(0, axis), count, ...shape.slice(axis + 1)]);
 }
 
-/** Positions `list` along `axis`, by slices (see stepAlong for why not tf.gather). */
+/**
+ * Positions `list` along `axis`, by slices (see stepAlong for why not tf.gather). A few positions are
+ * placed by padding and summed rather than concatenated: webgpu runs a concat of small tensors still held
+ * on the CPU as a synchronous read, which the service's webgpu backend refuses in Node.
+ */
 function pickAlong(x: tf.Tensor, axis: number, list: readonly number[]): tf.Tensor {
   const one = (i: number): tf.Tensor => tf.slice(x, x.shape.map((_, d) => (d === axis ? i : 0)), x.shape.map((s, d) => (d === axis ? 1 : s)));
   if (list.length === 1) return one(list[0]!);
   const contiguous = list.every((v, k) => v === list[0]! + k);
-  return contiguous ? tf.slice(x, x.shape.map((_, d) => (d === axis ? list[0]! : 0)), x.shape.map((s, d) => (d === axis ? list.length : s)))
-    : tf.concat(list.map(one), axis);
+  if (contiguous) return tf.slice(x, x.shape.map((_, d) => (d === axis ? list[0]! : 0)), x.shape.map((s, d) => (d === axis ? list.length : s)));
+  if (list.length > 16) return tf.concat(list.map(one), axis);
+  const placed = list.map((i, k) => tf.pad(one(i), x.shape.map((_, d): [number, number] => (d === axis ? [k, list.length - 1 - k] : [0, 0]))));
+  return tf.addN(placed);
 }
 
 function sliceTensor(x: tf.Tensor, spec: SliceSpec): tf.Tensor {
