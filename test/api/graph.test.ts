@@ -59,6 +59,13 @@ describe('layer graphs through the API', () => {
     // Measured here (cpu, seed 42): ResNet 1.61, plain 2.36 — the plain network's BN chain grows the signal toward the input.
     expect(dr, `ResNet first/last ${r.summary.backpropFirstToLastRatio} vs plain ${p.summary.backpropFirstToLastRatio}`).toBeLessThan(dp);
     expect(p.summary.backpropFirstToLastRatio).toBeGreaterThan(1);
+    // The reasons say why: batch norm without shortcuts (Yang et al. 2019) for the plain net only, and which
+    // projection rows the ResNet's fits left out.
+    const yang = /Batch normalisation in a plain \(shortcut-free\) network .*Yang et al\. 2019/;
+    expect(p.summary.reasons.some((x: string) => yang.test(x))).toBe(true);
+    expect(r.summary.reasons.some((x: string) => yang.test(x))).toBe(false);
+    expect(r.summary.reasons).toContainEqual(expect.stringMatching(/^Projection shortcut rows \(stage2\.block1\.shortcut, stage3\.block1\.shortcut\) are reported but left out/));
+    expect(p.summary.reasons.some((x: string) => /^Projection shortcut rows/.test(x))).toBe(false);
   }, 300_000);
 
   it('returns conv kernels as [kh][kw][c_in][c_out] and image batches as NHWC, and takes its own normalised spec back', async () => {

@@ -27,16 +27,22 @@ export interface DiagnosedResult extends Omit<AnalysisResult, 'summary' | 'layer
  * returned) and returns it with summary.verdict, reasons, layer flags and theory.
  */
 export function withDiagnosis(spec: NormalizedSpec, input: InputMoments, params: NetworkParameters, result: AnalysisResult): DiagnosedResult {
-  const zero = structuralZeros(spec);
   const theory = networkTheory(spec, input, params, result);
-  const d = diagnose(result, zero, theory, spec.thresholds);
+  return attachDiagnosis(spec, result, diagnose(result, structuralZeros(spec), theory, spec.thresholds), theory);
+}
+
+/**
+ * `result` with a diagnosis attached: flags per layer, verdict and reasons (extra reasons appended, as a layer
+ * graph's) in the summary, and the theory. One assembly for dense networks and layer graphs.
+ */
+export function attachDiagnosis(spec: NormalizedSpec, result: AnalysisResult, d: Diagnosis, theory: NetworkTheory, extraReasons: string[] = []): DiagnosedResult {
   return {
     ...result,
     layers: result.layers.map((s, l) => ({ ...s, flags: d.flags[l]! })),
     summary: {
       ...result.summary,
       verdict: d.verdict,
-      reasons: d.reasons,
+      reasons: [...d.reasons, ...extraReasons],
       flowVerdict: d.flowVerdict,
       onsetLayer: d.onsetLayer,
       zeroByDesign: d.zeroByDesign,
