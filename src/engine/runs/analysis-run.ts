@@ -1,15 +1,16 @@
 // The engine's front door for one analysis: validate, check the cost, run, and return JSON-safe output.
 import type { AnalysisSpecInput } from '../../schemas/spec.js';
 import { datasetOf, normalizeSpecShape, specToInput, type NormalizedSpec, type SpecLimits, DEFAULT_LIMITS } from '../spec/normalize.js';
+import type { Dataset } from '../data/datasets.js';
 import { estimateCost, checkCost, type CostEstimate, type FlopBudget } from '../spec/cost.js';
-import { runAnalysis, type AnalysisTimings } from '../measure/measure.js';
+import { runAnalysis, type AnalysisResult, type AnalysisTimings } from '../measure/measure.js';
 import { cachedParameters } from '../model/param-cache.js';
 import type { ShardPartial } from '../measure/combine-shards.js';
-import { withDiagnosis } from '../diagnosis/with-diagnosis.js';
+import { withDiagnosis, type DiagnosedResult } from '../diagnosis/with-diagnosis.js';
 import { prepareWhatIf, runWhatIf, type PreparedWhatIf } from '../diagnosis/what-if.js';
 import { encodeNonFinite, nonFiniteSummary } from '../common/json-safe.js';
 import type { AnalysisResultBody } from '../../schemas/result.js';
-import { analyzeGraph } from './graph-run.js';
+import { measureGraph } from './graph-run.js';
 
 export interface AnalysisOutput {
   /** The normalised spec in request form. */
@@ -64,12 +65,9 @@ export async function analyze(input: AnalysisSpecInput, limits: SpecLimits = DEF
 export async function analyzeNormalized(normalized: NormalizedSpec, limits: SpecLimits = DEFAULT_LIMITS, options: AnalyzeOptions = {}): Promise<AnalysisOutput> {
   const { spec, cost, plan } = admitNormalized(normalized, limits, options.budget ?? 'analysis');
   const dataset = datasetOf(spec);
-  if (spec.network.graph) return analyzeGraph(spec, dataset, cost, plan);
-  // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
-  const params = cachedParameters(spec.network, spec.seed);
-  const { result, timings, input: moments } = await runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
+  const { result, timings, diagnose } = spec.network.graph ? await measureGraph(spec, dataset) : await measureDense(spec, dataset, options);
   const t0 = performance.now();
-  const diagnosed: Record<string, unknown> = { ...withDiagnosis(spec, moments, params, result) };
+  const diagnosed: Record<string, unknown> = { ...diagnose() };
   const diagnosisMs = performance.now() - t0;
   if (plan) diagnosed.whatIf = await runWhatIf(spec, plan, result);
   const whatIfMs = performance.now() - t0 - diagnosisMs;
@@ -83,4 +81,12 @@ export async function analyzeNormalized(normalized: NormalizedSpec, limits: Spec
     cost: plan ? { ...cost, whatIfRuns: plan.runs.length, totalFlops: cost.flops * plan.multiplier } : cost,
     timings: { ...timings, diagnosisMs, ...(plan ? { whatIfMs } : {}), totalMs: timings.totalMs + diagnosisMs + (plan ? whatIfMs : 0) },
   };
+}
+
+/** A dense network measured on its batches (or combined from its shards), with the diagnosis to attach. */
+async function measureDense(spec: NormalizedSpec, dataset: Dataset, options: AnalyzeOptions): Promise<{ result: AnalysisResult; timings: AnalysisTimings; diagnose: () => DiagnosedResult }> {
+  // Cached per thread: the workers of a split analysis and the one that combines it draw the same weights.
+  const params = cachedParameters(spec.network, spec.seed);
+  const { result, timings, input } = await runAnalysis(spec, dataset, options.partials ? { partials: options.partials } : {}, params);
+  return { result, timings, diagnose: () => withDiagnosis(spec, input, params, result) };
 }
