@@ -7,6 +7,7 @@
 // the time per batch. For a whole analysis over HTTP, profile with node --cpu-prof instead.
 import * as tf from '@tensorflow/tfjs';
 import { backendOptions } from '../src/config.js';
+import { printKernelTable, timeKernels } from './kernel-timer.js';
 import {
   initBackend, type BackendChoice, measureBatch, DEFAULT_SATURATION_THRESHOLD, normalizeSpec,
   initParameters, Rng,
@@ -41,30 +42,10 @@ const run = async (): Promise<void> => {
 };
 
 for (let i = 0; i < 30; i++) await run();
-const table = new Map<string, { calls: number; ms: number }>();
-for (const k of tf.getKernelsForBackend(info.tfjsBackend)) {
-  const inner = k.kernelFunc;
-  tf.unregisterKernel(k.kernelName, info.tfjsBackend);
-  tf.registerKernel({
-    ...k,
-    kernelFunc: ((args: Parameters<typeof inner>[0]) => {
-      const t0 = performance.now();
-      const out = inner(args);
-      const row = table.get(k.kernelName) ?? { calls: 0, ms: 0 };
-      row.calls++;
-      row.ms += performance.now() - t0;
-      table.set(k.kernelName, row);
-      return out;
-    }) as typeof inner,
-  });
-}
+const table = timeKernels(info.tfjsBackend);
 const t0 = performance.now();
 for (let i = 0; i < steps; i++) await run();
 const perStep = (performance.now() - t0) / steps;
-let total = 0;
 console.log(`W2 analysis batch on ${info.name} (tfjs ${info.tfjsBackend}), ${statistics} statistics: ${perStep.toFixed(1)} ms per batch (${steps} batches)`);
-for (const [name, r] of [...table].sort((a, b) => b[1].ms - a[1].ms)) {
-  total += r.ms;
-  console.log(`  ${name.padEnd(22)} ${(r.calls / steps).toFixed(0).padStart(5)} calls ${(r.ms / steps).toFixed(2).padStart(9)} ms`);
-}
-console.log(`  kernels total ${(total / steps).toFixed(1)} ms; outside kernels ${(perStep - total / steps).toFixed(1)} ms`);
+const total = printKernelTable(table, steps, 0);
+console.log(`  kernels total ${total.toFixed(1)} ms; outside kernels ${(perStep - total).toFixed(1)} ms`);
