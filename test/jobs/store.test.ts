@@ -6,6 +6,7 @@ import { renameSync } from 'node:fs';
 import { SqliteJobStore, SCHEMA_VERSION, type StorageStatus } from '../../src/jobs/store.js';
 import { StorageUnavailableError } from '../../src/jobs/errors.js';
 import { MemoryJobQueue } from '../../src/jobs/queue.js';
+import { JOB_KINDS, JOB_STATUSES } from '../../src/schemas/vocabulary.js';
 import { tempDir } from '../support/jobs.js';
 import { STORE_HARNESSES, TEST_POSTGRES, testSchema, dropSchema, type StoreHarness } from '../support/stores.js';
 import { tcpProxy } from '../support/tcp-proxy.js';
@@ -28,6 +29,16 @@ describe.each(STORE_HARNESSES)('JobStore on %s', (_name, harness) => {
     expect(await h.sql('SELECT version, name FROM schema_migrations ORDER BY version')).toEqual(h.migrations);
     expect((await again.get('a'))?.spec).toEqual({ x: 1 });
     await again.close();
+  });
+
+  it("accepts every job kind and status of the vocabulary (its CHECK lists are migration text, so a new one needs a migration) and refuses others", async () => {
+    const store = await h.open();
+    for (const kind of JOB_KINDS) await store.create({ id: `k-${kind}`, kind, spec: {} });
+    for (const status of JOB_STATUSES) await h.sql('UPDATE jobs SET status = ? WHERE id = ?', [status, `k-${JOB_KINDS[0]}`]);
+    expect((await store.get(`k-${JOB_KINDS[0]}`))!.status).toBe(JOB_STATUSES[JOB_STATUSES.length - 1]);
+    await expect(h.sql('UPDATE jobs SET kind = ? WHERE id = ?', ['not_a_kind', `k-${JOB_KINDS[0]}`])).rejects.toThrow(/check/i);
+    await expect(h.sql('UPDATE jobs SET status = ? WHERE id = ?', ['not_a_status', `k-${JOB_KINDS[0]}`])).rejects.toThrow(/check/i);
+    await store.close();
   });
 
   it('refuses a database written by a newer schema', async () => {
