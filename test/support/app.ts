@@ -1,6 +1,7 @@
 // In-process test apps: buildApp on the test backend with in-process compute and an in-memory job store.
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
+import { TEST_API_MODE, distributedJobs } from './api-mode.js';
 import type { FastifyInstance } from 'fastify';
 import type { BackendChoice } from '../../src/engine/backends/select.js';
 import { enforceContract } from './contract.js';
@@ -18,8 +19,11 @@ export const TEST_BACKEND = (process.env.GRADLENS_TEST_BACKEND ?? 'cpu') as Back
  * every response is checked against its route's declared schema (test/support/contract.ts).
  */
 export async function testApp(overrides: ConfigOverrides = {}): Promise<FastifyInstance> {
-  const config = loadConfig({}, { backend: TEST_BACKEND, backendOptions: TEST_BACKEND_OPTIONS, ...overrides, jobs: { workers: 0, db: ':memory:', ...overrides.jobs } });
+  const base = loadConfig({}, { backend: TEST_BACKEND, backendOptions: TEST_BACKEND_OPTIONS, ...overrides, jobs: { workers: 0, db: ':memory:', ...overrides.jobs } });
+  const scaled = TEST_API_MODE === 'distributed' ? distributedJobs(base.jobs, 1) : undefined;
+  const config = scaled ? { ...base, jobs: scaled.jobs } : base;
   const app = enforceContract(await buildApp(config, { logger: false }));
+  if (scaled) app.addHook('onClose', scaled.cleanup);
   await app.ready();
   return app;
 }

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildOptions } from '../../src/app.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config.js';
 import { DEFAULT_LIMITS, type SpecLimits } from '../../src/engine/spec/normalize.js';
+import { TEST_API_MODE, distributedJobs } from './api-mode.js';
 
 /** Limits high enough for the deliberately endless work below (tests cancel or interrupt it). */
 export const TEST_LIMITS: SpecLimits = { ...DEFAULT_LIMITS, maxAnalysisFlops: 1e15, maxAsyncAnalysisFlops: 1e15, maxTrainingFlops: 1e15, maxSweepFlops: 1e15 };
@@ -28,7 +29,9 @@ export async function poolApp(db: string, overrides: ConfigOverrides = {}, optio
     limits: { ...TEST_LIMITS, ...overrides.limits },
     jobs: { workers: 2, db, ...overrides.jobs },
   });
-  const app = await buildApp(config, { logger: false, ...options });
+  const scaled = TEST_API_MODE === 'distributed' ? distributedJobs(config.jobs, Math.max(1, config.jobs.workers)) : undefined;
+  const app = await buildApp(scaled ? { ...config, jobs: scaled.jobs } : config, { logger: false, ...options });
+  if (scaled) app.addHook('onClose', scaled.cleanup);
   await app.ready();
   return app;
 }

@@ -18,7 +18,8 @@ export interface BullQueueOptions {
   backoffMs: number;
   /**
    * Jobs waiting to start, for the queue limit: the store's count, since Redis also holds a sweep's cells (one entry
-   * each) and retries waiting out their backoff. Default: BullMQ's own count of waiting entries.
+   * each) and retries waiting out their backoff; it includes a job being added (stored first). Default: BullMQ's
+   * own count of waiting entries.
    */
   countWaiting?: () => Promise<number>;
 }
@@ -69,7 +70,10 @@ export class BullJobQueue implements JobQueue {
   }
 
   async add(id: string, options: { force?: boolean; front?: boolean } = {}): Promise<boolean> {
-    if (!options.force && (await this.size()) >= this.o.limit) return false;
+    // The store's count (countWaiting) already holds this job, which the manager stores before it queues it;
+    // BullMQ's own count does not. Either way the limit is on the jobs waiting besides this one.
+    const others = (await this.size()) - (this.o.countWaiting ? 1 : 0);
+    if (!options.force && others >= this.o.limit) return false;
     // The job id is BullMQ's id: adding a job that is already there does nothing (re-enqueueing is idempotent).
     await this.redis('took a job', () => this.queue.add('job', { id } satisfies QueuedWork, { ...jobOptions(this.o, id), ...(options.front ? { lifo: true } : {}) }));
     return true;
