@@ -21,14 +21,15 @@ export const DEPLOYMENT = TEST_API_MODE === 'distributed'
 
 /** Jobs settings for one distributed test app, with `consumers` BullMQ consumers in the app itself, and its clean-up. */
 export function distributedJobs(jobs: JobsConfig, consumers: number): { jobs: JobsConfig; cleanup: () => Promise<void> } {
-  if (!TEST_REDIS || !TEST_POSTGRES) throw new Error('GRADLENS_TEST_API_MODE=distributed needs GRADLENS_TEST_REDIS and GRADLENS_TEST_POSTGRES');
+  const redisUrl = TEST_REDIS, pgUrl = TEST_POSTGRES;
+  if (!redisUrl || !pgUrl) throw new Error('GRADLENS_TEST_API_MODE=distributed needs GRADLENS_TEST_REDIS and GRADLENS_TEST_POSTGRES');
   const schema = testSchema();
   const prefix = `gradlens-test-${schema}`;
   return {
-    jobs: { ...jobs, store: TEST_POSTGRES, storeSchema: schema, distributed: { ...jobs.distributed, queue: TEST_REDIS, prefix, localWorkers: consumers } },
+    jobs: { ...jobs, store: pgUrl, storeSchema: schema, distributed: { ...jobs.distributed, queue: redisUrl, prefix, localWorkers: consumers } },
     async cleanup() {
-      await dropSchema(TEST_POSTGRES, schema);
-      const redis = new Redis(TEST_REDIS);
+      await dropSchema(pgUrl, schema);
+      const redis = new Redis(redisUrl);
       try {
         const keys = await redis.keys(`${prefix}:*`);
         if (keys.length > 0) await redis.del(...keys);
