@@ -69,7 +69,16 @@ const ReadySchema = Type.Object({
   checks: Type.Record(Type.String(), CheckSchema, { description: 'Each check by name: backend, database, queue, load, shutdown, and any a component added.' }),
 }, { additionalProperties: false, title: 'Readiness', description: 'Readiness and its checks.' });
 
-const opsRoutes = fp(async (app) => {
+export interface OpsOptions {
+  /**
+   * `worker`: the ops face of a `gradlens worker` (src/worker-ops.ts), whose readiness does not depend on how full
+   * the queue is (a full queue is a reason to send an API process no traffic, not to restart a worker).
+   */
+  role?: 'api' | 'worker';
+}
+
+const opsRoutes = fp<OpsOptions>(async (app, opts) => {
+  const role = opts.role ?? 'api';
   const readiness = createReadiness(app);
   app.decorate('readiness', readiness);
   let closing = false;
@@ -100,7 +109,7 @@ const opsRoutes = fp(async (app) => {
   readiness.add('queue', async () => {
     if (!hasJobs()) return 'the job queue is not started yet';
     const reach = await app.jobs.queueHealth();
-    if (!reach.ok) return reach;
+    if (!reach.ok || role === 'worker') return reach;
     const queued = await app.jobs.queued();
     const limit = app.config.jobs.queueLimit;
     return { ok: queued < limit, detail: `${queued} of ${limit} waiting${queued >= limit ? ': full' : ''}` };

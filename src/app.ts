@@ -18,6 +18,7 @@ import { RetentionTask } from './jobs/retention.js';
 import { consumer, distributed, type BullConsumer } from './jobs/distributed/index.js';
 import { GRADLENS_VERSION } from './version.js';
 import type { Environment } from './schemas/result.js';
+import { environmentOf } from './environment.js';
 import { authPlugin, LOG_REDACT_PATHS, serializeRequest } from './plugins/auth.js';
 import { openApiPlugin } from './plugins/openapi.js';
 import { schemaErrorFormatter } from './plugins/validation.js';
@@ -180,14 +181,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('backend', backend);
   app.decorate('runner', runner);
   app.decorate('models', models);
-  app.decorate('environment', (): Environment => ({
-    backend: backend.name,
-    tfjsBackend: backend.tfjsBackend,
-    tfjsVersion: backend.tfjsVersion,
-    gradlensVersion: GRADLENS_VERSION,
-    ...(backend.simd !== undefined ? { simd: backend.simd } : {}),
-    ...(backend.adapter ? { adapter: backend.adapter } : {}),
-  }));
+  const environment = environmentOf(backend);
+  app.decorate('environment', (): Environment => environment);
 
   // Registered before every route so their onRoute hooks see them all. Hooks run in this order: metrics time
   // every response, then load shedding, headers, CORS and the body-size check, then API keys; the rate limits

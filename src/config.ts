@@ -74,6 +74,11 @@ export interface DistributedConfig {
    * restart without persistence lost are run all the same (the store, not Redis, is the record of accepted work).
    */
   reenqueueMs: number;
+  /**
+   * GRADLENS_WORKER_PORT: where a `gradlens worker` serves /health, /ready and /metrics (and nothing else), for an
+   * orchestrator's probes and Prometheus; unset: the worker opens no port. It listens on HOST.
+   */
+  workerPort?: number;
 }
 
 /** Finished jobs are deleted past any of these (0 turns one off); queued and running jobs never are. */
@@ -106,6 +111,7 @@ function distributed(env: Env, workers: number): DistributedConfig {
     backoffMs: int(env, 'GRADLENS_JOB_BACKOFF_MS', 1000, 0, 600_000),
     lockMs: int(env, 'GRADLENS_WORKER_LOCK_MS', 30_000, 1000, 600_000),
     reenqueueMs: int(env, 'GRADLENS_REENQUEUE_MS', 15_000, 100, 3_600_000),
+    ...(env.GRADLENS_WORKER_PORT ? { workerPort: int(env, 'GRADLENS_WORKER_PORT', 0, 0, 65535) } : {}),
   };
 }
 

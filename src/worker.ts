@@ -13,7 +13,8 @@ import { openStore, storeKind } from './jobs/open-store.js';
 import { consumer, distributed } from './jobs/distributed/index.js';
 import { redactRedisUrl } from './jobs/distributed/redis.js';
 import { StorageUnavailableError, StoreOpenError } from './jobs/errors.js';
-import { GRADLENS_VERSION } from './version.js';
+import { environmentOf } from './environment.js';
+import { workerOps } from './worker-ops.js';
 
 function configOrExit(): Config {
   try {
@@ -61,21 +62,22 @@ export async function runWorker(): Promise<void> {
     }
     throw err;
   }
-  const parts = distributed(config, 'worker', store);
-  const environment = (): Record<string, unknown> => ({
-    backend: backend.name, tfjsBackend: backend.tfjsBackend, tfjsVersion: backend.tfjsVersion, gradlensVersion: GRADLENS_VERSION,
-    ...(backend.simd !== undefined ? { simd: backend.simd } : {}),
-    ...(backend.adapter ? { adapter: backend.adapter } : {}),
-  });
+  // GRADLENS_WORKER_PORT: /health, /ready and /metrics of this worker; its store counts jobs for /metrics.
+  const ops = d.workerPort !== undefined ? await workerOps({ config, backend, runner: pool }) : undefined;
+  const jobStore = ops ? ops.instrument(store) : store;
+  const parts = distributed(config, 'worker', jobStore);
+  const environment = (): Record<string, unknown> => environmentOf(backend);
   const manager = new JobManager({
-    store, runner: pool, handlers: jobHandlers(config), environment, timeoutMs: config.jobs.timeoutMs,
+    store: jobStore, runner: pool, handlers: jobHandlers(config), environment, timeoutMs: config.jobs.timeoutMs,
     maxAttempts: config.jobs.maxAttempts, newId: randomUUID, log, ...parts.manager,
   });
   await manager.start();
-  const bull = consumer({ config, manager, store, queue: parts.queue, concurrency: pool.concurrency, log });
+  ops?.attach(manager);
+  const bull = consumer({ config, manager, store: jobStore, queue: parts.queue, concurrency: pool.concurrency, log });
+  const opsAddress = ops ? await ops.listen() : undefined;
   log.info({
     queue: 'bullmq', redis: redactRedisUrl(d.queue!), prefix: d.prefix, store: storeKind(config.jobs), schema: config.jobs.storeSchema,
-    concurrency: pool.concurrency, backend: backend.name,
+    concurrency: pool.concurrency, backend: backend.name, ...(opsAddress ? { ops: opsAddress } : {}),
   }, 'gradlens worker ready');
 
   let stopping = false;
@@ -89,6 +91,7 @@ export async function runWorker(): Promise<void> {
     if ((await Promise.race([finished, grace])) === 'timeout') await manager.close();
     await finished;
     await manager.close();
+    await ops?.close();
     await pool.close();
     await parts.close();
     await store.close();

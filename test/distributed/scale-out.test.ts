@@ -92,6 +92,30 @@ describe.runIf(DISTRIBUTED)('scale-out: API and `gradlens worker` processes', ()
     expect(sync.body).toMatchObject({ status: 'succeeded', environment: { backend: 'wasm' } });
   });
 
+  it('serves /health, /ready and /metrics of a worker on GRADLENS_WORKER_PORT, naming its queue and store, and nothing else', async () => {
+    d = deployment();
+    const [api, w] = await Promise.all([d.api(), d.worker({ GRADLENS_WORKER_PORT: '0' })]);
+    const ops = w.lines().find((l) => l.msg === 'gradlens worker ready')!.ops as string;
+    expect(ops).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const health = await json(`${ops}/health`);
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: 'ok', environment: { backend: 'wasm' }, jobs: { workers: 1, store: 'postgres', storeOk: true, queue: 'bullmq', queueOk: true } });
+    const ready = await json(`${ops}/ready`);
+    expect(ready.status).toBe(200);
+    expect(Object.keys(ready.body.checks).sort()).toEqual(['backend', 'database', 'load', 'queue', 'shutdown']);
+    const sync = await json(`${api.url}/v1/analyses`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ network: { depth: 3, width: 8 }, data: { source: 'moons', batchSize: 16 } }),
+    });
+    expect(sync.body.status).toBe('succeeded');
+    // The worker ran it: its own counters say so (the API process has no compute here).
+    const metrics = await (await fetch(`${ops}/metrics`)).text();
+    expect(metrics).toMatch(/gradlens_jobs_finished_total\{kind="analysis",status="succeeded"\} 1/);
+    expect(metrics).toMatch(/gradlens_queue_info\{queue="bullmq"\} 1/);
+    expect(metrics).toMatch(/gradlens_store_info\{store="postgres"\} 1/);
+    expect((await fetch(`${ops}/v1/jobs`)).status).toBe(404);
+  });
+
   it('finishes a sweep whose worker is killed with -9 mid-cell: no cell lost or duplicated, same table', async () => {
     // Cells of about a second each, so that the kill lands inside one.
     const slow = { ...SWEEP_16, base: { network: { depth: 12, width: 192 }, data: { source: 'moons', batchSize: 256, batches: 2 } } };

@@ -99,12 +99,13 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerPr
   // 'close', not 'exit': by then all it wrote has been read.
   const exited = new Promise<number | string>((resolve) => child.once('close', (code, signal) => resolve(code ?? signal ?? -1)));
   const lines = (): Record<string, unknown>[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  const deadline = Date.now() + 60_000;
+  // Generous: three processes starting from the sources at once on a loaded 2-core runner took over 60 s.
+  const deadline = Date.now() + 120_000;
   while (!lines().some((l) => l.msg === 'gradlens worker ready')) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker exited (${child.exitCode ?? child.signalCode}): ${stdout}${stderr}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`worker not ready within 60 s: ${stdout}${stderr}`);
+      throw new Error(`worker not ready within 120 s: ${stdout}${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
