@@ -30,9 +30,18 @@ function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.T
   return { weights, biases, norms };
 }
 
-/** The flat list back into weights, biases (null where none) and aux, laid out as `template`. */
-function unpack(list: tf.Tensor[], template: GraphTensors, biasMask: boolean[], auxCount: number) {
-  const L = template.weights.length;
+/**
+ * The flat list (graphTensors' order: every row's weight, the biases that exist, gamma/beta) as the layers
+ * read it, laid out as `p`'s parameters are: for a list of updated parameters or of their gradients.
+ */
+export function graphTensorsOf(list: tf.Tensor[], p: GraphParameters): GraphTensors {
+  const biasMask = p.biases.map((b) => b !== null);
+  const u = unpack(list, p.weights.length, biasMask, p.aux.length);
+  return packGraph(u.weights, u.biases, u.aux, p.auxPaths);
+}
+
+/** The flat list back into the rows' weights, biases (null where the mask says none) and aux. */
+function unpack(list: tf.Tensor[], L: number, biasMask: boolean[], auxCount: number) {
   const weights = list.slice(0, L);
   let next = L;
   const biases = biasMask.map((has) => (has ? list[next++]! : null));
@@ -71,13 +80,13 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   const n = a.list.length;
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
-    const u = unpack(list, a.tensors, biasMask, a.params.aux.length);
+    const u = unpack(list, a.tensors.weights.length, biasMask, a.params.aux.length);
     const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params.auxPaths), a.x, list.slice(n));
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };
   const { value, grads } = tf.valueAndGrads(f)([...a.list, ...probes]);
-  const u = unpack(grads.slice(0, n), a.tensors, biasMask, a.params.aux.length);
+  const u = unpack(grads.slice(0, n), a.tensors.weights.length, biasMask, a.params.aux.length);
   return { value, weights: u.weights, biases: u.biases, deltas: grads.slice(n), aux: u.aux, taps: taps! };
 }
 
