@@ -52,7 +52,7 @@ interface Oracle {
   steps: { loss: number; weightGradNorms: number[] }[];
   final: { weights: number[]; bias: number[] | null; aux: number[][] }[];
 }
-type Params = { index: number; weights: unknown; bias: number[] | null; auxParameters?: { name: string; values: number[] }[] }[];
+type Params = { index: number; path?: string; weights: unknown; bias: number[] | null; auxParameters?: { name: string; values: number[] }[] }[];
 
 function oracle(out: TrainingOutput): Oracle {
   const body = { spec: out.spec, parameters: out.result.parameters, batches: out.result.batches };
@@ -67,6 +67,38 @@ function flat(p: Params[number]): number[][] {
 }
 
 const norm = (v: number[]): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+
+/** Every record's loss and every row's ‖∂L/∂W‖ against PyTorch's same step (an exact 0, e.g. behind a closed gate, must be 0). */
+function expectStepsMatch(out: TrainingOutput, ref: Oracle): void {
+  ref.steps.forEach((s, step) => {
+    const rec = out.result.records[step]!;
+    expect(Math.abs((rec.loss as number) - s.loss) / s.loss, `step ${step} loss ${rec.loss} vs ${s.loss}`).toBeLessThan(1e-4);
+    s.weightGradNorms.forEach((g, row) => {
+      const got = rec.layers[row]!.weightGradNorm as number;
+      const what = `step ${step} ${out.result.layers[row]!.path}: ${got} vs ${g}`;
+      if (g === 0) expect(got, what).toBe(0);
+      else expect(Math.abs(got - g) / g, what).toBeLessThan(5e-4);
+    });
+  });
+}
+
+/** Each parameter tensor's total update Δ = final − initial against PyTorch's, relative to ‖Δ_torch‖. */
+function expectUpdatesMatch(out: TrainingOutput, ref: Oracle, everyTensorMoves: boolean): void {
+  const initial = out.result.parameters as Params, final = out.result.finalParameters as Params;
+  expect(final).toHaveLength(ref.final.length);
+  ref.final.forEach((r, row) => {
+    const refTensors = [r.weights, ...(r.bias ? [r.bias] : []), ...r.aux];
+    const start = flat(initial[row]!), end = flat(final[row]!);
+    expect(end).toHaveLength(refTensors.length);
+    refTensors.forEach((want, k) => {
+      const ours = end[k]!.map((v, i) => v - start[k]![i]!);
+      const theirs = want.map((v, i) => v - start[k]![i]!);
+      const what = `${out.result.layers[row]!.path} tensor ${k}`;
+      if (everyTensorMoves) expect(norm(theirs), `${what} moved`).toBeGreaterThan(1e-4);
+      expect(norm(ours.map((v, i) => v - theirs[i]!)), `${what}: ‖Δ − Δ_torch‖ vs ‖Δ_torch‖ ${norm(theirs)}`).toBeLessThanOrEqual(1e-3 * norm(theirs) + 1e-7);
+    });
+  });
+}
 
 describe('a layer graph trained with SGD against PyTorch float64', () => {
   let out: TrainingOutput;
@@ -94,31 +126,11 @@ describe('a layer graph trained with SGD against PyTorch float64', () => {
 
   it('every step\'s minibatch loss and every row\'s weight-gradient norm equal PyTorch\'s', () => {
     expect(out.result.records.map((r) => r.step)).toEqual([0, 1, 2, 3]);
-    ref.steps.forEach((s, step) => {
-      const rec = out.result.records[step]!;
-      expect(Math.abs((rec.loss as number) - s.loss) / s.loss, `step ${step} loss ${rec.loss} vs ${s.loss}`).toBeLessThan(1e-4);
-      s.weightGradNorms.forEach((g, row) => {
-        const got = rec.layers[row]!.weightGradNorm as number;
-        expect(Math.abs(got - g) / g, `step ${step} ${out.result.layers[row]!.path}: ${got} vs ${g}`).toBeLessThan(5e-4);
-      });
-    });
+    expectStepsMatch(out, ref);
   });
 
   it('every parameter\'s total update after the steps equals PyTorch\'s (weights, biases, gamma and beta)', () => {
-    const initial = out.result.parameters as Params, final = out.result.finalParameters as Params;
-    expect(final).toHaveLength(ref.final.length);
-    ref.final.forEach((r, row) => {
-      const refTensors = [r.weights, ...(r.bias ? [r.bias] : []), ...r.aux];
-      const start = flat(initial[row]!), end = flat(final[row]!);
-      expect(end).toHaveLength(refTensors.length);
-      refTensors.forEach((want, k) => {
-        const ours = end[k]!.map((v, i) => v - start[k]![i]!);
-        const theirs = want.map((v, i) => v - start[k]![i]!);
-        const err = norm(ours.map((v, i) => v - theirs[i]!)) / norm(theirs);
-        expect(norm(theirs), `${out.result.layers[row]!.path} tensor ${k} moved`).toBeGreaterThan(1e-4);
-        expect(err, `${out.result.layers[row]!.path} tensor ${k}: ‖Δ − Δ_torch‖/‖Δ_torch‖`).toBeLessThan(1e-3);
-      });
-    });
+    expectUpdatesMatch(out, ref, true);
   });
 
   it('keeps the tensor count flat across records and leaves nothing behind', () => {
@@ -138,5 +150,71 @@ describe('a layer graph training stops on cancel', () => {
     await expect(runTraining(spec, DEFAULT_LIMITS, { onRecord: () => { records++; }, isCancelled: () => records > 0 })).rejects.toBeInstanceOf(CancelledError);
     expect(records).toBe(1);
     expect(tf.memory().numTensors).toBe(before);
+  }, 60_000);
+});
+
+/** A conv net with two residual blocks of the given variant (two conv rows each) and a dense head. */
+function variantSpec(variant: 'rezero' | 'skipinit' | 'fixup', scale?: number): TrainingSpecInput {
+  const block = (filters: number) => ({
+    kind: 'residual', variant, ...(scale !== undefined ? { scale } : {}), activation: 'relu', layers: [
+      { kind: 'conv2d', filters, kernel: 3, activation: 'relu' }, { kind: 'conv2d', filters, kernel: 3 },
+    ],
+  });
+  return {
+    ...SPEC,
+    network: { input: [8, 8, 1], init: { weights: 'he_normal' }, layers: [
+      { kind: 'conv2d', filters: 4, kernel: 3, activation: 'relu' }, block(4), { kind: 'max_pool', size: 2 }, block(4),
+      { kind: 'global_avg_pool' }, { kind: 'dense' },
+    ] },
+    steps: 4,
+  } as TrainingSpecInput;
+}
+
+describe('residual variants on layer graphs against PyTorch float64 and closed forms', () => {
+  for (const [variant, scale] of [['rezero', undefined], ['skipinit', 0.5], ['fixup', undefined]] as const) {
+    it(`${variant}${scale !== undefined ? ` (scale ${scale})` : ''}: 4 SGD steps, every loss, gradient norm and update as PyTorch's`, async () => {
+      const before = tf.memory().numTensors;
+      const out = await runTraining(variantSpec(variant, scale), DEFAULT_LIMITS);
+      expect(tf.memory().numTensors).toBe(before);
+      const ref = oracle(out);
+      expectStepsMatch(out, ref);
+      expectUpdatesMatch(out, ref, false);
+      // The learnable scalars are there, on the branch's last row, with their initial values.
+      const initial = out.result.parameters as Params;
+      const gates = initial.flatMap((p) => (p.auxParameters ?? []).filter((a) => a.name === 'gate' || a.name === 'fixup_scale').map((a) => `${p.path} ${a.name} ${a.values[0]}`));
+      const name = variant === 'fixup' ? 'fixup_scale' : 'gate';
+      const init = scale ?? (variant === 'fixup' ? 1 : 0);
+      expect(gates).toEqual([`block1.conv2 ${name} ${init}`, `block2.conv2 ${name} ${init}`]);
+    }, 120_000);
+  }
+
+  it('rezero at α = 0: the branch rows\' weight gradients are exactly 0 at step 0, the gates\' are not, and the branches open after one update', async () => {
+    const out = await runTraining({ ...variantSpec('rezero'), include: undefined, steps: 1 } as TrainingSpecInput, DEFAULT_LIMITS);
+    const [first, second] = out.result.records;
+    const branch = out.result.layers.filter((l) => l.block !== null).map((l) => l.index);
+    expect(branch).toHaveLength(4);
+    for (const i of branch) {
+      expect(first!.layers[i]!.weightGradNorm).toBe(0);
+      // The last conv of each branch sees its gate's gradient after one update (the gate moved off 0).
+      if (out.result.layers[i]!.path!.endsWith('conv2')) expect(second!.layers[i]!.weightGradNorm as number).toBeGreaterThan(0);
+    }
+    expect(first!.layers[0]!.weightGradNorm as number).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('fixup\'s initialisation: the plain draws with the inner branch rows × L^(−1/(2m−2)) = 2^(−1/2), the last branch rows and the head zero', async () => {
+    const spec = (variant: 'plain' | 'fixup'): TrainingSpecInput => {
+      const s = variantSpec('fixup');
+      const layers = (s.network.layers as { kind: string; variant?: string }[]).map((l) => (l.kind === 'residual' ? { ...l, variant } : l));
+      return { ...s, network: { ...s.network, layers }, steps: 1, include: ['parameters'] } as TrainingSpecInput;
+    };
+    const plain = (await runTraining(spec('plain'), DEFAULT_LIMITS)).result.parameters as Params;
+    const fixup = (await runTraining(spec('fixup'), DEFAULT_LIMITS)).result.parameters as Params;
+    const w = (p: Params[number]): number[] => (p.weights as unknown[]).flat(3) as number[];
+    const factor = 2 ** (-1 / 2);
+    plain.forEach((p, row) => {
+      const expected = p.path!.endsWith('.conv1') ? w(p).map((v) => Math.fround(v * factor))
+        : p.path!.endsWith('.conv2') || p.path === 'dense1' ? w(p).map(() => 0) : w(p);
+      expect(w(fixup[row]!), p.path).toEqual(expected);
+    });
   }, 60_000);
 });

@@ -23,8 +23,9 @@ for p in params:
     rows.append({
         'w': w.requires_grad_(True),
         'b': t(p['bias']).requires_grad_(True) if p['bias'] is not None else None,
-        # gamma/beta pairs of the norm layers this row reports, in graph order.
+        # Every auxiliary parameter the row reports, in order (what 'final' gives back) ...
         'aux': [t(a['values']).requires_grad_(True) for a in p.get('auxParameters', [])],
+        'aux_names': [a['name'] for a in p.get('auxParameters', [])],
         'conv': w.dim() == 4,
     })
 
@@ -49,10 +50,18 @@ class Forward:
         self.norm_row = -1
         self.aux_cursor = {}
 
+    def scalar(self, r, name):
+        # ... the residual variants' scalars by name: Fixup's biases on every branch row, gate/fixup_scale on the last.
+        return r['aux'][r['aux_names'].index(name)] if name in r['aux_names'] else None
+
     def weight_layer(self, layer, x):
         r = rows[self.row]
         self.norm_row = self.row
+        self.last_row = r
         self.row += 1
+        bias_in = self.scalar(r, 'fixup_bias_in')
+        if bias_in is not None:
+            x = x + bias_in
         if layer['kind'] == 'dense':
             h = x @ r['w'].t()
         else:
@@ -65,12 +74,16 @@ class Forward:
             h = F.conv2d(x, r['w'], stride=s, dilation=d)
         if r['b'] is not None:
             h = h + (r['b'] if layer['kind'] == 'dense' else r['b'].view(1, -1, 1, 1))
-        return h
+        bias_act = self.scalar(r, 'fixup_bias_act')
+        return h if bias_act is None else h + bias_act
 
     def norm(self, kind, x):
+        # The row's gamma/beta pairs in order (gamma always comes first: the graph's norms precede its scalars).
         i = self.aux_cursor.get(self.norm_row, 0)
-        gamma, beta = rows[self.norm_row]['aux'][i], rows[self.norm_row]['aux'][i + 1]
-        self.aux_cursor[self.norm_row] = i + 2
+        names = rows[self.norm_row]['aux_names']
+        gi = [j for j, n in enumerate(names) if n == 'gamma'][i]
+        gamma, beta = rows[self.norm_row]['aux'][gi], rows[self.norm_row]['aux'][gi + 1]
+        self.aux_cursor[self.norm_row] = i + 1
         dims = ([0, 2, 3] if x.dim() == 4 else [0]) if kind == 'batch_norm' else list(range(1, x.dim()))
         mean = x.mean(dim=dims, keepdim=True)
         var = x.var(dim=dims, unbiased=False, keepdim=True)
@@ -95,13 +108,15 @@ class Forward:
             elif k == 'residual':
                 inp = x
                 branch = self.run(layer['layers'], x)
+                variant = layer.get('variant', 'plain')
+                gate = None if variant == 'plain' else self.scalar(self.last_row, 'fixup_scale' if variant == 'fixup' else 'gate')
                 if layer.get('shortcut', 'identity') == 'projection':
                     proj = {'kind': 'conv2d' if inp.dim() == 4 else 'dense', 'kernel': 1, 'padding': 'same',
                             'stride': max(1, round(inp.shape[2] / branch.shape[2])) if inp.dim() == 4 else 1}
                     skip = self.weight_layer(proj, inp)
                 else:
                     skip = inp
-                x = skip + layer.get('scale', 1) * branch
+                x = skip + (layer.get('scale', 1) if gate is None else gate) * branch
             x = act(layer.get('activation'), x)
         return x
 

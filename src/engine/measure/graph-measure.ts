@@ -21,13 +21,19 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
   });
   const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
   const aux = p.aux.map((a) => tf.tensor1d(a.values));
-  return { tensors: packGraph(weights, biases, aux, p.auxPaths), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
+  return { tensors: packGraph(weights, biases, aux, p), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
 }
 
-function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], auxPaths: string[]): GraphTensors {
+/** gamma/beta by norm layer, the variants' scalars by "<path>:<name>", as p's aux entries name them. */
+function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], p: Pick<GraphParameters, 'aux' | 'auxPaths'>): GraphTensors {
   const norms = new Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>();
-  for (let i = 0; i < aux.length; i += 2) norms.set(auxPaths[i]!, { gamma: aux[i]!, beta: aux[i + 1]! });
-  return { weights, biases, norms };
+  const scalars = new Map<string, tf.Tensor>();
+  p.aux.forEach((a, i) => {
+    const path = p.auxPaths[i]!;
+    if (a.name === 'gamma') norms.set(path, { gamma: aux[i]!, beta: aux[i + 1]! });
+    else if (a.name !== 'beta') scalars.set(`${path}:${a.name}`, aux[i]!);
+  });
+  return { weights, biases, norms, scalars };
 }
 
 /**
@@ -37,7 +43,7 @@ function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.T
 export function graphTensorsOf(list: tf.Tensor[], p: GraphParameters): GraphTensors {
   const biasMask = p.biases.map((b) => b !== null);
   const u = unpack(list, p.weights.length, biasMask, p.aux.length);
-  return packGraph(u.weights, u.biases, u.aux, p.auxPaths);
+  return packGraph(u.weights, u.biases, u.aux, p);
 }
 
 /** The flat list back into the rows' weights, biases (null where the mask says none) and aux. */
@@ -81,7 +87,7 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
     const u = unpack(list, a.tensors.weights.length, biasMask, a.params.aux.length);
-    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params.auxPaths), a.x, list.slice(n));
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n));
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };
