@@ -5,6 +5,7 @@ import { fmt, fmtPct, logValue, num, numEl } from './format.js';
 import { scalarList } from './generic.js';
 import { setPath } from './presets.js';
 import { describeSpec, isObject, type AnalysisResponse, type AnalysisResult, type LayerResult } from './shapes.js';
+import { graphCard, graphRows, shapeText } from './graph-view.js';
 
 /** "Most units" is the issue's wording for dead; used only when the server sends no per-layer flags. */
 const FALLBACK_FRACTION = 0.5;
@@ -122,9 +123,15 @@ function layerTable(result: AnalysisResult, marks: LayerMarks[], theory: (number
     }
     return flags;
   };
+  // A layer graph's rows carry kind, output shape and block: columns of their own (the shorthand's table is unchanged).
+  const graph = graphRows(result.layers) !== null;
   const columns: (Column | null)[] = [
     { head: '#', numeric: true, cell: (l) => String(l.index) },
     { head: 'layer', cell: (l) => l.name },
+    graph ? { head: 'kind', cell: (l) => String(l.kind) } : null,
+    graph ? { head: 'output', title: 'output shape of one example ([h, w, c] or [units])', cell: (l) => (Array.isArray(l.outputShape) ? shapeText(l.outputShape as number[]) : '—') } : null,
+    graph ? { head: 'block', cell: (l) => (typeof l.block === 'string' ? l.block : '—') + (l.shortcut === true ? ' (shortcut)' : '') } : null,
+    graph ? { head: 'dead channels', title: 'conv2d: fraction of channels passing no gradient anywhere', numeric: true, cell: (l) => (l.kind === 'conv2d' ? fmtPct(l.channelDeadFraction) : '—') } : null,
     { head: 'units', numeric: true, cell: (l) => `${l.inputUnits}→${l.units}` },
     { head: 'activation', cell: (l) => l.activation + (l.residualBlock !== null && l.residualBlock !== undefined ? ` · block ${l.residualBlock}` : '') },
     { head: '‖dL/dW‖', title: 'Frobenius norm of dLoss/dW', numeric: true, cell: (l) => numEl(l.weightGradNorm) },
@@ -223,6 +230,12 @@ function theoryBlock(theory: unknown): HTMLElement | null {
   );
 }
 
+/** A layer graph's rows in order with their blocks (graph-view.ts); nothing for the depth/width shorthand. */
+function graphSection(result: AnalysisResult): HTMLElement | null {
+  const rows = graphRows(result.layers);
+  return rows ? graphCard(rows, 'graph-rows') : null;
+}
+
 export class AnalysisView {
   private chart: BarsChart | null = null;
 
@@ -267,6 +280,7 @@ export class AnalysisView {
         chartEl,
         legendMarks,
       ),
+      graphSection(result),
       whatIfBlock(result.whatIf, res.spec, this.runCure),
       theoryBlock(result.theory),
       h('section', { class: 'card' }, h('h3', {}, 'Per-layer numbers'), h('div', { class: 'table-wrap' }, layerTable(result, marks, theory))),

@@ -5,6 +5,7 @@ import { fmt, fmtPct, num, numEl } from './format.js';
 import { Heatmap } from './heatmap.js';
 import { NONFINITE_COLOR, ZERO_COLOR, EMPTY_COLOR } from './colors.js';
 import { describeSpec, isObject, TERMINAL, type Job } from './shapes.js';
+import { graphCard, graphRows } from './graph-view.js';
 
 export type Metric = 'weightGradNorm' | 'backpropNorm' | 'updateToWeightRatio';
 
@@ -74,6 +75,8 @@ export class TrainingView {
   private lossNoteEl: HTMLElement | null = null;
   private statusEl: HTMLElement | null = null;
   private outcomeEl: HTMLElement | null = null;
+  private graphEl: HTMLElement | null = null;
+  private result: unknown = null;
   private metric: Metric = 'weightGradNorm';
   private observer: ResizeObserver | null = null;
   private expected = 0;
@@ -85,6 +88,7 @@ export class TrainingView {
     this.destroy();
     this.records = [];
     this.streamed = 0;
+    this.result = null;
     const spec = specOf(job);
     const steps = typeof spec.steps === 'number' ? spec.steps : 0;
     // Records at 0, every, 2·every, … and after the last step; the server's default is about 50 records.
@@ -95,6 +99,7 @@ export class TrainingView {
 
     this.statusEl = h('div', { class: 'job-status' });
     this.outcomeEl = h('div', { class: 'outcome' });
+    this.graphEl = h('div', { class: 'training-graph' });
     this.lossEl = h('div', { id: 'loss-chart', class: 'chart', 'data-points': 0 });
     this.lossNoteEl = h('p', { class: 'nonfinite-note', hidden: true });
     this.heatmap = new Heatmap(METRIC_LABEL[this.metric]);
@@ -123,6 +128,7 @@ export class TrainingView {
           h('span', {}, h('i', { class: 'swatch', style: `background:${EMPTY_COLOR}` }), 'not yet recorded'),
         ),
       ),
+      this.graphEl,
     );
     this.root.dataset.kind = 'training';
     this.root.dataset.state = 'ready';
@@ -169,6 +175,8 @@ export class TrainingView {
         this.refreshLoss();
       }
       if (this.outcomeEl && isObject(job.result)) fill(this.outcomeEl, outcome(job.result));
+      this.result = job.result;
+      this.showGraph();
     }
     // A run that stopped early (diverged, canceled) has fewer records than planned: size the map to what exists.
     if (TERMINAL.includes(job.status) && this.records.length && this.heatmap) this.heatmap.setExpected(this.records.length);
@@ -176,10 +184,22 @@ export class TrainingView {
     this.root.dataset.status = job.status;
   }
 
+  /** A layer graph's training: the heatmap's rows are its dense/conv2d rows; name them, with the last record's value. */
+  private showGraph(): void {
+    const rows = isObject(this.result) ? graphRows(this.result.layers) : null;
+    if (!this.graphEl || !rows) return;
+    const last = this.records[this.records.length - 1];
+    fill(this.graphEl, graphCard(rows, 'training-graph', {
+      head: `${METRIC_LABEL[this.metric]} at step ${last?.step ?? '?'}`,
+      value: (r) => last?.layers[r.index]?.[this.metric],
+    }));
+  }
+
   private setMetric(m: Metric): void {
     this.metric = m;
     for (const b of this.root.querySelectorAll<HTMLButtonElement>('button[data-metric]')) b.classList.toggle('on', b.dataset.metric === m);
     this.redrawHeatmap();
+    this.showGraph();
   }
 
   private redrawHeatmap(): void {

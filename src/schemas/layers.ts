@@ -2,7 +2,7 @@
 // (the kinds are LAYER_KINDS in vocabulary.ts). Tensors are NHWC (tfjs's layout): images [height, width, channels].
 import { Type, type Static, type TSchema } from 'typebox';
 import { ActivationSchema, InitializerSchema } from './activation-init.js';
-import { CONV_PADDINGS, enumOf, type LayerKind, SHORTCUT_KINDS } from './vocabulary.js';
+import { CONV_PADDINGS, enumOf, type LayerKind, RESIDUAL_VARIANTS, SHORTCUT_KINDS } from './vocabulary.js';
 
 export const LayerInitSchema = Type.Object(
   {
@@ -64,7 +64,7 @@ export const ResidualLayerSchema = layer('residual', {
   layers: Type.Array(PlainLayerSchema, { minItems: 1, description: 'The branch F, in order.' }),
   shortcut: Type.Optional(enumOf(SHORTCUT_KINDS, 'identity (default; the branch must keep the shape) or projection: a 1×1 conv2d with the branch\'s stride and output channels (image input) or a dense layer (flat input), with its own parameters and its own row (path <block>.shortcut).')),
   scale: Type.Optional(Type.Number({ description: 'Branch multiplier α: output shortcut(x) + α·F(x) (default 1).' })),
-  variant: Type.Optional(Type.Literal('plain', { description: 'plain (the only variant for layer graphs so far).' })),
+  variant: Type.Optional(enumOf(RESIDUAL_VARIANTS, 'plain (default): shortcut(x) + scale·F(x) with scale fixed; rezero (Bachlechner et al. 2020) and skipinit (De & Smith 2020): shortcut(x) + α·F(x) with α a learnable scalar, initial scale (default 0); fixup (Zhang, Dauphin & Ma 2019): the branch\'s dense/conv2d layers but the last drawn by init and scaled by L^(−1/(2m−2)) (L fixup blocks, m the branch\'s dense/conv2d layers), the last one and the network\'s head zeroed, a learnable scalar bias before each branch layer\'s input and one before its activation (initial 0), and a learnable multiplier on F (initial scale, default 1). The scalars are auxParameters (gate; fixup_bias_in, fixup_bias_act, fixup_scale) of the branch\'s rows.')),
 }, 'A residual block: activation(shortcut(x) + scale·F(x)).');
 
 export const LayerSchema = Type.Union([...PlainLayerSchema.anyOf, ResidualLayerSchema], {

@@ -4,6 +4,7 @@ import { DataSchema, LossSchema, NetworkSchema, AnalysisSpecSchema } from './spe
 import { ExpectSchema, ChecksSchema } from './checks.js';
 import { DataSummarySchema, NonFiniteSchema, Num, ParametersSchema } from './result.js';
 import { enumOf, OPTIMIZER_NAMES, TRAINING_INCLUDE, TrainingOutcomeSchema } from './vocabulary.js';
+import { GraphRowFields } from './graph-result.js';
 
 export { OPTIMIZER_NAMES, TRAINING_INCLUDE };
 export type { OptimizerName, TrainingInclude } from './vocabulary.js';
@@ -80,7 +81,7 @@ export const TrainingRecordSchema = Type.Object(
         weightGradNorm: Num('Frobenius norm of dLoss/dW on this minibatch.'),
         backpropNorm: Num('sqrt(batchSize)·‖dLoss/dH‖_F, as in analyses: the RMS per-example gradient w.r.t. the pre-activation.'),
         updateToWeightRatio: NullableNum('‖ΔW‖ / ‖W‖ of this step\'s update (≈1e-3 is the usual healthy order); null after the last step, where no update follows.'),
-        deadFraction: NullableNum('Fraction of units passing no gradient for any example of the batch; null for softmax.'),
+        deadFraction: NullableNum('Fraction of units passing no gradient for any example of the batch (a convolution: of channels, over every example and position); null for softmax, and for a layer graph\'s linear rows.'),
         saturatedFraction: NullableNum('Fraction of saturated (example, unit) entries; null for activations without a flat asymptote.'),
       }, { additionalProperties: false, title: 'TrainingLayerRecord', description: 'One layer at one recorded step.' }),
       { description: 'Per-layer statistics, input side first.' },
@@ -114,12 +115,17 @@ export const TrainingResultSchema = Type.Object(
     optimizer: { ...OptimizerSchema, description: 'The optimizer with every default filled in.' },
     layers: Type.Array(
       Type.Object({
-        index: Type.Integer({ description: 'Layer index: 0 reads the input, the last is the output layer.' }),
-        name: Type.String({ description: 'dense_<index>, or output.' }),
-        inputUnits: Type.Integer({ description: 'Units feeding the layer.' }),
-        units: Type.Integer({ description: 'Units of the layer.' }),
-        activation: Type.String({ description: 'Activation of the layer, with its parameter in brackets where it has one.' }),
-      }, { additionalProperties: false, title: 'TrainingLayer', description: 'A layer of the trained network.' }),
+        index: Type.Integer({ description: 'Layer index: 0 reads the input, the last is the output layer (layer graphs: the dense/conv2d row in graph order, as in analyses).' }),
+        name: Type.String({ description: 'dense_<index>, or output (layer graphs: the row\'s path).' }),
+        inputUnits: Type.Integer({ description: 'Units feeding the layer (layer graphs: the fan_in, kh·kw·c_in for a convolution).' }),
+        units: Type.Integer({ description: 'Units of the layer (a convolution: its filters).' }),
+        activation: Type.String({ description: 'Activation of the layer, with its parameter in brackets where it has one (layer graphs: the row\'s own or the first after it, as in analyses).' }),
+        path: GraphRowFields.path,
+        kind: GraphRowFields.kind,
+        outputShape: GraphRowFields.outputShape,
+        block: GraphRowFields.block,
+        shortcut: GraphRowFields.shortcut,
+      }, { additionalProperties: false, title: 'TrainingLayer', description: 'A layer of the trained network: for a layer graph one dense/conv2d row (projection shortcuts included), with the graph fields analyses\' rows have.' }),
       { description: 'The layers the records refer to by index.' },
     ),
     records: Type.Array(TrainingRecordSchema, { description: 'Recorded steps in order: 0, recordEvery, 2·recordEvery, …, and stepsCompleted.' }),

@@ -7,7 +7,7 @@ import type { NormalizedGraph, RowPlan } from '../spec/graph-types.js';
 import type { GraphParameters } from '../model/graph-params.js';
 import type { ActivationSpec } from '../model/activations.js';
 import { fitLogSlope, mean, spreadOf } from '../common/stats.js';
-import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type AnalysisResult, type AnalysisTimings, type InputMoments, type LayerStats } from './measure.js';
+import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type AnalysisResult, type AnalysisTimings, type InputMoments, type LayerStats, type ParametersJson } from './measure.js';
 import { graphTensors, measureGraphBatch } from './graph-measure.js';
 import type { BatchMeasurement, Reading } from './readings.js';
 
@@ -125,18 +125,7 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
     },
   };
   if (perBatch.length > 1) result.lossSpread = spreadOf(losses);
-  if (spec.include.includes('parameters')) {
-    result.parameters = graph.rows.map((row, i) => {
-      const n = row.node;
-      const cin = n.inputShape[n.inputShape.length - 1]!;
-      const shape = n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : [cin, n.units];
-      const own = params.aux.filter((p) => p.layer === i).map((p) => ({ name: p.name, values: Array.from(p.values) }));
-      return {
-        index: i, path: n.path, weights: nest(params.weights[i]!, shape) as number[][],
-        bias: params.biases[i] ? Array.from(params.biases[i]!) : null, ...(own.length > 0 ? { auxParameters: own } : {}),
-      };
-    });
-  }
+  if (spec.include.includes('parameters')) result.parameters = graphParametersJson(graph, params);
   if (spec.include.includes('batch')) {
     result.batch = batches.map((b, i) => ({
       x: nest(b.x, [b.size, ...graph.input]) as number[][],
@@ -145,6 +134,20 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
   }
   const t3 = performance.now();
   return { result, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 }, input };
+}
+
+/** The include: ["parameters"] layout of a graph's parameters: per row its path, kernel nested as the layer reads it, bias and gamma/beta. */
+export function graphParametersJson(graph: NormalizedGraph, params: GraphParameters): (ParametersJson[number] & { path: string })[] {
+  return graph.rows.map((row, i) => {
+    const n = row.node;
+    const cin = n.inputShape[n.inputShape.length - 1]!;
+    const shape = n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : [cin, n.units];
+    const own = params.aux.filter((p) => p.layer === i).map((p) => ({ name: p.name, values: Array.from(p.values) }));
+    return {
+      index: i, path: n.path, weights: nest(params.weights[i]!, shape) as number[][],
+      bias: params.biases[i] ? Array.from(params.biases[i]!) : null, ...(own.length > 0 ? { auxParameters: own } : {}),
+    };
+  });
 }
 
 /** Each row's activation (its own, or the first after it), resolved from the graph as model/graph-forward.ts resolves it. */

@@ -21,18 +21,33 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
   });
   const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
   const aux = p.aux.map((a) => tf.tensor1d(a.values));
-  return { tensors: packGraph(weights, biases, aux, p.auxPaths), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
+  return { tensors: packGraph(weights, biases, aux, p), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
 }
 
-function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], auxPaths: string[]): GraphTensors {
+/** gamma/beta by norm layer, the variants' scalars by "<path>:<name>", as p's aux entries name them. */
+function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], p: Pick<GraphParameters, 'aux' | 'auxPaths'>): GraphTensors {
   const norms = new Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>();
-  for (let i = 0; i < aux.length; i += 2) norms.set(auxPaths[i]!, { gamma: aux[i]!, beta: aux[i + 1]! });
-  return { weights, biases, norms };
+  const scalars = new Map<string, tf.Tensor>();
+  p.aux.forEach((a, i) => {
+    const path = p.auxPaths[i]!;
+    if (a.name === 'gamma') norms.set(path, { gamma: aux[i]!, beta: aux[i + 1]! });
+    else if (a.name !== 'beta') scalars.set(`${path}:${a.name}`, aux[i]!);
+  });
+  return { weights, biases, norms, scalars };
 }
 
-/** The flat list back into weights, biases (null where none) and aux, laid out as `template`. */
-function unpack(list: tf.Tensor[], template: GraphTensors, biasMask: boolean[], auxCount: number) {
-  const L = template.weights.length;
+/**
+ * The flat list (graphTensors' order: every row's weight, the biases that exist, gamma/beta) as the layers
+ * read it, laid out as `p`'s parameters are: for a list of updated parameters or of their gradients.
+ */
+export function graphTensorsOf(list: tf.Tensor[], p: GraphParameters): GraphTensors {
+  const biasMask = p.biases.map((b) => b !== null);
+  const u = unpack(list, p.weights.length, biasMask, p.aux.length);
+  return packGraph(u.weights, u.biases, u.aux, p);
+}
+
+/** The flat list back into the rows' weights, biases (null where the mask says none) and aux. */
+function unpack(list: tf.Tensor[], L: number, biasMask: boolean[], auxCount: number) {
   const weights = list.slice(0, L);
   let next = L;
   const biases = biasMask.map((has) => (has ? list[next++]! : null));
@@ -71,13 +86,13 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   const n = a.list.length;
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
-    const u = unpack(list, a.tensors, biasMask, a.params.aux.length);
-    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params.auxPaths), a.x, list.slice(n));
+    const u = unpack(list, a.tensors.weights.length, biasMask, a.params.aux.length);
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n));
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };
   const { value, grads } = tf.valueAndGrads(f)([...a.list, ...probes]);
-  const u = unpack(grads.slice(0, n), a.tensors, biasMask, a.params.aux.length);
+  const u = unpack(grads.slice(0, n), a.tensors.weights.length, biasMask, a.params.aux.length);
   return { value, weights: u.weights, biases: u.biases, deltas: grads.slice(n), aux: u.aux, taps: taps! };
 }
 

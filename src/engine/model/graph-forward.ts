@@ -11,6 +11,8 @@ export interface GraphTensors {
   biases: (tf.Tensor | null)[];
   /** gamma and beta by the norm layer's path. */
   norms: Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>;
+  /** The residual variants' learnable scalars by "<path>:<name>": a block's gate or fixup_scale, a row's fixup biases. */
+  scalars: Map<string, tf.Tensor>;
 }
 
 /**
@@ -187,9 +189,14 @@ class GraphRun {
   private weightLayer(node: WeightNode, a: tf.Tensor): tf.Tensor {
     const r = this.rowOf.get(node.path)!;
     const W = this.t.weights[r]!;
-    let h = node.kind === 'dense' ? tf.matMul(a as tf.Tensor2D, W as tf.Tensor2D) : convolve(a as tf.Tensor4D, node, W);
+    // Fixup's scalar biases: one added to the layer's input, one to its output before the activation.
+    const biasIn = this.t.scalars.get(`${node.path}:fixup_bias_in`);
+    const input = biasIn ? tf.add(a, biasIn) : a;
+    let h = node.kind === 'dense' ? tf.matMul(input as tf.Tensor2D, W as tf.Tensor2D) : convolve(input as tf.Tensor4D, node, W);
     const b = this.t.biases[r];
     if (b) h = tf.add(h, b);
+    const biasAct = this.t.scalars.get(`${node.path}:fixup_bias_act`);
+    if (biasAct) h = tf.add(h, biasAct);
     if (this.probes) h = tf.add(h, this.probes[r]!);
     this.taps.pre[r] = h;
     this.taps.post[r] = h;
@@ -233,7 +240,9 @@ class GraphRun {
         this.pending = null;
         const skip = node.projection ? this.weightLayer(node.projection, a) : a;
         this.pending = null;
-        a = tf.add(skip, node.scale === 1 ? branch : tf.mul(branch, node.scale));
+        // rezero/skipinit: a learnable gate α; fixup: a learnable multiplier; plain: the fixed scale.
+        const gate = this.t.scalars.get(`${node.path}:gate`) ?? this.t.scalars.get(`${node.path}:fixup_scale`);
+        a = tf.add(skip, gate ? tf.mul(branch, gate) : node.scale === 1 ? branch : tf.mul(branch, node.scale));
       } else {
         a = this.branchNode(node, a);
       }

@@ -3,16 +3,19 @@
 import { Rng, deriveSeed } from '../common/random.js';
 import { initialize, orthogonal, type InitializerSpec } from './initializers.js';
 import type { NormalizedGraph, RowPlan } from '../spec/graph-types.js';
-import type { AuxParameter } from './network.js';
+import { fixupBranchScale, type AuxParameter } from './network.js';
 
 export interface GraphParameters {
   rows: RowPlan[];
   /** Per row: dense [inputs][units] or conv2d [kh][kw][c_in][c_out], row-major. */
   weights: Float32Array[];
   biases: (Float32Array | null)[];
-  /** gamma and beta of every batch_norm/layer_norm (one entry per channel), `layer` the row that reports them. */
+  /**
+   * gamma and beta of every batch_norm/layer_norm (one entry per channel), then the residual variants' scalars
+   * (gate; fixup_bias_in, fixup_bias_act per branch row, fixup_scale), `layer` the row that reports them.
+   */
   aux: AuxParameter[];
-  /** Path of the norm layer of each aux entry (pairs: gamma then beta). */
+  /** Per aux entry the path it belongs to: the norm layer, the block (gate, fixup_scale) or the row (Fixup's biases). */
   auxPaths: string[];
 }
 
@@ -54,5 +57,42 @@ export function initGraphParameters(graph: NormalizedGraph, seed: number): Graph
     aux.push({ layer: n.row, name: 'gamma', values: new Float32Array(n.channels).fill(1) }, { layer: n.row, name: 'beta', values: new Float32Array(n.channels) });
     auxPaths.push(n.path, n.path);
   }
+  // Variants rewrite the draws above rather than drawing differently: every plain graph keeps its weights.
+  applyFixup(graph, weights);
+  for (const b of graph.blocks) {
+    const scale = Float32Array.of(blockScale(graph, b.path));
+    if (b.variant === 'fixup') {
+      for (const r of b.branchRows) {
+        aux.push({ layer: r, name: 'fixup_bias_in', values: Float32Array.of(0) }, { layer: r, name: 'fixup_bias_act', values: Float32Array.of(0) });
+        auxPaths.push(graph.rows[r]!.node.path, graph.rows[r]!.node.path);
+      }
+    }
+    aux.push({ layer: b.row, name: b.variant === 'fixup' ? 'fixup_scale' : 'gate', values: scale });
+    auxPaths.push(b.path);
+  }
   return { rows: graph.rows, weights, biases, aux, auxPaths };
+}
+
+/** The initial gate or multiplier of a block: its normalised scale. */
+function blockScale(graph: NormalizedGraph, path: string): number {
+  for (const node of graph.layers) if (node.kind === 'residual' && node.path === path) return node.scale;
+  throw new RangeError(`no residual block ${path}`);
+}
+
+/**
+ * Zhang et al. 2019 on a graph: in every fixup block the branch's dense/conv2d rows but the last are scaled by
+ * L^(−1/(2m−2)) (L fixup blocks, m rows in the branch), the last is zeroed, and so is the head (the last row).
+ */
+function applyFixup(graph: NormalizedGraph, weights: Float32Array[]): void {
+  const fixup = graph.blocks.filter((b) => b.variant === 'fixup');
+  if (fixup.length === 0) return;
+  for (const b of fixup) {
+    const factor = fixupBranchScale(fixup.length, b.branchRows.length);
+    b.branchRows.forEach((r, i) => {
+      const w = weights[r]!;
+      if (i === b.branchRows.length - 1) w.fill(0);
+      else for (let k = 0; k < w.length; k++) w[k]! *= factor;
+    });
+  }
+  weights[weights.length - 1]!.fill(0);
 }

@@ -5,16 +5,18 @@ import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclud
 import type { ExpectInput } from '../../schemas/checks.js';
 import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from '../spec/normalize.js';
 import { estimateCost, checkCost, type CostEstimate } from '../spec/cost.js';
-import { measureBatch, parametersJson, targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson, type Reading } from '../measure/measure.js';
-import { activation } from '../model/activations.js';
-import { activationsFor, auxParameterCount, forward, initParameters, lossOf, type AuxName, type LayerPlan } from '../model/network.js';
-import { disposeParameters, packParameters, parameterTensors, unpackParameters, type ParameterTensors } from '../model/parameter-pack.js';
+import { targetsFor, DEFAULT_SATURATION_THRESHOLD, type ParametersJson } from '../measure/measure.js';
+import { auxParameterCount, lossOf } from '../model/network.js';
 import { sampleBatches, type Batch, type Dataset } from '../data/datasets.js';
 import { deriveSeed } from '../common/random.js';
 import { encodeNonFinite, nonFiniteSummary, type NonFiniteSummary } from '../common/json-safe.js';
 import { CancelledError, LimitError, SpecError } from '../common/errors.js';
 import { createOptimizer, normalizeOptimizer, type Optimizer, type OptimizerConfig } from '../model/optimizers.js';
 import { evaluateChecks, validateExpect, type Check, type JsonNumber } from '../diagnosis/checks.js';
+import { denseTrainable, type Trainable, type TrainingLayer, type TrainingLayerRecord } from './trainable.js';
+import { graphTrainable } from './graph-trainable.js';
+
+export type { TrainingLayer, TrainingLayerRecord } from './trainable.js';
 
 /** Records when recordEvery is not given: about this many. */
 export const DEFAULT_RECORDS = 50;
@@ -30,16 +32,6 @@ export const BASELINE_FRACTION = 0.9;
 export const DIVERGENCE_FACTOR = 1.5;
 /** Without a record due, yield to the event loop at least this often so cancel messages get through. */
 const YIELD_EVERY_MS = 50;
-
-export interface TrainingLayerRecord {
-  index: number;
-  weightNorm: JsonNumber;
-  weightGradNorm: JsonNumber;
-  backpropNorm: JsonNumber;
-  updateToWeightRatio: JsonNumber | null;
-  deadFraction: JsonNumber | null;
-  saturatedFraction: JsonNumber | null;
-}
 
 /** One recorded step, JSON-safe (non-finite numbers are "NaN"/"Infinity"/"-Infinity"). */
 export interface TrainingRecord {
@@ -58,7 +50,7 @@ export interface TrainingResult {
   stepsCompleted: number;
   batchSize: number;
   optimizer: OptimizerConfig;
-  layers: { index: number; name: string; inputUnits: number; units: number; activation: string }[];
+  layers: TrainingLayer[];
   records: TrainingRecord[];
   evaluation: { examples: number; description: string };
   initialLoss: JsonNumber;
@@ -155,7 +147,6 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
   const analysisInput: AnalysisSpecInput = { ...rest, data: { ...rest.data } };
   if ('batches' in analysisInput.data) throw new SpecError('data.batches', 'data.batches does not apply to trainings: every step draws one fresh batch');
   const { spec, dataset } = normalizeSpec(analysisInput, limits);
-  if (spec.network.graph) throw new SpecError('network.layers', 'trainings of layer graphs (network.layers or network.preset) are not available yet: analyse them with POST /v1/analyses');
 
   const optimizer = normalizeOptimizer(optimizerInput);
   const recordEvery = recordEveryInput ?? Math.max(1, Math.ceil(steps / DEFAULT_RECORDS));
@@ -215,8 +206,9 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
 function includedValues(spec: NormalizedSpec, dataset: Dataset, steps: number, include: TrainingInclude[]): number {
   let values = 0;
   if (include.includes('parameters')) {
+    // A graph's count has gamma and beta in it already; the shorthand's auxiliary parameters are counted apart.
     const { parameters } = estimateCost(spec);
-    values += 2 * (parameters + auxParameterCount(spec.network));
+    values += 2 * (spec.network.graph ? parameters : parameters + auxParameterCount(spec.network));
   }
   if (include.includes('batches')) {
     const batchSize = spec.data.batchSize;
@@ -241,30 +233,22 @@ export async function runTraining(input: TrainingSpecInput, limits: SpecLimits =
   return trainPrepared(prepareTraining(input, limits), hooks);
 }
 
-/** Everything trainable: W, b, and the auxiliary parameters (normalisation gamma/beta, gates, Fixup scalars). */
-type Params = ParameterTensors;
+/** Everything trainable as the Trainable's one flat list (autodiff's and the optimizer's order). */
+type Params = tf.Tensor[];
 
-/** The parameters' current values in the include: ["parameters"] layout. */
-async function parametersNow(layers: LayerPlan[], p: Params): Promise<ParametersJson> {
-  const values = async (t: tf.Tensor): Promise<Float32Array> => Float32Array.from((await t.data()) as Float32Array);
-  const aux: { layer: number; name: AuxName; values: Float32Array }[] = [];
-  for (const a of p.aux) aux.push({ layer: a.layer, name: a.name, values: await values(a.tensor) });
-  const weights = await Promise.all(p.weights.map(values));
-  const biases = await Promise.all(p.biases.map((b) => (b ? values(b) : null)));
-  return parametersJson(layers, weights, biases, aux);
-}
+const disposeParameters = (p: Params): void => p.forEach((t) => t.dispose());
 
 /** Collects include: ["batches"]: each step's dataset rows, and every row once with the targets the loss saw. */
 class BatchLog {
   readonly indices: number[][] = [];
   private readonly rows = new Map<number, { x: number[]; y: number[] }>();
 
-  constructor(private readonly model: Model) {}
+  constructor(private readonly model: Trainable) {}
 
   add(batch: Batch): void {
     const indices = Array.from(batch.indices!);
     this.indices.push(indices);
-    const inputs = this.model.layers[0]!.inputUnits;
+    const inputs = this.model.inputSize;
     const targets = targetsFor(this.model.dataset, this.model.spec.loss, batch);
     indices.forEach((row, b) => {
       if (this.rows.has(row)) return;
@@ -301,25 +285,9 @@ class BatchStream {
   }
 }
 
-interface Model {
-  layers: LayerPlan[];
-  acts: ReturnType<typeof activationsFor>;
-  scale: number;
-  spec: NormalizedSpec;
-  dataset: Dataset;
-}
-
-/** The network's forward pass in training mode (normalisation uses the statistics of the rows given). */
-function forwardRun(model: Model, params: Params, x: tf.Tensor2D): { logits: tf.Tensor2D; output: tf.Tensor2D } {
-  const { logits, output } = forward({
-    layers: model.layers, acts: model.acts, residualScale: model.scale, weights: params.weights, biases: params.biases,
-    probes: null, x, aux: params.aux, normalization: model.spec.network.normalization,
-  });
-  return { logits, output };
-}
-
-function tensorsOf(model: Model, batch: Batch): { x: tf.Tensor2D; y: tf.Tensor2D | null } {
-  const x = tf.tensor2d(batch.x, [batch.size, model.layers[0]!.inputUnits]);
+/** The minibatch as tensors: x shaped [batch, ...input] (NHWC images for a graph that reads them). */
+function tensorsOf(model: Trainable, batch: Batch): { x: tf.Tensor; y: tf.Tensor2D | null } {
+  const x = tf.tensor(batch.x, [batch.size, ...model.inputShape]);
   if (model.spec.loss === 'output') return { x, y: null };
   const t = targetsFor(model.dataset, model.spec.loss, batch);
   return { x, y: tf.tensor2d(t.values, [batch.size, t.width]) };
@@ -334,9 +302,9 @@ function correctCount(output: tf.Tensor2D, labels: Int32Array): tf.Scalar {
 }
 
 /** Loss and accuracy of the parameters on a set of examples, in chunks. */
-async function evaluate(model: Model, params: Params, set: Batch): Promise<{ loss: number; accuracy: number | null }> {
+async function evaluate(model: Trainable, params: Params, set: Batch): Promise<{ loss: number; accuracy: number | null }> {
   const withAccuracy = hasAccuracy(model.spec, model.dataset);
-  const inputs = model.layers[0]!.inputUnits;
+  const inputs = model.inputSize;
   const outW = model.dataset.outputSize;
   let lossSum = 0;
   let correct = 0;
@@ -350,8 +318,8 @@ async function evaluate(model: Model, params: Params, set: Batch): Promise<{ los
     };
     const [l, c] = await readAndDispose(tf.tidy(() => {
       const { x, y } = tensorsOf(model, part);
-      const { logits, output } = forwardRun(model, params, x);
-      const loss = lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
+      const { logits, output } = model.forward(params, x);
+      const loss = lossOf(model.spec.loss, model.outputActivation, logits, output, y);
       return tf.stack([loss, withAccuracy ? correctCount(output, part.labels!) : tf.scalar(0)]);
     }));
     lossSum += l! * part.size;
@@ -361,7 +329,7 @@ async function evaluate(model: Model, params: Params, set: Batch): Promise<{ los
 }
 
 /** Loss of the best constant prediction on the set's targets (the level a network that ignores x reaches). */
-function baselineLoss(model: Model, set: Batch): number | null {
+function baselineLoss(model: Trainable, set: Batch): number | null {
   const { loss } = model.spec;
   if (loss === 'output') return null;
   const { values, width } = targetsFor(model.dataset, loss, set);
@@ -399,14 +367,16 @@ function scaledNorm(t: tf.Tensor): tf.Tensor {
   return tf.mul(m, tf.sqrt(tf.sum(tf.square(tf.divNoNan(t, m)))));
 }
 
-async function updateRatios(before: tf.Tensor2D[], after: tf.Tensor2D[]): Promise<number[]> {
-  const values = await readAndDispose(tf.tidy(() => tf.stack(before.flatMap((w, l) => [scaledNorm(tf.sub(after[l]!, w)), scaledNorm(w)]))));
-  return before.map((_, l) => values[2 * l]! / values[2 * l + 1]!);
+/** ‖ΔW‖ / ‖W‖ per row, from the parameter lists before and after an update. */
+async function updateRatios(model: Trainable, before: Params, after: Params): Promise<number[]> {
+  const slots = model.weightSlots;
+  const values = await readAndDispose(tf.tidy(() => tf.stack(slots.flatMap((i) => [scaledNorm(tf.sub(after[i]!, before[i]!)), scaledNorm(before[i]!)]))));
+  return slots.map((_, l) => values[2 * l]! / values[2 * l + 1]!);
 }
 
-async function batchAccuracy(model: Model, params: Params, x: tf.Tensor2D, labels: Int32Array): Promise<number> {
+async function batchAccuracy(model: Trainable, params: Params, x: tf.Tensor, labels: Int32Array): Promise<number> {
   const c = tf.tidy(() => {
-    const { output } = forwardRun(model, params, x);
+    const { output } = model.forward(params, x);
     return correctCount(output, labels);
   });
   return (await readAndDispose(c))[0]! / x.shape[0];
@@ -447,7 +417,7 @@ export async function trainPrepared(prepared: PreparedTraining, hooks: TrainingH
 interface TrainingRun {
   prepared: PreparedTraining;
   hooks: TrainingHooks;
-  model: Model;
+  model: Trainable;
   stream: BatchStream;
   evaluation: { set: Batch; description: string };
   toRecord: Set<number>;
@@ -475,8 +445,7 @@ interface RunOutcome {
 /** The network drawn from the spec's seed as tensors, its optimizer, data stream and evaluation set. */
 function startRun(prepared: PreparedTraining, hooks: TrainingHooks): TrainingRun {
   const { spec, dataset } = prepared;
-  const init = initParameters(spec.network, spec.seed);
-  const model: Model = { layers: init.layers, acts: activationsFor(init.layers), scale: spec.network.residual.scale, spec, dataset };
+  const model = spec.network.graph ? graphTrainable(spec, dataset) : denseTrainable(spec, dataset);
   return {
     prepared,
     hooks,
@@ -486,8 +455,8 @@ function startRun(prepared: PreparedTraining, hooks: TrainingHooks): TrainingRun
     toRecord: new Set(recordSteps(prepared.steps, prepared.recordEvery)),
     saturationThreshold: spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD,
     optimizer: createOptimizer(prepared.optimizer),
-    params: parameterTensors(init),
-    initialParameters: prepared.include.includes('parameters') ? parametersJson(init.layers, init.weights, init.biases, init.aux ?? []) : null,
+    params: model.initialList(),
+    initialParameters: prepared.include.includes('parameters') ? model.initialParameters() : null,
     batchLog: prepared.include.includes('batches') ? new BatchLog(model) : null,
     records: [],
     recordPaths: [],
@@ -514,14 +483,14 @@ async function trainSteps(run: TrainingRun): Promise<RunOutcome> {
   // The record after the last update, on the batch the next step would draw.
   if (!stoppedAt) await withBatch(run, steps, (b) => takeRecord(run, steps, b, null));
   const final = await evaluate(model, run.params, run.evaluation.set);
-  const finalParameters = run.initialParameters ? await parametersNow(model.layers, run.params) : null;
+  const finalParameters = run.initialParameters ? await model.parametersOf(run.params) : null;
   return { initial, final, stoppedAt, stepsCompleted, finalParameters };
 }
 
 /** A step's minibatch and its tensors (y is null for the 'output' loss). */
 interface StepBatch {
   batch: Batch;
-  x: tf.Tensor2D;
+  x: tf.Tensor;
   y: tf.Tensor2D | null;
 }
 
@@ -551,7 +520,7 @@ async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<
       await takeRecord(run, step, b, null);
       return { step, loss };
     }
-    if (run.toRecord.has(step)) await takeRecord(run, step, b, await updateRatios(run.params.weights, next.weights));
+    if (run.toRecord.has(step)) await takeRecord(run, step, b, await updateRatios(run.model, run.params, next));
     disposeParameters(run.params);
     run.params = next;
     pending = null;
@@ -564,16 +533,15 @@ async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<
 /** The minibatch loss and the optimizer's updated parameters (the current ones are left as they are). */
 async function gradientStep(run: TrainingRun, { x, y }: StepBatch): Promise<{ loss: number; next: Params }> {
   const { model, params } = run;
-  const list = packParameters(params);
   const out = tf.tidy(() => {
     const f = (...args: tf.Tensor[]): tf.Scalar => {
-      const { logits, output } = forwardRun(model, unpackParameters(args, params), x);
-      return lossOf(model.spec.loss, model.layers[model.layers.length - 1]!.activation, logits, output, y);
+      const { logits, output } = model.forward(args, x);
+      return lossOf(model.spec.loss, model.outputActivation, logits, output, y);
     };
-    const { value, grads } = tf.valueAndGrads(f)(list);
-    return { value, next: run.optimizer.step(list, grads) };
+    const { value, grads } = tf.valueAndGrads(f)(params);
+    return { value, next: run.optimizer.step(params, grads) };
   });
-  const next = unpackParameters(out.next, params);
+  const next = out.next;
   try {
     return { loss: (await readAndDispose(out.value))[0]!, next };
   } catch (err) {
@@ -585,19 +553,17 @@ async function gradientStep(run: TrainingRun, { x, y }: StepBatch): Promise<{ lo
 /** Measures the step's batch on the current parameters, keeps the record (JSON-safe), reports it, and yields. */
 async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepBatch, ratios: number[] | null): Promise<void> {
   const { model, params, prepared } = run;
-  const { layers, spec } = model;
-  const { loss, readings } = await measureBatch({
-    layers, weights: params.weights, biases: params.biases, aux: params.aux, residualScale: model.scale, loss: spec.loss,
-    x, y, saturationThreshold: run.saturationThreshold, normalization: spec.network.normalization, perExampleLayers: [],
-  });
+  const { spec } = model;
+  const { loss, readings } = await model.measure({ list: params, x, y, saturationThreshold: run.saturationThreshold });
+  const first = model.firstRow;
   const last = readings.length - 1;
   const raw = {
     step,
     loss,
     accuracy: hasAccuracy(spec, model.dataset) ? await batchAccuracy(model, params, x, batch.labels!) : null,
-    firstToLastRatio: readings[0]!.gradNorm / readings[last]!.gradNorm,
-    backpropFirstToLastRatio: readings[0]!.deltaNorm / readings[last]!.deltaNorm,
-    layers: layerRecords(layers, readings, spec.data.batchSize, ratios),
+    firstToLastRatio: readings[first]!.gradNorm / readings[last]!.gradNorm,
+    backpropFirstToLastRatio: readings[first]!.deltaNorm / readings[last]!.deltaNorm,
+    layers: model.records(readings, spec.data.batchSize, ratios),
   };
   const encoded = encodeNonFinite(raw, `records[${run.records.length}]`);
   run.recordPaths.push(...encoded.paths);
@@ -609,25 +575,9 @@ async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepB
   if (run.hooks.isCancelled?.()) throw new CancelledError();
 }
 
-function layerRecords(layers: LayerPlan[], readings: Reading[], B: number, ratios: number[] | null): TrainingLayerRecord[] {
-  return layers.map((layer, l) => {
-    const r = readings[l]!;
-    const act = activation(layer.activation);
-    return {
-      index: l,
-      weightNorm: r.weightNorm,
-      weightGradNorm: r.gradNorm,
-      backpropNorm: Math.sqrt(B) * r.deltaNorm,
-      updateToWeightRatio: ratios ? ratios[l]! : null,
-      deadFraction: act.derivative ? r.dead : null,
-      saturatedFraction: act.derivative && act.saturating ? r.saturated : null,
-    };
-  });
-}
-
 /** The verdict and every number of the result, non-finite ones encoded and listed. */
 function trainingResult(run: TrainingRun, o: RunOutcome): TrainingResult {
-  const { prepared, model: { spec, dataset, layers }, evaluation, records } = run;
+  const { prepared, model: { spec, dataset }, evaluation, records } = run;
   const lossReduction = (o.initial.loss - o.final.loss) / Math.max(Math.abs(o.initial.loss), 1e-12);
   const baseline = baselineLoss(run.model, evaluation.set);
   const verdict = judge({
@@ -658,10 +608,7 @@ function trainingResult(run: TrainingRun, o: RunOutcome): TrainingResult {
     stepsCompleted: o.stepsCompleted,
     batchSize: spec.data.batchSize,
     optimizer: prepared.optimizer,
-    layers: layers.map((l) => ({
-      index: l.index, name: l.name, inputUnits: l.inputUnits, units: l.units,
-      activation: l.activation.alpha !== undefined ? `${l.activation.name}(${l.activation.alpha})` : l.activation.name,
-    })),
+    layers: run.model.layers,
     records,
     evaluation: { examples: evaluation.set.size, description: evaluation.description },
     ...(rest.value as Pick<TrainingResult, 'initialLoss' | 'finalLoss' | 'lossReduction' | 'baselineLoss' | 'initialAccuracy' | 'finalAccuracy' | 'chanceAccuracy'>),

@@ -6,7 +6,7 @@ import { normalizeActivation } from '../model/activations.js';
 import { normalizeInitializer } from '../model/initializers.js';
 import { SpecError } from '../common/errors.js';
 import type {
-  BranchNode, ConvNode, DenseNode, GraphNode, LayerInits, NormalizedGraph, NormParam, ResidualNode, RowPlan, WeightNode,
+  BlockScalars, BranchNode, ConvNode, DenseNode, GraphNode, LayerInits, NormalizedGraph, NormParam, ResidualNode, RowPlan, WeightNode,
 } from './graph-types.js';
 
 /** Limits of a layer graph (besides SpecLimits' maxDepth for weight layers and maxWidth for units and filters). */
@@ -47,6 +47,7 @@ const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
 class GraphBuilder {
   rows: RowPlan[] = [];
   norms: NormParam[] = [];
+  blocks: BlockScalars[] = [];
   parameters = 0;
   weightFlops = 0;
   elements = 0;
@@ -181,13 +182,23 @@ class GraphBuilder {
   }
 
   private residual(raw: Extract<LayerInput, { kind: 'residual' }>, shape: number[], f: string, path: string): ResidualNode {
-    const scale = raw.scale ?? 1;
+    const variant = raw.variant ?? 'plain';
+    // ReZero and SkipInit start their gate at 0 (the block is the identity); Fixup's multiplier and plain α at 1.
+    const scale = raw.scale ?? (variant === 'rezero' || variant === 'skipinit' ? 0 : 1);
     if (!Number.isFinite(scale)) this.fail(`${f}.scale`, path, 'scale must be a finite number');
     const shortcut = raw.shortcut ?? 'identity';
+    const firstRow = this.rows.length;
     const { nodes, shape: out } = this.scope(raw.layers, shape, `${f}.layers`, path, path, false);
+    const branchRows = this.rows.slice(firstRow).map((r) => r.index);
+    if (variant !== 'plain') {
+      if (branchRows.length === 0) this.fail(`${f}.variant`, path, `variant ${variant} needs a dense or conv2d layer in the branch (its scalars are reported with the branch's last one)`);
+      this.blocks.push({ path, variant, branchRows, row: branchRows[branchRows.length - 1]! });
+      // A gate or multiplier per block; Fixup adds two scalar biases per branch row.
+      this.parameters += 1 + (variant === 'fixup' ? 2 * branchRows.length : 0);
+    }
     const node: ResidualNode = {
       path, name: raw.name ?? path, kind: 'residual', activation: this.activationOf(raw, f), inputShape: shape, outputShape: out,
-      layers: nodes as BranchNode[], shortcut, scale, variant: 'plain', projection: null,
+      layers: nodes as BranchNode[], shortcut, scale, variant, projection: null,
     };
     const same = out.length === shape.length && out.every((v, i) => v === shape[i]);
     if (shortcut === 'identity') {
@@ -245,7 +256,7 @@ export function normalizeGraph(layers: readonly LayerInput[], input: number[], d
     throw new SpecError(`network.layers[${nodes.length - 1}].units`, `network.layers[${nodes.length - 1}] (${last.path}): the network ends in ${shape[0]} units but the targets have ${d.outputUnits} values`);
   }
   return {
-    input, layers: nodes, rows: b.rows, norms: b.norms, outputUnits: shape[0]!,
+    input, layers: nodes, rows: b.rows, norms: b.norms, blocks: b.blocks, outputUnits: shape[0]!,
     parameters: b.parameters, weightFlopsPerExample: b.weightFlops, elementsPerExample: b.elements,
   };
 }

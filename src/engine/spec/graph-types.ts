@@ -2,7 +2,7 @@
 // writes (one example, NHWC). What spec/graph-normalize.ts makes and model/graph-*.ts, measure/graph-*.ts read.
 import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
-import type { ConvPadding, ShortcutKind } from '../../schemas/vocabulary.js';
+import type { ConvPadding, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
 
 interface NodeBase {
   /** Dotted path of the layer: its name, inside a residual block "<block path>.<name>" (e.g. stage2.block1.conv2). */
@@ -57,8 +57,9 @@ export interface ResidualNode extends NodeBase {
   kind: 'residual';
   layers: BranchNode[];
   shortcut: ShortcutKind;
+  /** plain: the fixed α; rezero, skipinit: the learnable gate's initial value; fixup: the learnable multiplier's. */
   scale: number;
-  variant: 'plain';
+  variant: ResidualVariant;
   /** The projection of a projection shortcut (path <block>.shortcut): a 1×1 strided conv2d, or dense on flat input. */
   projection: ConvNode | DenseNode | null;
 }
@@ -92,11 +93,24 @@ export interface NormParam {
   row: number;
 }
 
+/** A residual block's learnable scalars (variants other than plain), reported on the block's last branch row. */
+export interface BlockScalars {
+  /** Path of the residual block. */
+  path: string;
+  variant: Exclude<ResidualVariant, 'plain'>;
+  /** The branch's dense/conv2d rows, in order (Fixup gives each two scalar biases). */
+  branchRows: number[];
+  /** The row that reports the scalars: the branch's last dense/conv2d row. */
+  row: number;
+}
+
 export interface NormalizedGraph {
   input: number[];
   layers: GraphNode[];
   rows: RowPlan[];
   norms: NormParam[];
+  /** Residual blocks with a variant other than plain, in graph order. */
+  blocks: BlockScalars[];
   outputUnits: number;
   /** Trainable entries: weights, biases, gamma and beta. */
   parameters: number;
