@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { AnalysisRequestSchema } from '../src/schemas/checks.js';
 import { ErrorSchema } from '../src/schemas/result.js';
-import { AnalysisJobSchema, AnalysisJobStates, PreferHeaderSchema, QueueFullSchema } from '../src/schemas/jobs.js';
+import { AnalysisJobSchema, PendingAnalysisJobSchema, PreferHeaderSchema, QueueFullSchema } from '../src/schemas/jobs.js';
 import { HEADERS, withHeaders } from '../src/plugins/openapi.js';
 import { TEXTBOOK_CHAIN_EXAMPLE } from '../src/schemas/examples.js';
 import { jobPath, jobViewText, prefersAsync, sendAccepted, sendJsonText } from '../src/jobs/http.js';
@@ -35,14 +35,14 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Analyse gradient flow',
       operationId: 'createAnalysis',
       description:
-        'Builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute (422 naming the variable): the estimated FLOPs, what-if runs included, against GRADLENS_MAX_ANALYSIS_FLOPS when the request waits, against GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS with Prefer: respond-async. The analysis runs on a compute worker and is stored as a job: its id is retrievable at GET /v1/jobs/{id}. By default the request waits for the result (200); with the header Prefer: respond-async it answers 202 with Location and the queued job.',
+        'With network: builds the network, draws its weights from the seed, runs data.batches real minibatches forward and backward with tfjs autodiff and returns per-layer gradient statistics, ordered from the input side to the output layer. Limits (depth, width, batch, estimated FLOPs) are checked before any compute (422 naming the variable): the estimated FLOPs, what-if runs included, against GRADLENS_MAX_ANALYSIS_FLOPS when the request waits, against GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS with Prefer: respond-async. The analysis runs on a compute worker and is stored as a job: its id is retrievable at GET /v1/jobs/{id}. By default the request waits for the result (200); with the header Prefer: respond-async it answers 202 with Location and the queued job. With model ({"id"} of POST /v1/models) in place of network: the uploaded model runs as it is, on one batch of data in its own input layout, and every parameter is reported under its ONNX initializer name (ModelAnalysisResult).',
       tags: ['analyses'],
       headers: PreferHeaderSchema,
       body: { ...AnalysisRequestSchema, examples: [TEXTBOOK_CHAIN_EXAMPLE] },
       response: {
         200: withHeaders({ ...AnalysisJobSchema, description: 'The analysis succeeded: the stored job with its result.' }, HEADERS.contentLocation),
-        202: withHeaders({ ...AnalysisJobStates.pending, description: 'Prefer: respond-async: the queued job.' }, HEADERS.location, HEADERS.preferenceApplied),
-        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field.' },
+        202: withHeaders({ ...PendingAnalysisJobSchema, description: 'Prefer: respond-async: the queued job.' }, HEADERS.location, HEADERS.preferenceApplied),
+        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field (model.id for a model that is not stored; model with network is refused).' },
         409: withHeaders({ ...ErrorSchema, description: 'CANCELED: the analysis was canceled while the request waited (Location: the job).' }, HEADERS.location),
         422: { ...ErrorSchema, description: 'LIMIT_EXCEEDED: the spec is over a limit (depth, width, batch, FLOPs), named with its variable.' },
         503: QueueFullSchema,

@@ -7,6 +7,8 @@ with the fixed input batch, the targets, and PyTorch's own loss and per-paramete
 (named_parameters, i.e. state_dict names) computed by autograd in float32 and in float64.
 
 Run with Debian's torch: /usr/bin/python3 scripts/onnx-fixtures.py [--out test/fixtures/onnx]
+With --mnist-batch FILE (from scripts/mnist-batch.ts: the MNIST digits gradlens draws for a seed) it builds
+only mnist_cnn, a 1x28x28 model, on exactly that batch (test/fixtures/onnx-mnist: the API's data.source mnist).
 (test/engine/onnx-import.test.ts also runs it into a temporary folder, when torch is there, and compares
 against the float64 figures of that fresh export). Needs no `onnx` Python package.
 """
@@ -170,6 +172,19 @@ class Regression(nn.Module):
         return self.fc2(F.elu(self.fc1(x)))
 
 
+class MnistCnn(nn.Module):
+    """A 1x28x28 input (MNIST as PyTorch lays it out): Conv, BatchNormalization, Relu, Flatten, Gemm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 5, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 12 * 12, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.relu(self.bn(self.conv(x))), 1))
+
+
 # name, model class, opset, input shape, loss (cross_entropy: targets are class indices; mse: targets are values),
 # classes (for cross_entropy), what the graph's output is (logits, softmax or log_softmax).
 FIXTURES = [
@@ -215,7 +230,7 @@ def resnet18():
     return torchvision.models.resnet18(num_classes=10)
 
 
-def build(name, cls, opset, shape, loss, classes, output, out_dir):
+def build(name, cls, opset, shape, loss, classes, output, out_dir, batch=None):
     torch.manual_seed(sum(map(ord, name)))
     model = cls()
     x = torch.randn(*shape)
@@ -223,6 +238,10 @@ def build(name, cls, opset, shape, loss, classes, output, out_dir):
         target = torch.randn(shape[0], 2)
     else:
         target = torch.randint(0, classes, (shape[0],))
+    if batch is not None:
+        # The digits and labels gradlens draws (scripts/mnist-batch.ts), so the figures are for that batch.
+        x = torch.tensor(batch['data'], dtype=torch.float32).reshape(*shape)
+        target = torch.tensor(batch['labels'], dtype=torch.int64)
     has_bn = any(isinstance(mod, nn.BatchNorm2d) for mod in model.modules())
     if has_bn:
         # Running statistics away from their initial 0 and 1, so that eval mode differs from a no-op.
@@ -248,6 +267,8 @@ def build(name, cls, opset, shape, loss, classes, output, out_dir):
         'targetShape': list(target.shape),
         'loss32': loss32, 'loss64': loss64, 'parameters': params,
     }
+    if batch is not None:
+        record['mnist'] = {'batchSize': batch['batchSize'], 'seed': batch['seed'], 'normalize': batch['normalize']}
     if has_bn:
         eval_loss, eval_grads = reference(exported, x, target, loss, output, torch.float64, train=False)
         record['eval'] = {'loss64': eval_loss, 'gradNorm64': eval_grads}
@@ -262,8 +283,14 @@ def main():
     parser.add_argument('--resnet18', action='store_true',
                         help="torchvision's resnet18(num_classes=10) instead of the fixtures (45 MB: not committed)")
     parser.add_argument('--shape', default='4,3,64,64', help='the input batch shape of --resnet18')
+    parser.add_argument('--mnist-batch', help='JSON from scripts/mnist-batch.ts: build only mnist_cnn on that batch')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.mnist_batch:
+        with open(args.mnist_batch) as f:
+            batch = json.load(f)
+        build('mnist_cnn', MnistCnn, 13, batch['shape'], 'cross_entropy', 10, 'logits', args.out, batch)
+        return
     if args.resnet18:
         build('resnet18', resnet18, 13, [int(d) for d in args.shape.split(',')], 'cross_entropy', 10, 'logits', args.out)
         return

@@ -224,7 +224,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     queue: options.queue ?? new MemoryJobQueue(config.jobs.queueLimit),
     ...(scaled ? scaled.manager : {}),
     runner,
-    handlers: jobHandlers(config),
+    handlers: jobHandlers(config, models),
     environment: () => app.environment(),
     timeoutMs: config.jobs.timeoutMs,
     maxAttempts: config.jobs.maxAttempts,

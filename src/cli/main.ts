@@ -1,6 +1,8 @@
 // `gradlens check`: submits a spec to a gradlens server, waits for async jobs, prints the checks and exits 0/1/2/3 for CI.
+// `gradlens check model.onnx` / `gradlens analyze model.onnx`: uploads the model first (model.ts), then the same.
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
+import { isModelFile, modelRows, modelSpec, MODEL_OPTIONS, MODEL_USAGE, parseModelOptions, type ModelOptions } from './model.js';
 // An HTTP client only: the lists come from the vocabulary, the checks from the server's response.
 import { isOneOf, JOB_KINDS, TERMINAL_STATUSES, type JobKind as WorkKind } from '../schemas/vocabulary.js';
 
@@ -9,6 +11,8 @@ export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
   readFile(path: string): Promise<string>;
+  /** A model file as bytes (the upload's body). */
+  readBytes(path: string): Promise<Uint8Array>;
   sleep(ms: number): Promise<void>;
   now(): number;
   env: Record<string, string | undefined>;
@@ -27,6 +31,8 @@ const FIRST_POLL_MS = 500;
 const MAX_POLL_MS = 5000;
 
 export const USAGE = `Usage: gradlens check <spec.json> --url <http://host:3000> [options]
+       gradlens check <model.onnx> --data <mnist|gaussian_images|data.json> --url <url> [options]
+       gradlens analyze <model.onnx> --data <…> --url <url> [options]
        gradlens worker   (a compute worker: needs GRADLENS_QUEUE=redis://… and GRADLENS_STORE=postgres://…)
 
 Submits an analysis, training or sweep spec, waits for its result and prints its checks (from "expect"
@@ -42,7 +48,8 @@ Options:
   --wait             Wait for jobs and gate on their checks (the default).
   --api-key <key>    Sent as "Authorization: Bearer <key>" (default: $GRADLENS_API_KEY).
   --timeout <s>      Give up after this many seconds, polling included (default 600).
-  -h, --help         Show this help.
+  --expect <json>    CI expectations (a JSON object, or a file holding one), merged over the spec's "expect".
+${MODEL_USAGE}  -h, --help         Show this help.
 `;
 
 class CliError extends Error {}
@@ -52,18 +59,25 @@ const defaultIo = (): CliIo => ({
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   readFile: (p) => readFile(p, 'utf8'),
+  readBytes: async (p) => new Uint8Array(await readFile(p)),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
   now: () => Date.now(),
   env: process.env,
 });
 
 interface Options {
+  /** check: exit 1 when a check fails; analyze (models): print every parameter and report only. */
+  command: 'check' | 'analyze';
   file: string;
   url: string;
   kind: WorkKind | undefined;
   wait: boolean;
   apiKey: string | undefined;
   timeoutMs: number;
+  /** --expect, as given (JSON text or a file name); read in check(). */
+  expect: string | undefined;
+  /** Set when the file is a model (.onnx). */
+  model: ModelOptions | undefined;
 }
 
 function parse(argv: string[], env: CliIo['env']): Options | 'help' {
@@ -78,13 +92,21 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
       'no-wait': { type: 'boolean', default: false },
       'api-key': { type: 'string' },
       timeout: { type: 'string' },
+      expect: { type: 'string' },
+      ...MODEL_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return 'help';
   const [command, file, ...extra] = positionals;
-  if (command !== 'check') throw new CliError(command ? `unknown command "${command}"` : 'missing command "check"');
-  if (!file) throw new CliError('missing the spec file');
+  if (command !== 'check' && command !== 'analyze') throw new CliError(command ? `unknown command "${command}"` : 'missing command "check"');
+  if (!file) throw new CliError(command === 'analyze' ? 'missing the model file' : 'missing the spec file');
+  const model = isModelFile(file) ? parseModelOptions(values, (m) => new CliError(m)) : undefined;
+  if (!model && command === 'analyze') throw new CliError('analyze takes a model file (.onnx); use check for a spec');
+  if (!model) {
+    const stray = Object.keys(MODEL_OPTIONS).find((k) => (values as Record<string, unknown>)[k] !== undefined && (values as Record<string, unknown>)[k] !== false);
+    if (stray) throw new CliError(`--${stray} applies to a model file (.onnx), not to a spec`);
+  }
   if (extra.length) throw new CliError(`unexpected argument "${extra[0]}"`);
   const url = values.url ?? env.GRADLENS_URL;
   if (!url) throw new CliError('missing --url (or $GRADLENS_URL)');
@@ -99,8 +121,12 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
   }
   const timeout = values.timeout === undefined ? 600 : Number(values.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new CliError('--timeout must be a positive number of seconds');
+  if (model && values.kind !== undefined && values.kind !== 'analysis') throw new CliError('a model file is analysed: --kind must be analysis');
   return {
+    command,
     file,
+    expect: values.expect,
+    model,
     url: url.replace(/\/+$/, ''),
     kind: values.kind as WorkKind | undefined,
     // A gate that does not wait checks nothing: waiting is the default.
@@ -174,33 +200,31 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
   }
 }
 
-async function check(o: Options, io: CliIo): Promise<number> {
-  const deadline = io.now() + o.timeoutMs;
-  let text: string;
+/** The JSON object in a file (or, for --expect, given inline). */
+async function readJsonObject(source: string, io: CliIo, what: string, inline = false): Promise<Record<string, unknown>> {
+  let text = source;
+  if (!inline || !source.trimStart().startsWith('{')) {
+    try {
+      text = await io.readFile(source);
+    } catch (err) {
+      throw new CliError(`cannot read ${source}: ${(err as Error).message}`);
+    }
+  }
+  let value: unknown;
   try {
-    text = await io.readFile(o.file);
+    value = JSON.parse(text);
   } catch (err) {
-    throw new CliError(`cannot read ${o.file}: ${(err as Error).message}`);
+    throw new CliError(`${what} is not JSON: ${(err as Error).message}`);
   }
-  let spec: unknown;
-  try {
-    spec = JSON.parse(text);
-  } catch (err) {
-    throw new CliError(`${o.file} is not JSON: ${(err as Error).message}`);
-  }
-  if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw new CliError(`${o.file} must hold a JSON object`);
-  // "kind" tells the CLI where to post; the server's schemas do not know it.
-  const { kind: fileKind, ...body } = spec as Record<string, unknown>;
-  if (fileKind !== undefined && !isOneOf(KINDS, fileKind)) {
-    throw new CliError(`"kind" in ${o.file} must be one of ${KINDS.join(', ')}`);
-  }
-  const kind: WorkKind = o.kind ?? (isOneOf(KINDS, fileKind) ? fileKind : 'analysis');
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new CliError(`${what} must hold a JSON object`);
+  return value as Record<string, unknown>;
+}
 
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+type Request = (url: string, init: RequestInit) => Promise<Response>;
 
-  /** One request; retries 429/502/503/504 after Retry-After (or a backoff) until the deadline. */
-  const request = async (url: string, init: RequestInit): Promise<Response> => {
+/** The request helper: one request, retrying 429/502/503/504 after Retry-After (or a backoff) until the deadline. */
+function requester(o: Options, io: CliIo, deadline: number): Request {
+  return async (url, init) => {
     let delay = FIRST_POLL_MS;
     for (;;) {
       const remaining = deadline - io.now();
@@ -222,6 +246,40 @@ async function check(o: Options, io: CliIo): Promise<number> {
       delay = Math.min(MAX_POLL_MS, Math.round(delay * 1.5));
     }
   };
+}
+
+/** What to post where: the spec file's body and kind, or a model's analysis (uploaded first). */
+async function workOf(o: Options, io: CliIo, request: Request, headers: Record<string, string>): Promise<{ kind: WorkKind; body: Record<string, unknown> }> {
+  const expect = o.expect === undefined ? undefined : await readJsonObject(o.expect, io, '--expect', true);
+  if (o.model) {
+    const upload = async (bytes: Uint8Array): Promise<string> => {
+      const res = await request(`${o.url}/v1/models`, { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: new Blob([new Uint8Array(bytes)]) });
+      if (res.status !== 201) throw new CliError(`POST /v1/models: ${await errorText(res)}`);
+      const id = ((await res.json()) as { id?: string }).id;
+      if (!id) throw new CliError('POST /v1/models answered without an id');
+      io.stderr(`gradlens: uploaded ${o.file} as model ${id}\n`);
+      return id;
+    };
+    const readData = (path: string) => readJsonObject(path, io, path);
+    const body = await modelSpec(o.file, o.model, { readBytes: io.readBytes, readData, upload, fail: (m) => new CliError(m) });
+    return { kind: 'analysis', body: expect ? { ...body, expect } : body };
+  }
+  const spec = await readJsonObject(o.file, io, o.file);
+  // "kind" tells the CLI where to post; the server's schemas do not know it.
+  const { kind: fileKind, ...body } = spec;
+  if (fileKind !== undefined && !isOneOf(KINDS, fileKind)) {
+    throw new CliError(`"kind" in ${o.file} must be one of ${KINDS.join(', ')}`);
+  }
+  const kind: WorkKind = o.kind ?? (isOneOf(KINDS, fileKind) ? fileKind : 'analysis');
+  return { kind, body: expect ? { ...body, expect: { ...(body.expect as object | undefined), ...expect } } : body };
+}
+
+async function check(o: Options, io: CliIo): Promise<number> {
+  const deadline = io.now() + o.timeoutMs;
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+  const request = requester(o, io, deadline);
+  const { kind, body } = await workOf(o, io, request, headers);
 
   const postUrl = `${o.url}${ENDPOINT[kind]}`;
   const res = await request(postUrl, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -244,7 +302,9 @@ async function check(o: Options, io: CliIo): Promise<number> {
   if (job.status === 'failed' || job.status === 'canceled') {
     throw new CliError(`${kind} job ${job.id ?? ''} ${job.status}${job.error ? `: ${job.error.code ?? ''} ${job.error.message ?? ''}`.trimEnd() : ''}`);
   }
-  return report(kind, job, (body as { expect?: unknown }).expect !== undefined, io);
+  const code = report(kind, job, (body as { expect?: unknown }).expect !== undefined, io, o.command === 'analyze');
+  // analyze reports; check gates (a failing check is exit 1 there).
+  return o.command === 'analyze' && code === EXIT_FAILED ? EXIT_PASSED : code;
 }
 
 async function poll(
@@ -302,11 +362,11 @@ function graphRows(result: Record<string, unknown>): string | null {
   ]);
 }
 
-function report(kind: WorkKind, job: Job, expected: boolean, io: CliIo): number {
+function report(kind: WorkKind, job: Job, expected: boolean, io: CliIo, everyParameter = false): number {
   const result = job.result;
   if (!result || typeof result !== 'object') throw new CliError(`the ${kind} ${job.id ?? ''} has no result`);
   io.stdout(`gradlens: ${kind} ${job.id ?? ''} ${job.status ?? 'succeeded'}\n${headline(kind, result)}\n`);
-  const rows = kind === 'analysis' ? graphRows(result) : null;
+  const rows = kind === 'analysis' ? modelRows(result, table, fmt, everyParameter) ?? graphRows(result) : null;
   if (rows) io.stdout('\n' + rows);
   const checks = result.checks as { name: string; expected: unknown; actual: unknown; passed: boolean }[] | undefined;
   // The server evaluates expect; a response without checks for a spec with expect cannot be gated.

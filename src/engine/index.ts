@@ -14,7 +14,7 @@ export { evaluateChecks, validateExpect, fmt, type WorkKind } from './diagnosis/
 
 // Specs, limits and budgets (spec/).
 export {
-  normalizeSpec, normalizeSpecShape, isNormalizedSpec, DEFAULT_LIMITS, FLOP_BUDGETS, DEFAULT_THRESHOLDS,
+  normalizeSpec, normalizeSpecShape, isNormalizedSpec, DEFAULT_LIMITS, FLOP_BUDGETS, DEFAULT_THRESHOLDS, normalizeThresholds,
   type NormalizedSpec, type SpecLimits, type FlopBudget, type Thresholds,
 } from './spec/index.js';
 
@@ -26,7 +26,7 @@ export {
 
 // Models people bring (import/): ONNX from PyTorch and tfjs LayersModels, parsed, executed and measured.
 export {
-  importOnnx, describeOnnx, measureImported, analyzeImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
+  importOnnx, describeOnnx, measureImported, analyzeImported, mnistExamples, checkMnistInput, diagnoseImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
   UnsupportedOperatorError, ModelFormatError,
   type ModelDescription, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
 } from './import/index.js';

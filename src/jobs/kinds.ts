@@ -1,6 +1,6 @@
 // The three kinds of job: how each is validated before queueing and how it runs on the Runner.
 import {
-  normalizeSpecShape, admitNormalized, validateExpect, expandSweep, prepareTraining,
+  normalizeSpecShape, admitNormalized, validateExpect, expandSweep, prepareTraining, SpecError,
   type NormalizedSpec, type SpecLimits, type FlopBudget,
 } from '../engine/index.js';
 import type { ExpectInput } from '../schemas/checks.js';
@@ -11,6 +11,8 @@ import type { Config } from '../config.js';
 import type { JobKind } from './store.js';
 import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
+import type { ModelStore } from './model-store.js';
+import { isModelAnalysis, prepareModelAnalysis, runModelAnalysis } from './model-analysis.js';
 
 /**
  * Validates and normalises an analysis once and checks its cost against each budget in turn (what-if runs
@@ -26,17 +28,28 @@ export function admitAnalysisJob(input: AnalysisSpecInput, limits: SpecLimits, s
   return spec;
 }
 
-export function jobHandlers(config: Config): Record<JobKind, JobKindHandler> {
+/** models: the uploaded models analyses may name (`"model": {"id"}`); without it such analyses are refused. */
+export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind, JobKindHandler> {
   const { limits } = config;
   return {
     analysis: {
       prepare(spec, expect, { synchronous = false }) {
+        if (isModelAnalysis(spec)) {
+          const work = prepareModelAnalysis(spec, models, limits);
+          validateExpect(expect as ExpectInput | undefined, 'analysis');
+          return work;
+        }
+        if ((spec as { network?: unknown }).network === undefined) {
+          throw new SpecError('network', 'body must have property network (a network spec) or model (an uploaded model: {"id": …})');
+        }
         const normalized = admitAnalysisJob(spec as AnalysisSpecInput, limits, synchronous);
         validateExpect(expect as ExpectInput | undefined, 'analysis');
         return normalized;
       },
       // Checked against expect and encoded once, on the worker: the store and the reply keep that text.
-      run({ job, runner, signal, prepared }) {
+      run(ctx) {
+        if (isModelAnalysis(ctx.job.spec)) return runModelAnalysis(ctx, models, limits);
+        const { job, runner, signal, prepared } = ctx;
         const expect = job.expect === null || job.expect === undefined ? {} : { expect: job.expect as ExpectInput };
         // The spec normalised by prepare() goes to the worker as it is (after a restart: the stored spec).
         return runner.analyzeEncoded((prepared as NormalizedSpec | undefined) ?? (job.spec as AnalysisSpecInput), { signal, ...expect });

@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
-import type { AnalysisWork, ComputeTask } from './tasks.js';
+import type { AnalysisWork, ComputeTask, ModelAnalysisTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
 import type { ExpectInput } from '../schemas/checks.js';
@@ -328,6 +328,11 @@ export class WorkerPool implements Runner {
 
   async analyze(input: AnalysisSpecInput, options: RunOptions = {}): Promise<AnalysisOutput> {
     return (await this.analysis(input, options, {})) as AnalysisOutput;
+  }
+
+  /** An uploaded model's analysis on one worker (never split: the model is imported where it runs). */
+  async analyzeModel(task: ModelAnalysisTask, options: RunOptions = {}): Promise<EncodedOutput> {
+    return (await this.run(task, options)) as EncodedOutput;
   }
 
   async analyzeEncoded(input: AnalysisWork, options: RunOptions & { expect?: ExpectInput } = {}): Promise<EncodedOutput> {

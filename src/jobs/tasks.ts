@@ -2,7 +2,7 @@
 import {
   analyze, analyzeNormalized, type AnalysisOutput, analyzeShard, type ShardPartial, CancelledError,
   isNormalizedSpec, type NormalizedSpec, type SpecLimits, type FlopBudget, runTraining, type TrainingOutput,
-  theoryReport, type TheoryReport, evaluateChecks,
+  theoryReport, type TheoryReport, evaluateChecks, importOnnx, analyzeImported, type ImportedAnalysisInput,
 } from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
@@ -27,7 +27,20 @@ export type ComputeTask =
   | { kind: 'analysis-shard'; input: AnalysisWork; index: number; count: number }
   | { kind: 'training'; input: TrainingSpecInput }
   /** GET /v1/theory: its quadrature takes up to seconds at large depth, so it runs off the HTTP thread too. */
-  | { kind: 'theory'; query: TheoryQuery };
+  | { kind: 'theory'; query: TheoryQuery }
+  | ModelAnalysisTask;
+
+/**
+ * An analysis of an uploaded model: the file itself travels with the task (the worker has no store), the
+ * normalised spec is echoed into the output, the result checked against expect and encoded where it ran.
+ */
+export interface ModelAnalysisTask {
+  kind: 'model-analysis';
+  file: Uint8Array;
+  input: ImportedAnalysisInput;
+  spec: unknown;
+  expect?: ExpectInput;
+}
 
 export interface TaskHooks {
   /** Partial results (training records) with the task's progress 0..1. */
@@ -60,5 +73,25 @@ export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: 
       return runTraining(task.input, limits, hooks);
     case 'theory':
       return theoryReport(task.query);
+    case 'model-analysis':
+      return analyzeModel(task, limits);
+  }
+}
+
+/** The model imported from its file, analysed on one batch, then freed; the output as a job stores it. */
+async function analyzeModel(task: ModelAnalysisTask, limits: SpecLimits): Promise<EncodedOutput> {
+  const started = performance.now();
+  const model = importOnnx(task.file);
+  try {
+    const built = performance.now();
+    const { result, nonFinite } = await analyzeImported(model, task.input, { maxBatchSize: limits.maxBatchSize });
+    const body = { ...(result as { batchSize: number }), nonFinite };
+    if (task.expect !== undefined) Object.assign(body, evaluateChecks(task.expect, 'analysis', body as unknown as Parameters<typeof evaluateChecks>[2]));
+    const done = performance.now();
+    const parameters = model.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    const timings = { buildMs: built - started, computeMs: done - built, totalMs: done - started };
+    return encodeOutput({ spec: task.spec, result: body, cost: { parameters, examples: body.batchSize }, timings });
+  } finally {
+    model.dispose();
   }
 }

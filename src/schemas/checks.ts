@@ -1,6 +1,7 @@
 // JSON schemas (TypeBox) of CI expectations (`expect`) and the checks evaluated from them.
 import { Type, type Static } from 'typebox';
-import { AnalysisSpecSchema } from './spec.js';
+import { AnalysisSpecSchema, NetworkSchema } from './spec.js';
+import { ModelModeSchema, ModelRefSchema } from './models.js';
 import { TRAINING_OUTCOMES, TrainingOutcomeSchema as StatusSchema, VERDICTS, VerdictSchema, type TrainingOutcome, type Verdict } from './vocabulary.js';
 
 /** Kept for the engine's imports: the lists live in vocabulary.ts. */
@@ -54,10 +55,19 @@ export const CheckSchema = Type.Object(
 
 export const ChecksSchema = Type.Array(CheckSchema, { description: 'One check per field of expect, in the order of ExpectSchema.' });
 
-/** An analysis request: the analysis spec plus optional CI expectations. */
+/**
+ * An analysis request: the analysis spec plus optional CI expectations, of a network gradlens builds (network)
+ * or of an uploaded model (model, with mode): exactly one of the two, checked when the job is admitted.
+ */
 export const AnalysisRequestSchema = Type.Object(
-  { ...AnalysisSpecSchema.properties, expect: Type.Optional(ExpectSchema) },
-  { additionalProperties: false, title: 'AnalysisRequest', description: 'An analysis spec, optionally with CI expectations (expect).' },
+  {
+    ...AnalysisSpecSchema.properties,
+    network: Type.Optional({ ...NetworkSchema, description: 'The network to build and analyse. Required unless model names an uploaded model.' }),
+    model: Type.Optional({ ...ModelRefSchema, description: 'An uploaded model (POST /v1/models) to analyse instead of network: data is then inline (x in the model\'s own layout, NCHW for a PyTorch export, y class indices or targets), mnist (a model input of 1×28×28, 28×28×1 or 784 values) or gaussian_images (N(0, noise²) inputs of the model\'s declared shape, uniform class targets); loss categorical_crossentropy (on logits: torch.nn.functional.cross_entropy) or mse; one batch (data.batches 1); include and whatIf do not apply. The result (ModelAnalysisResult) names every parameter by its ONNX initializer name (PyTorch: the state_dict name). A model id not stored is 400 naming model.id.' }),
+    mode: Type.Optional(ModelModeSchema),
+    expect: Type.Optional(ExpectSchema),
+  },
+  { additionalProperties: false, title: 'AnalysisRequest', description: 'An analysis spec, optionally with CI expectations (expect): of network, or of an uploaded model (model).' },
 );
 
 export type ExpectInput = Static<typeof ExpectSchema>;

@@ -6,6 +6,7 @@ import { ExpectSchema } from './checks.js';
 import { AnalysisSpecSchema } from './spec.js';
 import { TrainingResultSchema, TrainingSpecSchema } from './training.js';
 import { SweepResultSchema, SweepSpecSchema } from './sweep.js';
+import { ModelAnalysisCostSchema, ModelAnalysisResultSchema, ModelAnalysisSpecSchema } from './model-analysis.js';
 import { enumOf, JobKindSchema, JobStatusSchema, PENDING_STATUSES, STORAGE_PROBLEMS, UNSUCCESSFUL_STATUSES } from './vocabulary.js';
 
 export { JobKindSchema, JobStatusSchema };
@@ -120,6 +121,10 @@ export const AnalysisJobStates = jobStates({
   kind: 'analysis', name: 'Analysis', spec: AnalysisSpecSchema, result: AnalysisResultSchema, cost: AnalysisCostSchema,
   resultDescription: 'The analysis result; with expect, also checks and passed.',
 });
+export const ModelAnalysisJobStates = jobStates({
+  kind: 'analysis', name: 'ModelAnalysis', spec: ModelAnalysisSpecSchema, result: ModelAnalysisResultSchema, cost: ModelAnalysisCostSchema,
+  resultDescription: 'The analysis of an uploaded model; with expect, also checks and passed.',
+});
 export const TrainingJobStates = jobStates({
   kind: 'training', name: 'Training', spec: TrainingSpecSchema, result: TrainingResultSchema, cost: TrainingCostSchema,
   resultDescription: 'The training result: records (per-step per-layer statistics), learns, status, …; with expect, also checks and passed.',
@@ -133,14 +138,17 @@ export const SweepJobStates = jobStates({
 export const JobSchema = Type.Union(
   [
     AnalysisJobStates.pending, AnalysisJobStates.succeeded, AnalysisJobStates.unsuccessful,
+    ModelAnalysisJobStates.pending, ModelAnalysisJobStates.succeeded, ModelAnalysisJobStates.unsuccessful,
     TrainingJobStates.pending, TrainingJobStates.succeeded, TrainingJobStates.unsuccessful,
     SweepJobStates.pending, SweepJobStates.succeeded, SweepJobStates.unsuccessful,
   ],
   { title: 'Job', description: 'A job: queued or running work (no result), a success (the result of its kind) or a failure (error). Narrow on kind and status.' },
 );
 
-/** POST /v1/analyses 200 (synchronous): the succeeded analysis job. */
-export const AnalysisJobSchema = AnalysisJobStates.succeeded;
+/** POST /v1/analyses 200 (synchronous): the succeeded analysis job, of a network or of an uploaded model. */
+export const AnalysisJobSchema = Type.Union([AnalysisJobStates.succeeded, ModelAnalysisJobStates.succeeded], { title: 'AnalysisJob' });
+/** POST /v1/analyses 202: the queued analysis job. */
+export const PendingAnalysisJobSchema = Type.Union([AnalysisJobStates.pending, ModelAnalysisJobStates.pending], { title: 'PendingAnalysisJobOfAnyKind' });
 
 export const JobListSchema = Type.Object(
   {

@@ -1,6 +1,7 @@
-// JSON schemas (TypeBox) of uploaded models: what POST /v1/models answers and GET /v1/models/{id} shows.
+// JSON schemas (TypeBox) of uploaded models: what POST /v1/models answers and GET /v1/models/{id} shows, and
+// how an analysis names one (ModelRef) with its loss and mode.
 import { Type, type Static } from 'typebox';
-import { enumOf, MODEL_FORMATS, MODEL_OUTPUT_KINDS } from './vocabulary.js';
+import { enumOf, MODEL_FORMATS, MODEL_LOSSES, MODEL_MODES, MODEL_OUTPUT_KINDS } from './vocabulary.js';
 
 const ValueInfoSchema = Type.Object({
   name: Type.String(),
@@ -40,3 +41,16 @@ export const ModelListQuerySchema = Type.Object(
   { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Models listed (newest first; default 20, at most 100).' })) },
   { additionalProperties: false },
 );
+
+// How analyses refer to an uploaded model, and the loss and mode they run it with (schemas/model-analysis.ts).
+export const ModelRefSchema = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 64, description: 'The id POST /v1/models answered.' }) },
+  { additionalProperties: false, title: 'ModelRef', description: 'An uploaded model (POST /v1/models), analysed in place of network.' },
+);
+
+export const ModelLossSchema = enumOf(MODEL_LOSSES,
+  'With model: the loss on the model\'s output, a batch mean. categorical_crossentropy (default) on logits is torch.nn.functional.cross_entropy; a graph that ends in Softmax (LogSoftmax) is read as (log-)probabilities; targets are class indices or distributions. mse is F.mse_loss, targets shaped as the output.');
+
+export const ModelModeSchema = enumOf(MODEL_MODES,
+  'With model: train (default) runs BatchNormalization on the batch\'s own statistics, the state gradients are taken in during training; eval on the running statistics stored in the model. Dropout is always off.');
+

@@ -195,3 +195,12 @@ export type ModelFormat = (typeof MODEL_FORMATS)[number];
 /** What an imported model's output is, so the loss reads it as PyTorch users mean it. */
 export const MODEL_OUTPUT_KINDS = ['logits', 'probabilities', 'log_probabilities'] as const;
 export type ModelOutputKind = (typeof MODEL_OUTPUT_KINDS)[number];
+/** Losses on an imported model's output (categorical_crossentropy on logits = torch.nn.functional.cross_entropy). */
+export const MODEL_LOSSES = ['categorical_crossentropy', 'mse'] as const;
+export type ModelLoss = (typeof MODEL_LOSSES)[number];
+/** How an imported model runs: train (batch statistics in BatchNormalization) or eval (its running statistics). */
+export const MODEL_MODES = ['train', 'eval'] as const;
+export type ModelMode = (typeof MODEL_MODES)[number];
+/** Data sources an analysis of an imported model takes (gaussian_images: N(0, noise²) inputs of the model's shape). */
+export const MODEL_DATA_SOURCES = ['inline', 'mnist', 'gaussian_images'] as const;
+export type ModelDataSource = (typeof MODEL_DATA_SOURCES)[number];

@@ -23,6 +23,7 @@ function idleRunner(): Runner {
     analyze: (_input, options) => never(options),
     analyzeEncoded: (_input, options) => never(options),
     train: (_input, options) => never(options),
+    analyzeModel: (_task, options) => never(options),
     theory: () => never(),
     close: async () => undefined,
   };

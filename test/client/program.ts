@@ -27,8 +27,11 @@ const data = { source: 'xor' as const, samples: 64, batchSize: 32 };
 const analysis = await client.POST('/v1/analyses', { body: { network, data } });
 if (!analysis.data) throw new Error(`POST /v1/analyses: ${analysis.error?.message}`);
 if (analysis.data.status !== 'succeeded') throw new Error(`the analysis is ${analysis.data.status}`);
-const layerStats = analysis.data.result.layers.map((layer) => ({ index: layer.index, weightGradNorm: layer.weightGradNorm, backpropNorm: layer.backpropNorm }));
-const verdict = analysis.data.result.summary.verdict;
+// 200 is a network's analysis or an uploaded model's (ModelAnalysisResult, which has the model's format).
+const analysed = analysis.data.result;
+if ('format' in analysed) throw new Error('a network was analysed, not a model');
+const layerStats = analysed.layers.map((layer) => ({ index: layer.index, weightGradNorm: layer.weightGradNorm, backpropNorm: layer.backpropNorm }));
+const verdict = analysed.summary.verdict;
 
 // A training: per step, per layer, the weight-gradient norm.
 const training = await client.POST('/v1/trainings', { body: { network, data, steps: 4, recordEvery: 2 } });

@@ -25,6 +25,7 @@ describe('cheap requests', () => {
       analyze: (input, options) => real.analyze(input, options),
       analyzeEncoded: (input, options) => real.analyzeEncoded(input, options),
       train: (input, options) => real.train(input, options),
+      analyzeModel: (task, options) => real.analyzeModel(task, options),
       theory: async (query) => {
         theoryCalls.push(query);
         if (!Number.isSafeInteger(query.depth ?? 20)) throw new Error(`the engine was asked for depth ${query.depth}`);

@@ -31,6 +31,7 @@ function heldRunner(): Runner & { release(): void } {
       waiting.push(() => resolve(encodeOutput({ spec: {}, result: { layers: [] } })));
     }),
     train: () => Promise.reject(new Error('not used')),
+    analyzeModel: () => Promise.reject(new Error('not used')),
     theory: () => Promise.reject(new Error('not used')),
     close: async () => undefined,
     release: () => waiting.splice(0).forEach((f) => f()),

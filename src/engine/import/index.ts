@@ -14,6 +14,7 @@ export {
   importLayersModel, LayersModelImport, SUPPORTED_LAYERS, type LayersModelFiles, type LayersModelJson,
 } from './layers-model.js';
 export {
-  analyzeImported, type ImportedAnalysisInput, type ImportedAnalysisOptions, type ImportedAnalysisOutput, type ImportedData,
+  analyzeImported, mnistExamples, checkMnistInput, type ImportedAnalysisInput, type ImportedAnalysisOptions, type ImportedAnalysisOutput, type ImportedData,
   type AnalysableModel,
 } from './analyze.js';
+export { diagnoseImported, type ImportedSummary, type ImportedDiagnosis } from './diagnose.js';

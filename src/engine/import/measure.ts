@@ -6,9 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { SpecError } from '../common/errors.js';
 import type { Measurable, OutputKind } from './types.js';
+import { MODEL_LOSSES, type ModelLoss } from '../../schemas/vocabulary.js';
 
-export const IMPORTED_LOSSES = ['categorical_crossentropy', 'mse'] as const;
-export type ImportedLoss = (typeof IMPORTED_LOSSES)[number];
+export const IMPORTED_LOSSES = MODEL_LOSSES;
+export type ImportedLoss = ModelLoss;
 
 export interface MeasureOptions {
   readonly input: tf.Tensor;

@@ -1,0 +1,116 @@
+// The CLI's model flow (`gradlens check model.onnx --data mnist`, `gradlens analyze model.onnx`): the options
+// that build an analysis of an uploaded model, the analysis request (after the upload, POST /v1/models), and
+// the table of its result. An HTTP client only: what the model is and whether the data fits, the server says.
+import { isOneOf, MODEL_DATA_SOURCES, MODEL_LOSSES, MODEL_MODES } from '../schemas/vocabulary.js';
+
+/** The file is a model (uploaded), not a spec: by its extension. */
+export const isModelFile = (file: string): boolean => /\.onnx$/i.test(file);
+
+export const MODEL_OPTIONS = {
+  data: { type: 'string' },
+  'batch-size': { type: 'string' },
+  seed: { type: 'string' },
+  mode: { type: 'string' },
+  loss: { type: 'string' },
+} as const;
+
+export const MODEL_USAGE = `
+Model files (.onnx, e.g. from torch.onnx.export): uploaded with POST /v1/models, then analysed with its id.
+  --data <source>    mnist | gaussian_images | a JSON file with inline "x" (the model's own input layout,
+                     NCHW for a PyTorch export) and "y" (class indices or targets). Required.
+  --batch-size <n>   mnist, gaussian_images: examples in the batch (default 64).
+  --seed <n>         Seeds the batch drawn (default 42).
+  --mode <mode>      train (BatchNorm on batch statistics, default) | eval (running statistics).
+  --loss <loss>      categorical_crossentropy (on logits: F.cross_entropy, default) | mse.
+  check gates on --expect (exit 1 when a check fails); analyze prints every parameter and only reports.
+`;
+
+export interface ModelOptions {
+  data: string;
+  batchSize?: number;
+  seed?: number;
+  mode?: string;
+  loss?: string;
+}
+
+const integer = (value: string | undefined, name: string, fail: (m: string) => Error): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw fail(`--${name} must be a non-negative integer`);
+  return n;
+};
+
+export function parseModelOptions(values: Record<string, unknown>, fail: (m: string) => Error): ModelOptions {
+  const data = values.data as string | undefined;
+  if (!data) throw fail(`a model needs --data (${MODEL_DATA_SOURCES.filter((s) => s !== 'inline').join(', ')} or a JSON file with inline x and y)`);
+  const mode = values.mode as string | undefined;
+  if (mode !== undefined && !isOneOf(MODEL_MODES, mode)) throw fail(`--mode must be one of ${MODEL_MODES.join(', ')}`);
+  const loss = values.loss as string | undefined;
+  if (loss !== undefined && !isOneOf(MODEL_LOSSES, loss)) throw fail(`--loss must be one of ${MODEL_LOSSES.join(', ')}`);
+  const batchSize = integer(values['batch-size'] as string | undefined, 'batch-size', fail);
+  const seed = integer(values.seed as string | undefined, 'seed', fail);
+  return {
+    data, ...(batchSize !== undefined ? { batchSize } : {}), ...(seed !== undefined ? { seed } : {}),
+    ...(mode !== undefined ? { mode } : {}), ...(loss !== undefined ? { loss } : {}),
+  };
+}
+
+export interface ModelSpecIo {
+  readBytes(path: string): Promise<Uint8Array>;
+  readData(path: string): Promise<Record<string, unknown>>;
+  /** POST /v1/models; the stored model's id. */
+  upload(bytes: Uint8Array): Promise<string>;
+  fail(message: string): Error;
+}
+
+/** The analysis request of a model file: uploaded, then named by id, with the data the options describe. */
+export async function modelSpec(file: string, o: ModelOptions, io: ModelSpecIo): Promise<Record<string, unknown>> {
+  let data: Record<string, unknown>;
+  if (isOneOf(MODEL_DATA_SOURCES, o.data) && o.data !== 'inline') {
+    data = { source: o.data, ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}) };
+  } else {
+    if (o.batchSize !== undefined) throw io.fail('--batch-size applies to mnist and gaussian_images; inline data is all of x');
+    const inline = await io.readData(o.data);
+    data = { source: 'inline', x: inline.x, y: inline.y };
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await io.readBytes(file);
+  } catch (err) {
+    throw io.fail(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  const id = await io.upload(bytes);
+  return {
+    ...(o.seed !== undefined ? { seed: o.seed } : {}), model: { id }, data,
+    ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.loss !== undefined ? { loss: o.loss } : {}),
+  };
+}
+
+interface ModelLayer {
+  name: string;
+  op: string;
+  outputShape?: number[];
+  backpropNorm?: unknown;
+  parameters?: { name: string; shape?: number[]; gradNorm?: unknown; gradRms?: unknown }[];
+}
+
+/**
+ * An uploaded model's rows (they carry op): one per layer with its parameters' gradient norms, or with
+ * everyParameter one per parameter. null for a network's result.
+ */
+export function modelRows(
+  result: Record<string, unknown>, table: (rows: string[][]) => string, fmt: (v: unknown) => string, everyParameter: boolean,
+): string | null {
+  const layers = result.layers as ModelLayer[] | undefined;
+  if (!Array.isArray(layers) || layers.length === 0 || layers[0]!.op === undefined) return null;
+  if (everyParameter) {
+    return table([
+      ['LAYER', 'OP', 'BACKPROP', 'PARAMETER', 'SHAPE', 'GRAD NORM', 'GRAD RMS'],
+      ...layers.flatMap((l) => (l.parameters ?? []).map((p) => [l.name, l.op, fmt(l.backpropNorm), p.name, `[${(p.shape ?? []).join(', ')}]`, fmt(p.gradNorm), fmt(p.gradRms)])),
+    ]);
+  }
+  return table([
+    ['LAYER', 'OP', 'SHAPE', 'BACKPROP', 'PARAMETER GRAD NORMS'],
+    ...layers.map((l) => [l.name, l.op, `[${(l.outputShape ?? []).join(', ')}]`, fmt(l.backpropNorm), (l.parameters ?? []).map((p) => `${p.name} ${fmt(p.gradNorm)}`).join(', ')]),
+  ]);
+}
