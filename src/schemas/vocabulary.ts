@@ -88,11 +88,15 @@ export type InitializerName = Static<typeof InitializerNameSchema>;
 /** network.layers[].kind: the layers of a layer graph (src/schemas/layers.ts). */
 export const LAYER_KINDS = [
   'dense', 'conv2d', 'max_pool', 'avg_pool', 'global_avg_pool', 'flatten', 'batch_norm', 'layer_norm', 'activation', 'dropout', 'residual',
+  'simple_rnn', 'lstm', 'gru',
 ] as const;
 export type LayerKind = (typeof LAYER_KINDS)[number];
 /** The layers of a graph that own a weight tensor and get a row in result.layers (residual projections too). */
-export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d'] as const satisfies readonly LayerKind[];
+export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d', 'simple_rnn', 'lstm', 'gru'] as const satisfies readonly LayerKind[];
 export type ParameterisedLayerKind = (typeof PARAMETERISED_LAYER_KINDS)[number];
+/** The recurrent layers (issue 14): they read [time, features] and get a through-time view (result.throughTime). */
+export const RECURRENT_LAYER_KINDS = ['simple_rnn', 'lstm', 'gru'] as const satisfies readonly ParameterisedLayerKind[];
+export type RecurrentLayerKind = (typeof RECURRENT_LAYER_KINDS)[number];
 /** conv2d padding by name (an integer pads that many zeros on every side). */
 export const CONV_PADDINGS = ['same', 'valid'] as const;
 export type ConvPadding = (typeof CONV_PADDINGS)[number];
@@ -147,7 +151,7 @@ export const LayerFlagSchema = /* @__PURE__ */ vocabulary(LAYER_FLAGS, {
 });
 export type LayerFlag = Static<typeof LayerFlagSchema>;
 
-export const AUX_PARAMETER_NAMES = ['gamma', 'beta', 'gate', 'fixup_bias_in', 'fixup_bias_act', 'fixup_scale'] as const;
+export const AUX_PARAMETER_NAMES = ['gamma', 'beta', 'gate', 'fixup_bias_in', 'fixup_bias_act', 'fixup_scale', 'recurrent_kernel', 'recurrent_bias'] as const;
 export type AuxParameterName = (typeof AUX_PARAMETER_NAMES)[number];
 
 export const DATA_TASKS = ['classification', 'binary', 'regression'] as const;

@@ -7,6 +7,7 @@ import { lossOf } from '../model/network.js';
 import { graphForward, type GraphTaps, type GraphTensors } from '../model/graph-forward.js';
 import type { GraphParameters } from '../model/graph-params.js';
 import type { NormalizedGraph } from '../spec/graph-types.js';
+import { isRecurrentNode } from '../spec/recurrent-types.js';
 import { layerPartial } from './batch-stats.js';
 import { combineShards } from './combine-shards.js';
 import type { BatchMeasurement } from './readings.js';
@@ -17,17 +18,23 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
   const weights = graph.rows.map((r, i) => {
     const n = r.node;
     const cin = n.inputShape[n.inputShape.length - 1]!;
+    if (isRecurrentNode(n)) return tf.tensor2d(p.weights[i]!, [n.features, n.gates * n.units]);
     return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel, n.kernel, cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
   });
   const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
   const aux = p.aux.map((a) => tf.tensor1d(a.values));
-  return { tensors: packGraph(weights, biases, aux, p.auxPaths), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
+  return { tensors: packGraph(weights, biases, aux, p.auxPaths, p.aux.map((a) => a.name)), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
 }
 
-function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], auxPaths: string[]): GraphTensors {
+function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], auxPaths: string[], auxNames: string[]): GraphTensors {
   const norms = new Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>();
-  for (let i = 0; i < aux.length; i += 2) norms.set(auxPaths[i]!, { gamma: aux[i]!, beta: aux[i + 1]! });
-  return { weights, biases, norms };
+  const named = new Map<string, tf.Tensor>();
+  aux.forEach((t, i) => {
+    named.set(`${auxPaths[i]!}:${auxNames[i]!}`, t);
+    // gamma and beta come in pairs; the other aux parameters (a recurrent kernel) by name only.
+    if (auxNames[i] === 'gamma') norms.set(auxPaths[i]!, { gamma: t, beta: aux[i + 1]! });
+  });
+  return { weights, biases, norms, named };
 }
 
 /** The flat list back into weights, biases (null where none) and aux, laid out as `template`. */
@@ -72,7 +79,7 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
     const u = unpack(list, a.tensors, biasMask, a.params.aux.length);
-    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params.auxPaths), a.x, list.slice(n));
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params.auxPaths, a.params.aux.map((p) => p.name)), a.x, list.slice(n));
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };

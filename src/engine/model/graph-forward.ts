@@ -3,7 +3,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation, type Activation, type ActivationSpec } from './activations.js';
 import { NORM_EPSILON } from './network.js';
-import type { BranchNode, ConvNode, GraphNode, NormalizedGraph, WeightNode } from '../spec/graph-types.js';
+import type { BranchNode, ConvNode, DenseNode, GraphNode, NormalizedGraph } from '../spec/graph-types.js';
+import type { RecurrentNode } from '../spec/recurrent-types.js';
+import { recurrentForward, type RecurrentHooks } from './recurrent-forward.js';
 
 export interface GraphTensors {
   /** Per row: dense [inputs, units], conv2d [kh, kw, c_in, c_out]. */
@@ -11,6 +13,8 @@ export interface GraphTensors {
   biases: (tf.Tensor | null)[];
   /** gamma and beta by the norm layer's path. */
   norms: Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>;
+  /** Every aux parameter by "<path>:<name>" (a recurrent layer's recurrent_kernel and recurrent_bias). */
+  named: Map<string, tf.Tensor>;
 }
 
 /**
@@ -158,7 +162,7 @@ class GraphRun {
   /** The head's output before its activation (the loss reads logits). */
   logits: tf.Tensor | null = null;
 
-  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null) {
+  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null, private hooks?: RecurrentHooks) {
     const n = graph.rows.length;
     this.taps = { pre: new Array(n), post: new Array(n), act: new Array(n).fill(LINEAR) };
     this.rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
@@ -184,7 +188,21 @@ class GraphRun {
     return out;
   }
 
-  private weightLayer(node: WeightNode, a: tf.Tensor): tf.Tensor {
+  /** A recurrent row: its time loop (model/recurrent-forward.ts); its output is its tap, and it takes no activation after it. */
+  private recurrentLayer(node: RecurrentNode, a: tf.Tensor): tf.Tensor {
+    const r = this.rowOf.get(node.path)!;
+    let h = recurrentForward(node, a, {
+      kernel: this.t.weights[r]!, bias: this.t.biases[r] ?? null,
+      recurrent: this.t.named.get(`${node.path}:recurrent_kernel`)!, recurrentBias: this.t.named.get(`${node.path}:recurrent_bias`) ?? null,
+    }, this.hooks);
+    if (this.probes) h = tf.add(h, this.probes[r]!);
+    this.taps.pre[r] = h;
+    this.taps.post[r] = h;
+    this.pending = null;
+    return h;
+  }
+
+  private weightLayer(node: DenseNode | ConvNode, a: tf.Tensor): tf.Tensor {
     const r = this.rowOf.get(node.path)!;
     const W = this.t.weights[r]!;
     let h = node.kind === 'dense' ? tf.matMul(a as tf.Tensor2D, W as tf.Tensor2D) : convolve(a as tf.Tensor4D, node, W);
@@ -221,6 +239,10 @@ class GraphRun {
       case 'activation':
       case 'dropout':
         return a;
+      case 'simple_rnn':
+      case 'lstm':
+      case 'gru':
+        return this.recurrentLayer(node, a);
     }
   }
 
@@ -245,8 +267,8 @@ class GraphRun {
 }
 
 /** Runs the graph on x ([batch, ...input]); returns the head's logits and output, and the rows' taps. */
-export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
-  const run = new GraphRun(graph, t, probes);
+export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null, hooks?: RecurrentHooks): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
+  const run = new GraphRun(graph, t, probes, hooks);
   const output = run.run(graph.layers, x) as tf.Tensor2D;
   return { logits: run.logits as tf.Tensor2D, output, taps: run.taps };
 }
