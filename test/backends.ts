@@ -38,6 +38,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/onnx-ops.test.ts',
   'test/engine/recurrent-gradcheck.test.ts',
   'test/engine/through-time.test.ts',
+  'test/engine/recurrent-fixture.test.ts',
 ];
 
 /**
