@@ -101,6 +101,11 @@ export class DataSpecError extends Error {
   }
 }
 
+/** data/sequences.ts's way to throw a DataSpecError (it cannot import this file back). */
+const failData = (field: string, message: string): never => {
+  throw new DataSpecError(field, message);
+};
+
 export const DEFAULT_SAMPLES = 1000;
 
 /** Noise defaults per generated source (see {@link DataSpec.noise} for what the noise acts on). */
@@ -718,7 +723,10 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
   }
   const normalization: Normalization = spec.normalize ?? defaultNormalizationOf(source);
   const how = describeNormalization(normalization);
-  if (source === 'sequential_mnist') return sequentialMnist(loadDataset({ ...spec, source: 'mnist' }, seed), spec);
+  if (source === 'sequential_mnist') {
+    const mnist = loadDataset({ ...spec, source: 'mnist' }, seed);
+    return sequentialMnist(mnist, () => datasetArrays(mnist), { ...spec, source }, failData);
+  }
 
   const finish = (
     raw: { x: Float32Array; y: Float32Array; labels: Int32Array | null; n: number; inputSize: number; inputShape?: number[] },
@@ -866,7 +874,7 @@ function generatedPlan(spec: DataSpec, source: GeneratedSource): GeneratedPlan {
     case 'adding':
     case 'memory':
     case 'sine_wave':
-      return sequencePlan(spec, source as SequenceSource, MAX_SAMPLES);
+      return sequencePlan(spec, source as SequenceSource, MAX_SAMPLES, failData);
   }
 }
 

@@ -1,9 +1,33 @@
 // Sequence data for recurrent layers (issue 14), each example [time][features] flattened row-major: the
 // adding problem and a memory task at a chosen length (Hochreiter & Schmidhuber 1997), next-step sine
 // prediction, and sequential MNIST (rows or pixels as steps, optionally permuted; Le et al. 2015).
+// It imports nothing from datasets.ts (which imports it): the caller lends its error and array reader.
 import type { Rng } from '../common/random.js';
 import { Rng as SeededRng } from '../common/random.js';
-import { DataSpecError, datasetArrays, type Dataset, type DataSpec } from './datasets.js';
+
+/** Throws datasets.ts's DataSpecError naming the field. */
+export type Fail = (field: string, message: string) => never;
+
+/** What a sequence source reads of the data spec (datasets.ts's DataSpec has these fields). */
+export interface SequenceSpec {
+  source: string;
+  samples?: number;
+  noise?: number;
+  classes?: number;
+  length?: number;
+  permuted?: boolean;
+}
+
+/** The parts of MNIST's Dataset that sequential MNIST keeps, and its arrays read without a copy. */
+export interface MnistLike {
+  n: number;
+  outputSize: number;
+  task: 'classification' | 'binary' | 'regression';
+  numClasses: number | null;
+  normalization: 'standardize' | 'minmax' | 'none';
+  description: string;
+}
+type Arrays = { x: Float32Array; y: Float32Array; labels: Int32Array | null };
 
 /** The generated sequence sources (sequential_mnist is MNIST re-read, in sequentialMnist below). */
 export const SEQUENCE_SOURCES = ['adding', 'memory', 'sine_wave'] as const;
@@ -25,9 +49,9 @@ export interface SequencePlan {
   draw(rng: Rng): { x: Float32Array; y: Float32Array; labels: Int32Array | null; n: number; inputSize: number };
 }
 
-function intOf(value: number | undefined, fallback: number, field: string, min: number, max: number): number {
+function intOf(fail: Fail, value: number | undefined, fallback: number, field: string, min: number, max: number): number {
   const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < min || v > max) throw new DataSpecError(field, `${field} must be an integer from ${min} to ${max}, not ${String(value)}`);
+  if (!Number.isInteger(v) || v < min || v > max) fail(field, `${field} must be an integer from ${min} to ${max}, not ${String(value)}`);
   return v;
 }
 
@@ -76,16 +100,16 @@ function sineWave(n: number, T: number, noise: number, rng: Rng): ReturnType<Seq
 }
 
 /** A sequence source's parameters validated (DataSpecError naming the field) and what it would draw. */
-export function sequencePlan(spec: DataSpec, source: SequenceSource, maxSamples: number): SequencePlan {
-  const T = intOf(spec.length, DEFAULT_LENGTH[source], 'data.length', 2, MAX_LENGTH);
-  const n = intOf(spec.samples, 1000, 'data.samples', 2, maxSamples);
-  if (n * T * 2 > 50_000_000) throw new DataSpecError('data.samples', `data.samples × data.length is ${n} × ${T}: over 50 000 000 values`);
+export function sequencePlan(spec: SequenceSpec, source: SequenceSource, maxSamples: number, fail: Fail): SequencePlan {
+  const T = intOf(fail, spec.length, DEFAULT_LENGTH[source], 'data.length', 2, MAX_LENGTH);
+  const n = intOf(fail, spec.samples, 1000, 'data.samples', 2, maxSamples);
+  if (n * T * 2 > 50_000_000) fail('data.samples', `data.samples × data.length is ${n} × ${T}: over 50 000 000 values`);
   switch (source) {
     case 'adding':
       return { n, inputSize: T * 2, inputShape: [T, 2], task: 'regression', outputSize: 1, numClasses: null, draw: (rng) => adding(n, T, rng),
         what: `Adding problem (Hochreiter & Schmidhuber 1997): ${n} sequences of ${T} steps × 2 features (a value U(0, 1), a marker); target the sum of the two marked values, one marker in each half (predicting 1 gives mse ≈ 0.167)` };
     case 'memory': {
-      const k = intOf(spec.classes, 8, 'data.classes', 2, 100);
+      const k = intOf(fail, spec.classes, 8, 'data.classes', 2, 100);
       return { n, inputSize: T * (k + 1), inputShape: [T, k + 1], task: 'classification', outputSize: k, numClasses: k, draw: (rng) => memory(n, T, k, rng),
         what: `Memory task: ${n} sequences of ${T} steps × ${k + 1} features, a one-hot symbol of ${k} at step 0, zeros, a recall cue at step ${T - 1}; the class is the symbol (a lag of ${T - 1} steps)` };
     }
@@ -98,15 +122,15 @@ export function sequencePlan(spec: DataSpec, source: SequenceSource, maxSamples:
 }
 
 /** Sequential MNIST from the bundled MNIST set: [28, 28] (rows as steps, length 28) or [784, 1] (pixels, length 784), optionally permuted. */
-export function sequentialMnist(mnist: Dataset, spec: DataSpec): Dataset {
+export function sequentialMnist<S extends string>(mnist: MnistLike, arrays: () => Arrays, spec: SequenceSpec & { source: S }, fail: Fail) {
   const T = spec.length ?? 28;
-  if (T !== 28 && T !== 784) throw new DataSpecError('data.length', `data.length for sequential_mnist is 28 (rows as steps) or 784 (pixels as steps), not ${T}`);
+  if (T !== 28 && T !== 784) fail('data.length', `data.length for sequential_mnist is 28 (rows as steps) or 784 (pixels as steps), not ${T}`);
   const permuted = spec.permuted ?? false;
   const shape = T === 28 ? [28, 28] : [784, 1];
   let x: Float32Array | null = null;
   const read = (): Float32Array => {
     if (x) return x;
-    const src = datasetArrays(mnist).x;
+    const src = arrays().x;
     if (!permuted) return (x = src.slice());
     const perm = new Int32Array(784).map((_, i) => i);
     new SeededRng(PERMUTATION_SEED).shuffle(perm);
@@ -118,8 +142,8 @@ export function sequentialMnist(mnist: Dataset, spec: DataSpec): Dataset {
   return {
     source: spec.source, n: mnist.n, inputSize: 784, inputShape: shape, outputSize: mnist.outputSize, task: mnist.task, numClasses: mnist.numClasses,
     get x() { return read(); },
-    get y() { return datasetArrays(mnist).y; },
-    get labels() { return datasetArrays(mnist).labels; },
+    get y() { return arrays().y; },
+    get labels() { return arrays().labels; },
     normalization: mnist.normalization,
     description: mnist.description.replace('MNIST handwritten digits', `Sequential MNIST (${how})`),
   };
