@@ -20,7 +20,7 @@ export const FlowVerdictSchema = Type.Union(
 export const AuxParameterSchema = Type.Object(
   {
     name: enumOf(AUX_PARAMETER_NAMES,
-      'gamma, beta: normalisation scale and shift (vectors of the layer\'s units). gate: the learnable ReZero/SkipInit alpha of the block that ends at this layer. fixup_bias_in: Fixup\'s scalar bias added to the layer\'s input; fixup_bias_act: its scalar bias before the activation; fixup_scale: Fixup\'s scalar multiplier of the block\'s branch.',
+      'gamma, beta: normalisation scale and shift (vectors of the layer\'s units). gate: the learnable ReZero/SkipInit alpha of the block that ends at this layer. fixup_bias_in: Fixup\'s scalar bias added to the layer\'s input; fixup_bias_act: its scalar bias before the activation; fixup_scale: Fixup\'s scalar multiplier of the block\'s branch. recurrent_kernel: a recurrent layer\'s U [units][gates·units] (PyTorch weight_hh_l0ᵀ); recurrent_bias: a gru\'s bias_hh_l0.',
     ),
     size: Type.Integer({ description: 'Number of entries (units for gamma and beta, 1 for scalars).' }),
     initial: Num('Initial value of every entry.'),

@@ -2,6 +2,7 @@
 // (the kinds are LAYER_KINDS in vocabulary.ts). Tensors are NHWC (tfjs's layout): images [height, width, channels].
 import { Type, type Static, type TSchema } from 'typebox';
 import { ActivationSchema, InitializerSchema } from './activation-init.js';
+import { RecurrentLayerSchemas } from './recurrent-layers.js';
 import { CONV_PADDINGS, enumOf, type LayerKind, RESIDUAL_VARIANTS, SHORTCUT_KINDS } from './vocabulary.js';
 
 export const LayerInitSchema = Type.Object(
@@ -56,7 +57,7 @@ export const DropoutLayerSchema = layer('dropout', {
 /** The layers a residual branch may hold: every kind but residual itself (blocks do not nest). */
 export const PlainLayerSchema = Type.Union(
   [DenseLayerSchema, Conv2dLayerSchema, MaxPoolLayerSchema, AvgPoolLayerSchema, GlobalAvgPoolLayerSchema, FlattenLayerSchema,
-    BatchNormLayerSchema, LayerNormLayerSchema, ActivationLayerSchema, DropoutLayerSchema],
+    BatchNormLayerSchema, LayerNormLayerSchema, ActivationLayerSchema, DropoutLayerSchema, ...RecurrentLayerSchemas],
   { title: 'PlainLayer', description: 'A layer other than residual.' },
 );
 

@@ -82,11 +82,13 @@ export const DataSchema = Type.Object(
     normalize: Type.Optional(FeatureNormalizationSchema),
     samples: Type.Optional(Type.Integer({ minimum: 1, description: 'Generated sets: number of points to generate (default 1000).' })),
     noise: Type.Optional(Type.Number({ minimum: 0, description: 'Generated sets: noise level, a Gaussian standard deviation (gaussian_images: on every value, default 1, with class templates of unit variance; shapes: on every value, default 0.1, with shapes of brightness 0.5 to 1 on 0).' })),
-    classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 100, description: 'spirals, blobs, gaussian_images (default 10), shapes (default and at most 4: square, circle, cross, triangle): number of classes.' })),
+    classes: Type.Optional(Type.Integer({ minimum: 2, maximum: 100, description: 'spirals, blobs, gaussian_images (default 10), shapes (default and at most 4: square, circle, cross, triangle), memory (symbols, default 8): number of classes.' })),
     features: Type.Optional(Type.Integer({ minimum: 1, description: 'blobs: input dimension.' })),
     height: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'gaussian_images, shapes: image height in pixels (default 28; shapes at least 8).' })),
     width: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'gaussian_images, shapes: image width in pixels (default 28; shapes at least 8).' })),
     channels: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'gaussian_images, shapes: channels per pixel (default 1). An example is height × width × channels values (NHWC); samples × height × width × channels must not exceed 50 000 000.' })),
+    length: Type.Optional(Type.Integer({ minimum: 2, maximum: 2000, description: 'adding (default 100), memory (default 50), sine_wave (default 50): time steps of every sequence; sequential_mnist: 28 (rows as steps, default) or 784 (pixels as steps).' })),
+    permuted: Type.Optional(Type.Boolean({ description: 'sequential_mnist: the pixels in one fixed random permutation before they are cut into steps (permuted MNIST; default false).' })),
     x: Type.Optional(Type.Array(InlineExampleSchema, { description: 'inline: the examples, all of the same shape: rows of numbers ([n][features]), or nested arrays such as [n][height][width][channels]. The network sees each example flattened row-major; its shape is the data\'s inputShape.' })),
     y: Type.Optional(
       Type.Union([Type.Array(Type.Array(Type.Number())), Type.Array(Type.Integer({ minimum: 0 }))], {

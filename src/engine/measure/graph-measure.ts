@@ -7,6 +7,7 @@ import { lossOf } from '../model/network.js';
 import { graphForward, type GraphTaps, type GraphTensors } from '../model/graph-forward.js';
 import type { GraphParameters } from '../model/graph-params.js';
 import type { NormalizedGraph } from '../spec/graph-types.js';
+import { isRecurrentNode } from '../spec/recurrent-types.js';
 import { layerPartial } from './batch-stats.js';
 import { combineShards } from './combine-shards.js';
 import type { BatchMeasurement } from './readings.js';
@@ -17,6 +18,7 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
   const weights = graph.rows.map((r, i) => {
     const n = r.node;
     const cin = n.inputShape[n.inputShape.length - 1]!;
+    if (isRecurrentNode(n)) return tf.tensor2d(p.weights[i]!, [n.features, n.gates * n.units]);
     return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel, n.kernel, cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
   });
   const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
@@ -24,16 +26,19 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
   return { tensors: packGraph(weights, biases, aux, p), list: [...weights, ...biases.filter((b): b is tf.Tensor1D => b !== null), ...aux] };
 }
 
-/** gamma/beta by norm layer, the variants' scalars by "<path>:<name>", as p's aux entries name them. */
+/**
+ * gamma/beta by norm layer; every aux parameter by "<path>:<name>", as p's aux entries name them (the variants'
+ * scalars, a recurrent layer's recurrent_kernel and recurrent_bias).
+ */
 function packGraph(weights: tf.Tensor[], biases: (tf.Tensor | null)[], aux: tf.Tensor[], p: Pick<GraphParameters, 'aux' | 'auxPaths'>): GraphTensors {
   const norms = new Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>();
-  const scalars = new Map<string, tf.Tensor>();
+  const named = new Map<string, tf.Tensor>();
   p.aux.forEach((a, i) => {
     const path = p.auxPaths[i]!;
+    named.set(`${path}:${a.name}`, aux[i]!);
     if (a.name === 'gamma') norms.set(path, { gamma: aux[i]!, beta: aux[i + 1]! });
-    else if (a.name !== 'beta') scalars.set(`${path}:${a.name}`, aux[i]!);
   });
-  return { weights, biases, norms, scalars };
+  return { weights, biases, norms, named };
 }
 
 /**

@@ -3,7 +3,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation, type Activation, type ActivationSpec } from './activations.js';
 import { NORM_EPSILON } from './network.js';
-import type { BranchNode, ConvNode, GraphNode, NormalizedGraph, WeightNode } from '../spec/graph-types.js';
+import type { BranchNode, ConvNode, DenseNode, GraphNode, NormalizedGraph } from '../spec/graph-types.js';
+import type { RecurrentNode } from '../spec/recurrent-types.js';
+import { recurrentForward, type RecurrentHooks } from './recurrent-forward.js';
 
 export interface GraphTensors {
   /** Per row: dense [inputs, units], conv2d [kh, kw, c_in, c_out]. */
@@ -11,8 +13,11 @@ export interface GraphTensors {
   biases: (tf.Tensor | null)[];
   /** gamma and beta by the norm layer's path. */
   norms: Map<string, { gamma: tf.Tensor; beta: tf.Tensor }>;
-  /** The residual variants' learnable scalars by "<path>:<name>": a block's gate or fixup_scale, a row's fixup biases. */
-  scalars: Map<string, tf.Tensor>;
+  /**
+   * Every aux parameter by "<path>:<name>": the residual variants' learnable scalars (a block's gate or
+   * fixup_scale, a row's fixup biases) and a recurrent layer's recurrent_kernel and recurrent_bias.
+   */
+  named: Map<string, tf.Tensor>;
 }
 
 /**
@@ -160,7 +165,7 @@ class GraphRun {
   /** The head's output before its activation (the loss reads logits). */
   logits: tf.Tensor | null = null;
 
-  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null) {
+  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null, private hooks?: RecurrentHooks) {
     const n = graph.rows.length;
     this.taps = { pre: new Array(n), post: new Array(n), act: new Array(n).fill(LINEAR) };
     this.rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
@@ -186,16 +191,30 @@ class GraphRun {
     return out;
   }
 
-  private weightLayer(node: WeightNode, a: tf.Tensor): tf.Tensor {
+  /** A recurrent row: its time loop (model/recurrent-forward.ts); its output is its tap, and it takes no activation after it. */
+  private recurrentLayer(node: RecurrentNode, a: tf.Tensor): tf.Tensor {
+    const r = this.rowOf.get(node.path)!;
+    let h = recurrentForward(node, a, {
+      kernel: this.t.weights[r]!, bias: this.t.biases[r] ?? null,
+      recurrent: this.t.named.get(`${node.path}:recurrent_kernel`)!, recurrentBias: this.t.named.get(`${node.path}:recurrent_bias`) ?? null,
+    }, this.hooks);
+    if (this.probes) h = tf.add(h, this.probes[r]!);
+    this.taps.pre[r] = h;
+    this.taps.post[r] = h;
+    this.pending = null;
+    return h;
+  }
+
+  private weightLayer(node: DenseNode | ConvNode, a: tf.Tensor): tf.Tensor {
     const r = this.rowOf.get(node.path)!;
     const W = this.t.weights[r]!;
     // Fixup's scalar biases: one added to the layer's input, one to its output before the activation.
-    const biasIn = this.t.scalars.get(`${node.path}:fixup_bias_in`);
+    const biasIn = this.t.named.get(`${node.path}:fixup_bias_in`);
     const input = biasIn ? tf.add(a, biasIn) : a;
     let h = node.kind === 'dense' ? tf.matMul(input as tf.Tensor2D, W as tf.Tensor2D) : convolve(input as tf.Tensor4D, node, W);
     const b = this.t.biases[r];
     if (b) h = tf.add(h, b);
-    const biasAct = this.t.scalars.get(`${node.path}:fixup_bias_act`);
+    const biasAct = this.t.named.get(`${node.path}:fixup_bias_act`);
     if (biasAct) h = tf.add(h, biasAct);
     if (this.probes) h = tf.add(h, this.probes[r]!);
     this.taps.pre[r] = h;
@@ -228,6 +247,10 @@ class GraphRun {
       case 'activation':
       case 'dropout':
         return a;
+      case 'simple_rnn':
+      case 'lstm':
+      case 'gru':
+        return this.recurrentLayer(node, a);
     }
   }
 
@@ -241,7 +264,7 @@ class GraphRun {
         const skip = node.projection ? this.weightLayer(node.projection, a) : a;
         this.pending = null;
         // rezero/skipinit: a learnable gate α; fixup: a learnable multiplier; plain: the fixed scale.
-        const gate = this.t.scalars.get(`${node.path}:gate`) ?? this.t.scalars.get(`${node.path}:fixup_scale`);
+        const gate = this.t.named.get(`${node.path}:gate`) ?? this.t.named.get(`${node.path}:fixup_scale`);
         a = tf.add(skip, gate ? tf.mul(branch, gate) : node.scale === 1 ? branch : tf.mul(branch, node.scale));
       } else {
         a = this.branchNode(node, a);
@@ -254,8 +277,8 @@ class GraphRun {
 }
 
 /** Runs the graph on x ([batch, ...input]); returns the head's logits and output, and the rows' taps. */
-export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
-  const run = new GraphRun(graph, t, probes);
+export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null, hooks?: RecurrentHooks): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
+  const run = new GraphRun(graph, t, probes, hooks);
   const output = run.run(graph.layers, x) as tf.Tensor2D;
   return { logits: run.logits as tf.Tensor2D, output, taps: run.taps };
 }

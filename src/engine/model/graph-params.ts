@@ -4,6 +4,8 @@ import { Rng, deriveSeed } from '../common/random.js';
 import { initialize, orthogonal, type InitializerSpec } from './initializers.js';
 import type { NormalizedGraph, RowPlan } from '../spec/graph-types.js';
 import { fixupBranchScale, type AuxParameter } from './network.js';
+import { drawRecurrent } from './recurrent-params.js';
+import { isRecurrentNode } from '../spec/recurrent-types.js';
 
 export interface GraphParameters {
   rows: RowPlan[];
@@ -45,8 +47,16 @@ export function initGraphParameters(graph: NormalizedGraph, seed: number): Graph
   const rng = new Rng(deriveSeed(seed, 'weights'));
   const weights: Float32Array[] = [];
   const biases: (Float32Array | null)[] = [];
+  const recurrentAux: AuxParameter[] = [];
   for (const row of graph.rows) {
     const node = row.node;
+    if (isRecurrentNode(node)) {
+      const d = drawRecurrent(row, node, rng);
+      weights.push(d.weights);
+      biases.push(d.bias);
+      recurrentAux.push(...d.aux);
+      continue;
+    }
     weights.push(drawWeights(row, node.init.weights, rng));
     const units = node.kind === 'conv2d' ? node.filters : node.units;
     biases.push(node.useBias ? initialize(node.init.bias, 1, units, rng, true, { fanIn: row.fanIn, fanOut: row.fanOut }) : null);
@@ -69,6 +79,10 @@ export function initGraphParameters(graph: NormalizedGraph, seed: number): Graph
     }
     aux.push({ layer: b.row, name: b.variant === 'fixup' ? 'fixup_scale' : 'gate', values: scale });
     auxPaths.push(b.path);
+  }
+  for (const a of recurrentAux) {
+    aux.push(a);
+    auxPaths.push(graph.rows[a.layer]!.node.path);
   }
   return { rows: graph.rows, weights, biases, aux, auxPaths };
 }

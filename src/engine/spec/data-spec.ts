@@ -3,6 +3,7 @@
 import type { AnalysisSpecInput, LossName } from '../../schemas/spec.js';
 import { describeDataset, loadDataset, type Dataset, type DatasetShape, type DataSpec, DataSpecError } from '../data/datasets.js';
 import { SpecError } from '../common/errors.js';
+import { defaultNormalizationOf } from '../data/sequences.js';
 
 export const DEFAULT_BATCH_SIZE = 64;
 
@@ -38,7 +39,7 @@ export function normalizeData(input: AnalysisSpecInput, limits: DataLimits, seed
     ...data,
     batchSize: data.batchSize ?? batchSizeDefault,
     batches: data.batches ?? 1,
-    normalize: data.normalize ?? (data.source === 'inline' ? 'none' : 'standardize'),
+    normalize: data.normalize ?? defaultNormalizationOf(data.source),
   } as NormalizedData;
   checkLimit('data.batchSize', dataSpec.batchSize, limits.maxBatchSize);
   checkLimit('data.batches', dataSpec.batches, limits.maxBatches);

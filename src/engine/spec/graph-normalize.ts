@@ -5,6 +5,7 @@ import type { ActivationSpec } from '../model/activations.js';
 import { normalizeActivation } from '../model/activations.js';
 import { normalizeInitializer } from '../model/initializers.js';
 import { SpecError } from '../common/errors.js';
+import { recurrentNode } from './recurrent-normalize.js';
 import type {
   BlockScalars, BranchNode, ConvNode, DenseNode, GraphNode, LayerInits, NormalizedGraph, NormParam, ResidualNode, RowPlan, WeightNode,
 } from './graph-types.js';
@@ -37,6 +38,7 @@ export interface GraphDefaults {
 const SHORT: Record<string, string> = {
   dense: 'dense', conv2d: 'conv', max_pool: 'maxpool', avg_pool: 'avgpool', global_avg_pool: 'gap', flatten: 'flatten',
   batch_norm: 'bn', layer_norm: 'ln', activation: 'act', dropout: 'dropout', residual: 'block',
+  simple_rnn: 'rnn', lstm: 'lstm', gru: 'gru',
 };
 
 const LINEAR: ActivationSpec = { name: 'linear' };
@@ -178,6 +180,10 @@ class GraphBuilder {
         return { ...base, kind: raw.kind, outputShape: this.checkOut(f, path, raw.kind, shape, [...shape]) };
       case 'dropout':
         return { ...base, kind: raw.kind, rate: raw.rate, outputShape: [...shape] };
+      case 'simple_rnn':
+      case 'lstm':
+      case 'gru':
+        return recurrentNode(this.recurrentBuild(), raw, shape, f, path, block);
     }
   }
 
@@ -227,6 +233,20 @@ class GraphBuilder {
     }
     this.row(node, path, true, f);
     return node;
+  }
+
+  /** The builder as spec/recurrent-normalize.ts sees it: counters written back through the accessors. */
+  private recurrentBuild() {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return {
+      fail: (field: string, path: string, message: string): never => self.fail(field, path, message),
+      limit: (field: string, path: string, what: string, value: number, max: number) => self.limit(field, path, what, value, max),
+      rows: self.rows, init: self.d.init, useBias: self.d.useBias, maxWidth: self.d.maxWidth, maxDepth: self.d.maxDepth,
+      get parameters() { return self.parameters; }, set parameters(v: number) { self.parameters = v; },
+      get weightFlops() { return self.weightFlops; }, set weightFlops(v: number) { self.weightFlops = v; },
+      get elements() { return self.elements; }, set elements(v: number) { self.elements = v; },
+    };
   }
 
   private row(node: WeightNode, block: string | null, shortcut: boolean, f: string): void {

@@ -3,6 +3,7 @@
 import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
 import type { ConvPadding, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
+import type { RecurrentNode } from './recurrent-types.js';
 
 interface NodeBase {
   /** Dotted path of the layer: its name, inside a residual block "<block path>.<name>" (e.g. stage2.block1.conv2). */
@@ -64,11 +65,11 @@ export interface ResidualNode extends NodeBase {
   projection: ConvNode | DenseNode | null;
 }
 
-export type WeightNode = DenseNode | ConvNode;
+export type WeightNode = DenseNode | ConvNode | RecurrentNode;
 export type BranchNode = WeightNode | PoolNode | ShapeNode | DropoutNode;
 export type GraphNode = BranchNode | ResidualNode;
 
-/** One row of result.layers: a dense or conv2d layer (projection shortcuts included), in graph order. */
+/** One row of result.layers: a dense, conv2d or recurrent layer (projection shortcuts included), in graph order. */
 export interface RowPlan {
   index: number;
   node: WeightNode;

@@ -17,6 +17,9 @@ const WHY: Record<string, string> = {
   batch_norm: 'batch normalisation has a mean-field theory of its own, in which gradients explode with depth at initialisation in plain networks (Yang et al. 2019); the recursion here does not model it',
   layer_norm: 'layer normalisation rescales every example, which the recursion does not model',
   residual: 'residual shortcuts: the chain recursion does not apply (each block multiplies ‖δ‖² by about 1 + α²·χ_branch, not by χ₁)',
+  simple_rnn: 'a recurrent layer reuses its weights at every step, so its steps are not independent layers; see result.throughTime for its spectral conditions (Pascanu et al. 2013)',
+  lstm: 'a recurrent layer reuses its weights at every step, so its steps are not independent layers; see result.throughTime',
+  gru: 'a recurrent layer reuses its weights at every step, so its steps are not independent layers; see result.throughTime',
 };
 
 function whyNot(nodes: GraphNode[]): string | null {

@@ -1,0 +1,93 @@
+// The time loop of a simple_rnn, lstm or gru (issue 14), with stock tfjs ops that autodiff on every backend.
+// Fast where it matters: x·W for every step at once (one [batch·time, features] product), then one fused
+// h·U product per step for all gates, the gates split off its [batch, gates·units] result.
+import * as tf from '@tensorflow/tfjs';
+import { activation } from './activations.js';
+import type { RecurrentNode } from '../spec/recurrent-types.js';
+
+export interface RecurrentTensors {
+  /** W [features, gates·units]. */
+  kernel: tf.Tensor;
+  /** U, [units·gates·units] flat or [units, gates·units]. */
+  recurrent: tf.Tensor;
+  bias: tf.Tensor | null;
+  /** gru: b_hh [gates·units] (inside the reset gate's product), else null. */
+  recurrentBias: tf.Tensor | null;
+}
+
+/**
+ * Hooks of a through-time measurement (measure/through-time.ts): a zero probe added to every step's h_t
+ * (its gradient is the total ∂L/∂h_t, through every later step), and a sink for the gates (lstm's forget
+ * gate f_t, gru's update gate z_t), each [batch, units].
+ */
+export interface RecurrentHooks {
+  stepProbes?: Map<string, tf.Tensor[]>;
+  gate?: (path: string, t: number, gate: tf.Tensor) => void;
+}
+
+type Step = (xw: tf.Tensor, h: tf.Tensor | null, c: tf.Tensor | null) => { h: tf.Tensor; c: tf.Tensor | null; gate: tf.Tensor | null };
+
+/** One step of the layer's cell: xw = x_t W + b (all gates), h and c the previous state (null at t = 0: zeros). */
+function cellOf(node: RecurrentNode, U: tf.Tensor, bh: tf.Tensor | null): Step {
+  const act = activation(node.cell);
+  const n = node.units;
+  // h_{t−1}·U for every gate in one product; at t = 0 h_{−1} = 0 and the product is 0 (b_hh for a gru).
+  const hu = (h: tf.Tensor | null, width: number, batch: number): tf.Tensor | null =>
+    (h ? (bh ? tf.add(tf.matMul(h as tf.Tensor2D, U as tf.Tensor2D), bh) : tf.matMul(h as tf.Tensor2D, U as tf.Tensor2D)) : bh ? tf.broadcastTo(bh, [batch, width]) : null);
+  switch (node.kind) {
+    case 'simple_rnn':
+      return (xw, h) => {
+        const z = hu(h, n, xw.shape[0]!);
+        return { h: act.apply(z ? tf.add(xw, z) : xw), c: null, gate: null };
+      };
+    case 'lstm':
+      return (xw, h, c) => {
+        const z = hu(h, 4 * n, xw.shape[0]!);
+        const [i, f, g, o] = tf.split(z ? tf.add(xw, z) : xw, 4, 1) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const fs = tf.sigmoid(f);
+        const ig = tf.mul(tf.sigmoid(i), act.apply(g));
+        const cNext = c ? tf.add(tf.mul(fs, c), ig) : ig;
+        return { h: tf.mul(tf.sigmoid(o), act.apply(cNext)), c: cNext, gate: fs };
+      };
+    case 'gru':
+      return (xw, h) => {
+        const [xr, xz, xn] = tf.split(xw, 3, 1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const z = hu(h, 3 * n, xw.shape[0]!);
+        if (!z) {
+          // No state and no b_hh: r multiplies a zero product, and h_t = (1 − z)·n.
+          const zg = tf.sigmoid(xz);
+          return { h: tf.mul(tf.sub(1, zg), act.apply(xn)), c: null, gate: zg };
+        }
+        const [hr, hz, hn] = tf.split(z, 3, 1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const r = tf.sigmoid(tf.add(xr, hr));
+        const zg = tf.sigmoid(tf.add(xz, hz));
+        const cand = act.apply(tf.add(xn, tf.mul(r, hn)));
+        // PyTorch: h_t = (1 − z)·n + z·h_{t−1} = n + z·(h_{t−1} − n).
+        return { h: h ? tf.add(cand, tf.mul(zg, tf.sub(h, cand))) : tf.mul(tf.sub(1, zg), cand), c: null, gate: zg };
+      };
+  }
+}
+
+/** The layer on x [batch, time, features]: [batch, time, units] with returnSequences, else the last h [batch, units]. */
+export function recurrentForward(node: RecurrentNode, x: tf.Tensor, p: RecurrentTensors, hooks?: RecurrentHooks): tf.Tensor {
+  const B = x.shape[0]!;
+  const { steps: T, features: F, units, gates } = node;
+  const width = gates * units;
+  let xw = tf.matMul(tf.reshape(x, [B * T, F]), p.kernel as tf.Tensor2D);
+  if (p.bias) xw = tf.add(xw, p.bias);
+  const perStep = tf.unstack(tf.reshape(xw, [B, T, width]), 1);
+  const U = tf.reshape(p.recurrent, [units, width]);
+  const cell = cellOf(node, U, p.recurrentBias);
+  const probes = hooks?.stepProbes?.get(node.path);
+  const hs: tf.Tensor[] = [];
+  let h: tf.Tensor | null = null;
+  let c: tf.Tensor | null = null;
+  for (let t = 0; t < T; t++) {
+    const out = cell(perStep[t]!, h, c);
+    h = probes ? tf.add(out.h, probes[t]!) : out.h;
+    c = out.c;
+    if (out.gate && hooks?.gate) hooks.gate(node.path, t, out.gate);
+    hs.push(h);
+  }
+  return node.returnSequences ? tf.stack(hs, 1) : h!;
+}

@@ -1,0 +1,21 @@
+// result.throughTime of a layer graph with recurrent layers (issue 14): measured after the depth-wise
+// analysis on the same batches, and attached with one line per layer in summary.reasons.
+import type { NormalizedSpec } from '../spec/normalize.js';
+import type { Dataset } from '../data/datasets.js';
+import type { GraphParameters } from '../model/graph-params.js';
+import type { DiagnosedResult } from '../diagnosis/with-diagnosis.js';
+import { measureThroughTime } from '../measure/through-time.js';
+import { throughTimeEntry, type ThroughTimeEntry } from '../diagnosis/through-time-verdict.js';
+
+/** Every recurrent layer's through-time entry, or null when the graph has none. */
+export async function throughTimeOf(spec: NormalizedSpec, dataset: Dataset, params: GraphParameters): Promise<ThroughTimeEntry[] | null> {
+  const readings = await measureThroughTime(spec, dataset, params);
+  return readings.length > 0 ? readings.map((r) => throughTimeEntry(r, params, spec.thresholds)) : null;
+}
+
+/** The diagnosed result with throughTime and a summary reason per recurrent layer. */
+export function withThroughTime(d: DiagnosedResult, entries: ThroughTimeEntry[] | null): DiagnosedResult & { throughTime?: ThroughTimeEntry[] } {
+  if (!entries) return d;
+  const lines = entries.map((e) => `Through time, ${e.path} (${e.kind}): ${e.verdict}${e.verdict === 'vanishing' ? ` after ~${e.memoryHorizon} steps` : ''} (result.throughTime[${entries.indexOf(e)}]).`);
+  return { ...d, summary: { ...d.summary, reasons: [...d.summary.reasons, ...lines] }, throughTime: entries };
+}

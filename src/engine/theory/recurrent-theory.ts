@@ -1,0 +1,105 @@
+// Pascanu et al. 2013's conditions for a recurrent layer (issue 14): the spectral radius and the largest
+// singular value of its recurrent matrix beside 1/γ, γ = sup|φ′| (1 for tanh, 1/4 for sigmoid). With
+// h_t = φ(W x_t + U h_{t−1}), ∂h_t/∂h_{t−1} = diag(φ′)·Uᵀ, so ‖∂h_T/∂h_t‖ ≤ (γ·σ₁)^(T−t): σ₁ < 1/γ is
+// sufficient for vanishing, and σ₁ > 1/γ necessary for exploding (not sufficient).
+import * as tf from '@tensorflow/tfjs';
+import { activation } from '../model/activations.js';
+import type { RecurrentNode } from '../spec/recurrent-types.js';
+import { GATE_ORDER } from '../spec/recurrent-types.js';
+
+/** Largest units for which the spectral radius is computed (repeated squaring of a units × units matrix). */
+export const MAX_SPECTRAL_UNITS = 1024;
+
+/** Relative band around 1/γ read as on the boundary (neither condition). */
+const BOUNDARY = 1e-4;
+
+export interface RecurrentMatrixTheory {
+  /** The gate block of U examined: simple_rnn's whole U, lstm's candidate g, gru's candidate n. */
+  block: string;
+  /** max |λ| of the block (Gelfand: ‖A^k‖^(1/k), k = 2^40 by repeated squaring), null above MAX_SPECTRAL_UNITS. */
+  spectralRadius: number | null;
+  /** σ₁ of the block (power iteration on AᵀA in float64). */
+  largestSingularValue: number;
+  /** sup|φ′| of the recurrence's activation. */
+  gamma: number;
+  /** 1/γ: the bound both conditions compare σ₁ with. */
+  bound: number;
+  /** σ₁ < 1/γ: Pascanu et al.'s sufficient condition for vanishing holds (for a simple RNN: the gradient must vanish). */
+  vanishingSufficient: boolean;
+  /** σ₁ > 1/γ: the necessary condition for exploding holds (the gradient may explode; it need not). */
+  explodingNecessary: boolean;
+  note: string;
+}
+
+/** The [units][units] block `g` of U [units][gates·units] (row-major). */
+function blockOf(U: Float32Array, units: number, gates: number, g: number): Float64Array {
+  const out = new Float64Array(units * units);
+  const width = gates * units;
+  for (let i = 0; i < units; i++) for (let j = 0; j < units; j++) out[i * units + j] = U[i * width + g * units + j]!;
+  return out;
+}
+
+/** σ₁ by power iteration on AᵀA (float64, on the host): a symmetric positive matrix, so it converges. */
+export function largestSingularValue(A: Float64Array, n: number, iterations = 500): number {
+  let v = new Float64Array(n).map((_, i) => 1 + ((i * 7919) % 13) / 13);
+  let sigma = 0;
+  for (let it = 0; it < iterations; it++) {
+    const u = new Float64Array(n);
+    for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < n; j++) s += A[i * n + j]! * v[j]!; u[i] = s; }
+    const w = new Float64Array(n);
+    for (let i = 0; i < n; i++) { const ui = u[i]!; for (let j = 0; j < n; j++) w[j] = w[j]! + A[i * n + j]! * ui; }
+    const norm = Math.sqrt(w.reduce((s, x) => s + x * x, 0));
+    if (norm === 0) return 0;
+    const next = Math.sqrt(norm);
+    v = w.map((x) => x / norm);
+    if (Math.abs(next - sigma) <= 1e-12 * next) return next;
+    sigma = next;
+  }
+  return sigma;
+}
+
+/**
+ * max |λ| by Gelfand's formula: A squared 40 times, renormalised each time, ln ρ = Σ_m ln s_m / 2^m where
+ * s_m is the norm divided out at squaring m. Works for complex eigenvalues (an orthogonal matrix), where
+ * power iteration on A does not converge. Runs on the backend (float32 products); leaves no tensors.
+ */
+export function spectralRadius(A: Float64Array, n: number, squarings = 40): number {
+  return tf.tidy(() => {
+    let m: tf.Tensor2D = tf.tensor2d(Float32Array.from(A), [n, n]);
+    let log = 0;
+    let weight = 1;
+    for (let k = 0; k < squarings; k++) {
+      const s = tf.norm(m).dataSync()[0]!;
+      if (s === 0 || !Number.isFinite(s)) return s === 0 ? 0 : Number.NaN;
+      log += weight * Math.log(s);
+      const unit = tf.div(m, s) as tf.Tensor2D;
+      m = tf.matMul(unit, unit);
+      weight /= 2;
+    }
+    // The last matrix's own norm is (ρ/s)^(2^40)·C → contributes ln(C)/2^40: nothing.
+    return Math.exp(log);
+  });
+}
+
+/** The conditions for a recurrent layer's U (row-major [units][gates·units], as the row's recurrent_kernel). */
+export function recurrentMatrixTheory(node: RecurrentNode, U: Float32Array): RecurrentMatrixTheory {
+  const order = GATE_ORDER[node.kind];
+  const g = node.kind === 'lstm' ? order.indexOf('g') : node.kind === 'gru' ? order.indexOf('n') : 0;
+  const A = blockOf(U, node.units, node.gates, g);
+  const gamma = activation(node.cell).peakDerivative;
+  const bound = 1 / gamma;
+  const sigma = largestSingularValue(A, node.units);
+  return {
+    block: node.kind === 'simple_rnn' ? 'U' : `U_${order[g]!}`,
+    spectralRadius: node.units <= MAX_SPECTRAL_UNITS ? spectralRadius(A, node.units) : null,
+    largestSingularValue: sigma,
+    gamma,
+    bound,
+    // σ₁ = 1/γ (an orthogonal U with tanh) is the boundary: float32 storage moves σ₁ by ~1e-7, not a side.
+    vanishingSufficient: sigma < bound * (1 - BOUNDARY),
+    explodingNecessary: sigma > bound * (1 + BOUNDARY),
+    note: node.kind === 'simple_rnn'
+      ? 'Pascanu et al. 2013: ‖∂h_T/∂h_t‖ ≤ (γ·σ₁)^(T−t), so σ₁ < 1/γ makes the gradient vanish; σ₁ > 1/γ is needed for it to explode. The spectral radius decides the linear case (φ = identity).'
+      : `The candidate block of a gated layer. Pascanu et al.'s bound is for a simple RNN: an ${node.kind}'s ${node.kind === 'lstm' ? 'cell state c_t = f·c_{t−1} + …' : 'h_t = z·h_{t−1} + …'} passes gradient along an additive path scaled by its ${node.kind === 'lstm' ? 'forget' : 'update'} gate, which the bound does not see (see gates).`,
+  };
+}
