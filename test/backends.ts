@@ -36,6 +36,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/layers-import.test.ts',
   'test/engine/onnx-analyze.test.ts',
   'test/engine/onnx-ops.test.ts',
+  'test/engine/transformer-gradcheck.test.ts',
 ];
 
 /**

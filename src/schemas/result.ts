@@ -4,6 +4,7 @@ import { AnalysisSpecSchema } from './spec.js';
 import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExampleSchema, TheorySchema, WhatIfSchema } from './diagnosis.js';
 import { ChecksSchema } from './checks.js';
 import { GraphRowFields } from './graph-result.js';
+import { BlocksSchema } from './transformer-result.js';
 import { BACKEND_NAMES, DATA_TASKS, DataSourceSchema, QUEUE_KINDS, STORE_KINDS, enumOf } from './vocabulary.js';
 
 /** Paths listed in a result's nonFinite; beyond them only the count grows, and truncated says so. */
@@ -139,6 +140,7 @@ export const AnalysisResultSchema = Type.Object(
     whatIf: Type.Optional(WhatIfSchema),
     nonFinite: NonFiniteSchema,
     data: DataSummarySchema,
+    blocks: Type.Optional(BlocksSchema),
     parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: the initial parameters of every layer.' }),
     batch: Type.Optional(
       Type.Array(Type.Object({

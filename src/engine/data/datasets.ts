@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from '../common/random.js';
+import { tokenPlan, type TokenSpec } from './tokens.js';
 import { drawGaussianImages, drawShapes, MIN_SHAPES_SIDE, SHAPE_KINDS, type ImageSize } from './images.js';
 
 import { DATA_SOURCES, type DataSource as DataSourceName, type FeatureNormalization as Normalization } from '../../schemas/vocabulary.js';
@@ -44,7 +45,12 @@ export interface DataSpec {
   x?: InlineExample[];
   /** inline only: target rows (regression) or integer class indices (classification). */
   y?: number[][] | number[];
+  /** tokens only: vocabulary, sentence length, successors per token and target (data/tokens.ts). */
+  tokens?: TokenSpec;
 }
+
+/** Sources whose values are ids or given as they are: normalisation "none" unless the spec asks. */
+export const unnormalizedByDefault = (source: DataSourceName): boolean => source === 'inline' || source === 'tokens';
 
 /** One inline example as the API types it (the reader checks it as untyped input all the same). */
 export type InlineExample = number[] | number[][] | number[][][] | number[][][][];
@@ -711,7 +717,7 @@ export function loadDataset(spec: DataSpec, seed: number): Dataset {
   if (spec.normalize !== undefined && !NORMALIZATIONS.includes(spec.normalize)) {
     throw new DataSpecError('data.normalize', `data.normalize must be one of ${NORMALIZATIONS.join(', ')}`);
   }
-  const normalization: Normalization = spec.normalize ?? (source === 'inline' ? 'none' : 'standardize');
+  const normalization: Normalization = spec.normalize ?? (unnormalizedByDefault(source) ? 'none' : 'standardize');
   const how = describeNormalization(normalization);
 
   const finish = (
@@ -857,6 +863,8 @@ function generatedPlan(spec: DataSpec, source: GeneratedSource): GeneratedPlan {
     case 'gaussian_images':
     case 'shapes':
       return imagePlan(spec, source);
+    case 'tokens':
+      return tokenPlan(spec.tokens, intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES), intParam);
   }
 }
 
@@ -911,7 +919,7 @@ export function describeDataset(spec: DataSpec, seed: number): DatasetShape {
     // Bundled sets come as copy-on-access metadata (nothing loaded); inline data and bad specs as loadDataset has them.
     return loadDataset(spec, seed);
   }
-  const normalization: Normalization = spec.normalize ?? 'standardize';
+  const normalization: Normalization = spec.normalize ?? (unnormalizedByDefault(source) ? 'none' : 'standardize');
   const plan = generatedPlan(spec, source);
   return {
     source, n: plan.n, inputSize: plan.inputSize, inputShape: [...plan.inputShape], outputSize: plan.outputSize, task: plan.task, numClasses: plan.numClasses,

@@ -10,6 +10,8 @@ import { fitLogSlope, mean, spreadOf } from '../common/stats.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type AnalysisResult, type AnalysisTimings, type InputMoments, type LayerStats } from './measure.js';
 import { graphTensors, measureGraphBatch } from './graph-measure.js';
 import type { BatchMeasurement, Reading } from './readings.js';
+import { sequenceParameterShape } from '../model/attention-forward.js';
+import { blockStats } from './blocks.js';
 
 /** Rows on the main path (every row but projection shortcuts): what the depth-wise fits and ratios use. */
 export function mainPathRows(graph: NormalizedGraph): number[] {
@@ -125,11 +127,12 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
     },
   };
   if (perBatch.length > 1) result.lossSpread = spreadOf(losses);
+  if (graph.transformerBlocks) result.blocks = blockStats(graph.transformerBlocks, layers);
   if (spec.include.includes('parameters')) {
     result.parameters = graph.rows.map((row, i) => {
       const n = row.node;
       const cin = n.inputShape[n.inputShape.length - 1]!;
-      const shape = n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : [cin, n.units];
+      const shape = n.kind === 'embedding' || n.kind === 'attention' ? sequenceParameterShape(n) : n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : [cin, n.units];
       const own = params.aux.filter((p) => p.layer === i).map((p) => ({ name: p.name, values: Array.from(p.values) }));
       return {
         index: i, path: n.path, weights: nest(params.weights[i]!, shape) as number[][],
@@ -158,7 +161,7 @@ export function rowActivations(graph: NormalizedGraph): ActivationSpec[] {
         pending = null;
         visit(node.layers);
         pending = null;
-      } else if (node.kind === 'dense' || node.kind === 'conv2d') {
+      } else if (node.kind === 'dense' || node.kind === 'conv2d' || node.kind === 'embedding' || node.kind === 'attention') {
         pending = rowOf.get(node.path)!;
       } else if (['max_pool', 'avg_pool', 'global_avg_pool', 'flatten'].includes(node.kind)) {
         pending = null;

@@ -1,7 +1,7 @@
 // The data part of a spec made whole: batch defaults and limits, inline data checked, the dataset's shape
 // (nothing drawn), and the loss it implies. Shared by the dense and the layer-graph specs.
 import type { AnalysisSpecInput, LossName } from '../../schemas/spec.js';
-import { describeDataset, loadDataset, type Dataset, type DatasetShape, type DataSpec, DataSpecError } from '../data/datasets.js';
+import { describeDataset, loadDataset, unnormalizedByDefault, type Dataset, type DatasetShape, type DataSpec, DataSpecError } from '../data/datasets.js';
 import { SpecError } from '../common/errors.js';
 
 export const DEFAULT_BATCH_SIZE = 64;
@@ -38,7 +38,7 @@ export function normalizeData(input: AnalysisSpecInput, limits: DataLimits, seed
     ...data,
     batchSize: data.batchSize ?? batchSizeDefault,
     batches: data.batches ?? 1,
-    normalize: data.normalize ?? (data.source === 'inline' ? 'none' : 'standardize'),
+    normalize: data.normalize ?? (unnormalizedByDefault(data.source) ? 'none' : 'standardize'),
   } as NormalizedData;
   checkLimit('data.batchSize', dataSpec.batchSize, limits.maxBatchSize);
   checkLimit('data.batches', dataSpec.batches, limits.maxBatches);

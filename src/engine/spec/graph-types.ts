@@ -3,6 +3,7 @@
 import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
 import type { ConvPadding, ShortcutKind } from '../../schemas/vocabulary.js';
+import type { PositionalNode, SequenceWeightNode, TransformerBlockPlan } from './transformer-types.js';
 
 interface NodeBase {
   /** Dotted path of the layer: its name, inside a residual block "<block path>.<name>" (e.g. stage2.block1.conv2). */
@@ -63,8 +64,8 @@ export interface ResidualNode extends NodeBase {
   projection: ConvNode | DenseNode | null;
 }
 
-export type WeightNode = DenseNode | ConvNode;
-export type BranchNode = WeightNode | PoolNode | ShapeNode | DropoutNode;
+export type WeightNode = DenseNode | ConvNode | SequenceWeightNode;
+export type BranchNode = WeightNode | PoolNode | ShapeNode | DropoutNode | PositionalNode;
 export type GraphNode = BranchNode | ResidualNode;
 
 /** One row of result.layers: a dense or conv2d layer (projection shortcuts included), in graph order. */
@@ -104,4 +105,6 @@ export interface NormalizedGraph {
   weightFlopsPerExample: number;
   /** Entries of every layer's output per example (element-wise work: activations, normalisation, statistics). */
   elementsPerExample: number;
+  /** The transformer_blocks the spec wrote out (spec/transformer-spec.ts), in order; absent without any. */
+  transformerBlocks?: TransformerBlockPlan[];
 }

@@ -17,6 +17,9 @@ const WHY: Record<string, string> = {
   batch_norm: 'batch normalisation has a mean-field theory of its own, in which gradients explode with depth at initialisation in plain networks (Yang et al. 2019); the recursion here does not model it',
   layer_norm: 'layer normalisation rescales every example, which the recursion does not model',
   residual: 'residual shortcuts: the chain recursion does not apply (each block multiplies ‖δ‖² by about 1 + α²·χ_branch, not by χ₁)',
+  embedding: 'an embedding reads token ids, not Gaussian fields',
+  attention: 'self-attention mixes the steps through a softmax of products of the input with itself, which the recursion does not model',
+  positional_encoding: 'a positional encoding adds a fixed signal the recursion does not track',
 };
 
 function whyNot(nodes: GraphNode[]): string | null {
