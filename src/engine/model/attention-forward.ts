@@ -53,7 +53,8 @@ export function lastAxisMatMul(x: tf.Tensor, W: tf.Tensor): tf.Tensor {
 /** [B, T] token ids (float) → [B, T, D] rows of E, as one_hot(ids)·E (its gradient is a product on every backend). */
 function embed(ids: tf.Tensor, node: EmbeddingNode, E: tf.Tensor): tf.Tensor {
   const [B, T] = ids.shape as [number, number];
-  const hot = tf.oneHot(tf.reshape(tf.cast(ids, 'int32'), [-1]) as tf.Tensor1D, node.vocab, 1, 0, 'float32');
+  // int32 one-hot then a cast: the wasm backend's OneHot with dtype float32 returns no ones (tfjs 4.22).
+  const hot = tf.cast(tf.oneHot(tf.reshape(tf.cast(ids, 'int32'), [-1]) as tf.Tensor1D, node.vocab), 'float32') as tf.Tensor2D;
   return tf.reshape(tf.matMul(hot, E as tf.Tensor2D), [B, T, node.dim]);
 }
 
