@@ -37,6 +37,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/onnx-analyze.test.ts',
   'test/engine/onnx-ops.test.ts',
   'test/engine/transformer-gradcheck.test.ts',
+  'test/engine/transformer-depth.test.ts',
 ];
 
 /**

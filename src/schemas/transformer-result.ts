@@ -12,13 +12,16 @@ export const TransformerBlockResultSchema = Type.Object({
     path: Type.String({ description: 'Path of the attention row.' }),
     row: Type.Integer({ description: 'Its index in result.layers.' }),
     weightGradNorm: norm('‖∂L/∂(Wq, Wk, Wv, Wo)‖_F: the attention row\'s weightGradNorm (mean over batches).'),
+    backpropNorm: norm('The attention row\'s backpropNorm: the signal ∂L/∂(attention output) that reaches the block\'s attention.'),
   }, { additionalProperties: false }),
   feedForward: Type.Object({
     paths: Type.Array(Type.String(), { description: 'Paths of the feed-forward dense rows.' }),
     rows: Type.Array(Type.Integer(), { description: 'Their indices in result.layers.' }),
     weightGradNorm: norm('√(Σ weightGradNorm²) over the feed-forward dense rows: the Frobenius norm of both weight matrices\' gradients.'),
+    backpropNorm: norm('The last feed-forward dense row\'s backpropNorm: the signal ∂L/∂(feed-forward output) that reaches the block from above.'),
   }, { additionalProperties: false }),
   weightGradNorm: norm('√(attention² + feedForward²): the block\'s weight gradients as one vector.'),
+  backpropRelativeToFirst: norm('feedForward.backpropNorm / the first block\'s: the gradient flow through the stack (Xiong et al. 2020: growing toward the output for post-LN, about 1 for pre-LN).'),
   relativeToFirst: norm('weightGradNorm / the first block\'s: Xiong et al. 2020 find it growing toward the output for post-LN at initialisation and about 1 for pre-LN.'),
 }, { additionalProperties: false, title: 'TransformerBlockResult', description: 'One transformer_block\'s weight-gradient norms.' });
 

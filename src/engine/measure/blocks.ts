@@ -13,12 +13,19 @@ export function blockStats(plans: TransformerBlockPlan[], layers: LayerStats[]):
     const ff = Math.hypot(...p.feedForwardRows.map((r) => layers[r]!.weightGradNorm));
     return {
       path: p.path, norm: p.norm,
-      attention: { path: att.path!, row: p.attentionRow, weightGradNorm: att.weightGradNorm },
-      feedForward: { paths: p.feedForwardRows.map((r) => layers[r]!.path!), rows: [...p.feedForwardRows], weightGradNorm: ff },
+      attention: { path: att.path!, row: p.attentionRow, weightGradNorm: att.weightGradNorm, backpropNorm: att.backpropNorm },
+      feedForward: {
+        paths: p.feedForwardRows.map((r) => layers[r]!.path!), rows: [...p.feedForwardRows], weightGradNorm: ff,
+        backpropNorm: layers[p.feedForwardRows[p.feedForwardRows.length - 1]!]!.backpropNorm,
+      },
       weightGradNorm: Math.hypot(att.weightGradNorm, ff),
       relativeToFirst: 0,
+      backpropRelativeToFirst: 0,
     };
   });
-  out.forEach((b) => { b.relativeToFirst = b.weightGradNorm / out[0]!.weightGradNorm; });
+  out.forEach((b) => {
+    b.relativeToFirst = b.weightGradNorm / out[0]!.weightGradNorm;
+    b.backpropRelativeToFirst = b.feedForward.backpropNorm / out[0]!.feedForward.backpropNorm;
+  });
   return out;
 }
