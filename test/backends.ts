@@ -40,6 +40,8 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/recurrent-gradcheck.test.ts',
   'test/engine/through-time.test.ts',
   'test/engine/recurrent-fixture.test.ts',
+  'test/engine/transformer-gradcheck.test.ts',
+  'test/engine/transformer-depth.test.ts',
 ];
 
 /**

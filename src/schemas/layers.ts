@@ -3,7 +3,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { ActivationSchema, InitializerSchema } from './activation-init.js';
 import { RecurrentLayerSchemas } from './recurrent-layers.js';
-import { CONV_PADDINGS, enumOf, type LayerKind, RESIDUAL_VARIANTS, SHORTCUT_KINDS } from './vocabulary.js';
+import { CONV_PADDINGS, enumOf, type LayerKind, POSITIONAL_ENCODINGS, RESIDUAL_VARIANTS, SHORTCUT_KINDS, TRANSFORMER_NORMS } from './vocabulary.js';
 
 export const LayerInitSchema = Type.Object(
   {
@@ -54,10 +54,26 @@ export const DropoutLayerSchema = layer('dropout', {
   rate: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Drop rate (identity at analysis: the analysis measures the network in inference form of dropout).' }),
 }, 'Dropout: the identity in an analysis.');
 
+// Sequence layers (issue 14): a sequence is [time, features] per example; [time] of integer token ids before an embedding.
+export const EmbeddingLayerSchema = layer('embedding', {
+  vocab: Int('Vocabulary size V: the input is [time] of integer token ids in [0, V) (an id outside embeds to the zero vector).'),
+  dim: Int('Embedding width D: [time] → [time, D].'),
+}, 'Token embedding: a [V][D] table (a row of result.layers; weights [vocab][dim], PyTorch nn.Embedding.weight as is), computed as one_hot(ids)·E so that its gradient is the same product on every backend.');
+export const PositionalEncodingLayerSchema = layer('positional_encoding', {
+  encoding: Type.Optional(enumOf(POSITIONAL_ENCODINGS, 'sinusoidal (default; Vaswani et al. 2017: PE[t, 2i] = sin(t/10000^(2i/D)), PE[t, 2i+1] = cos(…)).')),
+}, 'Adds a fixed positional encoding to a [time, D] sequence (no parameters).');
+export const AttentionLayerSchema = layer('attention', {
+  heads: Int('Heads H.'),
+  keyDim: Type.Optional(Int('Width of each head\'s queries, keys and values (default D/H, D the input\'s last axis).')),
+  causal: Type.Optional(Type.Boolean({ description: 'Each step attends only to itself and earlier steps (default false).' })),
+  useBias: Type.Optional(Type.Boolean({ description: 'Default network.useBias (true).' })),
+}, 'Multi-head self-attention on [time, D]: Q = xWq + bq, K = xWk + bk, V = xWv + bv (each [D][H·keyDim]), per head softmax(QKᵀ/√keyDim)V, concatenated, then ·Wo + bo ([H·keyDim][D]): [time, D] → [time, D]. One row of result.layers whose weights are Wq, Wk, Wv, Wo (include: parameters gives them as 4 rows, each matrix flattened row-major, and the bias as bq, bk, bv, bo concatenated). Wq…Wo are each drawn from the initialiser with fan_in D and fan_out H·keyDim.');
+
 /** The layers a residual branch may hold: every kind but residual itself (blocks do not nest). */
 export const PlainLayerSchema = Type.Union(
   [DenseLayerSchema, Conv2dLayerSchema, MaxPoolLayerSchema, AvgPoolLayerSchema, GlobalAvgPoolLayerSchema, FlattenLayerSchema,
-    BatchNormLayerSchema, LayerNormLayerSchema, ActivationLayerSchema, DropoutLayerSchema, ...RecurrentLayerSchemas],
+    BatchNormLayerSchema, LayerNormLayerSchema, ActivationLayerSchema, DropoutLayerSchema, ...RecurrentLayerSchemas,
+    EmbeddingLayerSchema, PositionalEncodingLayerSchema, AttentionLayerSchema],
   { title: 'PlainLayer', description: 'A layer other than residual.' },
 );
 
@@ -68,12 +84,33 @@ export const ResidualLayerSchema = layer('residual', {
   variant: Type.Optional(enumOf(RESIDUAL_VARIANTS, 'plain (default): shortcut(x) + scale·F(x) with scale fixed; rezero (Bachlechner et al. 2020) and skipinit (De & Smith 2020): shortcut(x) + α·F(x) with α a learnable scalar, initial scale (default 0); fixup (Zhang, Dauphin & Ma 2019): the branch\'s dense/conv2d layers but the last drawn by init and scaled by L^(−1/(2m−2)) (L fixup blocks, m the branch\'s dense/conv2d layers), the last one and the network\'s head zeroed, a learnable scalar bias before each branch layer\'s input and one before its activation (initial 0), and a learnable multiplier on F (initial scale, default 1). The scalars are auxParameters (gate; fixup_bias_in, fixup_bias_act, fixup_scale) of the branch\'s rows.')),
 }, 'A residual block: activation(shortcut(x) + scale·F(x)).');
 
+export const TransformerBlockLayerSchema = Type.Object({
+  kind: Type.Literal('transformer_block'),
+  name: common.name,
+  heads: Int('Attention heads H (keyDim = dim/H).'),
+  dim: Int('Model width D: the input\'s last axis, kept by the block.'),
+  ffDim: Int('Width of the feed-forward layer (dense ffDim → dense D).'),
+  norm: Type.Optional(enumOf(TRANSFORMER_NORMS, 'post (default; Vaswani et al. 2017: x = LN(x + F(x)) after each sublayer) or pre (x = x + F(LN(x)); Xiong et al. 2020). A pre-LN stack usually ends in its own layer_norm.')),
+  dropout: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Dropout after attention and after the feed-forward layer (the identity in an analysis; default 0).' })),
+  causal: Type.Optional(Type.Boolean({ description: 'Causal self-attention (default false).' })),
+  ffActivation: Type.Optional({ ...ActivationSchema, description: 'Activation of the first feed-forward dense layer (default relu).' } as typeof ActivationSchema),
+  init: Type.Optional(LayerInitSchema),
+}, { additionalProperties: false, title: 'Layer_transformer_block', description: 'A transformer encoder block on [time, D], written out in the normalised spec as residual blocks <name>.attn (attention) and <name>.ff (dense ffDim, dense D) with layer_norm <name>.ln1/<name>.ln2 after them (post) or layer_norm first inside each branch (pre). Its per-block gradient norms come back in result.blocks.' });
+
 export const LayerSchema = Type.Union([...PlainLayerSchema.anyOf, ResidualLayerSchema], {
   title: 'Layer',
   description: 'One layer of network.layers, told apart by kind. Every layer may carry name, activation and init.',
 });
 
+/** What network.layers may hold: a layer, or a transformer_block (written out as layers before normalisation). */
+export const NetworkLayerSchema = Type.Union([...LayerSchema.anyOf, TransformerBlockLayerSchema], {
+  title: 'NetworkLayer',
+  description: 'One entry of network.layers: a Layer, or a transformer_block that the normalised spec writes out as residual blocks and layer norms.',
+});
+
 export type LayerInput = Static<typeof LayerSchema>;
+export type NetworkLayerInput = Static<typeof NetworkLayerSchema>;
 export type PlainLayerInput = Static<typeof PlainLayerSchema>;
 export type ResidualLayerInput = Static<typeof ResidualLayerSchema>;
+export type TransformerBlockInput = Static<typeof TransformerBlockLayerSchema>;
 export type LayerInitInput = Static<typeof LayerInitSchema>;

@@ -5,6 +5,7 @@ import { AuxParameterSchema, DiagnosisSummaryFields, LayerFlagSchema, PerExample
 import { ChecksSchema } from './checks.js';
 import { GraphRowFields } from './graph-result.js';
 import { ThroughTimeSchema } from './through-time.js';
+import { BlocksSchema } from './transformer-result.js';
 import { BACKEND_NAMES, DATA_TASKS, DataSourceSchema, QUEUE_KINDS, STORE_KINDS, enumOf } from './vocabulary.js';
 
 /** Paths listed in a result's nonFinite; beyond them only the count grows, and truncated says so. */
@@ -141,6 +142,7 @@ export const AnalysisResultSchema = Type.Object(
     throughTime: Type.Optional(ThroughTimeSchema),
     nonFinite: NonFiniteSchema,
     data: DataSummarySchema,
+    blocks: Type.Optional(BlocksSchema),
     parameters: Type.Optional({ ...ParametersSchema, description: 'With include: ["parameters"]: the initial parameters of every layer.' }),
     batch: Type.Optional(
       Type.Array(Type.Object({

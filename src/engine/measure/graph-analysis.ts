@@ -11,6 +11,8 @@ import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type Analy
 import { graphTensors, measureGraphBatch } from './graph-measure.js';
 import type { BatchMeasurement, Reading } from './readings.js';
 import { isRecurrentNode } from '../spec/recurrent-types.js';
+import { sequenceParameterShape } from '../model/attention-forward.js';
+import { blockStats } from './blocks.js';
 
 /** Rows on the main path (every row but projection shortcuts): what the depth-wise fits and ratios use. */
 export function mainPathRows(graph: NormalizedGraph): number[] {
@@ -126,6 +128,7 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
     },
   };
   if (perBatch.length > 1) result.lossSpread = spreadOf(losses);
+  if (graph.transformerBlocks) result.blocks = blockStats(graph.transformerBlocks, layers);
   if (spec.include.includes('parameters')) result.parameters = graphParametersJson(graph, params);
   if (spec.include.includes('batch')) {
     result.batch = batches.map((b, i) => ({
@@ -166,7 +169,7 @@ export function rowActivations(graph: NormalizedGraph): ActivationSpec[] {
         // A recurrent row's nonlinearity is inside its recurrence; nothing after it is its activation.
         names[rowOf.get(node.path)!] = node.cell;
         pending = null;
-      } else if (node.kind === 'dense' || node.kind === 'conv2d') {
+      } else if (node.kind === 'dense' || node.kind === 'conv2d' || node.kind === 'embedding' || node.kind === 'attention') {
         pending = rowOf.get(node.path)!;
       } else if (['max_pool', 'avg_pool', 'global_avg_pool', 'flatten'].includes(node.kind)) {
         pending = null;

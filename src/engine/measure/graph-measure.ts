@@ -12,11 +12,13 @@ import { layerPartial } from './batch-stats.js';
 import { combineShards } from './combine-shards.js';
 import type { BatchMeasurement } from './readings.js';
 import { hostReader } from './measure.js';
+import { sequenceWeightTensor } from '../model/attention-forward.js';
 
 /** The parameters as tensors, shaped as the layers read them (conv kernels [kh, kw, c_in, c_out]). */
 export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tensors: GraphTensors; list: tf.Tensor[] } {
   const weights = graph.rows.map((r, i) => {
     const n = r.node;
+    if (n.kind === 'embedding' || n.kind === 'attention') return sequenceWeightTensor(n, p.weights[i]!);
     const cin = n.inputShape[n.inputShape.length - 1]!;
     if (isRecurrentNode(n)) return tf.tensor2d(p.weights[i]!, [n.features, n.gates * n.units]);
     return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel, n.kernel, cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);

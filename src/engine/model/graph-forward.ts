@@ -5,7 +5,9 @@ import { activation, type Activation, type ActivationSpec } from './activations.
 import { NORM_EPSILON } from './network.js';
 import type { BranchNode, ConvNode, DenseNode, GraphNode, NormalizedGraph } from '../spec/graph-types.js';
 import type { RecurrentNode } from '../spec/recurrent-types.js';
+import type { SequenceWeightNode } from '../spec/transformer-types.js';
 import { recurrentForward, type RecurrentHooks } from './recurrent-forward.js';
+import { addPositions, lastAxisMatMul, sequenceWeightForward } from './attention-forward.js';
 
 export interface GraphTensors {
   /** Per row: dense [inputs, units], conv2d [kh, kw, c_in, c_out]. */
@@ -118,7 +120,8 @@ function maxPoolByTaps(x: tf.Tensor4D, size: number, stride: number): tf.Tensor4
 /** gamma·(x − mean)/√(var + ε) + beta, per channel over the batch (and space), or per example over every axis. */
 function normalize(x: tf.Tensor, kind: 'batch_norm' | 'layer_norm', p: { gamma: tf.Tensor; beta: tf.Tensor }): tf.Tensor {
   if (kind === 'batch_norm') return batchNorm(x, p.gamma, p.beta);
-  const axes = x.shape.slice(1).map((_, i) => i + 1);
+  // A [B, T, F] sequence is normalised over its last axis (each step on its own, as in a transformer).
+  const axes = x.rank === 3 ? [2] : x.shape.slice(1).map((_, i) => i + 1);
   const { mean, variance } = tf.moments(x, axes, true);
   return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, NORM_EPSILON))), p.gamma), p.beta);
 }
@@ -205,17 +208,21 @@ class GraphRun {
     return h;
   }
 
-  private weightLayer(node: DenseNode | ConvNode, a: tf.Tensor): tf.Tensor {
+  private weightLayer(node: DenseNode | ConvNode | SequenceWeightNode, a: tf.Tensor): tf.Tensor {
     const r = this.rowOf.get(node.path)!;
     const W = this.t.weights[r]!;
-    // Fixup's scalar biases: one added to the layer's input, one to its output before the activation.
-    const biasIn = this.t.named.get(`${node.path}:fixup_bias_in`);
-    const input = biasIn ? tf.add(a, biasIn) : a;
-    let h = node.kind === 'dense' ? tf.matMul(input as tf.Tensor2D, W as tf.Tensor2D) : convolve(input as tf.Tensor4D, node, W);
     const b = this.t.biases[r];
-    if (b) h = tf.add(h, b);
-    const biasAct = this.t.named.get(`${node.path}:fixup_bias_act`);
-    if (biasAct) h = tf.add(h, biasAct);
+    let h: tf.Tensor;
+    if (node.kind === 'embedding' || node.kind === 'attention') h = sequenceWeightForward(node, a, W, b ?? null);
+    else {
+      // Fixup's scalar biases: one added to the layer's input, one to its output before the activation.
+      const biasIn = this.t.named.get(`${node.path}:fixup_bias_in`);
+      const input = biasIn ? tf.add(a, biasIn) : a;
+      h = node.kind === 'dense' ? lastAxisMatMul(input, W) : convolve(input as tf.Tensor4D, node, W);
+      if (b) h = tf.add(h, b);
+      const biasAct = this.t.named.get(`${node.path}:fixup_bias_act`);
+      if (biasAct) h = tf.add(h, biasAct);
+    }
     if (this.probes) h = tf.add(h, this.probes[r]!);
     this.taps.pre[r] = h;
     this.taps.post[r] = h;
@@ -227,7 +234,11 @@ class GraphRun {
     switch (node.kind) {
       case 'dense':
       case 'conv2d':
+      case 'embedding':
+      case 'attention':
         return this.weightLayer(node, a);
+      case 'positional_encoding':
+        return addPositions(a);
       case 'max_pool':
       case 'avg_pool':
         this.pending = null;
@@ -237,7 +248,7 @@ class GraphRun {
           : tf.maxPool(a as tf.Tensor4D, node.size, node.stride, 'valid');
       case 'global_avg_pool':
         this.pending = null;
-        return tf.mean(a, [1, 2]);
+        return tf.mean(a, a.rank === 3 ? [1] : [1, 2]);
       case 'flatten':
         this.pending = null;
         return tf.reshape(a, [a.shape[0]!, -1]);

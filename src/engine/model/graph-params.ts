@@ -6,6 +6,7 @@ import type { NormalizedGraph, RowPlan } from '../spec/graph-types.js';
 import { fixupBranchScale, type AuxParameter } from './network.js';
 import { drawRecurrent } from './recurrent-params.js';
 import { isRecurrentNode } from '../spec/recurrent-types.js';
+import { drawSequenceBias, drawSequenceWeights } from './attention-forward.js';
 
 export interface GraphParameters {
   rows: RowPlan[];
@@ -35,6 +36,7 @@ export function deltaOrthogonal(kernel: number, cin: number, cout: number, gain:
 
 function drawWeights(row: RowPlan, init: InitializerSpec, rng: Rng): Float32Array {
   const node = row.node;
+  if (node.kind === 'embedding' || node.kind === 'attention') return drawSequenceWeights(node, init, rng);
   const cin = node.inputShape[node.inputShape.length - 1]!;
   if (node.kind === 'conv2d' && init.name === 'delta_orthogonal') return deltaOrthogonal(node.kernel, cin, node.filters, init.gain!, rng);
   const units = node.kind === 'conv2d' ? node.filters : node.units;
@@ -59,7 +61,8 @@ export function initGraphParameters(graph: NormalizedGraph, seed: number): Graph
     }
     weights.push(drawWeights(row, node.init.weights, rng));
     const units = node.kind === 'conv2d' ? node.filters : node.units;
-    biases.push(node.useBias ? initialize(node.init.bias, 1, units, rng, true, { fanIn: row.fanIn, fanOut: row.fanOut }) : null);
+    if (node.kind === 'embedding' || node.kind === 'attention') biases.push(drawSequenceBias(node, node.init.bias, rng));
+    else biases.push(node.useBias ? initialize(node.init.bias, 1, units, rng, true, { fanIn: row.fanIn, fanOut: row.fanOut }) : null);
   }
   const aux: AuxParameter[] = [];
   const auxPaths: string[] = [];

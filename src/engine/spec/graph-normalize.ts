@@ -9,6 +9,7 @@ import { recurrentNode } from './recurrent-normalize.js';
 import type {
   BlockScalars, BranchNode, ConvNode, DenseNode, GraphNode, LayerInits, NormalizedGraph, NormParam, ResidualNode, RowPlan, WeightNode,
 } from './graph-types.js';
+import { sequenceNode, sequenceRowCounts, type SequenceBuilder } from './transformer-spec.js';
 
 /** Limits of a layer graph (besides SpecLimits' maxDepth for weight layers and maxWidth for units and filters). */
 export const GRAPH_LIMITS = {
@@ -39,6 +40,7 @@ const SHORT: Record<string, string> = {
   dense: 'dense', conv2d: 'conv', max_pool: 'maxpool', avg_pool: 'avgpool', global_avg_pool: 'gap', flatten: 'flatten',
   batch_norm: 'bn', layer_norm: 'ln', activation: 'act', dropout: 'dropout', residual: 'block',
   simple_rnn: 'rnn', lstm: 'lstm', gru: 'gru',
+  embedding: 'embed', positional_encoding: 'pos', attention: 'attn',
 };
 
 const LINEAR: ActivationSpec = { name: 'linear' };
@@ -94,7 +96,7 @@ class GraphBuilder {
     return a;
   }
 
-  private inits(raw: { init?: LayerInitInput }, f: string): LayerInits {
+  inits(raw: { init?: LayerInitInput }, f: string): LayerInits {
     return {
       weights: raw.init?.weights !== undefined ? normalizeInitializer(raw.init.weights, `${f}.init.weights`) : this.d.init.weights,
       bias: raw.init?.bias !== undefined ? normalizeInitializer(raw.init.bias, `${f}.init.bias`) : this.d.init.bias,
@@ -121,12 +123,13 @@ class GraphBuilder {
     const base = { path, name: raw.name ?? path.split('.').pop()!, activation: this.activationOf(raw, f), inputShape: shape };
     switch (raw.kind) {
       case 'dense': {
-        if (shape.length !== 1) this.fail(f, path, `dense needs a flat [features] input but gets ${shapeText(shape)}; put flatten or global_avg_pool before it`);
+        // A [time, features] sequence: dense acts on the last axis (as Keras's Dense), [T, F] → [T, units].
+        if (shape.length !== 1 && shape.length !== 2) this.fail(f, path, `dense needs a flat [features] input (or a [time, features] sequence) but gets ${shapeText(shape)}; put flatten or global_avg_pool before it`);
         if (raw.units === undefined && !last) this.fail(`${f}.units`, path, 'units may only be omitted on the last layer (it then takes the width of the targets)');
         const units = raw.units ?? this.d.outputUnits;
         this.limit(f, path, 'units', units, this.d.maxWidth);
         const node: DenseNode = { ...base, kind: 'dense', units, useBias: raw.useBias ?? this.d.useBias, init: this.inits(raw, f), outputShape: [] };
-        node.outputShape = this.checkOut(f, path, 'dense', shape, [units]);
+        node.outputShape = this.checkOut(f, path, 'dense', shape, [...shape.slice(0, -1), units]);
         this.row(node, block, false, f);
         return node;
       }
@@ -161,6 +164,8 @@ class GraphBuilder {
         return { ...base, kind: raw.kind, size: raw.size, stride, outputShape: out };
       }
       case 'global_avg_pool': {
+        // A [time, features] sequence is averaged over time.
+        if (shape.length === 2) return { ...base, kind: raw.kind, outputShape: this.checkOut(f, path, raw.kind, shape, [shape[1]!]) };
         const [, , c] = this.spatial(f, path, 'global_avg_pool', shape);
         return { ...base, kind: raw.kind, outputShape: this.checkOut(f, path, raw.kind, shape, [c]) };
       }
@@ -184,6 +189,14 @@ class GraphBuilder {
       case 'lstm':
       case 'gru':
         return recurrentNode(this.recurrentBuild(), raw, shape, f, path, block);
+      case 'embedding':
+      case 'positional_encoding':
+      case 'attention': {
+        const node = sequenceNode(raw, base, f, this.sequenceBuilder(), this.d.maxWidth);
+        node.outputShape = this.checkOut(f, path, raw.kind, shape, node.outputShape);
+        if (node.kind !== 'positional_encoding') this.row(node, block, false, f);
+        return node;
+      }
     }
   }
 
@@ -249,9 +262,21 @@ class GraphBuilder {
     };
   }
 
+  private sequenceBuilder(): SequenceBuilder {
+    return { fail: (a, b, c) => this.fail(a, b, c), limit: (...a) => this.limit(...a), inits: (r, f) => this.inits(r, f), useBias: this.d.useBias };
+  }
+
   private row(node: WeightNode, block: string | null, shortcut: boolean, f: string): void {
-    const inCh = node.inputShape[node.inputShape.length - 1]!;
     const outSize = size(node.outputShape);
+    if (node.kind === 'embedding' || node.kind === 'attention') {
+      const c = sequenceRowCounts(node);
+      this.rows.push({ index: this.rows.length, node, block, shortcut, fanIn: c.fanIn, fanOut: c.fanOut, weightCount: c.weightCount, outputSize: outSize });
+      if (this.rows.length > this.d.maxDepth) this.fail(f, node.path, `the graph has more than ${this.d.maxDepth} weight layers (the limit, GRADLENS_MAX_DEPTH)`);
+      this.parameters += c.weightCount + c.biasCount;
+      this.weightFlops += c.flops;
+      return;
+    }
+    const inCh = node.inputShape[node.inputShape.length - 1]!;
     const k2 = node.kind === 'conv2d' ? node.kernel * node.kernel : 1;
     const units = node.kind === 'conv2d' ? node.filters : node.units;
     const weightCount = k2 * inCh * units;

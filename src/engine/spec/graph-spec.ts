@@ -9,6 +9,7 @@ import { SpecError } from '../common/errors.js';
 import { normalizeGraph } from './graph-normalize.js';
 import { DEFAULT_BLOCKS_PER_STAGE, DEFAULT_STAGES, expandPreset } from './presets.js';
 import type { LayerInits, NormalizedGraph } from './graph-types.js';
+import { checkTokenInput, expandTransformerBlocks, transformerPlans, type WrittenBlock } from './transformer-spec.js';
 
 /** Whether the request describes a layer graph rather than the depth/width shorthand. */
 export function isGraphInput(net: NetworkInput): boolean {
@@ -27,8 +28,12 @@ export interface GraphNetworkParts {
 }
 
 /** The layers a preset or network.layers gives, with network.activation standing in for the preset's relu. */
-function layersOf(net: NetworkInput): LayerInput[] {
-  if (net.preset === undefined) return net.layers!;
+function layersOf(net: NetworkInput, blocks: WrittenBlock[]): LayerInput[] {
+  if (net.preset === undefined) {
+    const written = expandTransformerBlocks(net.layers!);
+    blocks.push(...written.blocks);
+    return written.layers;
+  }
   if (net.layers !== undefined) throw new SpecError('network.preset', 'network.preset and network.layers are exclusive: a preset is written out as layers');
   const stages = net.stages ?? DEFAULT_STAGES;
   const layers = expandPreset(net.preset, stages, net.blocksPerStage ?? DEFAULT_BLOCKS_PER_STAGE);
@@ -62,7 +67,8 @@ export function normalizeGraphNetwork(
   if (net.preset === undefined && (net.stages !== undefined || net.blocksPerStage !== undefined)) {
     throw new SpecError(net.stages !== undefined ? 'network.stages' : 'network.blocksPerStage', 'network.stages and network.blocksPerStage describe a preset: set network.preset');
   }
-  const layers = layersOf(net);
+  const blocks: WrittenBlock[] = [];
+  const layers = layersOf(net, blocks);
   const init: LayerInits = {
     weights: normalizeInitializer(net.init?.weights ?? (net.preset !== undefined ? 'he_normal' : 'glorot_uniform'), 'network.init.weights'),
     bias: normalizeInitializer(net.init?.bias ?? 'zeros', 'network.init.bias'),
@@ -72,6 +78,8 @@ export function normalizeGraphNetwork(
     init, useBias, outputUnits: ctx.outputUnits, anyOutput: ctx.anyOutput, maxDepth: ctx.maxDepth, maxWidth: ctx.maxWidth,
   });
   // The head's activation: its own if it names one, else network.outputActivation, else the loss's default.
+  if (blocks.length > 0) graph.transformerBlocks = transformerPlans(blocks, graph);
+  checkTokenInput(graph, ctx.dataset.normalization);
   const head = layers[layers.length - 1]!;
   const outputActivation = head.activation !== undefined
     ? normalizeActivation(head.activation, `network.layers[${layers.length - 1}].activation`)

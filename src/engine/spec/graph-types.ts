@@ -4,6 +4,7 @@ import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
 import type { ConvPadding, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
 import type { RecurrentNode } from './recurrent-types.js';
+import type { PositionalNode, SequenceWeightNode, TransformerBlockPlan } from './transformer-types.js';
 
 interface NodeBase {
   /** Dotted path of the layer: its name, inside a residual block "<block path>.<name>" (e.g. stage2.block1.conv2). */
@@ -65,8 +66,8 @@ export interface ResidualNode extends NodeBase {
   projection: ConvNode | DenseNode | null;
 }
 
-export type WeightNode = DenseNode | ConvNode | RecurrentNode;
-export type BranchNode = WeightNode | PoolNode | ShapeNode | DropoutNode;
+export type WeightNode = DenseNode | ConvNode | RecurrentNode | SequenceWeightNode;
+export type BranchNode = WeightNode | PoolNode | ShapeNode | DropoutNode | PositionalNode;
 export type GraphNode = BranchNode | ResidualNode;
 
 /** One row of result.layers: a dense, conv2d or recurrent layer (projection shortcuts included), in graph order. */
@@ -119,4 +120,6 @@ export interface NormalizedGraph {
   weightFlopsPerExample: number;
   /** Entries of every layer's output per example (element-wise work: activations, normalisation, statistics). */
   elementsPerExample: number;
+  /** The transformer_blocks the spec wrote out (spec/transformer-spec.ts), in order; absent without any. */
+  transformerBlocks?: TransformerBlockPlan[];
 }

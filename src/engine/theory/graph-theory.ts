@@ -20,6 +20,9 @@ const WHY: Record<string, string> = {
   simple_rnn: 'a recurrent layer reuses its weights at every step, so its steps are not independent layers; see result.throughTime for its spectral conditions (Pascanu et al. 2013)',
   lstm: 'a recurrent layer reuses its weights at every step, so its steps are not independent layers; see result.throughTime',
   gru: 'a recurrent layer reuses its weights at every step, so its steps are not independent layers; see result.throughTime',
+  embedding: 'an embedding reads token ids, not Gaussian fields',
+  attention: 'self-attention mixes the steps through a softmax of products of the input with itself, which the recursion does not model',
+  positional_encoding: 'a positional encoding adds a fixed signal the recursion does not track',
 };
 
 function whyNot(nodes: GraphNode[]): string | null {
