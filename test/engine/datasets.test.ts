@@ -74,7 +74,7 @@ function expectSpecError(s: DataSpec, field: string, message: string | RegExp): 
 describe('DATA_SOURCES', () => {
   it('lists every source once', () => {
     expect([...DATA_SOURCES].sort()).toEqual(
-      ['adding', 'blobs', 'circles', 'gaussian_images', 'inline', 'iris', 'memory', 'mnist', 'moons', 'sequential_mnist', 'shapes', 'sine', 'sine_wave', 'spirals', 'xor'],
+      ['adding', 'blobs', 'circles', 'gaussian_images', 'inline', 'iris', 'memory', 'mnist', 'moons', 'sequential_mnist', 'shapes', 'sine', 'sine_wave', 'spirals', 'tokens', 'xor'],
     );
   });
 });
