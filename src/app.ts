@@ -242,7 +242,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Before the server stops accepting: running jobs go back to the queue for the next start, and
   // requests waiting on a job are answered. Workers and the database close after the last request.
-  const retention = new RetentionTask({ store: instrumentedStore, policy: config.jobs.retention, intervalMs: config.jobs.retention.intervalMs, log: app.log });
+  const retention = new RetentionTask({ store: instrumentedStore, models, policy: config.jobs.retention, intervalMs: config.jobs.retention.intervalMs, log: app.log });
 
   let local: BullConsumer | undefined;
   app.addHook('preClose', async () => {

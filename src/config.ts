@@ -87,6 +87,8 @@ export interface RetentionConfig {
   maxJobs: number;
   /** Bytes of stored job data (specs and results as JSON). */
   maxBytes: number;
+  /** Bytes of uploaded model files kept (least recently used deleted beyond it; absent or 0: no limit); models also follow maxAgeMs. */
+  maxModelBytes?: number;
   /** How often the limits are applied (and at start). */
   intervalMs: number;
 }
@@ -126,6 +128,7 @@ function retention(env: Env): RetentionConfig {
     maxAgeMs: int(env, 'GRADLENS_RETENTION_MAX_AGE_S', 30 * 86_400, 0, 100 * 365 * 86_400) * 1000,
     maxJobs: int(env, 'GRADLENS_RETENTION_MAX_JOBS', 10_000, 0),
     maxBytes: int(env, 'GRADLENS_RETENTION_MAX_BYTES', 1024 ** 3, 0),
+    maxModelBytes: int(env, 'GRADLENS_RETENTION_MAX_MODEL_BYTES', 4 * 1024 ** 3, 0),
     intervalMs: int(env, 'GRADLENS_RETENTION_INTERVAL_MS', 60_000, 100, 86_400_000),
   };
 }

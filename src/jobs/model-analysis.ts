@@ -88,6 +88,8 @@ export function prepareModelAnalysis(raw: unknown, models: ModelStore | undefine
   if (!models) throw new SpecError('model', 'this process has no model store: analyses of uploaded models run where the models are stored');
   const stored = models.get(spec.model.id);
   if (!stored) throw new SpecError('model.id', `no model ${spec.model.id}: upload it with POST /v1/models (GET /v1/models lists the stored ones)`);
+  // An analysis uses the model: retention's age rule counts from its last use.
+  models.touch(stored.id);
   const loss = spec.loss ?? 'categorical_crossentropy';
   if (!MODEL_LOSSES.includes(loss)) throw new SpecError('loss', `loss "${loss}" is not one of ${MODEL_LOSSES.join(', ')} with model`);
   const mode = spec.mode ?? 'train';

@@ -1,6 +1,8 @@
 // Uploaded models (POST /v1/models): the file as sent and its description, in their own SQLite table in the
 // job database file (config.jobs.db, opened here through a connection of its own, so the job store is not
 // touched). One INSERT stores a model whole, so a refused or interrupted upload leaves nothing behind.
+// Retention (jobs/retention.ts) deletes a model unused (neither uploaded nor analysed) for longer than the
+// jobs' age limit, and the least recently used ones beyond GRADLENS_RETENTION_MAX_MODEL_BYTES.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -14,12 +16,27 @@ export interface StoredModelSummary {
   description: ModelDescription;
 }
 
+/** What retention applies to models (0 turns a rule off). */
+export interface ModelRetentionPolicy {
+  /** A model unused for longer than this is deleted. */
+  maxAgeMs: number;
+  /** Most bytes of model files kept; the least recently used beyond it are deleted. */
+  maxModelBytes: number;
+}
+
+export interface ModelPruneResult {
+  deleted: { age: number; bytes: number };
+}
+
 export interface ModelStore {
   put(id: string, file: Uint8Array, description: ModelDescription): StoredModelSummary;
   get(id: string): StoredModelSummary | undefined;
   file(id: string): Uint8Array | undefined;
   list(limit: number): StoredModelSummary[];
   delete(id: string): boolean;
+  /** Marks a model used now (an analysis named it), which keeps it from the age rule. */
+  touch(id: string, now?: number): void;
+  prune(policy: ModelRetentionPolicy, now?: number): ModelPruneResult;
   close(): void;
 }
 
@@ -41,13 +58,16 @@ export class SqliteModelStore implements ModelStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(`CREATE TABLE IF NOT EXISTS imported_models (
       id TEXT PRIMARY KEY, format TEXT NOT NULL, file BLOB NOT NULL, size INTEGER NOT NULL,
-      description TEXT NOT NULL, created_at TEXT NOT NULL)`);
+      description TEXT NOT NULL, created_at TEXT NOT NULL, used_at TEXT)`);
+    // A table from before retention knew models: the column added, its models used when they were uploaded.
+    const columns = this.db.prepare('PRAGMA table_info(imported_models)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'used_at')) this.db.exec('ALTER TABLE imported_models ADD COLUMN used_at TEXT');
   }
 
   put(id: string, file: Uint8Array, description: ModelDescription): StoredModelSummary {
     const createdAt = new Date().toISOString();
-    this.db.prepare('INSERT INTO imported_models (id, format, file, size, description, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, description.format, Buffer.from(file.buffer, file.byteOffset, file.byteLength), file.byteLength, JSON.stringify(description), createdAt);
+    this.db.prepare('INSERT INTO imported_models (id, format, file, size, description, created_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(id, description.format, Buffer.from(file.buffer, file.byteOffset, file.byteLength), file.byteLength, JSON.stringify(description), createdAt, createdAt);
     return { id, format: description.format, bytes: file.byteLength, createdAt, description };
   }
 
@@ -68,6 +88,28 @@ export class SqliteModelStore implements ModelStore {
 
   delete(id: string): boolean {
     return this.db.prepare('DELETE FROM imported_models WHERE id = ?').run(id).changes > 0;
+  }
+
+  touch(id: string, now = Date.now()): void {
+    this.db.prepare('UPDATE imported_models SET used_at = ? WHERE id = ?').run(new Date(now).toISOString(), id);
+  }
+
+  prune(policy: ModelRetentionPolicy, now = Date.now()): ModelPruneResult {
+    const deleted = { age: 0, bytes: 0 };
+    const used = 'COALESCE(used_at, created_at)';
+    if (policy.maxAgeMs > 0) {
+      deleted.age = this.db.prepare(`DELETE FROM imported_models WHERE ${used} < ?`).run(new Date(now - policy.maxAgeMs).toISOString()).changes;
+    }
+    if (policy.maxModelBytes > 0) {
+      const rows = this.db.prepare(`SELECT id, size FROM imported_models ORDER BY ${used} DESC, id`).all() as { id: string; size: number }[];
+      let kept = 0;
+      const remove = this.db.prepare('DELETE FROM imported_models WHERE id = ?');
+      for (const r of rows) {
+        kept += r.size;
+        if (kept > policy.maxModelBytes) deleted.bytes += remove.run(r.id).changes;
+      }
+    }
+    return { deleted };
   }
 
   close(): void {

@@ -1,11 +1,15 @@
-// Retention: applies the store's limits on finished jobs (age, count, bytes) at start and on a timer, one pass at a time.
+// Retention: applies the store's limits on finished jobs (age, count, bytes) at start and on a timer, one pass at a
+// time, and the same age limit (plus a byte limit of their own) to uploaded models.
 import { StorageUnavailableError } from './errors.js';
 import type { JobStore, PruneResult, RetentionPolicy } from './store.js';
+import type { ModelStore } from './model-store.js';
 
 export interface RetentionOptions {
   store: JobStore;
-  policy: RetentionPolicy;
+  policy: RetentionPolicy & { maxModelBytes?: number };
   intervalMs: number;
+  /** Uploaded models: unused for longer than policy.maxAgeMs, or beyond policy.maxModelBytes, are deleted. */
+  models?: Pick<ModelStore, 'prune'>;
   log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
@@ -33,6 +37,7 @@ export class RetentionTask {
   }
 
   private async pass(): Promise<PruneResult | undefined> {
+    this.pruneModels();
     try {
       const result = await this.o.store.prune(this.o.policy);
       const { age, count, bytes } = result.deleted;
@@ -42,6 +47,16 @@ export class RetentionTask {
       // A storage outage is logged once by the store's health listener; deleting can wait for it to end.
       if (!(err instanceof StorageUnavailableError)) this.o.log.error({ err }, 'retention pass failed');
       return undefined;
+    }
+  }
+
+  private pruneModels(): void {
+    if (!this.o.models) return;
+    try {
+      const { deleted } = this.o.models.prune({ maxAgeMs: this.o.policy.maxAgeMs, maxModelBytes: this.o.policy.maxModelBytes ?? 0 });
+      if (deleted.age + deleted.bytes > 0) this.o.log.info({ deleted }, 'retention deleted uploaded models');
+    } catch (err) {
+      this.o.log.error({ err }, 'retention pass over uploaded models failed');
     }
   }
 

@@ -9,8 +9,12 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { testApp } from '../support/app.js';
+import { TEST_BACKEND, testApp } from '../support/app.js';
 import { violations } from '../support/contract.js';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import type { Runner } from '../../src/jobs/runner.js';
+import { until } from '../support/until.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const dirOf = (name: string): string => join(HERE, '..', 'fixtures', name === 'mnist_cnn' ? 'onnx-mnist' : 'onnx');
@@ -232,4 +236,42 @@ describe('model analyses in the job database', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a queued model analysis interrupted by a stop runs after the restart, prepared again from its stored spec', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gradlens-model-requeue-'));
+    const db = join(dir, 'jobs.db');
+    // A runner that never finishes: the job is running when the first server stops, and goes back to queued.
+    const never = (options?: { signal?: AbortSignal }) => new Promise<never>((_resolve, reject) => {
+      options?.signal?.addEventListener('abort', () => reject(options.signal!.reason), { once: true });
+    });
+    const stuck: Runner = {
+      ready: async () => ({ name: 'cpu', tfjsBackend: 'cpu', tfjsVersion: 'test', requested: 'cpu', skipped: [] }),
+      concurrency: 1,
+      analyze: (_i, o) => never(o), analyzeEncoded: (_i, o) => never(o), train: (_i, o) => never(o), analyzeModel: (_t, o) => never(o),
+      theory: () => never(), close: async () => undefined,
+    };
+    try {
+      const f = fixture('cnn_bn');
+      const first = await buildApp(loadConfig({}, { backend: TEST_BACKEND, jobs: { workers: 0, db } }), { logger: false, runner: stuck });
+      await first.ready();
+      const id = await upload(first, 'cnn_bn');
+      const accepted = await analyse({ model: { id }, data: inline(f) }, { prefer: 'respond-async' }, first);
+      expect(accepted.statusCode, accepted.body).toBe(202);
+      const jobId = accepted.json().id as string;
+      await until(async () => (await first.inject({ url: `/v1/jobs/${jobId}` })).json().status, (s) => s === 'running', 10_000);
+      await first.close();
+
+      const second = await testApp({ jobs: { db } });
+      try {
+        const job = await until(async () => (await second.inject({ url: `/v1/jobs/${jobId}` })).json(), (j) => j.status === 'succeeded' || j.status === 'failed', 60_000);
+        expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+        expect(job.spec.model.id).toBe(id);
+        expectPyTorch(job.result as Result, f.loss64, trainGrads(f));
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

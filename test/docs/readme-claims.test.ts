@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { testApp } from '../support/app.js';
 import { RELU_EXAMPLE, exampleSentence, reluExampleFigures } from '../../scripts/readme-example.js';
 import { loadConfig } from '../../src/config.js';
+import { modelExampleFigures, modelExampleText } from '../../scripts/readme-model-example.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
 
@@ -22,6 +23,16 @@ describe('README: the ReLU + He example', () => {
     expect(figures.outputActivation).toBe('softmax');
     expect(README).toContain(JSON.stringify(RELU_EXAMPLE).replace(/([{:,])/g, '$1 ').replace(/}/g, ' }').replace(/\s+/g, ' '));
     expect(README).toContain(exampleSentence(figures));
+  });
+});
+
+describe('README: the PyTorch → ONNX → gradlens example', () => {
+  it('states the per-parameter gradient norms the service returns, beside PyTorch\'s (scripts/readme-model-example.ts)', async () => {
+    app = await testApp();
+    const figures = await modelExampleFigures(app);
+    // The service agrees with PyTorch to the digits shown: an independent oracle, not the product against itself.
+    for (const [name, ours, theirs] of figures.parameters) expect(ours, name).toBe(theirs);
+    for (const line of modelExampleText(figures)) expect(README).toContain(line);
   });
 });
 

@@ -10,8 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
 import { analyzeImported, importOnnx, type ImportedMeasurement } from '../../src/engine/import/index.js';
 import { SpecError } from '../../src/engine/common/errors.js';
+import { DEFAULT_THRESHOLDS } from '../../src/engine/spec/thresholds.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'onnx');
+const MNIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'onnx-mnist');
 const OPTIONS = { maxBatchSize: 64 };
 
 interface Fixture {
@@ -92,6 +94,47 @@ describe('analyzeImported', () => {
     expect(out.nonFinite.count).toBeGreaterThan(0);
     expect(JSON.stringify(out.result)).toMatch(/"(NaN|Infinity|-Infinity)"/);
     expect(JSON.parse(JSON.stringify(out.result))).toEqual(out.result);
+  });
+
+  it("mnist: the digits drawn for the seed, in the model's 1×28×28 layout, give PyTorch's figures on them (scripts/mnist-batch.ts)", async () => {
+    const f = JSON.parse(readFileSync(join(MNIST, 'mnist_cnn.json'), 'utf8')) as Fixture & { mnist: { batchSize: number; seed: number } };
+    const m = importOnnx(readFileSync(join(MNIST, 'mnist_cnn.onnx')));
+    const before = tf.memory().numTensors;
+    const out = await analyzeImported(m, { data: { source: 'mnist', batchSize: f.mnist.batchSize, seed: f.mnist.seed } }, OPTIONS);
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+    const r = out.result as ImportedMeasurement;
+    expect(rel(r.loss, f.loss64)).toBeLessThan(1e-3);
+    for (const p of f.parameters) expect(rel(r.parameters.find((q) => q.name === p.name)!.gradNorm, p.gradNorm64), p.name).toBeLessThan(1e-3);
+    // A model whose input is not 28 × 28 digits: refused, naming the field and the shapes that fit.
+    const other = model('cnn_bn');
+    await expect(analyzeImported(other, { data: { source: 'mnist', batchSize: 2 } }, OPTIONS)).rejects.toMatchObject({ field: 'data.source', message: expect.stringContaining('1×28×28') });
+    other.dispose();
+  });
+
+  it('the verdict: the first layer\'s backward signal against the last one\'s, as for built networks', async () => {
+    const f = fixture('residual');
+    const m = model('residual');
+    const out = await analyzeImported(m, { data: { source: 'inline', inputs: nested(f.input.data, f.input.shape), targets: f.target } }, OPTIONS);
+    m.dispose();
+    const r = out.result as ImportedMeasurement & { summary: { verdict: string; backpropFirstToLastRatio: number; firstToLastRatio: number; reasons: string[] }; layers: { flags: string[] }[] };
+    const first = r.layers[0]!;
+    const last = r.layers.at(-1)!;
+    expect(r.summary.backpropFirstToLastRatio).toBeCloseTo(first.backpropNorm / last.backpropNorm, 12);
+    const together = (l: { parameters: { gradNorm: number }[] }) => Math.hypot(...l.parameters.map((p) => p.gradNorm));
+    expect(r.summary.firstToLastRatio).toBeCloseTo(together(first) / together(last), 12);
+    const ratio = r.summary.backpropFirstToLastRatio;
+    expect(r.summary.reasons[0]).toMatch(new RegExp(`^${r.summary.verdict}: `));
+    for (const l of r.layers) expect(Array.isArray(l.flags)).toBe(true);
+    // Thresholds move the verdict: a band that excludes this ratio makes it vanishing.
+    const again = model('residual');
+    const strict = await analyzeImported(again, {
+      data: { source: 'inline', inputs: nested(f.input.data, f.input.shape), targets: f.target },
+      thresholds: { ...DEFAULT_THRESHOLDS, vanishingRatio: Math.min(0.99, ratio * 2) },
+    }, OPTIONS);
+    again.dispose();
+    expect(ratio * 2).toBeLessThan(0.99);
+    expect((strict.result as { summary: { verdict: string } }).summary.verdict).toBe('vanishing');
   });
 
   it('leaves no tensors behind', async () => {

@@ -192,9 +192,9 @@ describe.each(STORE_HARNESSES)('retention on %s', (_name, harness) => {
 
 describe('retention configuration', () => {
   it('defaults to 30 days, 10 000 jobs, 1 GiB, every minute; reads GRADLENS_RETENTION_*; 0 turns a limit off', () => {
-    expect(loadConfig({}).jobs.retention).toEqual({ maxAgeMs: 30 * 86_400_000, maxJobs: 10_000, maxBytes: 1024 ** 3, intervalMs: 60_000 });
+    expect(loadConfig({}).jobs.retention).toEqual({ maxAgeMs: 30 * 86_400_000, maxJobs: 10_000, maxBytes: 1024 ** 3, maxModelBytes: 4 * 1024 ** 3, intervalMs: 60_000 });
     const env = { GRADLENS_RETENTION_MAX_AGE_S: '3600', GRADLENS_RETENTION_MAX_JOBS: '0', GRADLENS_RETENTION_MAX_BYTES: '5000000', GRADLENS_RETENTION_INTERVAL_MS: '1000' };
-    expect(loadConfig(env).jobs.retention).toEqual({ maxAgeMs: 3_600_000, maxJobs: 0, maxBytes: 5_000_000, intervalMs: 1000 });
+    expect(loadConfig(env).jobs.retention).toEqual({ maxAgeMs: 3_600_000, maxJobs: 0, maxBytes: 5_000_000, maxModelBytes: 4 * 1024 ** 3, intervalMs: 1000 });
   });
 
   it('refuses bad values with a message naming the variable', () => {
