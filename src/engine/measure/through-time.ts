@@ -32,7 +32,7 @@ async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf
   tf.engine().startScope();
   try {
     const { tensors, list } = graphTensors(graph, params);
-    const probes = rows.map((r) => { const n = r.node as RecurrentNode; return Array.from({ length: n.steps }, () => tf.zeros([B, n.units])); });
+    const probes = rows.map((r) => { const n = r.node as RecurrentNode; return Array.from({ length: n.steps }, () => tf.zeros([n.units, B])); });
     const f = (...flat: tf.Tensor[]): tf.Scalar => {
       const stepProbes = new Map<string, tf.Tensor[]>();
       let k = 0;

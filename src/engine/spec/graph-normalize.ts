@@ -250,7 +250,6 @@ class GraphBuilder {
 
   /** The builder as spec/recurrent-normalize.ts sees it: counters written back through the accessors. */
   private recurrentBuild() {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     return {
       fail: (field: string, path: string, message: string): never => self.fail(field, path, message),
