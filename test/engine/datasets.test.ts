@@ -74,7 +74,7 @@ function expectSpecError(s: DataSpec, field: string, message: string | RegExp): 
 describe('DATA_SOURCES', () => {
   it('lists every source once', () => {
     expect([...DATA_SOURCES].sort()).toEqual(
-      ['blobs', 'circles', 'gaussian_images', 'inline', 'iris', 'mnist', 'moons', 'shapes', 'sine', 'spirals', 'xor'],
+      ['blobs', 'circles', 'gaussian_images', 'inline', 'iris', 'mnist', 'moons', 'shapes', 'sine', 'spirals', 'tokens', 'xor'],
     );
   });
 });
