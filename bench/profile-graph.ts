@@ -1,6 +1,6 @@
-// Per-kernel time of one whole layer-graph analysis (the CNN bench's ResNet-20 or plain-20) on a backend.
+// Per-kernel time of one whole layer-graph analysis (the CNN bench's ResNet-20 or plain-20, or TF-6block) on a backend.
 //
-//   npx tsx bench/profile-graph.ts [native|wasm|cpu] [--workload CNN-resnet20|CNN-plain20] [--runs N]
+//   npx tsx bench/profile-graph.ts [native|wasm|cpu] [--workload CNN-resnet20|CNN-plain20|TF-6block] [--runs N]
 //
 // Wraps every registered kernel of the backend with a timer after two warm-up analyses, then runs N. The gap
 // between the kernel total and the time per analysis is host work (weight draws, statistics, bookkeeping).
@@ -9,6 +9,7 @@ import { printKernelTable, timeKernels } from './kernel-timer.js';
 import { analyze, initBackend, type BackendChoice } from '../src/engine/index.js';
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { cnnAnalysisSpec, CNN_WORKLOADS, type CnnWorkload } from './cnn.js';
+import { transformerAnalysisSpec, TRANSFORMER_WORKLOADS } from './transformer.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -16,11 +17,13 @@ function arg(name: string): string | undefined {
 }
 
 const backend = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'native') as BackendChoice;
-const workload = (arg('workload') ?? 'CNN-resnet20') as CnnWorkload;
-if (!CNN_WORKLOADS.includes(workload)) throw new Error(`--workload: one of ${CNN_WORKLOADS.join(', ')}`);
+const workload = arg('workload') ?? 'CNN-resnet20';
+const known: readonly string[] = [...CNN_WORKLOADS, ...TRANSFORMER_WORKLOADS];
+if (!known.includes(workload)) throw new Error(`--workload: one of ${known.join(', ')}`);
 const runs = Number(arg('runs') ?? 3);
 const info = await initBackend(backend, backendOptions());
-const run = async (seed: number): Promise<void> => { await analyze(cnnAnalysisSpec(workload, seed) as AnalysisSpecInput); };
+const specOf = (seed: number) => (workload === 'TF-6block' ? transformerAnalysisSpec(seed) : cnnAnalysisSpec(workload as CnnWorkload, seed));
+const run = async (seed: number): Promise<void> => { await analyze(specOf(seed) as AnalysisSpecInput); };
 
 for (let i = 0; i < 2; i++) await run(i);
 const table = timeKernels(info.tfjsBackend);

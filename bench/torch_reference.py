@@ -410,7 +410,57 @@ def cnn_rows(mx, my, name, batch, seed):
 # ----------------------------------------------------------------------------------------------------
 # The workloads: make(name, ...) returns one sample's work as a function.
 
-ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20"
+# ----------------------------------------------------------------------------------------------------
+# Transformer workload (issue 14): bench/transformer.ts's 6-block post-LN stack on token sentences of 64, dim 128,
+# batch 32. The same work as gradlens's analysis: sentences drawn, parameters drawn (Xavier-uniform, as gradlens's
+# glorot_uniform default), one forward with a zero probe at every weight layer's output, one backward, and per row
+# the weight-, bias- and backprop norms read to the host.
+TF = dict(blocks=6, length=64, dim=128, heads=4, ff=512, vocab=64, batch=32)
+
+
+def transformer_analysis(seed):
+    c = TF
+    g = torch.Generator().manual_seed(seed)
+    T, D, V, B = c["length"], c["dim"], c["vocab"], c["batch"]
+    ids = torch.randint(0, V, (B, T), generator=g)
+    y = torch.randint(0, V, (B,), generator=g)
+    torch.manual_seed(seed)
+    emb = torch.nn.Embedding(V, D)
+    torch.nn.init.xavier_uniform_(emb.weight)
+    blocks = []
+    for _ in range(c["blocks"]):
+        att = torch.nn.MultiheadAttention(D, c["heads"], batch_first=True)
+        torch.nn.init.xavier_uniform_(att.in_proj_weight)
+        torch.nn.init.zeros_(att.in_proj_bias)
+        l1, l2 = torch.nn.Linear(D, c["ff"]), torch.nn.Linear(c["ff"], D)
+        for lin in (att.out_proj, l1, l2):
+            torch.nn.init.xavier_uniform_(lin.weight)
+            torch.nn.init.zeros_(lin.bias)
+        blocks.append((att, torch.nn.LayerNorm(D), l1, l2, torch.nn.LayerNorm(D)))
+    head = torch.nn.Linear(D, V)
+    pos = torch.arange(T, dtype=torch.float32).unsqueeze(1)
+    i = torch.arange(D) // 2
+    angle = pos / torch.pow(10000.0, (2 * i).float() / D)
+    pe = torch.where(torch.arange(D) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    probes = []
+
+    def tap(h):
+        p = torch.zeros_like(h, requires_grad=True)
+        probes.append(p)
+        return h + p
+    x = tap(emb(ids)) + pe
+    for att, ln1, l1, l2, ln2 in blocks:
+        x = ln1(x + tap(att(x, x, x, need_weights=False)[0]))
+        x = ln2(x + tap(l2(torch.relu(tap(l1(x))))))
+    logits = tap(head(x.mean(dim=1)))
+    loss = F.cross_entropy(logits, y)
+    weights = [emb.weight] + [w for att, _, l1, l2, _ in blocks for w in (att.in_proj_weight, att.out_proj.weight, l1.weight, l2.weight)] + [head.weight]
+    biases = [b for att, _, l1, l2, _ in blocks for b in (att.in_proj_bias, att.out_proj.bias, l1.bias, l2.bias)] + [head.bias]
+    grads = torch.autograd.grad(loss, weights + biases + probes)
+    return torch.stack([gr.norm() for gr in grads]).tolist() + [loss.item()]
+
+
+ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block"
 SWEEP_ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
 SWEEP_INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 DENSE = {"W2": (20, 256, 128), "W3": (50, 512, 256)}
@@ -505,6 +555,13 @@ def make(name, mnist_dir, share=0, shares=1, count=1, batch=None):
         return make_dense(name)
     if name == "W1":
         return chain
+    if name == "TF-6block":
+        seed = [share * 1_000_000]
+
+        def transformer():
+            seed[0] += 1
+            return transformer_analysis(seed[0])
+        return transformer
     mx, my = mnist(mnist_dir)
     # Seeds differ per sample and per process, as every request to gradlens draws new weights.
     seed = [share * 1_000_000]

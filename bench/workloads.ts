@@ -2,12 +2,13 @@
 // (bench/torch_reference.py implements the same workloads).
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { CNN_NET, cnnFlops } from './cnn.js';
+import { TRANSFORMER_NET, transformerFlops } from './transformer.js';
 
 /** Backends a row can run on; native-wasm is the native path's other design (wasm + OpenBLAS matmul). */
 export const BENCH_BACKENDS = ['native', 'native-wasm', 'wasm', 'cpu', 'webgpu', 'auto'] as const;
 export type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
-export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20'] as const;
+export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20', 'TF-6block'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadInfo {
@@ -60,6 +61,7 @@ export const WORKLOAD_INFO: Record<WorkloadName, WorkloadInfo> = {
   SWEEP: { name: 'SWEEP', short: 'sweep, 60 cells (activations × inits, 20 × 64)', title: 'sweep 60 cells (10 activations x 6 inits), 20x64, batch 64, MNIST', via: 'http', flops: denseFlops(uniform(SWEEP_NET.depth, SWEEP_NET.width, 784, 10), SWEEP_NET.batch), unit: 'cells/s', units: SWEEP_ACTIVATIONS.length * SWEEP_INITS.length },
   TRAIN: { name: 'TRAIN', short: 'training, 200 Adam steps (10 × 128, MNIST)', title: 'training 200 Adam steps, 10x128, batch 64, MNIST', via: 'http', flops: denseFlops(uniform(TRAIN_NET.depth, TRAIN_NET.width, 784, 10), TRAIN_NET.batch), unit: 'steps/s', units: TRAIN_NET.steps },
   'CNN-resnet20': { name: 'CNN-resnet20', short: `ResNet-20 whole analysis over HTTP (MNIST 28 × 28 × 1, batch ${CNN_NET.batch})`, title: `whole analysis ResNet-20 (16/32/64, 3 blocks per stage, projection shortcuts), MNIST 28x28x1, batch ${CNN_NET.batch}, POST /v1/analyses`, via: 'http', flops: cnnFlops(true), unit: 'ms', units: 1 },
+  'TF-6block': { name: 'TF-6block', short: `6-block transformer whole analysis over HTTP (tokens ${TRANSFORMER_NET.length}, dim ${TRANSFORMER_NET.dim}, batch ${TRANSFORMER_NET.batch})`, title: `whole analysis 6-block post-LN transformer (${TRANSFORMER_NET.heads} heads, dim ${TRANSFORMER_NET.dim}, ffDim ${TRANSFORMER_NET.ffDim}), token sentences of ${TRANSFORMER_NET.length}, batch ${TRANSFORMER_NET.batch}, POST /v1/analyses`, via: 'http', flops: transformerFlops(), unit: 'ms', units: 1 },
   'CNN-plain20': { name: 'CNN-plain20', short: `plain 20-layer CNN whole analysis over HTTP (MNIST 28 × 28 × 1, batch ${CNN_NET.batch})`, title: `whole analysis plain 20-layer CNN (ResNet-20 without shortcuts), MNIST 28x28x1, batch ${CNN_NET.batch}, POST /v1/analyses`, via: 'http', flops: cnnFlops(false), unit: 'ms', units: 1 },
 };
 
@@ -113,7 +115,7 @@ export interface RowPlan {
 
 /** The rows of `npm run bench`, per backend: every workload one against one, the parallel ones also two against two. */
 export const ROW_PLANS: RowPlan[] = [
-  ...(['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20'] as const).map((workload) => ({ workload, pairing: '1v1' as const })),
+  ...(['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20', 'TF-6block'] as const).map((workload) => ({ workload, pairing: '1v1' as const })),
   { workload: 'MNISTx', pairing: '2v2' },
   { workload: 'SWEEP', pairing: '2v2' },
 ];

@@ -82,31 +82,56 @@ function causalMask(T: number): tf.Tensor {
   return tf.tensor2d(m, [T, T]);
 }
 
-/** [B, T, H·k] → [B·H, T, k]: one batched product per head. */
-function heads(x: tf.Tensor, B: number, T: number, H: number, k: number): tf.Tensor3D {
-  return tf.reshape(tf.transpose(tf.reshape(x, [B, T, H, k]), [0, 2, 1, 3]), [B * H, T, k]) as tf.Tensor3D;
-}
+type SoftmaxFunc = (x: tf.Tensor) => tf.Tensor;
+/**
+ * Softmax over the last axis with its closed-form backward, dx = y·(dy − Σ dy·y): the cpu backend's Softmax kernel
+ * and autodiff's gradient of it took 40% of a transformer analysis; this is four element-wise passes and two sums.
+ */
+const softmaxLast = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const e = tf.exp(tf.sub(x, tf.max(x, -1, true)));
+  const y = tf.div(e, tf.sum(e, -1, true));
+  save([y]);
+  return {
+    value: y,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const ys = saved[0]!;
+      return [tf.mul(ys, tf.sub(dy, tf.sum(tf.mul(dy, ys), -1, true)))];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as SoftmaxFunc;
 
-/** Multi-head self-attention of [B, T, D] with the flat Wq‖Wk‖Wv‖Wo and bq‖bk‖bv‖bo. */
+/**
+ * Multi-head self-attention of [B, T, D] with the flat Wq‖Wk‖Wv‖Wo and bq‖bk‖bv‖bo. Each head reads its own
+ * columns of Wq, Wk, Wv and its own rows of Wo (slices of the small weight matrices), and the heads' outputs are
+ * summed: the same numbers as splitting and concatenating the activations, without moving them — the cpu
+ * backend's Transpose, column Slice and Concat of [B·T, H·k] activations were most of a transformer's time.
+ */
 function attend(x: tf.Tensor, node: AttentionNode, W: tf.Tensor, b: tf.Tensor | null): tf.Tensor {
   const [B, T] = x.shape as [number, number, number];
   const { D, hk, weights, biases } = attentionLayout(node);
   const H = node.heads, k = node.keyDim;
   const flat = tf.reshape(x, [B * T, D]) as tf.Tensor2D;
-  const project = (m: number): tf.Tensor2D => {
-    const rows = m < 3 ? D : hk, cols = m < 3 ? hk : D;
-    const Wm = tf.reshape(tf.slice(W, [weights[m]!], [rows * cols]), [rows, cols]) as tf.Tensor2D;
-    const input = m < 3 ? flat : merged!;
-    const h = tf.matMul(input, Wm) as tf.Tensor2D;
-    return b ? (tf.add(h, tf.slice(b, [biases[m]!], [cols])) as tf.Tensor2D) : h;
+  const matrix = (m: number): tf.Tensor2D => {
+    const [rows, cols] = m < 3 ? [D, hk] : [hk, D];
+    return tf.reshape(tf.slice(W, [weights[m]!], [rows * cols]), [rows, cols]) as tf.Tensor2D;
   };
-  let merged: tf.Tensor2D | null = null;
-  const [q, kk, v] = [0, 1, 2].map((m) => heads(project(m), B, T, H, k)) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-  let scores = tf.mul(tf.matMul(q, kk, false, true), 1 / Math.sqrt(k));
-  if (node.causal) scores = tf.add(scores, causalMask(T));
-  const context = tf.matMul(tf.softmax(scores, -1) as tf.Tensor3D, v);
-  merged = tf.reshape(tf.transpose(tf.reshape(context, [B, H, T, k]), [0, 2, 1, 3]), [B * T, hk]) as tf.Tensor2D;
-  return tf.reshape(project(3), [B, T, D]);
+  const [Wq, Wk, Wv, Wo] = [0, 1, 2, 3].map(matrix) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  const project = (Wm: tf.Tensor2D, m: number, h: number): tf.Tensor3D => {
+    let p = tf.matMul(flat, tf.slice(Wm, [0, h * k], [D, k])) as tf.Tensor2D;
+    if (b) p = tf.add(p, tf.slice(b, [biases[m]! + h * k], [k])) as tf.Tensor2D;
+    return tf.reshape(p, [B, T, k]) as tf.Tensor3D;
+  };
+  const mask = node.causal ? causalMask(T) : null;
+  let out: tf.Tensor | null = null;
+  for (let h = 0; h < H; h++) {
+    let scores = tf.mul(tf.matMul(project(Wq, 0, h), project(Wk, 1, h), false, true), 1 / Math.sqrt(k));
+    if (mask) scores = tf.add(scores, mask);
+    const context = tf.reshape(tf.matMul(softmaxLast(scores) as tf.Tensor3D, project(Wv, 2, h)), [B * T, k]) as tf.Tensor2D;
+    const part = tf.matMul(context, tf.slice(Wo, [h * k, 0], [k, D]));
+    out = out ? tf.add(out, part) : part;
+  }
+  if (b) out = tf.add(out!, tf.slice(b, [biases[3]!], [D]));
+  return tf.reshape(out!, [B, T, D]);
 }
 
 /** An embedding's or an attention layer's output (bias included). */
