@@ -31,7 +31,7 @@ export const DenseLayerSchema = layer('dense', {
 
 export const Conv2dLayerSchema = layer('conv2d', {
   filters: Int('Output channels c_out.'),
-  kernel: Int('Square kernel size k (kh = kw = k).'),
+  kernel: Type.Union([Int('Square kernel size k (kh = kw = k).'), Type.Array(Int('Kernel height kh, then width kw.'), { minItems: 2, maxItems: 2, description: '[kh, kw]: a kernel of kh rows and kw columns.' })], { description: 'Kernel size: k (k × k) or [kh, kw].' }),
   stride: Type.Optional(Int('Stride (default 1).')),
   padding: Type.Optional(Type.Union([enumOf(CONV_PADDINGS, 'same (output ⌈in/stride⌉, tfjs/TensorFlow placement) or valid (no padding).'), Type.Integer({ minimum: 0, description: 'Zeros added on every side (PyTorch\'s padding=n).' })], { description: 'Default same.' })),
   dilation: Type.Optional(Int('Dilation (default 1); with dilation > 1 the stride must be 1.')),
@@ -39,8 +39,8 @@ export const Conv2dLayerSchema = layer('conv2d', {
 }, '2-D convolution over an [h, w, c_in] input; kernel layout [kh][kw][c_in][c_out] (tfjs).');
 
 const poolFields = {
-  size: Int('Window size (square).'),
-  stride: Type.Optional(Int('Stride (default: size).')),
+  size: Type.Union([Int('Square window size s (s × s).'), Type.Array(Int('Window height, then width.'), { minItems: 2, maxItems: 2, description: '[height, width] of the window.' })], { description: 'Window size: s (s × s) or [height, width].' }),
+  stride: Type.Optional(Int('Stride, the same along height and width (default: the window\'s size along each).')),
 };
 export const MaxPoolLayerSchema = layer('max_pool', poolFields, 'Max pooling, valid padding (PyTorch\'s default).');
 export const AvgPoolLayerSchema = layer('avg_pool', poolFields, 'Average pooling, valid padding (PyTorch\'s default).');

@@ -141,7 +141,7 @@ export function graphParametersJson(graph: NormalizedGraph, params: GraphParamet
   return graph.rows.map((row, i) => {
     const n = row.node;
     const cin = n.inputShape[n.inputShape.length - 1]!;
-    const shape = n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : [cin, n.units];
+    const shape = n.kind === 'conv2d' ? [n.kernel[0], n.kernel[1], cin, n.filters] : [cin, n.units];
     const own = params.aux.filter((p) => p.layer === i).map((p) => ({ name: p.name, values: Array.from(p.values) }));
     return {
       index: i, path: n.path, weights: nest(params.weights[i]!, shape) as number[][],

@@ -17,7 +17,7 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
   const weights = graph.rows.map((r, i) => {
     const n = r.node;
     const cin = n.inputShape[n.inputShape.length - 1]!;
-    return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel, n.kernel, cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
+    return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel[0], n.kernel[1], cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
   });
   const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
   const aux = p.aux.map((a) => tf.tensor1d(a.values));

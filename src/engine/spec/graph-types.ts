@@ -30,7 +30,8 @@ export interface DenseNode extends NodeBase {
 export interface ConvNode extends NodeBase {
   kind: 'conv2d';
   filters: number;
-  kernel: number;
+  /** [kh, kw] (a request's k is [k, k]). */
+  kernel: [number, number];
   stride: number;
   padding: ConvPadding | number;
   dilation: number;
@@ -40,8 +41,9 @@ export interface ConvNode extends NodeBase {
 
 export interface PoolNode extends NodeBase {
   kind: 'max_pool' | 'avg_pool';
-  size: number;
-  stride: number;
+  /** [height, width] of the window, and the stride along each (a request's stride s is [s, s]; default the window). */
+  size: [number, number];
+  stride: [number, number];
 }
 
 export interface ShapeNode extends NodeBase {
