@@ -1,7 +1,7 @@
 # Float64 PyTorch oracle for trainings of layer graphs (test/engine/graph-training.test.ts): reads the
 # normalised training spec, the initial parameters and the minibatches a training returned with
 # include: ["parameters", "batches"] (tfjs layouts, NHWC), rebuilds the network in PyTorch (NCHW), runs the
-# same SGD steps with torch.optim.SGD and prints per step the minibatch loss and each row's weight-gradient
+# same steps with torch.optim (SGD, momentum, Adam, RMSprop) and prints per step the minibatch loss and each row's weight-gradient
 # norm, and at the end every parameter in the tfjs layout (kernels [kh][kw][c_in][c_out], dense [in][units]).
 import json, math, sys
 import torch
@@ -124,8 +124,20 @@ examples = batches['examples']
 by_index = {i: (x, y) for i, x, y in zip(examples['index'], examples['x'], examples['y'])}
 shape = net['input']
 plist = [p for r in rows for p in [r['w']] + ([r['b']] if r['b'] is not None else []) + r['aux']]
-assert opt_cfg['name'] == 'sgd', 'this oracle runs plain SGD'
-opt = torch.optim.SGD(plist, lr=opt_cfg['learningRate'])
+def optimizer(config, params):
+    # torch.optim's own update rules, with the training's normalised optimizer settings.
+    name, lr = config['name'], config['learningRate']
+    if name == 'sgd':
+        return torch.optim.SGD(params, lr=lr)
+    if name == 'momentum':
+        return torch.optim.SGD(params, lr=lr, momentum=config['momentum'], nesterov=config.get('nesterov', False))
+    if name == 'adam':
+        return torch.optim.Adam(params, lr=lr, betas=(config['beta1'], config['beta2']), eps=config['epsilon'])
+    if name == 'rmsprop':
+        return torch.optim.RMSprop(params, lr=lr, alpha=config['rho'], eps=config['epsilon'], momentum=config.get('momentum', 0))
+    raise ValueError(f'unknown optimizer {name}')
+
+opt = optimizer(opt_cfg, plist)
 steps = []
 for s in range(spec['steps']):
     idx = batches['indices'][s]
