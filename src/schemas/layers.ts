@@ -2,7 +2,7 @@
 // (the kinds are LAYER_KINDS in vocabulary.ts). Tensors are NHWC (tfjs's layout): images [height, width, channels].
 import { Type, type Static, type TSchema } from 'typebox';
 import { ActivationSchema, InitializerSchema } from './activation-init.js';
-import { CONV_PADDINGS, enumOf, type LayerKind, RESIDUAL_VARIANTS, SHORTCUT_KINDS } from './vocabulary.js';
+import { CONV_PADDINGS, DROPOUT_MODES, enumOf, type LayerKind, RESIDUAL_VARIANTS, SHORTCUT_KINDS } from './vocabulary.js';
 
 export const LayerInitSchema = Type.Object(
   {
@@ -50,8 +50,9 @@ export const BatchNormLayerSchema = layer('batch_norm', {}, 'Training-mode batch
 export const LayerNormLayerSchema = layer('layer_norm', {}, 'Layer normalisation: per example over every axis but the batch, ε = 1e-5, learnable gamma (1) and beta (0) per channel (last axis), reported as auxParameters of the nearest dense/conv2d layer before it.');
 export const ActivationLayerSchema = layer('activation', {}, 'Applies its activation (required here): { "kind": "activation", "activation": "relu" }.');
 export const DropoutLayerSchema = layer('dropout', {
-  rate: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Drop rate (identity at analysis: the analysis measures the network in inference form of dropout).' }),
-}, 'Dropout: the identity in an analysis.');
+  rate: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Drop rate p.' }),
+  mode: Type.Optional(enumOf(DROPOUT_MODES, 'inference (default): the identity, the network as it predicts; train: inverted dropout, every entry kept with probability 1 − p and scaled by 1/(1 − p), a fresh mask drawn from the seed for every analysis batch and every training step (the step\'s record uses the step\'s mask; the evaluations run it as inference).')),
+}, 'Dropout: the identity unless mode is train.');
 
 /** The layers a residual branch may hold: every kind but residual itself (blocks do not nest). */
 export const PlainLayerSchema = Type.Union(

@@ -9,6 +9,7 @@ import type { ActivationSpec } from '../model/activations.js';
 import { fitLogSlope, mean, spreadOf } from '../common/stats.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type AnalysisResult, type AnalysisTimings, type InputMoments, type LayerStats, type ParametersJson } from './measure.js';
 import { graphTensors, measureGraphBatch } from './graph-measure.js';
+import { deriveSeed } from '../common/random.js';
 import type { BatchMeasurement, Reading } from './readings.js';
 
 /** Rows on the main path (every row but projection shortcuts): what the depth-wise fits and ratios use. */
@@ -94,6 +95,7 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
         perBatch.push(await measureGraphBatch({
           graph, params, tensors, list, x, y, loss: spec.loss, outputActivation: spec.network.outputActivation,
           saturationThreshold: spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD,
+          dropoutSeed: deriveSeed(spec.seed, `analysis:dropout:${i}`),
         }));
       } finally {
         x.dispose();

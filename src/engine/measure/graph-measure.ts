@@ -65,6 +65,8 @@ export interface GraphBatchArgs {
   loss: LossName;
   outputActivation: ActivationSpec;
   saturationThreshold: number;
+  /** Seed of this batch's dropout masks (mode "train" layers); none: dropout is the identity. */
+  dropoutSeed?: number;
 }
 
 export interface GraphGradients {
@@ -87,7 +89,7 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
     const u = unpack(list, a.tensors.weights.length, biasMask, a.params.aux.length);
-    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n));
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n), a.dropoutSeed ?? null);
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };

@@ -3,7 +3,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation, type Activation, type ActivationSpec } from './activations.js';
 import { NORM_EPSILON } from './network.js';
-import type { BranchNode, ConvNode, GraphNode, NormalizedGraph, WeightNode } from '../spec/graph-types.js';
+import type { BranchNode, ConvNode, DropoutNode, GraphNode, NormalizedGraph, WeightNode } from '../spec/graph-types.js';
+import { Rng, deriveSeed } from '../common/random.js';
 
 export interface GraphTensors {
   /** Per row: dense [inputs, units], conv2d [kh, kw, c_in, c_out]. */
@@ -160,7 +161,7 @@ class GraphRun {
   /** The head's output before its activation (the loss reads logits). */
   logits: tf.Tensor | null = null;
 
-  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null) {
+  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null, private dropoutSeed: number | null) {
     const n = graph.rows.length;
     this.taps = { pre: new Array(n), post: new Array(n), act: new Array(n).fill(LINEAR) };
     this.rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
@@ -225,10 +226,23 @@ class GraphRun {
       case 'batch_norm':
       case 'layer_norm':
         return normalize(a, node.kind, this.t.norms.get(node.path)!);
-      case 'activation':
       case 'dropout':
+        return node.mode === 'train' && this.dropoutSeed !== null ? this.dropout(node, a) : a;
+      case 'activation':
         return a;
     }
+  }
+
+  /**
+   * Inverted dropout with a mask drawn on the host from the seed and the layer's path (the same on every
+   * backend): each entry kept with probability 1 − p and scaled by 1/(1 − p), so E[output] = input.
+   */
+  private dropout(node: DropoutNode, a: tf.Tensor): tf.Tensor {
+    const rng = new Rng(deriveSeed(this.dropoutSeed!, `dropout:${node.path}`));
+    const keep = 1 / (1 - node.rate);
+    const mask = new Float32Array(a.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= node.rate ? keep : 0;
+    return tf.mul(a, tf.tensor(mask, a.shape));
   }
 
   run(nodes: GraphNode[], x: tf.Tensor): tf.Tensor {
@@ -253,9 +267,12 @@ class GraphRun {
   }
 }
 
-/** Runs the graph on x ([batch, ...input]); returns the head's logits and output, and the rows' taps. */
-export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
-  const run = new GraphRun(graph, t, probes);
+/**
+ * Runs the graph on x ([batch, ...input]); returns the head's logits and output, and the rows' taps. With a
+ * dropoutSeed, dropout layers in mode "train" drop (a mask per layer from the seed); without one they are the identity.
+ */
+export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null, dropoutSeed: number | null = null): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
+  const run = new GraphRun(graph, t, probes, dropoutSeed);
   const output = run.run(graph.layers, x) as tf.Tensor2D;
   return { logits: run.logits as tf.Tensor2D, output, taps: run.taps };
 }

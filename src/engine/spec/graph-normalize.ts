@@ -181,7 +181,7 @@ class GraphBuilder {
         if (raw.activation === undefined) this.fail(`${f}.activation`, path, 'an activation layer needs its activation, e.g. { "kind": "activation", "activation": "relu" }');
         return { ...base, kind: raw.kind, outputShape: this.checkOut(f, path, raw.kind, shape, [...shape]) };
       case 'dropout':
-        return { ...base, kind: raw.kind, rate: raw.rate, outputShape: [...shape] };
+        return { ...base, kind: raw.kind, rate: raw.rate, mode: raw.mode ?? 'inference', outputShape: [...shape] };
     }
   }
 

@@ -2,7 +2,7 @@
 // writes (one example, NHWC). What spec/graph-normalize.ts makes and model/graph-*.ts, measure/graph-*.ts read.
 import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
-import type { ConvPadding, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
+import type { ConvPadding, DropoutMode, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
 
 interface NodeBase {
   /** Dotted path of the layer: its name, inside a residual block "<block path>.<name>" (e.g. stage2.block1.conv2). */
@@ -53,6 +53,7 @@ export interface ShapeNode extends NodeBase {
 export interface DropoutNode extends NodeBase {
   kind: 'dropout';
   rate: number;
+  mode: DropoutMode;
 }
 
 export interface ResidualNode extends NodeBase {
