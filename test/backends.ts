@@ -31,6 +31,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/device-layout.test.ts',
   'test/engine/graph-gradcheck.test.ts',
   'test/engine/graph-training.test.ts',
+  'test/engine/graph-dropout.test.ts',
   'test/engine/graph-depth.test.ts',
   'test/engine/onnx-import.test.ts',
   'test/engine/graph-whatif.test.ts',

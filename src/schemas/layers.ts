@@ -3,7 +3,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import { ActivationSchema, InitializerSchema } from './activation-init.js';
 import { RecurrentLayerSchemas } from './recurrent-layers.js';
-import { CONV_PADDINGS, enumOf, type LayerKind, POSITIONAL_ENCODINGS, RESIDUAL_VARIANTS, SHORTCUT_KINDS, TRANSFORMER_NORMS } from './vocabulary.js';
+import { CONV_PADDINGS, DROPOUT_MODES, enumOf, type LayerKind, POSITIONAL_ENCODINGS, RESIDUAL_VARIANTS, SHORTCUT_KINDS, TRANSFORMER_NORMS } from './vocabulary.js';
 
 export const LayerInitSchema = Type.Object(
   {
@@ -32,7 +32,7 @@ export const DenseLayerSchema = layer('dense', {
 
 export const Conv2dLayerSchema = layer('conv2d', {
   filters: Int('Output channels c_out.'),
-  kernel: Int('Square kernel size k (kh = kw = k).'),
+  kernel: Type.Union([Int('Square kernel size k (kh = kw = k).'), Type.Array(Int('Kernel height kh, then width kw.'), { minItems: 2, maxItems: 2, description: '[kh, kw]: a kernel of kh rows and kw columns.' })], { description: 'Kernel size: k (k × k) or [kh, kw].' }),
   stride: Type.Optional(Int('Stride (default 1).')),
   padding: Type.Optional(Type.Union([enumOf(CONV_PADDINGS, 'same (output ⌈in/stride⌉, tfjs/TensorFlow placement) or valid (no padding).'), Type.Integer({ minimum: 0, description: 'Zeros added on every side (PyTorch\'s padding=n).' })], { description: 'Default same.' })),
   dilation: Type.Optional(Int('Dilation (default 1); with dilation > 1 the stride must be 1.')),
@@ -40,8 +40,8 @@ export const Conv2dLayerSchema = layer('conv2d', {
 }, '2-D convolution over an [h, w, c_in] input; kernel layout [kh][kw][c_in][c_out] (tfjs).');
 
 const poolFields = {
-  size: Int('Window size (square).'),
-  stride: Type.Optional(Int('Stride (default: size).')),
+  size: Type.Union([Int('Square window size s (s × s).'), Type.Array(Int('Window height, then width.'), { minItems: 2, maxItems: 2, description: '[height, width] of the window.' })], { description: 'Window size: s (s × s) or [height, width].' }),
+  stride: Type.Optional(Int('Stride, the same along height and width (default: the window\'s size along each).')),
 };
 export const MaxPoolLayerSchema = layer('max_pool', poolFields, 'Max pooling, valid padding (PyTorch\'s default).');
 export const AvgPoolLayerSchema = layer('avg_pool', poolFields, 'Average pooling, valid padding (PyTorch\'s default).');
@@ -51,8 +51,9 @@ export const BatchNormLayerSchema = layer('batch_norm', {}, 'Training-mode batch
 export const LayerNormLayerSchema = layer('layer_norm', {}, 'Layer normalisation: per example over every axis but the batch, ε = 1e-5, learnable gamma (1) and beta (0) per channel (last axis), reported as auxParameters of the nearest dense/conv2d layer before it.');
 export const ActivationLayerSchema = layer('activation', {}, 'Applies its activation (required here): { "kind": "activation", "activation": "relu" }.');
 export const DropoutLayerSchema = layer('dropout', {
-  rate: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Drop rate (identity at analysis: the analysis measures the network in inference form of dropout).' }),
-}, 'Dropout: the identity in an analysis.');
+  rate: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'Drop rate p.' }),
+  mode: Type.Optional(enumOf(DROPOUT_MODES, 'inference (default): the identity, the network as it predicts; train: inverted dropout, every entry kept with probability 1 − p and scaled by 1/(1 − p), a fresh mask drawn from the seed for every analysis batch and every training step (the step\'s record uses the step\'s mask; the evaluations run it as inference).')),
+}, 'Dropout: the identity unless mode is train.');
 
 // Sequence layers (issue 14): a sequence is [time, features] per example; [time] of integer token ids before an embedding.
 export const EmbeddingLayerSchema = layer('embedding', {

@@ -95,6 +95,9 @@ export const LAYER_KINDS = [
   'embedding', 'positional_encoding', 'attention', 'transformer_block',
 ] as const;
 export type LayerKind = (typeof LAYER_KINDS)[number];
+/** dropout layers' mode: inference (the identity, default) or train (a fresh seeded mask per batch and training step). */
+export const DROPOUT_MODES = ['inference', 'train'] as const;
+export type DropoutMode = (typeof DROPOUT_MODES)[number];
 /** The layers of a graph that own a weight tensor and get a row in result.layers (residual projections too). */
 export const PARAMETERISED_LAYER_KINDS = ['dense', 'conv2d', 'simple_rnn', 'lstm', 'gru', 'embedding', 'attention'] as const satisfies readonly LayerKind[];
 export type ParameterisedLayerKind = (typeof PARAMETERISED_LAYER_KINDS)[number];

@@ -62,6 +62,19 @@ describe('layer graph gradients against PyTorch float64', () => {
     ], [8, 8, 2], 128);
   });
 
+  it('non-square kernels and windows: [kh, kw] conv2d (same at stride 2, valid, explicit padding, delta-orthogonal), [h, w] max and average pooling', async () => {
+    await check([
+      { kind: 'conv2d', filters: 4, kernel: [1, 3], activation: 'relu' },
+      { kind: 'conv2d', filters: 4, kernel: [3, 2], stride: 2, activation: 'tanh' },
+      { kind: 'max_pool', size: [2, 1] },
+      { kind: 'conv2d', filters: 5, kernel: [2, 3], padding: 'valid', activation: 'elu', init: { weights: 'delta_orthogonal' } },
+      { kind: 'conv2d', filters: 3, kernel: [3, 1], padding: 1, activation: 'tanh' },
+      { kind: 'avg_pool', size: [1, 2], stride: 1 },
+      { kind: 'flatten' },
+      { kind: 'dense' },
+    ], [10, 9, 2], 180);
+  });
+
   it('max, average and global average pooling', async () => {
     await check([
       { kind: 'conv2d', filters: 4, kernel: 3, activation: 'tanh' },

@@ -1,7 +1,8 @@
 // Trainings of layer graphs against a float64 PyTorch oracle (test/support/graph_train_reference.py): a small
 // CNN with batch norm, layer norm, an identity and a projection shortcut, pooling and a dense head, trained for
-// a few SGD steps; PyTorch replays the same steps from the initial parameters and minibatches the training
-// returns, and every step's loss, every row's weight-gradient norm and every parameter's total update agree.
+// a few steps of SGD, momentum, Adam and RMSprop (and graphs with residual variants); PyTorch replays the same
+// steps from the initial parameters and minibatches the training returns, and every step's loss, every row's
+// weight-gradient norm and every parameter's total update agree.
 // Plus: tensor counts flat across records, nothing left behind, cancellation, and the graph fields of rows.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -140,6 +141,22 @@ describe('a layer graph trained with SGD against PyTorch float64', () => {
     expect(counts[STEPS]!).toBeLessThanOrEqual(counts[0]!);
     expect(leaked).toBe(0);
   });
+});
+
+describe('the optimizers on a layer graph against torch.optim', () => {
+  const optimizers = [
+    { name: 'momentum', learningRate: 0.1, momentum: 0.9, nesterov: true },
+    { name: 'adam', learningRate: 0.01 },
+    { name: 'rmsprop', learningRate: 0.005 },
+  ] as const;
+  for (const optimizer of optimizers) {
+    it(`${optimizer.name}: every step's loss and gradient norms, and every parameter's total update, as PyTorch's`, async () => {
+      const out = await runTraining({ ...SPEC, optimizer } as TrainingSpecInput, DEFAULT_LIMITS);
+      const ref = oracle(out);
+      expectStepsMatch(out, ref);
+      expectUpdatesMatch(out, ref, true);
+    }, 120_000);
+  }
 });
 
 describe('a layer graph training stops on cancel', () => {

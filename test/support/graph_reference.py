@@ -38,9 +38,9 @@ def act(name, x):
 def same_pad(x, k, s, d=1):
     # TensorFlow's "same": total padding max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0), the extra row at the end.
     h, w = x.shape[2], x.shape[3]
-    span = (k - 1) * d + 1
-    ph = max((math.ceil(h / s) - 1) * s + span - h, 0)
-    pw = max((math.ceil(w / s) - 1) * s + span - w, 0)
+    kh, kw = (k, k) if isinstance(k, int) else k  # k or [kh, kw]
+    ph = max((math.ceil(h / s) - 1) * s + (kh - 1) * d + 1 - h, 0)
+    pw = max((math.ceil(w / s) - 1) * s + (kw - 1) * d + 1 - w, 0)
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 state = {'row': 0, 'norm_row': -1}

@@ -1,7 +1,7 @@
 # Float64 PyTorch oracle for trainings of layer graphs (test/engine/graph-training.test.ts): reads the
 # normalised training spec, the initial parameters and the minibatches a training returned with
 # include: ["parameters", "batches"] (tfjs layouts, NHWC), rebuilds the network in PyTorch (NCHW), runs the
-# same SGD steps with torch.optim.SGD and prints per step the minibatch loss and each row's weight-gradient
+# same steps with torch.optim (SGD, momentum, Adam, RMSprop) and prints per step the minibatch loss and each row's weight-gradient
 # norm, and at the end every parameter in the tfjs layout (kernels [kh][kw][c_in][c_out], dense [in][units]).
 import json, math, sys
 import torch
@@ -39,9 +39,9 @@ def act(name, x):
 def same_pad(x, k, s, d=1):
     # TensorFlow's "same": the odd padding row and column at the end.
     h, w = x.shape[2], x.shape[3]
-    span = (k - 1) * d + 1
-    ph = max((math.ceil(h / s) - 1) * s + span - h, 0)
-    pw = max((math.ceil(w / s) - 1) * s + span - w, 0)
+    kh, kw = (k, k) if isinstance(k, int) else k  # k or [kh, kw]
+    ph = max((math.ceil(h / s) - 1) * s + (kh - 1) * d + 1 - h, 0)
+    pw = max((math.ceil(w / s) - 1) * s + (kw - 1) * d + 1 - w, 0)
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 class Forward:
@@ -124,8 +124,20 @@ examples = batches['examples']
 by_index = {i: (x, y) for i, x, y in zip(examples['index'], examples['x'], examples['y'])}
 shape = net['input']
 plist = [p for r in rows for p in [r['w']] + ([r['b']] if r['b'] is not None else []) + r['aux']]
-assert opt_cfg['name'] == 'sgd', 'this oracle runs plain SGD'
-opt = torch.optim.SGD(plist, lr=opt_cfg['learningRate'])
+def optimizer(config, params):
+    # torch.optim's own update rules, with the training's normalised optimizer settings.
+    name, lr = config['name'], config['learningRate']
+    if name == 'sgd':
+        return torch.optim.SGD(params, lr=lr)
+    if name == 'momentum':
+        return torch.optim.SGD(params, lr=lr, momentum=config['momentum'], nesterov=config.get('nesterov', False))
+    if name == 'adam':
+        return torch.optim.Adam(params, lr=lr, betas=(config['beta1'], config['beta2']), eps=config['epsilon'])
+    if name == 'rmsprop':
+        return torch.optim.RMSprop(params, lr=lr, alpha=config['rho'], eps=config['epsilon'], momentum=config.get('momentum', 0))
+    raise ValueError(f'unknown optimizer {name}')
+
+opt = optimizer(opt_cfg, plist)
 steps = []
 for s in range(spec['steps']):
     idx = batches['indices'][s]

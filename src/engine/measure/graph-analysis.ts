@@ -9,6 +9,7 @@ import type { ActivationSpec } from '../model/activations.js';
 import { fitLogSlope, mean, spreadOf } from '../common/stats.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD, inputMoments, type AnalysisResult, type AnalysisTimings, type InputMoments, type LayerStats, type ParametersJson } from './measure.js';
 import { graphTensors, measureGraphBatch } from './graph-measure.js';
+import { deriveSeed } from '../common/random.js';
 import type { BatchMeasurement, Reading } from './readings.js';
 import { isRecurrentNode } from '../spec/recurrent-types.js';
 import { sequenceParameterShape } from '../model/attention-forward.js';
@@ -97,6 +98,7 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
         perBatch.push(await measureGraphBatch({
           graph, params, tensors, list, x, y, loss: spec.loss, outputActivation: spec.network.outputActivation,
           saturationThreshold: spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD,
+          dropoutSeed: deriveSeed(spec.seed, `analysis:dropout:${i}`),
         }));
       } finally {
         x.dispose();
@@ -146,7 +148,7 @@ export function graphParametersJson(graph: NormalizedGraph, params: GraphParamet
     const n = row.node;
     const cin = n.inputShape[n.inputShape.length - 1]!;
     const shape = n.kind === 'embedding' || n.kind === 'attention' ? sequenceParameterShape(n)
-      : n.kind === 'conv2d' ? [n.kernel, n.kernel, cin, n.filters] : isRecurrentNode(n) ? [n.features, n.gates * n.units] : [cin, n.units];
+      : n.kind === 'conv2d' ? [n.kernel[0], n.kernel[1], cin, n.filters] : isRecurrentNode(n) ? [n.features, n.gates * n.units] : [cin, n.units];
     const own = params.aux.filter((p) => p.layer === i).map((p) => ({ name: p.name, values: Array.from(p.values) }));
     return {
       index: i, path: n.path, weights: nest(params.weights[i]!, shape) as number[][],

@@ -21,7 +21,7 @@ export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tens
     if (n.kind === 'embedding' || n.kind === 'attention') return sequenceWeightTensor(n, p.weights[i]!);
     const cin = n.inputShape[n.inputShape.length - 1]!;
     if (isRecurrentNode(n)) return tf.tensor2d(p.weights[i]!, [n.features, n.gates * n.units]);
-    return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel, n.kernel, cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
+    return n.kind === 'conv2d' ? tf.tensor4d(p.weights[i]!, [n.kernel[0], n.kernel[1], cin, n.filters]) : tf.tensor2d(p.weights[i]!, [cin, n.units]);
   });
   const biases = p.biases.map((b) => (b ? tf.tensor1d(b) : null));
   const aux = p.aux.map((a) => tf.tensor1d(a.values));
@@ -72,6 +72,8 @@ export interface GraphBatchArgs {
   loss: LossName;
   outputActivation: ActivationSpec;
   saturationThreshold: number;
+  /** Seed of this batch's dropout masks (mode "train" layers); none: dropout is the identity. */
+  dropoutSeed?: number;
 }
 
 export interface GraphGradients {
@@ -94,7 +96,7 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
     const u = unpack(list, a.tensors.weights.length, biasMask, a.params.aux.length);
-    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n));
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n), { dropoutSeed: a.dropoutSeed ?? null });
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };

@@ -41,7 +41,7 @@ async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf
         if (!gates.has(path)) gates.set(path, []);
         gates.get(path)![t] = tf.keep(g);
       };
-      const run = graphForward(graph, tensors, x, null, { stepProbes, gate });
+      const run = graphForward(graph, tensors, x, null, { hooks: { stepProbes, gate } });
       return lossOf(spec.loss, spec.network.outputActivation, run.logits, run.output, y);
     };
     const { grads } = tf.valueAndGrads(f)(probes.flat());

@@ -3,11 +3,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation, type Activation, type ActivationSpec } from './activations.js';
 import { NORM_EPSILON } from './network.js';
-import type { BranchNode, ConvNode, DenseNode, GraphNode, NormalizedGraph } from '../spec/graph-types.js';
+import type { BranchNode, ConvNode, DenseNode, DropoutNode, GraphNode, NormalizedGraph } from '../spec/graph-types.js';
 import type { RecurrentNode } from '../spec/recurrent-types.js';
 import type { SequenceWeightNode } from '../spec/transformer-types.js';
 import { recurrentForward, type RecurrentHooks } from './recurrent-forward.js';
 import { addPositions, lastAxisMatMul, sequenceWeightForward } from './attention-forward.js';
+import { Rng, deriveSeed } from '../common/random.js';
 
 export interface GraphTensors {
   /** Per row: dense [inputs, units], conv2d [kh, kw, c_in, c_out]. */
@@ -82,22 +83,22 @@ function convolve(x: tf.Tensor4D, node: ConvNode, kernel: tf.Tensor): tf.Tensor4
   const fast = tf.getKernel('Conv2DBackpropFilter', tf.getBackend()) !== undefined;
   if (fast && typeof node.padding !== 'number') return tf.conv2d(x, k, node.stride, node.padding);
   // Explicit zero padding, then a 'valid' convolution.
-  const span = k.shape[0];
+  const [spanH, spanW] = [k.shape[0], k.shape[1]];
   const [h, w] = [x.shape[1], x.shape[2]];
   const p = node.padding;
-  const [top, bottom] = p === 'same' ? samePadding(h, span, node.stride) : p === 'valid' ? [0, 0] : [p, p];
-  const [left, right] = p === 'same' ? samePadding(w, span, node.stride) : p === 'valid' ? [0, 0] : [p, p];
+  const [top, bottom] = p === 'same' ? samePadding(h, spanH, node.stride) : p === 'valid' ? [0, 0] : [p, p];
+  const [left, right] = p === 'same' ? samePadding(w, spanW, node.stride) : p === 'valid' ? [0, 0] : [p, p];
   const padded = top + bottom + left + right > 0 ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
   return (fast ? tf.conv2d(padded, k, node.stride, 'valid') : convWithoutFilterKernel(node.stride)(padded, k)) as tf.Tensor4D;
 }
 
-/** Entries x[b, p·s + i, q·s + j, c] for every output position (p, q): one tap of a pooling window, by slices and reshapes. */
-function tap(x: tf.Tensor4D, i: number, j: number, s: number, ho: number, wo: number): tf.Tensor4D {
+/** Entries x[b, p·sh + i, q·sw + j, c] for every output position (p, q): one tap of a pooling window, by slices and reshapes. */
+function tap(x: tf.Tensor4D, i: number, j: number, [sh, sw]: [number, number], ho: number, wo: number): tf.Tensor4D {
   const [B, , , C] = x.shape;
-  const t = tf.slice(x, [0, i, j, 0], [B, ho * s, wo * s, C]);
-  if (s === 1) return t;
-  const rows = tf.slice(tf.reshape(t, [B * ho, s, wo * s * C]), [0, 0, 0], [B * ho, 1, wo * s * C]);
-  const cols = tf.slice(tf.reshape(rows, [B * ho * wo, s, C]), [0, 0, 0], [B * ho * wo, 1, C]);
+  const t = tf.slice(x, [0, i, j, 0], [B, ho * sh, wo * sw, C]);
+  if (sh === 1 && sw === 1) return t;
+  const rows = tf.slice(tf.reshape(t, [B * ho, sh, wo * sw * C]), [0, 0, 0], [B * ho, 1, wo * sw * C]);
+  const cols = tf.slice(tf.reshape(rows, [B * ho * wo, sw, C]), [0, 0, 0], [B * ho * wo, 1, C]);
   return tf.reshape(cols, [B, ho, wo, C]);
 }
 
@@ -106,14 +107,14 @@ function tap(x: tf.Tensor4D, i: number, j: number, s: number, ho: number, wo: nu
  * the wasm backend's MaxPoolGrad misplaces the gradient for even window sizes (tfjs 4.22; a 2×2 window's
  * gradient norm differs from the cpu backend's and PyTorch's by ~1%).
  */
-function maxPoolByTaps(x: tf.Tensor4D, size: number, stride: number): tf.Tensor4D {
+function maxPoolByTaps(x: tf.Tensor4D, [kh, kw]: [number, number], stride: [number, number]): tf.Tensor4D {
   const [, h, w] = x.shape;
-  const ho = Math.floor((h - size) / stride) + 1, wo = Math.floor((w - size) / stride) + 1;
-  // The last tap's strided slice reads up to row (size − 1) + ho·stride − 1: pad the end with zeros it never selects.
-  const needH = size - 1 + ho * stride, needW = size - 1 + wo * stride;
+  const ho = Math.floor((h - kh) / stride[0]) + 1, wo = Math.floor((w - kw) / stride[1]) + 1;
+  // The last tap's strided slice reads up to row (kh − 1) + ho·stride − 1: pad the end with zeros it never selects.
+  const needH = kh - 1 + ho * stride[0], needW = kw - 1 + wo * stride[1];
   const xp = needH > h || needW > w ? tf.pad(x, [[0, 0], [0, Math.max(0, needH - h)], [0, Math.max(0, needW - w)], [0, 0]]) : x;
   const taps: tf.Tensor4D[] = [];
-  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) taps.push(tap(xp, i, j, stride, ho, wo));
+  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) taps.push(tap(xp, i, j, stride, ho, wo));
   return tf.max(tf.stack(taps), 0) as tf.Tensor4D;
 }
 
@@ -168,7 +169,7 @@ class GraphRun {
   /** The head's output before its activation (the loss reads logits). */
   logits: tf.Tensor | null = null;
 
-  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null, private hooks?: RecurrentHooks) {
+  constructor(private graph: NormalizedGraph, private t: GraphTensors, private probes: tf.Tensor[] | null, private hooks: RecurrentHooks | undefined, private dropoutSeed: number | null) {
     const n = graph.rows.length;
     this.taps = { pre: new Array(n), post: new Array(n), act: new Array(n).fill(LINEAR) };
     this.rowOf = new Map(graph.rows.map((r) => [r.node.path, r.index]));
@@ -243,7 +244,7 @@ class GraphRun {
       case 'avg_pool':
         this.pending = null;
         if (node.kind === 'avg_pool') return tf.avgPool(a as tf.Tensor4D, node.size, node.stride, 'valid');
-        return tf.getBackend() === 'wasm' && node.size % 2 === 0
+        return tf.getBackend() === 'wasm' && node.size.some((s) => s % 2 === 0)
           ? maxPoolByTaps(a as tf.Tensor4D, node.size, node.stride)
           : tf.maxPool(a as tf.Tensor4D, node.size, node.stride, 'valid');
       case 'global_avg_pool':
@@ -255,14 +256,27 @@ class GraphRun {
       case 'batch_norm':
       case 'layer_norm':
         return normalize(a, node.kind, this.t.norms.get(node.path)!);
-      case 'activation':
       case 'dropout':
+        return node.mode === 'train' && this.dropoutSeed !== null ? this.dropout(node, a) : a;
+      case 'activation':
         return a;
       case 'simple_rnn':
       case 'lstm':
       case 'gru':
         return this.recurrentLayer(node, a);
     }
+  }
+
+  /**
+   * Inverted dropout with a mask drawn on the host from the seed and the layer's path (the same on every
+   * backend): each entry kept with probability 1 − p and scaled by 1/(1 − p), so E[output] = input.
+   */
+  private dropout(node: DropoutNode, a: tf.Tensor): tf.Tensor {
+    const rng = new Rng(deriveSeed(this.dropoutSeed!, `dropout:${node.path}`));
+    const keep = 1 / (1 - node.rate);
+    const mask = new Float32Array(a.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= node.rate ? keep : 0;
+    return tf.mul(a, tf.tensor(mask, a.shape));
   }
 
   run(nodes: GraphNode[], x: tf.Tensor): tf.Tensor {
@@ -287,9 +301,16 @@ class GraphRun {
   }
 }
 
+/** What a run may add: the recurrent layers' per-step probes and gate taps, and a seed for dropout in mode "train". */
+export interface GraphRunOptions {
+  hooks?: RecurrentHooks;
+  /** With a seed, dropout layers in mode "train" drop (a mask per layer from the seed); without one they are the identity. */
+  dropoutSeed?: number | null;
+}
+
 /** Runs the graph on x ([batch, ...input]); returns the head's logits and output, and the rows' taps. */
-export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null, hooks?: RecurrentHooks): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
-  const run = new GraphRun(graph, t, probes, hooks);
+export function graphForward(graph: NormalizedGraph, t: GraphTensors, x: tf.Tensor, probes: tf.Tensor[] | null, options: GraphRunOptions = {}): { logits: tf.Tensor2D; output: tf.Tensor2D; taps: GraphTaps } {
+  const run = new GraphRun(graph, t, probes, options.hooks, options.dropoutSeed ?? null);
   const output = run.run(graph.layers, x) as tf.Tensor2D;
   return { logits: run.logits as tf.Tensor2D, output, taps: run.taps };
 }

@@ -26,11 +26,11 @@ export interface GraphParameters {
  * Xiao et al. 2018's delta-orthogonal kernel: an orthogonal c_in × c_out matrix (orthonormal rows or
  * columns, whichever side is shorter) at the centre tap, zeros at every other tap.
  */
-export function deltaOrthogonal(kernel: number, cin: number, cout: number, gain: number, rng: Rng): Float32Array {
-  const out = new Float32Array(kernel * kernel * cin * cout);
-  const centre = Math.floor(kernel / 2);
+export function deltaOrthogonal(kernel: number | [number, number], cin: number, cout: number, gain: number, rng: Rng): Float32Array {
+  const [kh, kw] = typeof kernel === 'number' ? [kernel, kernel] : kernel;
+  const out = new Float32Array(kh * kw * cin * cout);
   const m = orthogonal(cin, cout, gain, rng);
-  out.set(m, (centre * kernel + centre) * cin * cout);
+  out.set(m, (Math.floor(kh / 2) * kw + Math.floor(kw / 2)) * cin * cout);
   return out;
 }
 

@@ -9,6 +9,7 @@ import { graphForward } from '../model/graph-forward.js';
 import { graphTensors, graphTensorsOf, measureGraphBatch } from '../measure/graph-measure.js';
 import { graphParametersJson, mainPathRows, rowActivations } from '../measure/graph-analysis.js';
 import { hostValues, type Trainable } from './trainable.js';
+import { deriveSeed } from '../common/random.js';
 
 const activationName = (a: { name: string; alpha?: number }): string => (a.alpha !== undefined ? `${a.name}(${a.alpha})` : a.name);
 
@@ -20,6 +21,8 @@ export function graphTrainable(spec: NormalizedSpec, dataset: Dataset): Trainabl
   const init = initGraphParameters(graph, spec.seed);
   const acts = rowActivations(graph);
   const inputSize = graph.input.reduce((a, b) => a * b, 1);
+  /** The dropout masks of a step: its update and its record see the same ones. */
+  const dropoutSeed = (step: number): number => deriveSeed(spec.seed, `training:dropout:${step}`);
   /** Host values of `list` in the layout of the initial parameters (for parametersJson). */
   const asParameters = async (list: tf.Tensor[]): Promise<GraphParameters> => {
     const values = await hostValues(list);
@@ -47,14 +50,14 @@ export function graphTrainable(spec: NormalizedSpec, dataset: Dataset): Trainabl
     parameterValues: graph.parameters,
     initialList: () => graphTensors(graph, init).list,
     initialParameters: () => graphParametersJson(graph, init),
-    forward(list, x) {
-      const { logits, output } = graphForward(graph, graphTensorsOf(list, init), x, null);
+    forward(list, x, step) {
+      const { logits, output } = graphForward(graph, graphTensorsOf(list, init), x, null, { dropoutSeed: step === undefined ? null : dropoutSeed(step) });
       return { logits, output };
     },
-    async measure({ list, x, y, saturationThreshold }) {
+    async measure({ list, x, y, saturationThreshold, step }) {
       const m = await measureGraphBatch({
         graph, params: init, tensors: graphTensorsOf(list, init), list, x, y, loss: spec.loss,
-        outputActivation: spec.network.outputActivation, saturationThreshold,
+        outputActivation: spec.network.outputActivation, saturationThreshold, dropoutSeed: dropoutSeed(step),
       });
       return { loss: m.loss, readings: m.readings };
     },

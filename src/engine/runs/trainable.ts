@@ -48,6 +48,8 @@ export interface MeasureOnArgs {
   x: tf.Tensor;
   y: tf.Tensor2D | null;
   saturationThreshold: number;
+  /** The training step: its dropout masks (a layer graph's mode "train" dropout layers). */
+  step: number;
 }
 
 export interface Trainable {
@@ -69,8 +71,11 @@ export interface Trainable {
   initialList(): tf.Tensor[];
   /** The initial parameters in the include: ["parameters"] layout (host values, no tensors). */
   initialParameters(): ParametersJson;
-  /** Training-mode forward pass on `list` (normalisation uses the rows' own statistics). Call inside a tidy. */
-  forward(list: tf.Tensor[], x: tf.Tensor): { logits: tf.Tensor2D; output: tf.Tensor2D };
+  /**
+   * Training-mode forward pass on `list` (normalisation uses the rows' own statistics). With a step, dropout
+   * layers in mode "train" drop with that step's masks; without one (evaluations) they are the identity. Call inside a tidy.
+   */
+  forward(list: tf.Tensor[], x: tf.Tensor, step?: number): { logits: tf.Tensor2D; output: tf.Tensor2D };
   /** One batch forward and backward, read on the host; leaves no tensors. */
   measure(a: MeasureOnArgs): Promise<TrainableMeasurement>;
   /** Per-row record entries from a measurement (backpropNorm scaled by √B as in analyses). */

@@ -374,9 +374,9 @@ async function updateRatios(model: Trainable, before: Params, after: Params): Pr
   return slots.map((_, l) => values[2 * l]! / values[2 * l + 1]!);
 }
 
-async function batchAccuracy(model: Trainable, params: Params, x: tf.Tensor, labels: Int32Array): Promise<number> {
+async function batchAccuracy(model: Trainable, params: Params, x: tf.Tensor, labels: Int32Array, step: number): Promise<number> {
   const c = tf.tidy(() => {
-    const { output } = model.forward(params, x);
+    const { output } = model.forward(params, x, step);
     return correctCount(output, labels);
   });
   return (await readAndDispose(c))[0]! / x.shape[0];
@@ -512,7 +512,7 @@ async function withBatch<T>(run: TrainingRun, step: number, use: (b: StepBatch) 
  * update) and returned, since further updates would be NaN arithmetic.
  */
 async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<RunOutcome['stoppedAt']> {
-  const { loss, next } = await gradientStep(run, b);
+  const { loss, next } = await gradientStep(run, b, step);
   // The updated parameters are not adopted yet: disposed if a record, a cancel or an error comes in between.
   let pending: Params | null = next;
   try {
@@ -531,11 +531,11 @@ async function trainStep(run: TrainingRun, step: number, b: StepBatch): Promise<
 }
 
 /** The minibatch loss and the optimizer's updated parameters (the current ones are left as they are). */
-async function gradientStep(run: TrainingRun, { x, y }: StepBatch): Promise<{ loss: number; next: Params }> {
+async function gradientStep(run: TrainingRun, { x, y }: StepBatch, step: number): Promise<{ loss: number; next: Params }> {
   const { model, params } = run;
   const out = tf.tidy(() => {
     const f = (...args: tf.Tensor[]): tf.Scalar => {
-      const { logits, output } = model.forward(args, x);
+      const { logits, output } = model.forward(args, x, step);
       return lossOf(model.spec.loss, model.outputActivation, logits, output, y);
     };
     const { value, grads } = tf.valueAndGrads(f)(params);
@@ -554,13 +554,13 @@ async function gradientStep(run: TrainingRun, { x, y }: StepBatch): Promise<{ lo
 async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepBatch, ratios: number[] | null): Promise<void> {
   const { model, params, prepared } = run;
   const { spec } = model;
-  const { loss, readings } = await model.measure({ list: params, x, y, saturationThreshold: run.saturationThreshold });
+  const { loss, readings } = await model.measure({ list: params, x, y, saturationThreshold: run.saturationThreshold, step });
   const first = model.firstRow;
   const last = readings.length - 1;
   const raw = {
     step,
     loss,
-    accuracy: hasAccuracy(spec, model.dataset) ? await batchAccuracy(model, params, x, batch.labels!) : null,
+    accuracy: hasAccuracy(spec, model.dataset) ? await batchAccuracy(model, params, x, batch.labels!, step) : null,
     firstToLastRatio: readings[first]!.gradNorm / readings[last]!.gradNorm,
     backpropFirstToLastRatio: readings[first]!.deltaNorm / readings[last]!.deltaNorm,
     layers: model.records(readings, spec.data.batchSize, ratios),

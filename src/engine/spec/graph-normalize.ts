@@ -48,6 +48,9 @@ const shapeText = (s: number[]): string => `[${s.join(', ')}]`;
 const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
 
 /** Builds the graph's nodes with their shapes; throws SpecError naming the field (network.layers[i]…) and the layer's path. */
+/** A request's k or [kh, kw] as [height, width]. */
+const pair = (v: number | number[]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0]!, v[1]!]);
+
 class GraphBuilder {
   rows: RowPlan[] = [];
   norms: NormParam[] = [];
@@ -137,18 +140,18 @@ class GraphBuilder {
         const [h, w, c] = this.spatial(f, path, 'conv2d', shape);
         const stride = raw.stride ?? 1, dilation = raw.dilation ?? 1, padding = raw.padding ?? 'same';
         this.limit(f, path, 'filters', raw.filters, this.d.maxWidth);
-        this.limit(f, path, 'kernel', raw.kernel, GRAPH_LIMITS.maxKernel);
+        const kernel = pair(raw.kernel);
+        for (const k of kernel) this.limit(f, path, 'kernel', k, GRAPH_LIMITS.maxKernel);
         this.limit(f, path, 'stride', stride, GRAPH_LIMITS.maxStride);
         this.limit(f, path, 'dilation', dilation, GRAPH_LIMITS.maxDilation);
         if (typeof padding === 'number') this.limit(f, path, 'padding', padding, GRAPH_LIMITS.maxKernel);
         if (dilation > 1 && stride > 1) this.fail(`${f}.dilation`, path, `dilation ${dilation} needs stride 1 (tfjs convolves with one or the other), not ${stride}`);
         const node: ConvNode = {
-          ...base, kind: 'conv2d', filters: raw.filters, kernel: raw.kernel, stride, padding, dilation,
+          ...base, kind: 'conv2d', filters: raw.filters, kernel, stride, padding, dilation,
           useBias: raw.useBias ?? this.d.useBias, init: this.inits(raw, f), outputShape: [],
         };
-        const span = (raw.kernel - 1) * dilation + 1;
-        const side = (n: number): number => (padding === 'same' ? Math.ceil(n / stride) : Math.floor((n + 2 * (padding === 'valid' ? 0 : padding) - span) / stride) + 1);
-        node.outputShape = this.checkOut(f, path, 'conv2d', shape, [side(h), side(w), raw.filters]);
+        const side = (n: number, k: number): number => (padding === 'same' ? Math.ceil(n / stride) : Math.floor((n + 2 * (padding === 'valid' ? 0 : padding) - ((k - 1) * dilation + 1)) / stride) + 1);
+        node.outputShape = this.checkOut(f, path, 'conv2d', shape, [side(h, kernel[0]), side(w, kernel[1]), raw.filters]);
         void c;
         this.row(node, block, false, f);
         return node;
@@ -156,12 +159,13 @@ class GraphBuilder {
       case 'max_pool':
       case 'avg_pool': {
         const [h, w, c] = this.spatial(f, path, raw.kind, shape);
-        const stride = raw.stride ?? raw.size;
-        this.limit(f, path, 'size', raw.size, GRAPH_LIMITS.maxPoolSize);
-        this.limit(f, path, 'stride', stride, GRAPH_LIMITS.maxStride);
-        const side = (n: number): number => Math.floor((n - raw.size) / stride) + 1;
-        const out = this.checkOut(f, path, raw.kind, shape, [side(h), side(w), c]);
-        return { ...base, kind: raw.kind, size: raw.size, stride, outputShape: out };
+        const size = pair(raw.size);
+        const stride: [number, number] = raw.stride !== undefined ? [raw.stride, raw.stride] : size;
+        for (const s of size) this.limit(f, path, 'size', s, GRAPH_LIMITS.maxPoolSize);
+        for (const s of stride) this.limit(f, path, 'stride', s, GRAPH_LIMITS.maxStride);
+        const side = (n: number, axis: 0 | 1): number => Math.floor((n - size[axis]) / stride[axis]) + 1;
+        const out = this.checkOut(f, path, raw.kind, shape, [side(h, 0), side(w, 1), c]);
+        return { ...base, kind: raw.kind, size, stride, outputShape: out };
       }
       case 'global_avg_pool': {
         // A [time, features] sequence is averaged over time.
@@ -184,7 +188,7 @@ class GraphBuilder {
         if (raw.activation === undefined) this.fail(`${f}.activation`, path, 'an activation layer needs its activation, e.g. { "kind": "activation", "activation": "relu" }');
         return { ...base, kind: raw.kind, outputShape: this.checkOut(f, path, raw.kind, shape, [...shape]) };
       case 'dropout':
-        return { ...base, kind: raw.kind, rate: raw.rate, outputShape: [...shape] };
+        return { ...base, kind: raw.kind, rate: raw.rate, mode: raw.mode ?? 'inference', outputShape: [...shape] };
       case 'simple_rnn':
       case 'lstm':
       case 'gru':
@@ -238,7 +242,7 @@ class GraphBuilder {
       if (Math.ceil(input[0]! / stride) !== out[0] || Math.ceil(input[1]! / stride) !== out[1]) {
         this.fail(`${f}.shortcut`, path, `no strided 1×1 projection maps ${shapeText(input)} onto the branch's output ${shapeText(out)}`);
       }
-      node = { ...base, kind: 'conv2d', filters: out[2]!, kernel: 1, stride, padding: 'same', dilation: 1 };
+      node = { ...base, kind: 'conv2d', filters: out[2]!, kernel: [1, 1], stride, padding: 'same', dilation: 1 };
     } else if (input.length === 1 && out.length === 1) {
       node = { ...base, kind: 'dense', units: out[0]! };
     } else {
@@ -276,7 +280,7 @@ class GraphBuilder {
       return;
     }
     const inCh = node.inputShape[node.inputShape.length - 1]!;
-    const k2 = node.kind === 'conv2d' ? node.kernel * node.kernel : 1;
+    const k2 = node.kind === 'conv2d' ? node.kernel[0] * node.kernel[1] : 1;
     const units = node.kind === 'conv2d' ? node.filters : node.units;
     const weightCount = k2 * inCh * units;
     this.rows.push({ index: this.rows.length, node, block, shortcut, fanIn: k2 * inCh, fanOut: k2 * units, weightCount, outputSize: outSize });

@@ -2,7 +2,7 @@
 // writes (one example, NHWC). What spec/graph-normalize.ts makes and model/graph-*.ts, measure/graph-*.ts read.
 import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
-import type { ConvPadding, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
+import type { ConvPadding, DropoutMode, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
 import type { RecurrentNode } from './recurrent-types.js';
 import type { PositionalNode, SequenceWeightNode, TransformerBlockPlan } from './transformer-types.js';
 
@@ -32,7 +32,8 @@ export interface DenseNode extends NodeBase {
 export interface ConvNode extends NodeBase {
   kind: 'conv2d';
   filters: number;
-  kernel: number;
+  /** [kh, kw] (a request's k is [k, k]). */
+  kernel: [number, number];
   stride: number;
   padding: ConvPadding | number;
   dilation: number;
@@ -42,8 +43,9 @@ export interface ConvNode extends NodeBase {
 
 export interface PoolNode extends NodeBase {
   kind: 'max_pool' | 'avg_pool';
-  size: number;
-  stride: number;
+  /** [height, width] of the window, and the stride along each (a request's stride s is [s, s]; default the window). */
+  size: [number, number];
+  stride: [number, number];
 }
 
 export interface ShapeNode extends NodeBase {
@@ -53,6 +55,7 @@ export interface ShapeNode extends NodeBase {
 export interface DropoutNode extends NodeBase {
   kind: 'dropout';
   rate: number;
+  mode: DropoutMode;
 }
 
 export interface ResidualNode extends NodeBase {
