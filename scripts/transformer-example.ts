@@ -3,7 +3,7 @@
 // Usage: npx tsx scripts/transformer-example.ts [backend] > scripts/transformer-example.results.txt
 import { backendOptions } from '../src/config.js';
 import { initBackend, analyze, DEFAULT_LIMITS, type BackendChoice } from '../src/engine/index.js';
-import type { BlockStats } from '../src/engine/measure/blocks.js';
+import type { BlockStats } from '../src/engine/index.js';
 import type { NetworkLayerInput } from '../src/schemas/layers.js';
 
 const backend = await initBackend((process.argv[2] ?? 'cpu') as BackendChoice, backendOptions());

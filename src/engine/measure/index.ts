@@ -8,3 +8,4 @@ export {
 export { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
 export type { BatchMeasurement, Reading } from './readings.js';
 export { recurrentStepTimer, type RecurrentWorkload } from './recurrent-timing.js';
+export type { BlockStats } from './blocks.js';

@@ -2,6 +2,7 @@
 // writes (one example, NHWC). What spec/graph-normalize.ts makes and model/graph-*.ts, measure/graph-*.ts read.
 import type { ActivationSpec } from '../model/activations.js';
 import type { InitializerSpec } from '../model/initializers.js';
+import type { LayerInits } from './layer-inits.js';
 import type { ConvPadding, DropoutMode, ResidualVariant, ShortcutKind } from '../../schemas/vocabulary.js';
 import type { RecurrentNode } from './recurrent-types.js';
 import type { PositionalNode, SequenceWeightNode, TransformerBlockPlan } from './transformer-types.js';
@@ -17,10 +18,7 @@ interface NodeBase {
   outputShape: number[];
 }
 
-export interface LayerInits {
-  weights: InitializerSpec;
-  bias: InitializerSpec;
-}
+export type { LayerInits } from './layer-inits.js';
 
 export interface DenseNode extends NodeBase {
   kind: 'dense';

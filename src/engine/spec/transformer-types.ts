@@ -1,7 +1,7 @@
 // The normalised sequence layers (issue 14): token embedding, positional encoding and multi-head self-attention,
 // and the transformer blocks a spec wrote out, as spec/graph-types.ts's unions include them.
 import type { ActivationSpec } from '../model/activations.js';
-import type { LayerInits } from './graph-types.js';
+import type { LayerInits } from './layer-inits.js';
 import type { PositionalEncodingKind, TransformerNorm } from '../../schemas/vocabulary.js';
 
 interface SequenceBase {
