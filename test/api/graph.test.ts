@@ -90,7 +90,7 @@ describe('layer graphs through the API', () => {
   });
 
   it.each([
-    ['dense after a convolution without flatten', [{ kind: 'conv2d', filters: 2, kernel: 3 }, { kind: 'dense' }], [6, 6, 2], 'network.layers[1]', /dense1\): dense needs a flat \[features\] input but gets \[6, 6, 2\]/],
+    ['dense after a convolution without flatten', [{ kind: 'conv2d', filters: 2, kernel: 3 }, { kind: 'dense' }], [6, 6, 2], 'network.layers[1]', /dense1\): dense needs a flat \[features\] input \(or a \[time, features\] sequence\) but gets \[6, 6, 2\]/],
     ['conv2d on a flat input', [{ kind: 'conv2d', filters: 2, kernel: 3 }, { kind: 'dense' }], [72], 'network.layers[0]', /conv1\): conv2d needs an image input \[height, width, channels\] but gets \[72\]/],
     ['an identity shortcut around a branch that changes the shape',
       [{ kind: 'residual', layers: [{ kind: 'conv2d', filters: 4, kernel: 3, stride: 2 }] }, { kind: 'flatten' }, { kind: 'dense' }], [6, 6, 2],
