@@ -3,16 +3,13 @@
 // average and global pooling, batch and layer norm on 4-D tensors, identity and projection shortcuts, rebuilt
 // in PyTorch from the parameters and batch the analysis returns with include (kernels permuted to NCHW).
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
+import { expectRelClose, torchOracle } from '../support/torch-oracle.js';
 import { analyze } from '../../src/engine/runs/analysis-run.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 import type { LayerInput } from '../../src/schemas/layers.js';
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = fileURLToPath(new URL('../support/graph_reference.py', import.meta.url));
 
 beforeAll(async () => {
   await useTestBackend();
@@ -20,17 +17,11 @@ beforeAll(async () => {
 
 interface OracleRow { weightGradNorm: number; biasGradNorm: number | null; backpropNorm: number }
 
-function oracle(body: unknown): { loss: number; rows: OracleRow[] } {
-  const run = spawnSync(PYTHON, [SCRIPT], { input: JSON.stringify(body), encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (run.status !== 0) throw new Error(`graph_reference.py failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as { loss: number; rows: OracleRow[] };
-}
+const oracle = (body: unknown): { loss: number; rows: OracleRow[] } => torchOracle('graph_reference.py', body);
 
 /** float32 forward and backward against float64: 1e-4 relative covers rounding, a wrong factor or layout does not. */
 const RTOL = 1e-4;
-const close = (actual: number, expected: number, what: string): void => {
-  expect(Math.abs(actual - expected) / Math.abs(expected), `${what}: gradlens ${actual} vs PyTorch float64 ${expected}`).toBeLessThan(RTOL);
-};
+const close = (actual: number, expected: number, what: string): void => expectRelClose(actual, expected, RTOL, what);
 
 async function check(layers: LayerInput[], input: number[], features: number): Promise<void> {
   const spec: AnalysisSpecInput = {

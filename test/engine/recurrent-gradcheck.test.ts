@@ -3,17 +3,14 @@
 // weight_hh = Uᵀ, PyTorch's gate order), their weight, bias and recurrent-kernel gradient norms and the
 // through-time norms √B·‖∂L/∂h_t‖ at every step compared with autograd's.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
+import { expectRelClose, torchOracle } from '../support/torch-oracle.js';
 import { analyze } from '../../src/engine/runs/analysis-run.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 import type { LayerInput } from '../../src/schemas/layers.js';
 import { Rng } from '../../src/engine/common/random.js';
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = fileURLToPath(new URL('../support/recurrent_reference.py', import.meta.url));
 
 beforeAll(async () => {
   await useTestBackend();
@@ -21,17 +18,11 @@ beforeAll(async () => {
 
 interface OracleRow { weightGradNorm: number; biasGradNorm: number; recurrentGradNorm?: number; recurrentBiasGradNorm?: number; stepNorms?: number[] }
 
-function oracle(body: unknown): { loss: number; rows: OracleRow[] } {
-  const run = spawnSync(PYTHON, [SCRIPT], { input: JSON.stringify(body), encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (run.status !== 0) throw new Error(`recurrent_reference.py failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as { loss: number; rows: OracleRow[] };
-}
+const oracle = (body: unknown): { loss: number; rows: OracleRow[] } => torchOracle('recurrent_reference.py', body);
 
 /** float32 time loops against float64: 1e-4 relative covers rounding over tens of steps; a wrong gate or layout does not. */
 const RTOL = 1e-4;
-const close = (actual: number, expected: number, what: string): void => {
-  expect(Math.abs(actual - expected) / Math.abs(expected), `${what}: gradlens ${actual} vs PyTorch float64 ${expected}`).toBeLessThan(RTOL);
-};
+const close = (actual: number, expected: number, what: string): void => expectRelClose(actual, expected, RTOL, what);
 
 /** Inline sequences [batch][time][features] with a regression target per sequence. */
 function sequences(B: number, T: number, F: number, seed: number): { x: number[][][]; y: number[][] } {

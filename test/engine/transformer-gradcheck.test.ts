@@ -4,16 +4,13 @@
 // mask, dense and layer norm on the last axis of [time, features], and post-LN and pre-LN transformer blocks
 // that share their parameters.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { useTestBackend } from '../backends.js';
+import { expectRelClose, torchOracle } from '../support/torch-oracle.js';
 import { analyze } from '../../src/engine/runs/analysis-run.js';
 import type { AnalysisSpecInput } from '../../src/schemas/spec.js';
 import type { NetworkLayerInput } from '../../src/schemas/layers.js';
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = fileURLToPath(new URL('../support/transformer_reference.py', import.meta.url));
 
 beforeAll(async () => {
   await useTestBackend();
@@ -22,17 +19,11 @@ beforeAll(async () => {
 interface OracleRow { weightGradNorm: number; biasGradNorm: number | null; backpropNorm: number }
 interface Row { path: string; kind: string; weightGradNorm: number; biasGradNorm: number | null; backpropNorm: number }
 
-function oracle(body: unknown): { loss: number; rows: OracleRow[] } {
-  const run = spawnSync(PYTHON, [SCRIPT], { input: JSON.stringify(body), encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (run.status !== 0) throw new Error(`transformer_reference.py failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as { loss: number; rows: OracleRow[] };
-}
+const oracle = (body: unknown): { loss: number; rows: OracleRow[] } => torchOracle('transformer_reference.py', body);
 
 /** float32 against float64: 1e-4 relative covers rounding (softmax and layer norm included); a wrong scale, mask or layout does not. */
 const RTOL = 1e-4;
-const close = (actual: number, expected: number, what: string): void => {
-  expect(Math.abs(actual - expected) / Math.abs(expected), `${what}: gradlens ${actual} vs PyTorch float64 ${expected}`).toBeLessThan(RTOL);
-};
+const close = (actual: number, expected: number, what: string): void => expectRelClose(actual, expected, RTOL, what);
 
 async function check(layers: NetworkLayerInput[], input: number[], data: AnalysisSpecInput['data']): Promise<{ rows: Row[]; parameters: unknown }> {
   const spec: AnalysisSpecInput = { seed: 5, network: { input, layers }, data, include: ['parameters', 'batch'] };
