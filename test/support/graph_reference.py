@@ -5,14 +5,12 @@
 import json, math, sys
 import torch
 import torch.nn.functional as F
+from torch_common import t, act, same_pad, print_report
 
 torch.set_default_dtype(torch.float64)
 req = json.load(sys.stdin)
 spec, params, batch = req['spec'], req['parameters'], req['batch']
 net = spec['network']
-
-def t(a):
-    return torch.tensor(a, dtype=torch.float64)
 
 rows = []  # (weight, bias, probe) per row, in graph order
 norm_params = {}  # path -> (gamma, beta)
@@ -26,22 +24,6 @@ for p in params:
     b = t(p['bias']).requires_grad_(True) if p['bias'] is not None else None
     rows.append({'w': w, 'b': b, 'path': p.get('path')})
 aux_by_row = {p['index']: p.get('auxParameters', []) for p in params}
-
-def act(name, x):
-    if isinstance(name, dict):
-        name = name['name']
-    if name in (None, 'linear'):
-        return x
-    return {'relu': torch.relu, 'tanh': torch.tanh, 'sigmoid': torch.sigmoid, 'elu': F.elu,
-            'softmax': lambda v: torch.softmax(v, dim=1)}[name](x)
-
-def same_pad(x, k, s, d=1):
-    # TensorFlow's "same": total padding max((ceil(n/s)-1)*s + (k-1)*d + 1 - n, 0), the extra row at the end.
-    h, w = x.shape[2], x.shape[3]
-    kh, kw = (k, k) if isinstance(k, int) else k  # k or [kh, kw]
-    ph = max((math.ceil(h / s) - 1) * s + (kh - 1) * d + 1 - h, 0)
-    pw = max((math.ceil(w / s) - 1) * s + (kw - 1) * d + 1 - w, 0)
-    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 state = {'row': 0, 'norm_row': -1}
 probes = []
@@ -121,17 +103,4 @@ out = run(logits_src, xs)
 # Categorical cross-entropy on softmax output, from the head's logits for stability.
 head_logits = probes[-1]  # unused handle: the loss is recomputed from out
 loss = -(ys * torch.log(out)).sum() / xs.shape[0]
-params_list = [p for r in rows for p in (r['w'], r['b']) if p is not None]
-grads = torch.autograd.grad(loss, params_list + probes)
-gi = 0
-report = []
-B = xs.shape[0]
-for i, r in enumerate(rows):
-    gw = grads[gi]; gi += 1
-    gb = None
-    if r['b'] is not None:
-        gb = grads[gi]; gi += 1
-    report.append({'weightGradNorm': gw.norm().item(), 'biasGradNorm': None if gb is None else gb.norm().item()})
-for i, g in enumerate(grads[gi:]):
-    report[i]['backpropNorm'] = math.sqrt(B) * g.norm().item()
-print(json.dumps({'loss': loss.item(), 'rows': report}))
+print_report(loss, rows, probes, xs.shape[0])

@@ -6,15 +6,13 @@
 import json, math, sys
 import torch
 import torch.nn.functional as F
+from torch_common import t, act, same_pad
 
 torch.set_default_dtype(torch.float64)
 req = json.load(sys.stdin)
 spec, params, batches = req['spec'], req['parameters'], req['batches']
 net = spec['network']
 opt_cfg = spec['optimizer']
-
-def t(a):
-    return torch.tensor(a, dtype=torch.float64)
 
 rows = []
 for p in params:
@@ -28,21 +26,6 @@ for p in params:
         'aux_names': [a['name'] for a in p.get('auxParameters', [])],
         'conv': w.dim() == 4,
     })
-
-def act(name, x):
-    name = name['name'] if isinstance(name, dict) else name
-    if name in (None, 'linear'):
-        return x
-    return {'relu': torch.relu, 'tanh': torch.tanh, 'sigmoid': torch.sigmoid, 'elu': F.elu,
-            'softmax': lambda v: torch.softmax(v, dim=1)}[name](x)
-
-def same_pad(x, k, s, d=1):
-    # TensorFlow's "same": the odd padding row and column at the end.
-    h, w = x.shape[2], x.shape[3]
-    kh, kw = (k, k) if isinstance(k, int) else k  # k or [kh, kw]
-    ph = max((math.ceil(h / s) - 1) * s + (kh - 1) * d + 1 - h, 0)
-    pw = max((math.ceil(w / s) - 1) * s + (kw - 1) * d + 1 - w, 0)
-    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 class Forward:
     def __init__(self):

@@ -7,28 +7,18 @@
 import json, math, sys
 import torch
 import torch.nn.functional as F
+from torch_common import t, act, print_report
 
 torch.set_default_dtype(torch.float64)
 req = json.load(sys.stdin)
 spec, params, batch = req['spec'], req['parameters'], req['batch']
 net = spec['network']
 
-def t(a):
-    return torch.tensor(a, dtype=torch.float64)
-
 rows = [{'w': t(p['weights']).requires_grad_(True), 'b': t(p['bias']).requires_grad_(True) if p['bias'] is not None else None} for p in params]
 aux_by_row = {p['index']: p.get('auxParameters', []) for p in params}
 state = {'row': 0, 'norm_row': -1}
 probes = []
 aux_cursor = {}
-
-def act(name, x):
-    if isinstance(name, dict):
-        name = name['name']
-    if name in (None, 'linear'):
-        return x
-    return {'relu': torch.relu, 'tanh': torch.tanh, 'gelu': F.gelu, 'sigmoid': torch.sigmoid,
-            'softmax': lambda v: torch.softmax(v, dim=-1)}[name](x)
 
 def probe(h):
     p = torch.zeros_like(h, requires_grad=True)
@@ -116,16 +106,4 @@ if spec['loss'] == 'binary_crossentropy':
     loss = -(ys * torch.log(out) + (1 - ys) * torch.log(1 - out)).sum() / B
 else:
     loss = -(ys * torch.log(out)).sum() / B
-params_list = [p for r in rows for p in (r['w'], r['b']) if p is not None]
-grads = torch.autograd.grad(loss, params_list + probes)
-gi = 0
-report = []
-for r in rows:
-    gw = grads[gi]; gi += 1
-    gb = None
-    if r['b'] is not None:
-        gb = grads[gi]; gi += 1
-    report.append({'weightGradNorm': gw.norm().item(), 'biasGradNorm': None if gb is None else gb.norm().item()})
-for i, g in enumerate(grads[gi:]):
-    report[i]['backpropNorm'] = math.sqrt(B) * g.norm().item()
-print(json.dumps({'loss': loss.item(), 'rows': report}))
+print_report(loss, rows, probes, B)
