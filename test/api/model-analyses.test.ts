@@ -10,6 +10,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { TEST_BACKEND, testApp } from '../support/app.js';
+import { onTestDeployment } from '../support/api-mode.js';
 import { violations } from '../support/contract.js';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
@@ -252,7 +253,10 @@ describe('model analyses in the job database', () => {
     };
     try {
       const f = fixture('cnn_bn');
-      const first = await buildApp(loadConfig({}, { backend: TEST_BACKEND, jobs: { workers: 0, db } }), { logger: false, runner: stuck });
+      // On the suite's deployment (test/support/api-mode.ts), so that the restart below finds the stored job.
+      const deployed = onTestDeployment(loadConfig({}, { backend: TEST_BACKEND, jobs: { workers: 0, db } }));
+      const first = await buildApp(deployed.config, { logger: false, runner: stuck });
+      if (deployed.cleanup) first.addHook('onClose', deployed.cleanup);
       await first.ready();
       const id = await upload(first, 'cnn_bn');
       const accepted = await analyse({ model: { id }, data: inline(f) }, { prefer: 'respond-async' }, first);
