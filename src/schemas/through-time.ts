@@ -30,7 +30,7 @@ export const ThroughTimeEntrySchema = Type.Object({
   }, { additionalProperties: false }), Type.Null()], { description: 'lstm and gru: the gate that carries memory, over time; null for simple_rnn.' }),
   recurrentMatrix: Type.Object({
     block: Type.String({ description: 'The block of U examined: U (simple_rnn), U_g (lstm\'s candidate), U_n (gru\'s candidate).' }),
-    spectralRadius: Type.Union([Num('max |λ|.'), Type.Null()], { description: 'max |λ| of the block (Gelfand\'s formula by repeated squaring); null above 1024 units.' }),
+    spectralRadius: Type.Union([Num('max |λ|.'), Type.Null()], { description: 'max |λ| of the block (Gelfand\'s formula by repeated squaring); null above 256 units (float64 squaring on the host).' }),
     largestSingularValue: Num('σ₁ of the block.'),
     gamma: Num('γ = sup|φ′| of the recurrence\'s activation: 1 for tanh and relu, 1/4 for sigmoid.'),
     bound: Num('1/γ.'),

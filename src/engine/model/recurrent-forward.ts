@@ -53,9 +53,10 @@ type Step = (xw: tf.Tensor, h: tf.Tensor | null, c: tf.Tensor | null) => { h: tf
  */
 function cellOf(node: RecurrentNode, Ut: tf.Tensor, bh: tf.Tensor | null): Step {
   const act = activation(node.cell);
-  // Uᵀ·h_{t−1} for every gate in one product; at t = 0 h_{−1} = 0 and the product is 0 (b_hh for a gru).
+  // Uᵀ·h_{t−1} for every gate in one product; at t = 0 h_{−1} = 0 and the product is 0 (b_hh for a gru, broadcast
+  // by an add: tf.broadcastTo is a Tile, which webgpu runs on the CPU for small tensors, reading back synchronously).
   const hu = (h: tf.Tensor | null, width: number, batch: number): tf.Tensor | null =>
-    (h ? (bh ? tf.add(tf.matMul(Ut as tf.Tensor2D, h as tf.Tensor2D), bh) : tf.matMul(Ut as tf.Tensor2D, h as tf.Tensor2D)) : bh ? tf.broadcastTo(bh, [width, batch]) : null);
+    (h ? (bh ? tf.add(tf.matMul(Ut as tf.Tensor2D, h as tf.Tensor2D), bh) : tf.matMul(Ut as tf.Tensor2D, h as tf.Tensor2D)) : bh ? tf.add(tf.zeros([width, batch]), bh) : null);
   const n = node.units;
   switch (node.kind) {
     case 'simple_rnn':

@@ -2,13 +2,12 @@
 // singular value of its recurrent matrix beside 1/γ, γ = sup|φ′| (1 for tanh, 1/4 for sigmoid). With
 // h_t = φ(W x_t + U h_{t−1}), ∂h_t/∂h_{t−1} = diag(φ′)·Uᵀ, so ‖∂h_T/∂h_t‖ ≤ (γ·σ₁)^(T−t): σ₁ < 1/γ is
 // sufficient for vanishing, and σ₁ > 1/γ necessary for exploding (not sufficient).
-import * as tf from '@tensorflow/tfjs';
 import { activation } from '../model/activations.js';
 import type { RecurrentNode } from '../spec/recurrent-types.js';
 import { GATE_ORDER } from '../spec/recurrent-types.js';
 
 /** Largest units for which the spectral radius is computed (repeated squaring of a units × units matrix). */
-export const MAX_SPECTRAL_UNITS = 1024;
+export const MAX_SPECTRAL_UNITS = 256;
 
 /** Relative band around 1/γ read as on the boundary (neither condition). */
 const BOUNDARY = 1e-4;
@@ -61,24 +60,38 @@ export function largestSingularValue(A: Float64Array, n: number, iterations = 50
 /**
  * max |λ| by Gelfand's formula: A squared 40 times, renormalised each time, ln ρ = Σ_m ln s_m / 2^m where
  * s_m is the norm divided out at squaring m. Works for complex eigenvalues (an orthogonal matrix), where
- * power iteration on A does not converge. Runs on the backend (float32 products); leaves no tensors.
+ * power iteration on A does not converge. Plain float64 on the host: no backend read-back (webgpu in Node
+ * cannot read synchronously), and n ≤ MAX_SPECTRAL_UNITS keeps the n³ products small.
  */
 export function spectralRadius(A: Float64Array, n: number, squarings = 40): number {
-  return tf.tidy(() => {
-    let m: tf.Tensor2D = tf.tensor2d(Float32Array.from(A), [n, n]);
-    let log = 0;
-    let weight = 1;
-    for (let k = 0; k < squarings; k++) {
-      const s = tf.norm(m).dataSync()[0]!;
-      if (s === 0 || !Number.isFinite(s)) return s === 0 ? 0 : Number.NaN;
-      log += weight * Math.log(s);
-      const unit = tf.div(m, s) as tf.Tensor2D;
-      m = tf.matMul(unit, unit);
-      weight /= 2;
+  let m: Float64Array = Float64Array.from(A);
+  let log = 0;
+  let weight = 1;
+  for (let k = 0; k < squarings; k++) {
+    let s2 = 0;
+    for (let i = 0; i < m.length; i++) s2 += m[i]! * m[i]!;
+    const s = Math.sqrt(s2);
+    if (s === 0 || !Number.isFinite(s)) return s === 0 ? 0 : Number.NaN;
+    log += weight * Math.log(s);
+    for (let i = 0; i < m.length; i++) m[i]! /= s;
+    m = squareOf(m, n);
+    weight /= 2;
+  }
+  // The last matrix's own norm is (ρ/s)^(2^40)·C → contributes ln(C)/2^40: nothing.
+  return Math.exp(log);
+}
+
+/** M·M for a row-major n × n matrix. */
+function squareOf(M: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < n; k++) {
+      const a = M[i * n + k]!;
+      if (a === 0) continue;
+      for (let j = 0; j < n; j++) out[i * n + j]! += a * M[k * n + j]!;
     }
-    // The last matrix's own norm is (ρ/s)^(2^40)·C → contributes ln(C)/2^40: nothing.
-    return Math.exp(log);
-  });
+  }
+  return out;
 }
 
 /** The conditions for a recurrent layer's U (row-major [units][gates·units], as the row's recurrent_kernel). */
