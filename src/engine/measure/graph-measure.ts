@@ -117,17 +117,18 @@ export async function measureGraphBatch(a: GraphBatchArgs): Promise<BatchMeasure
     const host = await hostReader([g.value, ...a.tensors.weights, ...g.weights, ...g.biases, ...g.deltas, ...g.taps.pre, ...g.taps.post, ...derivatives, ...g.aux]);
     const layers = a.graph.rows.map((row, r) => {
       const act = acts[r]!;
-      const post = host(g.taps.post[r]!);
+      // Every array reduced here, synchronously, before any other op runs: views of the wasm heap (transient).
+      const post = host.transient(g.taps.post[r]!);
       const derivative = derivatives[r];
       return layerPartial({
-        weight: host(a.tensors.weights[r]!), grad: host(g.weights[r]!), biasGrad: g.biases[r] ? host(g.biases[r]!) : null,
-        delta: host(g.deltas[r]!), pre: host(g.taps.pre[r]!), post, out: post,
+        weight: host.transient(a.tensors.weights[r]!), grad: host.transient(g.weights[r]!), biasGrad: g.biases[r] ? host.transient(g.biases[r]!) : null,
+        delta: host.transient(g.deltas[r]!), pre: host.transient(g.taps.pre[r]!), post, out: post,
         // NHWC: the channel is the fastest axis, so [B·h·w, c] rows: a channel is dead when it passes no gradient anywhere.
-        derivative: derivative ? host(derivative) : null, units: row.node.outputShape[row.node.outputShape.length - 1]!,
+        derivative: derivative ? host.transient(derivative) : null, units: row.node.outputShape[row.node.outputShape.length - 1]!,
         saturationLimit: act.derivative && act.saturating ? Math.fround(a.saturationThreshold * act.peakDerivative) : null,
       });
     });
-    return combineShards([{ batch: a.x.shape[0]!, loss: host(g.value)[0]!, layers, auxGrads: g.aux.map(host), perExample: [] }]);
+    return combineShards([{ batch: a.x.shape[0]!, loss: host(g.value)[0]!, layers, auxGrads: g.aux.map((t) => host.transient(t)), perExample: [] }]);
   } finally {
     // The taps were kept past autodiff's scope: released here, once each (pre and post are one tensor on linear rows).
     if (kept) new Set([...kept.pre, ...kept.post]).forEach((t) => { if (t !== a.x) t.dispose(); });

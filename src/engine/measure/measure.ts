@@ -97,19 +97,44 @@ export async function readTogether(tensors: tf.Tensor[]): Promise<Float32Array[]
   return tensors.map((t) => all.subarray(offset, (offset += t.size)));
 }
 
-/** Reads a tensor's values as a Float32Array (hostFloat32, or one of the values hostReader read together). */
-export type HostRead = (t: tf.Tensor) => Float32Array;
+/**
+ * A float32 tensor's values without a copy wherever the host can see the backend's memory: the cpu backend's
+ * own array, a view of the wasm module's heap (tfjs-backend-wasm's typedArrayFromHeap). Valid only until the
+ * next tfjs op or dispose: the view is detached when the heap grows and its bytes are reused once the tensor
+ * is freed. For statistics reduced on the spot. Why: readSync copies every read on wasm (a fresh ArrayBuffer
+ * outside the V8 heap), and those copies (~1.5 MB per layer and batch at width 256) are external memory that
+ * makes V8 run full mark-compacts, on the compute thread and its GC threads (`node --trace-gc`: about half
+ * as many without the copies); a worker process that shares its cores with another pays for them in compute.
+ */
+export function transientFloat32(t: tf.Tensor): Float32Array {
+  if (t.dtype === 'float32' && tf.getBackend() === 'wasm') {
+    const wasm = tf.backend() as unknown as { typedArrayFromHeap?(info: tf.TensorInfo): Float32Array };
+    if (typeof wasm.typedArrayFromHeap === 'function') return wasm.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+  }
+  return hostFloat32(t);
+}
+
+/**
+ * Reads a tensor's values as a Float32Array: calling it gives values the caller may keep (hostFloat32, or one of
+ * the values hostReader read together); `transient` gives values to reduce at once (transientFloat32).
+ */
+export interface HostRead {
+  (t: tf.Tensor): Float32Array;
+  transient(t: tf.Tensor): Float32Array;
+}
 
 /**
  * A reader for the host statistics: the backend's own arrays where reads are synchronous (no copy on
- * cpu), else every tensor in one asynchronous transfer (webgpu).
+ * cpu; on wasm a copy, or a view of the heap for transient reads), else every tensor in one asynchronous
+ * transfer (webgpu).
  */
 export async function hostReader(tensors: (tf.Tensor | null | undefined)[]): Promise<HostRead> {
-  if (!readsAsync()) return hostFloat32;
+  if (!readsAsync()) return Object.assign((t: tf.Tensor) => hostFloat32(t), { transient: transientFloat32 });
   const unique = [...new Set(tensors.filter((t): t is tf.Tensor => t != null))];
   const values = await readTogether(unique);
   const byTensor = new Map(unique.map((t, i) => [t, values[i]!]));
-  return (t) => byTensor.get(t) ?? hostFloat32(t);
+  const read = (t: tf.Tensor): Float32Array => byTensor.get(t) ?? hostFloat32(t);
+  return Object.assign(read, { transient: read });
 }
 
 /** The measured part of the response's summary (the diagnosis adds the verdict and the rest). */
@@ -187,7 +212,7 @@ export interface MeasureArgs extends GradientArgs {
 
 /** Runs one batch forward and backward and reads every layer's statistics back in one transfer; also used by training records. */
 export async function measureBatch(args: MeasureArgs): Promise<BatchMeasurement> {
-  return withBatchGradients(args, async (g) => (hostStatistics(args.statistics) ? combineShards([await hostPartial(args, g)]) : deviceMeasurement(args, g)));
+  return withBatchGradients(args, async (g) => (hostStatistics(args.statistics) ? hostPartial(args, g, { keepGradients: false, use: (p) => combineShards([p]) }) : deviceMeasurement(args, g)));
 }
 
 /**
@@ -196,7 +221,7 @@ export async function measureBatch(args: MeasureArgs): Promise<BatchMeasurement>
  */
 export async function measureShard(args: MeasureArgs): Promise<ShardPartial> {
   if (args.normalization === 'batch') throw new RangeError('a batch-normalised network cannot be measured in shards');
-  return withBatchGradients(args, (g) => hostPartial(args, g));
+  return withBatchGradients(args, (g) => hostPartial(args, g, { keepGradients: true, use: (p) => p }));
 }
 
 /** The loss of one batch and its gradient w.r.t. everything the analysis reports on. */
@@ -285,9 +310,11 @@ function perExampleLayersOf(args: MeasureArgs): number[] {
  * The host path: the tensors read into float64 passes (batch-stats.ts). ~15 tfjs kernels per layer on
  * the device path against one float64 pass per array here (W2 on cpu + native kernels: ~300 ms of
  * statistics down to a few ms, README performance section). The whole batch is one shard: the same
- * code measures the shards of a split batch.
+ * code measures the shards of a split batch. `use` runs on the partial synchronously, while the transient
+ * views of the wasm heap are still valid (transientFloat32); the gradients are read to keep only when the
+ * partial outlives that (a shard of a split batch, summed with the others later).
  */
-async function hostPartial(args: MeasureArgs, g: BatchGradients): Promise<ShardPartial> {
+async function hostPartial<T>(args: MeasureArgs, g: BatchGradients, o: { keepGradients: boolean; use: (p: ShardPartial) => T }): Promise<T> {
   const { layers, weights } = args;
   const acts = activationsFor(layers);
   const batchSize = args.x.shape[0];
@@ -297,26 +324,27 @@ async function hostPartial(args: MeasureArgs, g: BatchGradients): Promise<ShardP
   const host = await hostReader([
     g.value, ...weights, ...g.weights, ...g.biases, ...deltas, ...taps.pre, ...taps.post, ...taps.out, ...taps.input, ...derivatives, ...g.aux,
   ]);
-  return {
+  const gradient = o.keepGradients ? host : host.transient;
+  return o.use({
     batch: batchSize,
     loss: host(g.value)[0]!,
     layers: layers.map((layer, l) => {
       const act = acts[l]!;
       const derivative = derivatives[l];
-      const post = host(taps.post[l]!);
+      const post = host.transient(taps.post[l]!);
       return layerPartial({
-        weight: host(weights[l]!), grad: host(g.weights[l]!), biasGrad: g.biases[l] ? host(g.biases[l]!) : null, delta: host(deltas[l]!),
-        pre: host(taps.pre[l]!), post, out: taps.out[l] === taps.post[l] ? post : host(taps.out[l]!),
-        derivative: derivative ? host(derivative) : null, units: layer.units,
+        weight: host.transient(weights[l]!), grad: gradient(g.weights[l]!), biasGrad: g.biases[l] ? gradient(g.biases[l]!) : null, delta: host.transient(deltas[l]!),
+        pre: host.transient(taps.pre[l]!), post, out: taps.out[l] === taps.post[l] ? post : host.transient(taps.out[l]!),
+        derivative: derivative ? host.transient(derivative) : null, units: layer.units,
         // tf.less compares against a float32 scalar: round the limit the same way.
         saturationLimit: act.derivative && act.saturating ? Math.fround(args.saturationThreshold * act.peakDerivative) : null,
       });
     }),
-    auxGrads: g.aux.map(host),
+    auxGrads: g.aux.map((t) => gradient(t)),
     perExample: perExampleLayersOf(args).map((layer) => ({
-      layer, norms: perExampleNorms(host(taps.input[layer]!), layers[layer]!.inputUnits, host(deltas[layer]!), layers[layer]!.units, batchSize),
+      layer, norms: perExampleNorms(host.transient(taps.input[layer]!), layers[layer]!.inputUnits, host.transient(deltas[layer]!), layers[layer]!.units, batchSize),
     })),
-  };
+  });
 }
 
 /** The device path: every statistic reduced by tfjs ops, read back in one transfer (layout: device-layout.ts). */
