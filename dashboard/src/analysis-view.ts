@@ -6,6 +6,7 @@ import { scalarList } from './generic.js';
 import { setPath } from './presets.js';
 import { describeSpec, isObject, type AnalysisResponse, type AnalysisResult, type LayerResult } from './shapes.js';
 import { graphCard, graphRows, shapeText } from './graph-view.js';
+import { throughTimeCard, type ThroughTimeCard } from './through-time-view.js';
 
 /** "Most units" is the wording for dead; used only when the server sends no per-layer flags. */
 const FALLBACK_FRACTION = 0.5;
@@ -238,12 +239,14 @@ function graphSection(result: AnalysisResult): HTMLElement | null {
 
 export class AnalysisView {
   private chart: BarsChart | null = null;
+  private throughTime: ThroughTimeCard | null = null;
 
   constructor(private readonly root: HTMLElement, private readonly runCure?: RunCure) {}
 
   render(res: AnalysisResponse, title = 'Analysis'): void {
     this.destroy();
     const result = res.result;
+    this.throughTime = Array.isArray(result.throughTime) && result.throughTime.length ? throughTimeCard(result.throughTime) : null;
     const marks = layerMarks(result);
     const theory = theoryLine(result);
     const offAxis = result.layers.filter((l) => logValue(l.weightGradNorm) === null || logValue(l.backpropNorm) === null).length;
@@ -281,6 +284,7 @@ export class AnalysisView {
         legendMarks,
       ),
       graphSection(result),
+      this.throughTime?.el,
       whatIfBlock(result.whatIf, res.spec, this.runCure),
       theoryBlock(result.theory),
       h('section', { class: 'card' }, h('h3', {}, 'Per-layer numbers'), h('div', { class: 'table-wrap' }, layerTable(result, marks, theory))),
@@ -301,5 +305,7 @@ export class AnalysisView {
   destroy(): void {
     this.chart?.destroy();
     this.chart = null;
+    this.throughTime?.destroy();
+    this.throughTime = null;
   }
 }

@@ -1,6 +1,7 @@
 // The API's response shapes as the dashboard reads them, with small adapters where a field is optional.
 import type { ApiNum } from './format.js';
 import type { JobKind, JobStatus, Verdict } from '../../src/schemas/vocabulary.js';
+import type { ThroughTimeEntryBody } from '../../src/schemas/through-time.js';
 
 // The lists are the API's own (src/schemas/vocabulary.ts): type-only, so nothing of it reaches the bundle.
 export type { JobKind, JobStatus, Verdict };
@@ -53,6 +54,8 @@ export interface AnalysisResult {
   data?: { source: string; examples: number; inputUnits: number; task: string; description: string };
   theory?: unknown;
   whatIf?: unknown;
+  /** Layer graphs with recurrent layers: gradient flow through time, one entry per recurrent layer. */
+  throughTime?: ThroughTimeEntryBody[];
   [key: string]: unknown;
 }
 

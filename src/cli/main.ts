@@ -1,8 +1,10 @@
 // `gradlens check`: submits a spec to a gradlens server, waits for async jobs, prints the checks and exits 0/1/2/3 for CI.
 // `gradlens check model.onnx` / `gradlens analyze model.onnx`: uploads the model first (model.ts), then the same.
+// `gradlens analyze spec.json`: an analysis that only reports; recurrent layers add the through-time summary (through-time.ts).
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { isModelFile, modelRows, modelSpec, MODEL_OPTIONS, MODEL_USAGE, parseModelOptions, type ModelOptions } from './model.js';
+import { throughTimeRows } from './through-time.js';
 // An HTTP client only: the lists come from the vocabulary, the checks from the server's response.
 import { isOneOf, JOB_KINDS, TERMINAL_STATUSES, type JobKind as WorkKind } from '../schemas/vocabulary.js';
 
@@ -33,10 +35,13 @@ const MAX_POLL_MS = 5000;
 export const USAGE = `Usage: gradlens check <spec.json> --url <http://host:3000> [options]
        gradlens check <model.onnx> --data <mnist|gaussian_images|data.json> --url <url> [options]
        gradlens analyze <model.onnx> --data <…> --url <url> [options]
+       gradlens analyze <spec.json> --url <url> [options]
        gradlens worker   (a compute worker: needs GRADLENS_QUEUE=redis://… and GRADLENS_STORE=postgres://…)
 
 Submits an analysis, training or sweep spec, waits for its result and prints its checks (from "expect"
-in the spec). Trainings and sweeps run as jobs: the CLI polls them until they finish.
+in the spec). Trainings and sweeps run as jobs: the CLI polls them until they finish. An analysis of a
+network with recurrent layers also prints its gradient through time (slope and factor per step, memory
+horizon, verdict, a sparkline of the norms). analyze prints the same and only reports (exit 0 whatever the checks).
 Exit status: 0 all checks pass (or none were asked for), 1 a check fails, 2 usage, HTTP or job errors
 (or the timeout), 3 --no-wait left a job with "expect" unchecked.
 
@@ -66,7 +71,7 @@ const defaultIo = (): CliIo => ({
 });
 
 interface Options {
-  /** check: exit 1 when a check fails; analyze (models): print every parameter and report only. */
+  /** check: exit 1 when a check fails; analyze: report only (models: print every parameter). */
   command: 'check' | 'analyze';
   file: string;
   url: string;
@@ -100,9 +105,8 @@ function parse(argv: string[], env: CliIo['env']): Options | 'help' {
   if (values.help) return 'help';
   const [command, file, ...extra] = positionals;
   if (command !== 'check' && command !== 'analyze') throw new CliError(command ? `unknown command "${command}"` : 'missing command "check"');
-  if (!file) throw new CliError(command === 'analyze' ? 'missing the model file' : 'missing the spec file');
+  if (!file) throw new CliError(command === 'analyze' ? 'missing the model or spec file' : 'missing the spec file');
   const model = isModelFile(file) ? parseModelOptions(values, (m) => new CliError(m)) : undefined;
-  if (!model && command === 'analyze') throw new CliError('analyze takes a model file (.onnx); use check for a spec');
   if (!model) {
     const stray = Object.keys(MODEL_OPTIONS).find((k) => (values as Record<string, unknown>)[k] !== undefined && (values as Record<string, unknown>)[k] !== false);
     if (stray) throw new CliError(`--${stray} applies to a model file (.onnx), not to a spec`);
@@ -271,6 +275,7 @@ async function workOf(o: Options, io: CliIo, request: Request, headers: Record<s
     throw new CliError(`"kind" in ${o.file} must be one of ${KINDS.join(', ')}`);
   }
   const kind: WorkKind = o.kind ?? (isOneOf(KINDS, fileKind) ? fileKind : 'analysis');
+  if (o.command === 'analyze' && kind !== 'analysis') throw new CliError(`analyze runs analyses, not a ${kind}: use check`);
   return { kind, body: expect ? { ...body, expect: { ...(body.expect as object | undefined), ...expect } } : body };
 }
 
@@ -368,6 +373,8 @@ function report(kind: WorkKind, job: Job, expected: boolean, io: CliIo, everyPar
   io.stdout(`gradlens: ${kind} ${job.id ?? ''} ${job.status ?? 'succeeded'}\n${headline(kind, result)}\n`);
   const rows = kind === 'analysis' ? modelRows(result, table, fmt, everyParameter) ?? graphRows(result) : null;
   if (rows) io.stdout('\n' + rows);
+  const throughTime = kind === 'analysis' ? throughTimeRows(result, table, fmt) : null;
+  if (throughTime) io.stdout('\n' + throughTime);
   const checks = result.checks as { name: string; expected: unknown; actual: unknown; passed: boolean }[] | undefined;
   // The server evaluates expect; a response without checks for a spec with expect cannot be gated.
   if (!Array.isArray(checks) && expected) {

@@ -1,5 +1,5 @@
 // JSON schema (TypeBox) of result.throughTime (issue 14): one entry per recurrent layer of a layer graph.
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { enumOf, FLOW_VERDICTS, RECURRENT_LAYER_KINDS } from './vocabulary.js';
 
 const Num = (description: string) => Type.Union([Type.Number(), Type.Literal('NaN'), Type.Literal('Infinity'), Type.Literal('-Infinity')], { description: `${description} Non-finite values come as strings, listed in nonFinite.` });
@@ -48,3 +48,5 @@ export const ThroughTimeEntrySchema = Type.Object({
 }, { additionalProperties: false, title: 'ThroughTime', description: 'Gradient flow through time of one recurrent layer.' });
 
 export const ThroughTimeSchema = Type.Array(ThroughTimeEntrySchema, { description: 'Layer graphs with simple_rnn, lstm or gru layers: one entry per recurrent layer, in graph order.' });
+
+export type ThroughTimeEntryBody = Static<typeof ThroughTimeEntrySchema>;
