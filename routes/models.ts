@@ -68,7 +68,7 @@ const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       throw err;
     }
-    const stored = app.models.put(randomUUID(), bytes, description);
+    const stored = await app.models.put(randomUUID(), bytes, description);
     return reply.code(201).header('location', modelPath(stored.id)).send(view(stored));
   });
 
@@ -77,7 +77,7 @@ const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'List uploaded models', operationId: 'listModels', tags: ['models'], querystring: ModelListQuerySchema,
       response: { 200: { ...ModelListSchema, description: 'The stored models, newest first.' } },
     },
-  }, async (request) => ({ models: app.models.list(request.query.limit ?? 20).map(view) }));
+  }, async (request) => ({ models: (await app.models.list(request.query.limit ?? 20)).map(view) }));
 
   app.get('/models/:id', {
     schema: {
@@ -85,7 +85,7 @@ const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: { ...ModelSchema, description: 'The model.' }, 404: { ...ErrorSchema, description: 'MODEL_NOT_FOUND.' } },
     },
   }, async (request, reply) => {
-    const m = app.models.get(request.params.id);
+    const m = await app.models.get(request.params.id);
     return m ? view(m) : reply.code(404).send(notFound(request.params.id));
   });
 
@@ -94,7 +94,7 @@ const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Delete an uploaded model', operationId: 'deleteModel', tags: ['models'], params: ModelParamsSchema,
       response: { 204: { type: 'null', description: 'Deleted.' }, 404: { ...ErrorSchema, description: 'MODEL_NOT_FOUND.' } },
     },
-  }, async (request, reply) => (app.models.delete(request.params.id) ? reply.code(204).send(null) : reply.code(404).send(notFound(request.params.id))));
+  }, async (request, reply) => ((await app.models.delete(request.params.id)) ? reply.code(204).send(null) : reply.code(404).send(notFound(request.params.id))));
 };
 
 export default modelRoutes;

@@ -8,8 +8,8 @@ import { type BackendInfo, SpecError, LimitError, capEcho, MAX_ECHOED_FIELD } fr
 import { InProcessRunner, type Runner } from './jobs/runner.js';
 import { WorkerPool } from './jobs/pool.js';
 import type { JobStore } from './jobs/store.js';
-import { openStore } from './jobs/open-store.js';
-import { SqliteModelStore, type ModelStore } from './jobs/model-store.js';
+import { openModelStore, openStore } from './jobs/open-store.js';
+import type { ModelStore } from './jobs/model-store.js';
 import { MemoryJobQueue, type JobQueue } from './jobs/queue.js';
 import { JobManager } from './jobs/manager.js';
 import { jobHandlers } from './jobs/kinds.js';
@@ -42,7 +42,7 @@ declare module 'fastify' {
     backend: BackendInfo;
     runner: Runner;
     jobs: JobManager;
-    /** Uploaded models (POST /v1/models), in their own table of the job database file. */
+    /** Uploaded models (POST /v1/models), in their own table of the job database (SQLite file or PostgreSQL schema). */
     models: ModelStore;
     environment(): Environment;
   }
@@ -151,9 +151,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   // Opened first: a bad GRADLENS_DB fails the start before any worker thread exists.
   const store = options.store ?? await openStore(config.jobs);
-  let models: SqliteModelStore;
+  let models: ModelStore;
   try {
-    models = new SqliteModelStore(config.jobs.db);
+    models = await openModelStore(config.jobs, store);
   } catch (err) {
     await store.close();
     throw err;
@@ -173,8 +173,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     backend = await runner.ready();
   } catch (err) {
     await runner.close();
+    await models.close();
     await store.close();
-    models.close();
     throw err;
   }
   app.decorate('config', config);
@@ -255,8 +255,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.runner.close();
     await scaled?.close();
     unwatchStore();
+    // The models first: on PostgreSQL they may share the job store's connections, which store.close() ends.
+    await models.close();
     await store.close();
-    models.close();
   });
   await jobs.start();
   if (scaled && config.jobs.distributed.localWorkers > 0) {

@@ -1,6 +1,6 @@
 // `gradlens worker`: a compute process with no HTTP server. Takes jobs from BullMQ (GRADLENS_QUEUE), runs them on its
 // own pool of compute threads (src/jobs/pool.ts, GRADLENS_WORKER_CONCURRENCY of them) and writes the outcomes to the
-// shared store (GRADLENS_STORE). SIGTERM/SIGINT: stops taking jobs, lets the running ones finish within
+// shared store (GRADLENS_STORE), where it also reads the uploaded models that model analyses name. SIGTERM/SIGINT: stops taking jobs, lets the running ones finish within
 // GRADLENS_SHUTDOWN_GRACE_MS, then puts what still runs back in the queue; kill -9 leaves it to BullMQ's stalled check.
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
@@ -9,7 +9,8 @@ import { BackendUnavailableError } from './engine/index.js';
 import { WorkerPool } from './jobs/pool.js';
 import { JobManager } from './jobs/manager.js';
 import { jobHandlers } from './jobs/kinds.js';
-import { openStore, storeKind } from './jobs/open-store.js';
+import { openModelStore, openStore, storeKind } from './jobs/open-store.js';
+import type { ModelStore } from './jobs/model-store.js';
 import { consumer, distributed } from './jobs/distributed/index.js';
 import { redactRedisUrl } from './jobs/distributed/redis.js';
 import { StorageUnavailableError, StoreOpenError } from './jobs/errors.js';
@@ -36,8 +37,11 @@ export async function runWorker(): Promise<void> {
   const d = config.jobs.distributed;
   const log = pino({ level: config.logLevel, base: { pid: process.pid, role: 'worker' } });
   let store;
+  let models: ModelStore;
   try {
     store = await openStore(config.jobs);
+    // The uploaded models, in the same PostgreSQL schema: a model analysis reads its file from there.
+    models = await openModelStore(config.jobs, store);
   } catch (err) {
     if (err instanceof StorageUnavailableError || err instanceof StoreOpenError) {
       console.error(`gradlens worker: ${err.message}`);
@@ -55,6 +59,7 @@ export async function runWorker(): Promise<void> {
     backend = await pool.ready();
   } catch (err) {
     await pool.close();
+    await models.close();
     await store.close();
     if (err instanceof BackendUnavailableError) {
       console.error(`gradlens worker: ${err.message}`);
@@ -68,7 +73,7 @@ export async function runWorker(): Promise<void> {
   const parts = distributed(config, 'worker', jobStore);
   const environment = (): Record<string, unknown> => environmentOf(backend);
   const manager = new JobManager({
-    store: jobStore, runner: pool, handlers: jobHandlers(config), environment, timeoutMs: config.jobs.timeoutMs,
+    store: jobStore, runner: pool, handlers: jobHandlers(config, models), environment, timeoutMs: config.jobs.timeoutMs,
     maxAttempts: config.jobs.maxAttempts, newId: randomUUID, log, ...parts.manager,
   });
   await manager.start();
@@ -94,6 +99,7 @@ export async function runWorker(): Promise<void> {
     await ops?.close();
     await pool.close();
     await parts.close();
+    await models.close();
     await store.close();
     log.info('worker stopped');
     process.exit(0);

@@ -33,9 +33,9 @@ export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind
   const { limits } = config;
   return {
     analysis: {
-      prepare(spec, expect, { synchronous = false }) {
+      async prepare(spec, expect, { synchronous = false }) {
         if (isModelAnalysis(spec)) {
-          const work = prepareModelAnalysis(spec, models, limits);
+          const work = await prepareModelAnalysis(spec, models, limits);
           validateExpect(expect as ExpectInput | undefined, 'analysis');
           return work;
         }

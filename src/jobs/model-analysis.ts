@@ -82,14 +82,14 @@ function checkInlineShape(x: unknown[], declared: readonly (number | null)[] | n
  * Checks and normalises a model analysis: SpecError (400, naming the field: model.id for a model that is not
  * stored) or LimitError (422). Every default is filled in, so the normalised spec can be submitted again.
  */
-export function prepareModelAnalysis(raw: unknown, models: ModelStore | undefined, limits: SpecLimits): ModelAnalysisWork {
+export async function prepareModelAnalysis(raw: unknown, models: ModelStore | undefined, limits: SpecLimits): Promise<ModelAnalysisWork> {
   const spec = raw as ModelAnalysisSpecInput & Record<string, unknown>;
   refuseOthers(spec);
   if (!models) throw new SpecError('model', 'this process has no model store: analyses of uploaded models run where the models are stored');
-  const stored = models.get(spec.model.id);
+  const stored = await models.get(spec.model.id);
   if (!stored) throw new SpecError('model.id', `no model ${spec.model.id}: upload it with POST /v1/models (GET /v1/models lists the stored ones)`);
   // An analysis uses the model: retention's age rule counts from its last use.
-  models.touch(stored.id);
+  await models.touch(stored.id);
   const loss = spec.loss ?? 'categorical_crossentropy';
   if (!MODEL_LOSSES.includes(loss)) throw new SpecError('loss', `loss "${loss}" is not one of ${MODEL_LOSSES.join(', ')} with model`);
   const mode = spec.mode ?? 'train';
@@ -110,10 +110,10 @@ export function prepareModelAnalysis(raw: unknown, models: ModelStore | undefine
 }
 
 /** Runs a model analysis on the runner, with the file as stored now (a job after a restart prepares again). */
-export function runModelAnalysis(ctx: JobContext, models: ModelStore | undefined, limits: SpecLimits): Promise<EncodedOutput> {
+export async function runModelAnalysis(ctx: JobContext, models: ModelStore | undefined, limits: SpecLimits): Promise<EncodedOutput> {
   const { job, runner, signal } = ctx;
-  const work = (ctx.prepared as ModelAnalysisWork | undefined) ?? prepareModelAnalysis(job.spec, models, limits);
-  const file = models?.file(work.spec.model.id);
+  const work = (ctx.prepared as ModelAnalysisWork | undefined) ?? await prepareModelAnalysis(job.spec, models, limits);
+  const file = await models?.file(work.spec.model.id);
   if (!file) throw new SpecError('model.id', `model ${work.spec.model.id} was deleted before the analysis ran`);
   const expect = job.expect === null || job.expect === undefined ? {} : { expect: job.expect as ExpectInput };
   return runner.analyzeModel({ kind: 'model-analysis', file, input: work.input, spec: work.spec, ...expect }, { signal });

@@ -48,6 +48,27 @@ export const PG_MIGRATIONS: Migration[] = [
       CREATE TABLE store_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
     `,
   },
+  {
+    // Uploaded models (jobs/pg-model-store.ts), beside the jobs whose specs name them: every API and worker process
+    // reads the file from here. The file is stored as sent (EXTERNAL: float weights do not compress, so no attempt),
+    // the description as jsonb; times are ISO text like the jobs' (used_at: the last upload or analysis).
+    version: 2,
+    name: 'models',
+    sql: `
+      CREATE TABLE imported_models (
+        id TEXT PRIMARY KEY,
+        format TEXT NOT NULL,
+        file BYTEA NOT NULL,
+        size BIGINT NOT NULL,
+        description JSONB NOT NULL,
+        created_at TEXT NOT NULL,
+        used_at TEXT NOT NULL
+      );
+      ALTER TABLE imported_models ALTER COLUMN file SET STORAGE EXTERNAL;
+      CREATE INDEX imported_models_created ON imported_models (created_at COLLATE "C" DESC, id COLLATE "C");
+      CREATE INDEX imported_models_used ON imported_models (used_at COLLATE "C");
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version;
@@ -58,7 +79,7 @@ const TERMINAL_SQL = "('succeeded', 'failed', 'canceled')";
 const bytes = (text: string | null): number => (text === null ? 0 : Buffer.byteLength(text));
 /** How long a process waits for a connection before the request is answered 503 (not left hanging). */
 const CONNECT_TIMEOUT_MS = 2000;
-const RETRY_AFTER_S = 5;
+export const RETRY_AFTER_S = 5;
 
 export interface PgStoreOptions {
   /** postgres://… (GRADLENS_STORE). */
@@ -70,7 +91,7 @@ export interface PgStoreOptions {
 }
 
 /** Connection-level failures: the server is down, restarting or unreachable, which ends when it is back. */
-function problemOf(err: unknown): StorageProblem | undefined {
+export function problemOf(err: unknown): StorageProblem | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : '';
   if (typeof code === 'string') {
@@ -83,7 +104,7 @@ function problemOf(err: unknown): StorageProblem | undefined {
   return undefined;
 }
 
-const PROBLEM_DETAIL: Record<StorageProblem, string> = {
+export const PROBLEM_DETAIL: Record<StorageProblem, string> = {
   full: 'not writable: the PostgreSQL server (GRADLENS_STORE) is out of disk space',
   read_only: 'not writable: the PostgreSQL server (GRADLENS_STORE) is read-only (a standby?)',
   io_error: 'not writable: the PostgreSQL server (GRADLENS_STORE) gives errors',

@@ -37,7 +37,7 @@ export class RetentionTask {
   }
 
   private async pass(): Promise<PruneResult | undefined> {
-    this.pruneModels();
+    await this.pruneModels();
     try {
       const result = await this.o.store.prune(this.o.policy);
       const { age, count, bytes } = result.deleted;
@@ -50,13 +50,14 @@ export class RetentionTask {
     }
   }
 
-  private pruneModels(): void {
+  private async pruneModels(): Promise<void> {
     if (!this.o.models) return;
     try {
-      const { deleted } = this.o.models.prune({ maxAgeMs: this.o.policy.maxAgeMs, maxModelBytes: this.o.policy.maxModelBytes ?? 0 });
+      const { deleted } = await this.o.models.prune({ maxAgeMs: this.o.policy.maxAgeMs, maxModelBytes: this.o.policy.maxModelBytes ?? 0 });
       if (deleted.age + deleted.bytes > 0) this.o.log.info({ deleted }, 'retention deleted uploaded models');
     } catch (err) {
-      this.o.log.error({ err }, 'retention pass over uploaded models failed');
+      // As for the jobs below: an outage of the store is logged by its health listener, not once per pass.
+      if (!(err instanceof StorageUnavailableError)) this.o.log.error({ err }, 'retention pass over uploaded models failed');
     }
   }
 

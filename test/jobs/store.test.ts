@@ -10,7 +10,7 @@ import { JOB_KINDS, JOB_STATUSES } from '../../src/schemas/vocabulary.js';
 import { tempDir } from '../support/jobs.js';
 import { STORE_HARNESSES, TEST_POSTGRES, testSchema, dropSchema, type StoreHarness } from '../support/stores.js';
 import { tcpProxy } from '../support/tcp-proxy.js';
-import { PostgresJobStore, PG_SCHEMA_VERSION } from '../../src/jobs/pg-store.js';
+import { PostgresJobStore, PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../../src/jobs/pg-store.js';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => { tmp = tempDir(); });
@@ -221,7 +221,7 @@ describe.runIf(TEST_POSTGRES)('PostgresJobStore', () => {
     schemas.push(schema);
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresJobStore.open({ url, schema, poolSize: 2 })));
     const rows = (await stores[0]!.pool.query('SELECT version FROM schema_migrations')).rows;
-    expect(rows.map((r) => r.version)).toEqual([PG_SCHEMA_VERSION]);
+    expect(rows.map((r) => r.version)).toEqual(PG_MIGRATIONS.map((m) => m.version));
     for (const s of stores) await s.close();
   });
 
