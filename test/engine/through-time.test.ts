@@ -31,14 +31,14 @@ interface Entry {
   gates: { name: string; mean: number[]; saturated: number[] } | null;
 }
 
-async function throughTime(layer: LayerInput): Promise<Entry> {
+async function throughTime(layer: LayerInput): Promise<Entry & { summaryVerdict: string }> {
   const spec: AnalysisSpecInput = { seed: 2, network: { input: [T, F], layers: [layer, { kind: 'dense', units: 1 }] }, data: { source: 'inline', ...impulses(6) }, loss: 'mse' };
   const before = tf.memory().numTensors;
   const out = await analyze(spec);
   expect(tf.memory().numTensors, 'tensors left behind').toBe(before);
   const entries = (out.result as unknown as { throughTime: Entry[] }).throughTime;
   expect(entries).toHaveLength(1);
-  return entries[0]!;
+  return { ...entries[0]!, summaryVerdict: (out.result as unknown as { summary: { verdict: string } }).summary.verdict };
 }
 
 const linearRnn = (rho: number): LayerInput => ({ kind: 'simple_rnn', units: 8, activation: 'linear', init: { recurrent: { name: 'orthogonal', gain: rho } } });
@@ -68,15 +68,19 @@ describe('through time: a linear RNN with recurrent weights ρ·Q', () => {
     expect(low.reasons[0]).toContain('vanishing after ~11 steps');
     expect(low.recurrentMatrix.vanishingSufficient).toBe(true);
     expect(low.cures.map((c) => c.id)).toEqual(['lstm', 'gru', 'orthogonal_recurrent']);
+    // Two rows depth-wise (the rnn, the dense head) are healthy: the headline verdict is the through-time one.
+    expect(low.summaryVerdict).toBe('vanishing');
     const flat = await throughTime(linearRnn(1));
     expect(flat.verdict).toBe('healthy');
     expect(flat.memoryHorizon).toBeNull();
     expect(flat.recurrentMatrix.vanishingSufficient || flat.recurrentMatrix.explodingNecessary).toBe(false);
     expect(flat.cures).toEqual([]);
+    expect(flat.summaryVerdict).toBe('healthy');
     const high = await throughTime(linearRnn(1.2));
     expect(high.verdict).toBe('exploding');
     expect(high.recurrentMatrix.explodingNecessary).toBe(true);
     expect(high.cures.map((c) => c.id)).toContain('gradient_clipping');
+    expect(high.summaryVerdict).toBe('exploding');
   });
 });
 
