@@ -8,6 +8,7 @@
 //   npm run bench -- --name full                  raw results to bench/results/<date>-full.json (committable)
 //   npm run bench -- --out path.json              …or to any path (default bench/results/latest.json, git-ignored)
 //   npm run bench -- --distributed [--name N]     the scaled-out mode: one sweep on 1 vs 2 `gradlens worker` processes (bench/distributed.ts)
+//                    [--poll-ms MS]               the client polls the job every MS ms instead of reading its event stream
 //
 // Each row starts one gradlens process (bench/sampler.ts) and one or two PyTorch processes
 // (bench/torch_reference.py --serve), warms each up, then alternates: gradlens sample, PyTorch sample, …
@@ -141,7 +142,9 @@ async function main(): Promise<void> {
   if (flag('distributed')) {
     // The scaled-out mode's throughput (bench/distributed.ts): needs Redis and PostgreSQL, compares no PyTorch.
     const name = arg('name');
-    await (await import('./distributed.js')).runDistributedBench({ quick: flag('quick'), ...(name ? { name } : {}) });
+    const pollMs = arg('poll-ms');
+    const wait = pollMs ? { kind: 'poll' as const, pollMs: Number(pollMs) } : { kind: 'events' as const };
+    await (await import('./distributed.js')).runDistributedBench({ quick: flag('quick'), wait, ...(name ? { name } : {}) });
     return;
   }
   const backends = (arg('backend') ?? 'native,wasm').split(',').map((b) => b.trim()) as BenchBackend[];
