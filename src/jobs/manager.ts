@@ -95,6 +95,12 @@ export interface ManagerOptions {
   recoverAtStart?: boolean;
   /** With a distributed queue: re-enqueue the store's queued jobs this often (ms), for jobs a Redis restart lost. */
   reenqueueMs?: number;
+  /**
+   * With reenqueueMs: a job the store has had `running` for longer than this while the queue holds no entry for it
+   * (Redis lost it, and with it BullMQ's record of the worker's claim, so its stalled-job check cannot find it) is
+   * put back in the queue, as a crashed run: its attempt counts. Default: no such check.
+   */
+  orphanGraceMs?: number;
   bus?: JobBus;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
@@ -187,6 +193,27 @@ export class JobManager {
     for (const id of await this.o.store.queued()) await this.o.queue.add(id, { force: true });
   }
 
+  /**
+   * Running jobs that nothing runs any more: the store says running, the queue has no entry (holds), for longer
+   * than orphanGraceMs. Re-queued with their attempt counted, so a job that keeps vanishing ends INTERRUPTED
+   * after GRADLENS_JOB_MAX_ATTEMPTS starts like any crashed one.
+   */
+  private async requeueOrphans(): Promise<void> {
+    const { queue, orphanGraceMs } = this.o;
+    if (!queue.holds || orphanGraceMs === undefined) return;
+    const now = Date.now();
+    const running = (await this.o.store.list({ status: 'running', limit: 200 })).jobs;
+    for (const job of running) {
+      // Its last sign of life in the store (started, progress): a training or sweep that is still computing writes
+      // progress, so a live worker whose entry Redis lost is not taken for a dead one until it stops writing.
+      const lastSeen = Math.max(Date.parse(job.startedAt ?? job.createdAt), Date.parse(job.updatedAt));
+      if (now - lastSeen < orphanGraceMs || (await queue.holds(job.id))) continue;
+      await this.o.store.requeue(job.id, false);
+      await queue.add(job.id, { force: true });
+      this.o.log.warn({ job: job.id, attempts: job.attempts }, 'a running job the queue no longer holds (Redis lost it, and its worker is gone) was queued again');
+    }
+  }
+
   /** Re-queues what a crash interrupted, queues what was waiting, and starts running. */
   async start(): Promise<void> {
     if (this.o.recoverAtStart !== false) {
@@ -202,7 +229,8 @@ export class JobManager {
     }
     if (this.o.reenqueueMs) {
       this.reenqueueTimer = setInterval(() => {
-        this.enqueueStored().catch((err: unknown) => this.o.log.warn({ err }, 'could not re-enqueue the stored queued jobs (store or queue unavailable); retried later'));
+        this.enqueueStored().then(() => this.requeueOrphans())
+          .catch((err: unknown) => this.o.log.warn({ err }, 'could not re-enqueue the stored queued jobs (store or queue unavailable); retried later'));
       }, this.o.reenqueueMs);
       this.reenqueueTimer.unref();
     }

@@ -20,6 +20,11 @@ export interface JobQueue {
   remove(id: string): Promise<boolean>;
   /** Whether a queue in another process (Redis) answers; absent: always reachable. */
   health?(): Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Whether the queue still has any entry for a job (waiting, running, retrying, finished; a sweep's fanned-out
+   * flow counts); absent: the queue lives in this process and cannot lose what the store says is running.
+   */
+  holds?(id: string): Promise<boolean>;
 }
 
 export class MemoryJobQueue implements JobQueue {

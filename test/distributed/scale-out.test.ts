@@ -274,6 +274,26 @@ describe.runIf(DISTRIBUTED)('scale-out: Redis restarted mid-run without persiste
     const listed = await json(`${api.url}/v1/jobs?limit=10`);
     expect(listed.body.jobs.map((j: { id: string }) => j.id).sort()).toEqual([a.body.id, b.body.id].sort());
   });
+
+  it('runs again a job whose worker died while Redis lost its entry (no stalled-job check can find it): queued from the store, attempt counted', async () => {
+    d = deployment({ GRADLENS_REENQUEUE_MS: '500' });
+    const [api, doomed] = await Promise.all([d.api(), d.worker()]);
+    const spec = { network: { depth: 6, width: 64 }, data: { source: 'moons', batchSize: 64 }, steps: 1500, recordEvery: 500 };
+    const created = await json(`${api.url}/v1/trainings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
+    const id = created.body.id as string;
+    for (let job = await json(`${api.url}/v1/jobs/${id}`); job.body.status !== 'running'; job = await json(`${api.url}/v1/jobs/${id}`)) await new Promise((r) => setTimeout(r, 100));
+    expect(await doomed.kill('SIGKILL')).toBe('SIGKILL');
+    // Redis restarted without persistence: the deployment's keys gone, the dead worker's claim on the job with them.
+    const raw = new Redis(TEST_REDIS!);
+    const keys = await raw.keys(`${d.prefix}:*`);
+    if (keys.length) await raw.del(...keys);
+    raw.disconnect();
+    expect((await json(`${api.url}/v1/jobs/${id}`)).body.status).toBe('running');
+    await d.worker();
+    const job = await finished(api.url, id, 120_000);
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(job.result.records.map((r: { step: number }) => r.step)).toEqual([0, 500, 1000, 1500]);
+  });
 });
 
 describe.runIf(DISTRIBUTED)('scale-out: graceful worker shutdown', () => {

@@ -24,6 +24,9 @@ export interface BullQueueOptions {
   countWaiting?: () => Promise<number>;
 }
 
+/** The BullMQ id of a sweep's parent job, which completes when its cells have (sweep-flow.ts). */
+export const sweepParentJobId = (id: string): string => `${id}.sweep`;
+
 /** What a queued BullMQ job carries: the job id, and for a sweep's cell its position (stage 3). */
 export interface QueuedWork {
   id: string;
@@ -93,6 +96,11 @@ export class BullJobQueue implements JobQueue {
         return false; // locked by a worker
       }
     });
+  }
+
+  /** Whether Redis has an entry for the job or for its sweep's flow (BullMQ keeps finished ones an hour). */
+  async holds(id: string): Promise<boolean> {
+    return this.redis('looked up a job', async () => (await this.queue.getJob(id)) != null || (await this.queue.getJob(sweepParentJobId(id))) != null);
   }
 
   async health(): Promise<{ ok: boolean; detail: string }> {

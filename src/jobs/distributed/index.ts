@@ -16,7 +16,7 @@ export interface Distributed {
   queue: BullJobQueue;
   bus: RedisJobBus;
   /** What the JobManager of this process needs to work with them. */
-  manager: Pick<ManagerOptions, 'queue' | 'bus' | 'dispatch' | 'recoverAtStart' | 'reenqueueMs'>;
+  manager: Pick<ManagerOptions, 'queue' | 'bus' | 'dispatch' | 'recoverAtStart' | 'reenqueueMs' | 'orphanGraceMs'>;
   close(): Promise<void>;
 }
 
@@ -29,7 +29,7 @@ export function distributed(config: Config, role: 'api' | 'worker', store: JobSt
   return {
     queue,
     bus,
-    manager: { queue, bus, dispatch: false, recoverAtStart: false, ...(role === 'api' ? { reenqueueMs: d.reenqueueMs } : {}) },
+    manager: { queue, bus, dispatch: false, recoverAtStart: false, ...(role === 'api' ? { reenqueueMs: d.reenqueueMs, orphanGraceMs: 2 * d.lockMs } : {}) },
     async close() {
       await queue.close();
       await bus.close();

@@ -12,7 +12,7 @@ import type { JobManager } from '../manager.js';
 import type { JobRecord, JobStore } from '../store-types.js';
 import { TERMINAL_STATUSES } from '../store-types.js';
 import { JobCanceledError, JobTimeoutError, jobErrorOf } from '../errors.js';
-import { QUEUE_NAME, jobOptions, type BullJobQueue, type QueuedWork } from './bull-queue.js';
+import { QUEUE_NAME, jobOptions, sweepParentJobId, type BullJobQueue, type QueuedWork } from './bull-queue.js';
 import { redisConnection } from './redis.js';
 
 export interface SweepFlowOptions {
@@ -24,7 +24,6 @@ export interface SweepFlowOptions {
 }
 
 const cellJobId = (id: string, cell: number): string => `${id}.cell.${cell}`;
-const parentJobId = (id: string): string => `${id}.sweep`;
 /** Cells whose row is stored, per sweep: progress counts each cell once however often it ran. */
 const doneKey = (prefix: string, id: string): string => `${prefix}:sweep-cells:${id}`;
 
@@ -68,7 +67,7 @@ export function sweepFlow(o: SweepFlowOptions): {
       producer ??= new FlowProducer({ connection: redisConnection(d.queue!, 'worker'), prefix: d.prefix });
       const opts = (jobId: string) => jobOptions({ attempts: o.config.jobs.maxAttempts, backoffMs: d.backoffMs }, jobId);
       await producer.add({
-        name: 'sweep', queueName: QUEUE_NAME, data: { id } satisfies QueuedWork, opts: opts(parentJobId(id)),
+        name: 'sweep', queueName: QUEUE_NAME, data: { id } satisfies QueuedWork, opts: opts(sweepParentJobId(id)),
         children: cells.map((_, cell) => ({
           name: 'cell', queueName: QUEUE_NAME, data: { id, cell } satisfies QueuedWork,
           // A cell that fails for good fails the parent (consumer.ts then fails the sweep in the store).
