@@ -31,15 +31,34 @@ export const SUPPORTED_LAYERS: readonly string[] = [
 
 type KerasLayer = tf.layers.Layer;
 
+const BYTES_PER: Readonly<Record<string, number>> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
+
+/** The bytes a manifest group's weights take (quantised ones at their stored width); undefined for strings. */
+function groupBytes(weights: readonly tf.io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const w of weights) {
+    const per = BYTES_PER[w.quantization?.dtype ?? w.dtype];
+    if (per === undefined || !Array.isArray(w.shape)) return undefined;
+    total += w.shape.reduce((a, b) => a * b, 1) * per;
+  }
+  return total;
+}
+
 function weightData(files: LayersModelFiles): { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer } {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];
   for (const group of files.modelJson.weightsManifest ?? []) {
     specs.push(...group.weights);
+    let got = 0;
     for (const path of group.paths) {
       const bytes = files.weights.get(path);
       if (!bytes) throw new ModelFormatError(`weights ${path}`, `model.json names the weight file ${JSON.stringify(path)}, which was not given`);
       parts.push(bytes);
+      got += bytes.length;
+    }
+    const want = groupBytes(group.weights);
+    if (want !== undefined && want !== got) {
+      throw new ModelFormatError(`weights ${group.paths.join(', ')}`, `the weight files ${group.paths.map((p) => JSON.stringify(p)).join(', ')} hold ${got} bytes; their manifest entries need ${want} (truncated, or not this model's)`);
     }
   }
   const total = parts.reduce((s, p) => s + p.length, 0);
@@ -70,6 +89,11 @@ export class LayersModelImport implements Measurable {
     this.outputKind = activation === 'softmax' ? 'probabilities' : 'logits';
   }
 
+  /** The declared input, batch first (null: a dynamic dimension), as analyzeImported reads it. */
+  get inputs(): { name: string; shape: (number | null)[] }[] {
+    return this.model.inputs.map((t, i) => ({ name: this.model.inputNames[i] ?? t.name, shape: [...t.shape] }));
+  }
+
   parameterTensors(): tf.Variable[] {
     return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
   }
@@ -88,7 +112,8 @@ export class LayersModelImport implements Measurable {
       for (const name of options.capture ?? []) captured.set(name, out.get(name)!);
       return { output: out.get(this.model.outputLayers[0]!.name)!, captured };
     } finally {
-      this.model.nonTrainableWeights.forEach((w, i) => { w.write(saved[i]!); });
+      // Only a training-mode pass moved them ('running' saved nothing and must write nothing back).
+      if (saved.length > 0) this.model.nonTrainableWeights.forEach((w, i) => { w.write(saved[i]!); });
       for (const t of saved) t.dispose();
     }
   }
@@ -142,11 +167,33 @@ function conv2dByPatches(layer: KerasLayer, x: tf.Tensor): tf.Tensor {
   return activation ? activation.apply(y) : y;
 }
 
+interface TopologyLayer { class_name?: unknown; name?: unknown; config?: { name?: unknown } }
+
+/**
+ * A layer class the importer does not measure is refused by name before tfjs-layers reads the topology, so
+ * that one tfjs does not know either (a custom Keras layer) is the same UnsupportedOperatorError, not a load failure.
+ */
+function refuseUnknownClasses(topology: unknown): void {
+  const top = topology as { model_config?: unknown; class_name?: unknown; config?: unknown };
+  const model = (top.model_config ?? top) as { config?: unknown };
+  const config = model.config as { layers?: unknown } | unknown[] | undefined;
+  const layers = (Array.isArray(config) ? config : config?.layers) as TopologyLayer[] | undefined;
+  if (!Array.isArray(layers)) return;
+  for (const layer of layers) {
+    const className = typeof layer?.class_name === 'string' ? layer.class_name : undefined;
+    if (className && !SUPPORTED_LAYERS.includes(className)) {
+      const name = String(layer.name ?? layer.config?.name ?? '?');
+      throw new UnsupportedOperatorError(className, name, 'a Keras layer class the importer does not measure');
+    }
+  }
+}
+
 /** Loads a LayersModel from model.json and its weight files with tfjs-layers (tf.loadLayersModel over tf.io.fromMemory). */
 export async function importLayersModel(files: LayersModelFiles): Promise<LayersModelImport> {
   if (typeof files.modelJson !== 'object' || files.modelJson === null || !files.modelJson.modelTopology) {
     throw new ModelFormatError('model.json', 'model.json has no modelTopology (not a tfjs LayersModel)');
   }
+  refuseUnknownClasses(files.modelJson.modelTopology);
   const { specs, data } = weightData(files);
   let model: tf.LayersModel;
   try {
