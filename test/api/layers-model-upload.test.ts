@@ -197,8 +197,9 @@ describe('POST /v1/models, a tfjs LayersModel (multipart/form-data)', () => {
     expect(await count()).toBe(before);
   });
 
-  it('a corrupt model.json, a topology tfjs cannot read, weights cut short: 400, nothing stored', async () => {
+  it('a corrupt model.json, a topology tfjs cannot read, a weight for no variable, weights cut short: 400, nothing stored, no tensors left', async () => {
     const before = await count();
+    const tensors = tf.memory().numTensors;
     const bad = await post(converterForm({ json: '{"modelTopology": {"class_name": "Model", "config": ' }));
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ code: 'INVALID_MODEL', field: 'model.json' });
@@ -208,12 +209,19 @@ describe('POST /v1/models, a tfjs LayersModel (multipart/form-data)', () => {
     const garbled = await post(converterForm({ json: JSON.stringify({ modelTopology: { class_name: 'Model', config: { layers: 'x' } }, weightsManifest: [{ paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'], weights: saved.modelJson.weightSpecs }] }) }));
     expect(garbled.status).toBe(400);
     expect(await garbled.json()).toMatchObject({ code: 'INVALID_MODEL', field: 'model.json' });
+    // tfjs builds the model's variables, then finds a weight named for no variable: the load fails, nothing kept.
+    const misnamed = JSON.parse(JSON.stringify(saved.modelJson)) as { weightSpecs: { name: string }[] };
+    misnamed.weightSpecs[0]!.name = 'nowhere/kernel';
+    const wrong = await post(converterForm({ json: JSON.stringify({ ...misnamed, weightsManifest: [{ paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'], weights: misnamed.weightSpecs }] }) }));
+    expect(wrong.status).toBe(400);
+    expect(await wrong.json()).toMatchObject({ code: 'INVALID_MODEL', field: 'model.json' });
     const short = await post(converterForm({ cut: 4 }));
     expect(short.status).toBe(400);
     const s = await short.json() as { field: string; message: string };
     expect(s.field).toMatch(/^weights group1-shard1of2\.bin/);
     expect(s.message).toMatch(/bytes/);
     expect(await count()).toBe(before);
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 
   it('a layer class gradlens does not measure: 422 naming the class and the layer, nothing stored', async () => {

@@ -1,5 +1,5 @@
 // tfjs LayersModels (Keras models converted for tfjs, or saved by tfjs-layers): loaded by tfjs-layers itself
-// (tf.loadLayersModel over an in-memory IO handler built from model.json and its weight files) and run layer
+// (tf.models.modelFromJSON and loadWeights, what tf.loadLayersModel does, from model.json and its weight files) and run layer
 // by layer in the model's own order, so that a zero probe can be added at each parameterised layer's output
 // and measure.ts sees the same Measurable as for an ONNX graph. Layout is the model's own (channels-last
 // for Keras convolutions). BatchNormalization runs on batch statistics ('batch') or its moving ones
@@ -188,19 +188,42 @@ function refuseUnknownClasses(topology: unknown): void {
   }
 }
 
-/** Loads a LayersModel from model.json and its weight files with tfjs-layers (tf.loadLayersModel over tf.io.fromMemory). */
+/**
+ * What tf.loadLayersModel does, in two steps so that a failure frees what was built: the model from its
+ * topology (tf.models.modelFromJSON), then its weights decoded and loaded strictly (every variable named once,
+ * optimizer weights left out); weights that name no variable, or lack one, free the model's variables.
+ */
+async function loadModel(topology: object, specs: tf.io.WeightsManifestEntry[], data: ArrayBuffer): Promise<tf.LayersModel> {
+  const fail = (err: unknown) => new ModelFormatError('model.json', `tfjs-layers could not load the model: ${(err as Error).message}`);
+  let model: tf.LayersModel;
+  try {
+    model = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+  } catch (err) {
+    throw fail(err);
+  }
+  let decoded: tf.NamedTensorMap = {};
+  try {
+    decoded = tf.io.decodeWeights(data, specs);
+    const weights: tf.NamedTensorMap = {};
+    for (const spec of specs) if (spec.group !== 'optimizer') weights[spec.name] = decoded[spec.name]!;
+    model.loadWeights(weights, true);
+    return model;
+  } catch (err) {
+    model.dispose();
+    throw fail(err);
+  } finally {
+    tf.dispose(Object.values(decoded));
+  }
+}
+
+/** Loads a LayersModel from model.json and its weight files with tfjs-layers (topology, then weights: loadModel). */
 export async function importLayersModel(files: LayersModelFiles): Promise<LayersModelImport> {
   if (typeof files.modelJson !== 'object' || files.modelJson === null || !files.modelJson.modelTopology) {
     throw new ModelFormatError('model.json', 'model.json has no modelTopology (not a tfjs LayersModel)');
   }
   refuseUnknownClasses(files.modelJson.modelTopology);
   const { specs, data } = weightData(files);
-  let model: tf.LayersModel;
-  try {
-    model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: files.modelJson.modelTopology as object, weightSpecs: specs, weightData: data }));
-  } catch (err) {
-    throw new ModelFormatError('model.json', `tfjs-layers could not load the model: ${(err as Error).message}`);
-  }
+  const model = await loadModel(files.modelJson.modelTopology as object, specs, data);
   try {
     return new LayersModelImport(model);
   } catch (err) {
