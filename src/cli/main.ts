@@ -3,7 +3,7 @@
 // `gradlens analyze spec.json`: an analysis that only reports; recurrent layers add the through-time summary (through-time.ts).
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { isModelFile, modelRows, modelSpec, MODEL_OPTIONS, MODEL_USAGE, parseModelOptions, type ModelOptions } from './model.js';
+import { isModelFile, modelRows, modelSpec, MODEL_OPTIONS, MODEL_USAGE, parseModelOptions, type ModelOptions, type ModelUpload } from './model.js';
 import { throughTimeRows } from './through-time.js';
 // An HTTP client only: the lists come from the vocabulary, the checks from the server's response.
 import { isOneOf, JOB_KINDS, TERMINAL_STATUSES, type JobKind as WorkKind } from '../schemas/vocabulary.js';
@@ -252,12 +252,22 @@ function requester(o: Options, io: CliIo, deadline: number): Request {
   };
 }
 
+/** A tfjs model's files as multipart parts, each under its own file name (the server matches them to the manifest). */
+function formOf(files: { name: string; bytes: Uint8Array }[]): FormData {
+  const form = new FormData();
+  for (const f of files) form.append(f.name, new Blob([new Uint8Array(f.bytes)]), f.name);
+  return form;
+}
+
 /** What to post where: the spec file's body and kind, or a model's analysis (uploaded first). */
 async function workOf(o: Options, io: CliIo, request: Request, headers: Record<string, string>): Promise<{ kind: WorkKind; body: Record<string, unknown> }> {
   const expect = o.expect === undefined ? undefined : await readJsonObject(o.expect, io, '--expect', true);
   if (o.model) {
-    const upload = async (bytes: Uint8Array): Promise<string> => {
-      const res = await request(`${o.url}/v1/models`, { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: new Blob([new Uint8Array(bytes)]) });
+    const upload = async (model: ModelUpload): Promise<string> => {
+      const res = await request(`${o.url}/v1/models`, model.kind === 'onnx'
+        ? { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: new Blob([new Uint8Array(model.bytes)]) }
+        // FormData: fetch writes the multipart body and its content-type (with the boundary) itself.
+        : { method: 'POST', headers, body: formOf(model.files) });
       if (res.status !== 201) throw new CliError(`POST /v1/models: ${await errorText(res)}`);
       const id = ((await res.json()) as { id?: string }).id;
       if (!id) throw new CliError('POST /v1/models answered without an id');

@@ -1,10 +1,21 @@
-// The CLI's model flow (`gradlens check model.onnx --data mnist`, `gradlens analyze model.onnx`): the options
-// that build an analysis of an uploaded model, the analysis request (after the upload, POST /v1/models), and
-// the table of its result. An HTTP client only: what the model is and whether the data fits, the server says.
+// The CLI's model flow (`gradlens check model.onnx --data mnist`, `gradlens analyze model.onnx`, and the same
+// with a tfjs LayersModel's model.json): the options that build an analysis of an uploaded model, the analysis
+// request (after the upload, POST /v1/models), and the table of its result. An HTTP client only: what the model
+// is and whether the data fits, the server says; for a model.json it reads the weightsManifest only to find the
+// weight files to send beside it (in model.json's folder, as model.save() and tensorflowjs_converter put them).
+import { dirname, join } from 'node:path';
 import { isOneOf, MODEL_DATA_SOURCES, MODEL_LOSSES, MODEL_MODES } from '../schemas/vocabulary.js';
 
-/** The file is a model (uploaded), not a spec: by its extension. */
-export const isModelFile = (file: string): boolean => /\.onnx$/i.test(file);
+/** A tfjs LayersModel is named by its model.json (any folder). */
+export const isLayersModelFile = (file: string): boolean => /(^|[\\/])model\.json$/i.test(file);
+
+/** The file is a model (uploaded), not a spec: an .onnx file or a tfjs model.json. */
+export const isModelFile = (file: string): boolean => /\.onnx$/i.test(file) || isLayersModelFile(file);
+
+/** What POST /v1/models is sent: an ONNX file as the body, or model.json and its weight files as multipart parts. */
+export type ModelUpload =
+  | { kind: 'onnx'; bytes: Uint8Array }
+  | { kind: 'tfjs-layers'; files: { name: string; bytes: Uint8Array }[] };
 
 export const MODEL_OPTIONS = {
   data: { type: 'string' },
@@ -15,7 +26,8 @@ export const MODEL_OPTIONS = {
 } as const;
 
 export const MODEL_USAGE = `
-Model files (.onnx, e.g. from torch.onnx.export): uploaded with POST /v1/models, then analysed with its id.
+Model files (.onnx, e.g. from torch.onnx.export, or a tfjs LayersModel's model.json, sent with the weight
+files its weightsManifest names from the same folder): uploaded with POST /v1/models, then analysed by id.
   --data <source>    mnist | gaussian_images | a JSON file with inline "x" (the model's own input layout,
                      NCHW for a PyTorch export) and "y" (class indices or targets). Required.
   --batch-size <n>   mnist, gaussian_images: examples in the batch (default 64).
@@ -59,8 +71,42 @@ export interface ModelSpecIo {
   readBytes(path: string): Promise<Uint8Array>;
   readData(path: string): Promise<Record<string, unknown>>;
   /** POST /v1/models; the stored model's id. */
-  upload(bytes: Uint8Array): Promise<string>;
+  upload(model: ModelUpload): Promise<string>;
   fail(message: string): Error;
+}
+
+async function readOrFail(path: string, io: ModelSpecIo, why = ''): Promise<Uint8Array> {
+  try {
+    return await io.readBytes(path);
+  } catch (err) {
+    throw io.fail(`cannot read ${path}${why}: ${(err as Error).message}`);
+  }
+}
+
+/** The weight files model.json's weightsManifest names (empty when it names none or does not parse: the server says what is wrong). */
+function manifestPaths(json: Uint8Array): string[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(json));
+  } catch {
+    return [];
+  }
+  const groups = (value as { weightsManifest?: unknown } | null)?.weightsManifest;
+  if (!Array.isArray(groups)) return [];
+  return groups.flatMap((g: { paths?: unknown }) => (Array.isArray(g?.paths) ? g.paths.filter((p): p is string => typeof p === 'string') : []));
+}
+
+/** The model file as it is uploaded; a model.json with the weight files it names, read from its folder. */
+export async function readModel(file: string, io: ModelSpecIo): Promise<ModelUpload> {
+  if (!isLayersModelFile(file)) return { kind: 'onnx', bytes: await readOrFail(file, io) };
+  const json = await readOrFail(file, io);
+  const files = [{ name: 'model.json', bytes: json }];
+  for (const path of manifestPaths(json)) {
+    const name = path.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.').pop() ?? path;
+    if (files.some((f) => f.name === name)) continue;
+    files.push({ name, bytes: await readOrFail(join(dirname(file), path), io, ` (named in ${file}'s weightsManifest)`) });
+  }
+  return { kind: 'tfjs-layers', files };
 }
 
 /** The analysis request of a model file: uploaded, then named by id, with the data the options describe. */
@@ -73,13 +119,7 @@ export async function modelSpec(file: string, o: ModelOptions, io: ModelSpecIo):
     const inline = await io.readData(o.data);
     data = { source: 'inline', x: inline.x, y: inline.y };
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await io.readBytes(file);
-  } catch (err) {
-    throw io.fail(`cannot read ${file}: ${(err as Error).message}`);
-  }
-  const id = await io.upload(bytes);
+  const id = await io.upload(await readModel(file, io));
   return {
     ...(o.seed !== undefined ? { seed: o.seed } : {}), model: { id }, data,
     ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.loss !== undefined ? { loss: o.loss } : {}),

@@ -27,8 +27,9 @@ export {
 // Models people bring (import/): ONNX from PyTorch and tfjs LayersModels, parsed, executed and measured.
 export {
   importOnnx, describeOnnx, measureImported, analyzeImported, mnistExamples, checkMnistInput, diagnoseImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
-  UnsupportedOperatorError, ModelFormatError,
-  type ModelDescription, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
+  UnsupportedOperatorError, ModelFormatError, isLayersBundle, encodeLayersBundle, decodeLayersBundle, decodeLayersBundleRaw, parseModelJson,
+  manifestPaths, describeLayersModel, importStoredModel, describeStoredModel,
+  type ModelDescription, type LayersModelJson, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
 } from './import/index.js';
 
 // Errors and shared helpers (common/).

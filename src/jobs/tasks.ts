@@ -2,7 +2,7 @@
 import {
   analyze, analyzeNormalized, type AnalysisOutput, analyzeShard, type ShardPartial, CancelledError,
   isNormalizedSpec, type NormalizedSpec, type SpecLimits, type FlopBudget, runTraining, type TrainingOutput,
-  theoryReport, type TheoryReport, evaluateChecks, importOnnx, analyzeImported, type ImportedAnalysisInput,
+  theoryReport, type TheoryReport, evaluateChecks, importStoredModel, analyzeImported, type ImportedAnalysisInput,
 } from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
@@ -81,7 +81,8 @@ export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: 
 /** The model imported from its file, analysed on one batch, then freed; the output as a job stores it. */
 async function analyzeModel(task: ModelAnalysisTask, limits: SpecLimits): Promise<EncodedOutput> {
   const started = performance.now();
-  const model = importOnnx(task.file);
+  // An ONNX file, or a tfjs LayersModel bundled with its weights (engine/import/layers-bundle.ts).
+  const model = await importStoredModel(task.file);
   try {
     const built = performance.now();
     const { result, nonFinite } = await analyzeImported(model, task.input, { maxBatchSize: limits.maxBatchSize });

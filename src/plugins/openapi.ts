@@ -123,8 +123,27 @@ export interface OpenApiOptions {
   version: string;
 }
 
+/**
+ * A route whose body no JSON schema can validate (POST /v1/models: a file, or multipart files) documents it
+ * in config.requestBody, an OpenAPI requestBody object put into the document as it is.
+ */
+function withRequestBodies(document: Json, bodies: ReadonlyMap<string, { method: string; body: Json }>): Json {
+  const paths = (document.paths ?? {}) as Record<string, Record<string, Json>>;
+  for (const [url, { method, body }] of bodies) {
+    const op = paths[url]?.[method];
+    if (op) op.requestBody = body;
+  }
+  return document;
+}
+
 export const openApiPlugin = fp<OpenApiOptions>(async (app, { version }) => {
-  app.addHook('onRoute', declareRoute);
+  const bodies = new Map<string, { method: string; body: Json }>();
+  app.addHook('onRoute', (route) => {
+    declareRoute(route);
+    const body = (route.config as { requestBody?: Json } | undefined)?.requestBody;
+    const method = Array.isArray(route.method) ? route.method[0] : route.method;
+    if (body && method) bodies.set(route.url, { method: method.toLowerCase(), body });
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -138,7 +157,7 @@ export const openApiPlugin = fp<OpenApiOptions>(async (app, { version }) => {
       servers: [{ url: '/', description: 'The server that serves this document (npm start listens on port 3000 by default).' }],
       components: { securitySchemes: SECURITY_SCHEMES },
     },
-    transformObject: (documentObject) => hoistComponents((documentObject as { openapiObject: Json }).openapiObject),
+    transformObject: (documentObject) => hoistComponents(withRequestBodies((documentObject as { openapiObject: Json }).openapiObject, bodies)),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -210,7 +210,7 @@ export type StorageProblem = (typeof STORAGE_PROBLEMS)[number];
 export const enumOf = <const T extends string[]>(values: readonly [...T], description: string) => vocabulary<T>(values, { description });
 
 /** Formats of an uploaded model (POST /v1/models). */
-export const MODEL_FORMATS = ['onnx'] as const;
+export const MODEL_FORMATS = ['onnx', 'tfjs-layers'] as const;
 export type ModelFormat = (typeof MODEL_FORMATS)[number];
 /** What an imported model's output is, so the loss reads it as PyTorch users mean it. */
 export const MODEL_OUTPUT_KINDS = ['logits', 'probabilities', 'log_probabilities'] as const;

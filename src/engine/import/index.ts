@@ -14,6 +14,9 @@ export {
   importLayersModel, LayersModelImport, SUPPORTED_LAYERS, type LayersModelFiles, type LayersModelJson,
 } from './layers-model.js';
 export {
+  isLayersBundle, encodeLayersBundle, decodeLayersBundle, decodeLayersBundleRaw, parseModelJson, manifestPaths, describeLayersModel, importStoredModel, describeStoredModel,
+} from './layers-bundle.js';
+export {
   analyzeImported, mnistExamples, checkMnistInput, type ImportedAnalysisInput, type ImportedAnalysisOptions, type ImportedAnalysisOutput, type ImportedData,
   type AnalysableModel,
 } from './analyze.js';

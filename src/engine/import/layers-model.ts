@@ -1,5 +1,5 @@
 // tfjs LayersModels (Keras models converted for tfjs, or saved by tfjs-layers): loaded by tfjs-layers itself
-// (tf.loadLayersModel over an in-memory IO handler built from model.json and its weight files) and run layer
+// (tf.models.modelFromJSON and loadWeights, what tf.loadLayersModel does, from model.json and its weight files) and run layer
 // by layer in the model's own order, so that a zero probe can be added at each parameterised layer's output
 // and measure.ts sees the same Measurable as for an ONNX graph. Layout is the model's own (channels-last
 // for Keras convolutions). BatchNormalization runs on batch statistics ('batch') or its moving ones
@@ -31,15 +31,34 @@ export const SUPPORTED_LAYERS: readonly string[] = [
 
 type KerasLayer = tf.layers.Layer;
 
+const BYTES_PER: Readonly<Record<string, number>> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
+
+/** The bytes a manifest group's weights take (quantised ones at their stored width); undefined for strings. */
+function groupBytes(weights: readonly tf.io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const w of weights) {
+    const per = BYTES_PER[w.quantization?.dtype ?? w.dtype];
+    if (per === undefined || !Array.isArray(w.shape)) return undefined;
+    total += w.shape.reduce((a, b) => a * b, 1) * per;
+  }
+  return total;
+}
+
 function weightData(files: LayersModelFiles): { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer } {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];
   for (const group of files.modelJson.weightsManifest ?? []) {
     specs.push(...group.weights);
+    let got = 0;
     for (const path of group.paths) {
       const bytes = files.weights.get(path);
       if (!bytes) throw new ModelFormatError(`weights ${path}`, `model.json names the weight file ${JSON.stringify(path)}, which was not given`);
       parts.push(bytes);
+      got += bytes.length;
+    }
+    const want = groupBytes(group.weights);
+    if (want !== undefined && want !== got) {
+      throw new ModelFormatError(`weights ${group.paths.join(', ')}`, `the weight files ${group.paths.map((p) => JSON.stringify(p)).join(', ')} hold ${got} bytes; their manifest entries need ${want} (truncated, or not this model's)`);
     }
   }
   const total = parts.reduce((s, p) => s + p.length, 0);
@@ -70,6 +89,11 @@ export class LayersModelImport implements Measurable {
     this.outputKind = activation === 'softmax' ? 'probabilities' : 'logits';
   }
 
+  /** The declared input, batch first (null: a dynamic dimension), as analyzeImported reads it. */
+  get inputs(): { name: string; shape: (number | null)[] }[] {
+    return this.model.inputs.map((t, i) => ({ name: this.model.inputNames[i] ?? t.name, shape: [...t.shape] }));
+  }
+
   parameterTensors(): tf.Variable[] {
     return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
   }
@@ -88,7 +112,8 @@ export class LayersModelImport implements Measurable {
       for (const name of options.capture ?? []) captured.set(name, out.get(name)!);
       return { output: out.get(this.model.outputLayers[0]!.name)!, captured };
     } finally {
-      this.model.nonTrainableWeights.forEach((w, i) => { w.write(saved[i]!); });
+      // Only a training-mode pass moved them ('running' saved nothing and must write nothing back).
+      if (saved.length > 0) this.model.nonTrainableWeights.forEach((w, i) => { w.write(saved[i]!); });
       for (const t of saved) t.dispose();
     }
   }
@@ -142,18 +167,63 @@ function conv2dByPatches(layer: KerasLayer, x: tf.Tensor): tf.Tensor {
   return activation ? activation.apply(y) : y;
 }
 
-/** Loads a LayersModel from model.json and its weight files with tfjs-layers (tf.loadLayersModel over tf.io.fromMemory). */
+interface TopologyLayer { class_name?: unknown; name?: unknown; config?: { name?: unknown } }
+
+/**
+ * A layer class the importer does not measure is refused by name before tfjs-layers reads the topology, so
+ * that one tfjs does not know either (a custom Keras layer) is the same UnsupportedOperatorError, not a load failure.
+ */
+function refuseUnknownClasses(topology: unknown): void {
+  const top = topology as { model_config?: unknown; class_name?: unknown; config?: unknown };
+  const model = (top.model_config ?? top) as { config?: unknown };
+  const config = model.config as { layers?: unknown } | unknown[] | undefined;
+  const layers = (Array.isArray(config) ? config : config?.layers) as TopologyLayer[] | undefined;
+  if (!Array.isArray(layers)) return;
+  for (const layer of layers) {
+    const className = typeof layer?.class_name === 'string' ? layer.class_name : undefined;
+    if (className && !SUPPORTED_LAYERS.includes(className)) {
+      const name = String(layer.name ?? layer.config?.name ?? '?');
+      throw new UnsupportedOperatorError(className, name, 'a Keras layer class the importer does not measure');
+    }
+  }
+}
+
+/**
+ * What tf.loadLayersModel does, in two steps so that a failure frees what was built: the model from its
+ * topology (tf.models.modelFromJSON), then its weights decoded and loaded strictly (every variable named once,
+ * optimizer weights left out); weights that name no variable, or lack one, free the model's variables.
+ */
+async function loadModel(topology: object, specs: tf.io.WeightsManifestEntry[], data: ArrayBuffer): Promise<tf.LayersModel> {
+  const fail = (err: unknown) => new ModelFormatError('model.json', `tfjs-layers could not load the model: ${(err as Error).message}`);
+  let model: tf.LayersModel;
+  try {
+    model = await tf.models.modelFromJSON({ modelTopology: topology } as unknown as tf.io.ModelJSON);
+  } catch (err) {
+    throw fail(err);
+  }
+  let decoded: tf.NamedTensorMap = {};
+  try {
+    decoded = tf.io.decodeWeights(data, specs);
+    const weights: tf.NamedTensorMap = {};
+    for (const spec of specs) if (spec.group !== 'optimizer') weights[spec.name] = decoded[spec.name]!;
+    model.loadWeights(weights, true);
+    return model;
+  } catch (err) {
+    model.dispose();
+    throw fail(err);
+  } finally {
+    tf.dispose(Object.values(decoded));
+  }
+}
+
+/** Loads a LayersModel from model.json and its weight files with tfjs-layers (topology, then weights: loadModel). */
 export async function importLayersModel(files: LayersModelFiles): Promise<LayersModelImport> {
   if (typeof files.modelJson !== 'object' || files.modelJson === null || !files.modelJson.modelTopology) {
     throw new ModelFormatError('model.json', 'model.json has no modelTopology (not a tfjs LayersModel)');
   }
+  refuseUnknownClasses(files.modelJson.modelTopology);
   const { specs, data } = weightData(files);
-  let model: tf.LayersModel;
-  try {
-    model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: files.modelJson.modelTopology as object, weightSpecs: specs, weightData: data }));
-  } catch (err) {
-    throw new ModelFormatError('model.json', `tfjs-layers could not load the model: ${(err as Error).message}`);
-  }
+  const model = await loadModel(files.modelJson.modelTopology as object, specs, data);
   try {
     return new LayersModelImport(model);
   } catch (err) {

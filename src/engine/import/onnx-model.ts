@@ -220,7 +220,8 @@ export function importOnnx(bytes: Uint8Array): OnnxModel {
 
 /** What a client is told about an uploaded model: its interface, parameters and layers (no tensors made). */
 export interface ModelDescription {
-  readonly format: 'onnx';
+  readonly format: 'onnx' | 'tfjs-layers';
+  /** The default-domain ONNX opset; 0 for a tfjs LayersModel (layers-bundle.ts describes those). */
   readonly opset: number;
   readonly producer: string;
   readonly inputs: readonly OnnxValueInfo[];
