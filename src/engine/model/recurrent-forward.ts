@@ -2,7 +2,7 @@
 // Fast where it matters: x·W for every step at once (one [time·batch, features] product), then one fused
 // Uᵀ·h product per step for all gates. The state is kept transposed, [units, batch]: the gates are then
 // blocks of rows, split along axis 0 (a contiguous copy), where splitting columns of [batch, gates·units]
-// cost ~30 ms a step on the cpu-derived kernels (500× a row split; scripts/recurrent-bench.ts).
+// cost ~30 ms a step on the cpu-derived kernels (500× a row split; npm run bench -- --only LSTM-100).
 import * as tf from '@tensorflow/tfjs';
 import { activation } from './activations.js';
 import type { RecurrentNode } from '../spec/recurrent-types.js';
