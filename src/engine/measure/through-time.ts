@@ -23,6 +23,27 @@ export interface StepReadings {
   gate: { name: 'forget' | 'update'; mean: number[]; saturated: number[] } | null;
 }
 
+/**
+ * Per step t of gates [T][units·batch]: the mean gate value and the fraction saturated, where σ′ = g(1 − g) is
+ * below the threshold's fraction of its peak 1/4 (thresholds.saturationDerivative); σ′ in float32, as a tensor pass would.
+ */
+export function gateStats(values: Float32Array, T: number, saturation: number): { mean: number[]; saturated: number[] } {
+  const per = values.length / T;
+  const limit = Math.fround(saturation * 0.25);
+  const mean: number[] = [], saturated: number[] = [];
+  for (let t = 0; t < T; t++) {
+    let sum = 0, sat = 0;
+    for (let j = t * per; j < (t + 1) * per; j++) {
+      const g = values[j]!;
+      sum += g;
+      if (Math.fround(g * Math.fround(1 - g)) < limit) sat++;
+    }
+    mean.push(sum / per);
+    saturated.push(sat / per);
+  }
+  return { mean, saturated };
+}
+
 /** One batch: per layer the step norms and gate statistics. Leaves no tensors. */
 async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf.Tensor, y: tf.Tensor2D | null, saturation: number): Promise<{ norms: number[][]; gateMean: number[][]; gateSat: number[][] }> {
   const graph = spec.network.graph!;
@@ -45,26 +66,21 @@ async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf
       return lossOf(spec.loss, spec.network.outputActivation, run.logits, run.output, y);
     };
     const { grads } = tf.valueAndGrads(f)(probes.flat());
-    // ‖∂L/∂h_t‖_F per step and the gate statistics, as tensors, read on the host together.
-    const stepNorms = tf.stack(grads.map((g) => tf.norm(g)));
-    const gateStats = rows.map((r) => {
-      const gs = gates.get(r.node.path);
-      if (!gs) return null;
-      const all = tf.stack(gs);
-      // Saturated where σ′ = g(1 − g) is below the threshold's fraction of its peak 1/4 (thresholds.saturationDerivative).
-      const deriv = tf.mul(all, tf.sub(1, all));
-      return [tf.mean(all, [1, 2]), tf.mean(tf.cast(tf.less(deriv, saturation * 0.25), 'float32'), [1, 2])] as const;
-    });
-    const host = await hostReader([stepNorms, ...gateStats.flatMap((s) => (s ? [...s] : []))]);
-    const flatNorms = Array.from(host(stepNorms)).map((v) => Math.sqrt(B) * v);
+    // ‖∂L/∂h_t‖_F of every step in one reduction (tf.norm per step is Abs, Pow and Sum per step); the gates
+    // [T, units, batch] read as they are and summed on the host (float64), where a Mean over [1, 2] and a
+    // Less/Cast pass on the cpu kernels cost more than the read.
     let k = 0;
-    const norms = rows.map((r) => { const n = (r.node as RecurrentNode).steps; const out = flatNorms.slice(k, k + n); k += n; return out; });
+    const stepNorms = rows.map((r) => {
+      const n = (r.node as RecurrentNode).steps;
+      k += n;
+      return tf.sqrt(tf.sum(tf.square(tf.stack(grads.slice(k - n, k))), [1, 2]));
+    });
+    const stacked = rows.map((r) => { const gs = gates.get(r.node.path); return gs ? tf.stack(gs) : null; });
+    const host = await hostReader([...stepNorms, ...stacked]);
+    const norms = stepNorms.map((t) => Array.from(host(t)).map((v) => Math.sqrt(B) * v));
+    const stats = stacked.map((g, i) => (g ? gateStats(host(g), (rows[i]!.node as RecurrentNode).steps, saturation) : null));
     list.forEach((t) => t.dispose());
-    return {
-      norms,
-      gateMean: gateStats.map((s) => (s ? Array.from(host(s[0])) : [])),
-      gateSat: gateStats.map((s) => (s ? Array.from(host(s[1])) : [])),
-    };
+    return { norms, gateMean: stats.map((s) => s?.mean ?? []), gateSat: stats.map((s) => s?.saturated ?? []) };
   } finally {
     // The gates were kept past autodiff's scope: released here.
     gates.forEach((gs) => gs.forEach((t) => t.dispose()));
