@@ -1,6 +1,6 @@
-// Per-kernel time of one whole layer-graph analysis (the CNN bench's ResNet-20 or plain-20, or TF-6block) on a backend.
+// Per-kernel time of one whole layer-graph analysis (the CNN bench's ResNet-20 or plain-20, TF-6block or LSTM-100) on a backend.
 //
-//   npx tsx bench/profile-graph.ts [native|wasm|cpu] [--workload CNN-resnet20|CNN-plain20|TF-6block] [--runs N]
+//   npx tsx bench/profile-graph.ts [native|wasm|cpu] [--workload CNN-resnet20|CNN-plain20|TF-6block|LSTM-100] [--runs N]
 //
 // Wraps every registered kernel of the backend with a timer after two warm-up analyses, then runs N. The gap
 // between the kernel total and the time per analysis is host work (weight draws, statistics, bookkeeping).
@@ -10,6 +10,7 @@ import { analyze, initBackend, type BackendChoice } from '../src/engine/index.js
 import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { cnnAnalysisSpec, CNN_WORKLOADS, type CnnWorkload } from './cnn.js';
 import { transformerAnalysisSpec, TRANSFORMER_WORKLOADS } from './transformer.js';
+import { lstmAnalysisSpec, RECURRENT_WORKLOADS } from './recurrent.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,11 +19,12 @@ function arg(name: string): string | undefined {
 
 const backend = (process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'native') as BackendChoice;
 const workload = arg('workload') ?? 'CNN-resnet20';
-const known: readonly string[] = [...CNN_WORKLOADS, ...TRANSFORMER_WORKLOADS];
+const known: readonly string[] = [...CNN_WORKLOADS, ...TRANSFORMER_WORKLOADS, ...RECURRENT_WORKLOADS];
 if (!known.includes(workload)) throw new Error(`--workload: one of ${known.join(', ')}`);
 const runs = Number(arg('runs') ?? 3);
 const info = await initBackend(backend, backendOptions());
-const specOf = (seed: number) => (workload === 'TF-6block' ? transformerAnalysisSpec(seed) : cnnAnalysisSpec(workload as CnnWorkload, seed));
+const specOf = (seed: number): Record<string, unknown> =>
+  workload === 'TF-6block' ? transformerAnalysisSpec(seed) : workload === 'LSTM-100' ? lstmAnalysisSpec(seed) : cnnAnalysisSpec(workload as CnnWorkload, seed);
 const run = async (seed: number): Promise<void> => { await analyze(specOf(seed) as AnalysisSpecInput); };
 
 for (let i = 0; i < 2; i++) await run(i);

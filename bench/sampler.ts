@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { MNIST_BIG_BATCH, MNISTX_BURST, mnistAnalysisSpec, sweepSpec, trainingSpec, W2, W3, type BenchBackend, type WorkloadName } from './workloads.js';
 import { planFor, timeOnce, warmUp, type WarmupPlan } from './measure.js';
 import { transformerAnalysisSpec } from './transformer.js';
+import { lstmAnalysisSpec } from './recurrent.js';
 import { CNN_WORKLOADS, cnnAnalysisSpec, presetRefusal, type CnnWorkload } from './cnn.js';
 import type { BackendChoice } from '../src/engine/index.js';
 
@@ -75,6 +76,7 @@ async function httpWorkload(name: Exclude<WorkloadName, 'W2' | 'W2stats' | 'W3' 
     'CNN-resnet20': { run: () => postJson(server.base, '/v1/analyses', cnnAnalysisSpec('CNN-resnet20', seed++)), minWarmup: 10 },
     'CNN-plain20': { run: () => postJson(server.base, '/v1/analyses', cnnAnalysisSpec('CNN-plain20', seed++)), minWarmup: 10 },
     'TF-6block': { run: () => postJson(server.base, '/v1/analyses', transformerAnalysisSpec(seed++)), minWarmup: 5 },
+    'LSTM-100': { run: () => postJson(server.base, '/v1/analyses', lstmAnalysisSpec(seed++)), minWarmup: 5 },
   };
   if ((CNN_WORKLOADS as readonly string[]).includes(name)) {
     // A build without the layer-graph code answers 400 for the preset: skip the row saying so, rather than time errors.

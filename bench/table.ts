@@ -78,7 +78,7 @@ export function renderTargets(file: ResultFile): string {
     // Issue 12's targets: rows appear only in results files that have them.
     ['CNN-resnet20', 'native', 1.5, 'native ResNet-20 whole analysis over HTTP'], ['CNN-plain20', 'native', 1.5, 'native plain 20-layer CNN whole analysis over HTTP'],
     // Issue 14's target.
-    ['TF-6block', 'native', 2, 'native 6-block transformer whole analysis over HTTP'],
+    ['TF-6block', 'native', 2, 'native 6-block transformer whole analysis over HTTP'], ['LSTM-100', 'native', 2, 'native LSTM (100 steps, 128 units) whole analysis over HTTP'],
   ] as const;
   for (const [workload, backend, limit, what] of targets) {
     const r = row(workload, backend);

@@ -460,7 +460,70 @@ def transformer_analysis(seed):
     return torch.stack([gr.norm() for gr in grads]).tolist() + [loss.item()]
 
 
-ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block"
+# ----------------------------------------------------------------------------------------------------
+# LSTM workload (issue 14): bench/recurrent.ts's lstm of 128 units on the adding problem at length 100, batch 32,
+# then dense 1 with mse. The same work as gradlens's analysis: the batch drawn (u_t ~ U(0, 1), one marker in each
+# half, target the marked sum), W Xavier-uniform with fans F and 4U, U orthogonal per gate block, zero biases, the
+# head Xavier-uniform; the time loop of nn.LSTM's cell (gates [i, f, g, o], x·W_ih for all steps in one product,
+# one h·W_hh product per step) with a zero probe at every step's h_t and at each row's output, one backward, and
+# the weight-, bias-, row- and per-step norms and the forget gate's mean and saturated fraction read to the host.
+# nn.LSTM itself is not used: it exposes neither the gates nor a probe at h_t inside the recurrence.
+LSTM = dict(steps=100, features=2, units=128, batch=32)
+
+
+def adding_batch(g, B, T):
+    u = torch.rand(B, T, generator=g)
+    half = (T + 1) // 2
+    first = torch.randint(0, half, (B,), generator=g)
+    second = half + torch.randint(0, T - half, (B,), generator=g)
+    marks = torch.zeros(B, T)
+    marks[torch.arange(B), first] = 1.0
+    marks[torch.arange(B), second] = 1.0
+    return torch.stack([u, marks], dim=2), (u * marks).sum(dim=1, keepdim=True)
+
+
+def lstm_analysis(seed, sat_threshold=0.01):
+    c = LSTM
+    T, Fe, U, B = c["steps"], c["features"], c["units"], c["batch"]
+    g = torch.Generator().manual_seed(seed)
+    x, y = adding_batch(g, B, T)
+    torch.manual_seed(seed)
+    W = torch.empty(Fe, 4 * U)
+    bound = math.sqrt(6 / (Fe + 4 * U))
+    W.uniform_(-bound, bound)
+    Uh = torch.cat([torch.nn.init.orthogonal_(torch.empty(U, U)) for _ in range(4)], dim=1)
+    b = torch.zeros(4 * U)
+    head = torch.empty(U, 1)
+    torch.nn.init.xavier_uniform_(head.T)
+    hb = torch.zeros(1)
+    params = [p.requires_grad_() for p in (W, Uh, b, head, hb)]
+    step_probes = [torch.zeros(B, U, requires_grad=True) for _ in range(T)]
+    row_probes = [torch.zeros(B, U, requires_grad=True), torch.zeros(B, 1, requires_grad=True)]
+    # Time-major, then unbind: indexing xw[:, t] would make each step's backward a zero [B, T, 4U] and an add.
+    xw = (x.transpose(0, 1).reshape(T * B, Fe) @ W + b).reshape(T, B, 4 * U).unbind(0)
+    h = cs = None
+    forget = []
+    for t in range(T):
+        z = xw[t] if h is None else torch.addmm(xw[t], h, Uh)
+        i, f, gg, o = z.chunk(4, dim=1)
+        f = torch.sigmoid(f)
+        ig = torch.sigmoid(i) * torch.tanh(gg)
+        cs = ig if cs is None else f * cs + ig
+        h = torch.sigmoid(o) * torch.tanh(cs) + step_probes[t]
+        forget.append(f)
+    last = h + row_probes[0]
+    out = last @ head + hb + row_probes[1]
+    loss = F.mse_loss(out, y)
+    grads = torch.autograd.grad(loss, params + row_probes + step_probes)
+    fs = torch.stack(forget).detach()
+    gate_mean = fs.mean(dim=(1, 2))
+    gate_sat = (fs * (1 - fs) < sat_threshold * 0.25).float().mean(dim=(1, 2))
+    head_norms = torch.stack([gr.norm() for gr in grads[:len(params) + 2]])
+    step_norms = torch.stack(grads[len(params) + 2:]).norm(dim=(1, 2)) * math.sqrt(B)
+    return head_norms.tolist() + step_norms.tolist() + gate_mean.tolist() + gate_sat.tolist() + [loss.item()]
+
+
+ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block,LSTM-100"
 SWEEP_ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
 SWEEP_INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 DENSE = {"W2": (20, 256, 128), "W3": (50, 512, 256)}
@@ -555,6 +618,13 @@ def make(name, mnist_dir, share=0, shares=1, count=1, batch=None):
         return make_dense(name)
     if name == "W1":
         return chain
+    if name == "LSTM-100":
+        seed = [share * 1_000_000]
+
+        def lstm():
+            seed[0] += 1
+            return lstm_analysis(seed[0])
+        return lstm
     if name == "TF-6block":
         seed = [share * 1_000_000]
 

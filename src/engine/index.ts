@@ -36,5 +36,5 @@ export {
 export { SpecError, LimitError, CancelledError, capEcho, MAX_ECHOED_FIELD, Rng, fitLogSlope } from './common/index.js';
 
 // Lower-level pieces that benches and scripts time or drive directly (measure/, model/).
-export { runAnalysis, measureBatch, readTogether, readsAsync, DEFAULT_SATURATION_THRESHOLD, type ShardPartial, recurrentStepTimer, type RecurrentWorkload, type BlockStats } from './measure/index.js';
+export { runAnalysis, measureBatch, readTogether, readsAsync, DEFAULT_SATURATION_THRESHOLD, type ShardPartial, type BlockStats } from './measure/index.js';
 export { initParameters, forward, lossOf, activationsFor, type InitializerInput } from './model/index.js';

@@ -14,6 +14,8 @@ import type { BatchMeasurement, Reading } from './readings.js';
 import { isRecurrentNode } from '../spec/recurrent-types.js';
 import { sequenceParameterShape } from '../model/attention-forward.js';
 import { blockStats } from './blocks.js';
+import { stepReadings, throughTimeTaps, type BatchSteps, type StepReadings } from './through-time.js';
+import type { GraphNode } from '../spec/graph-types.js';
 
 /** Rows on the main path (every row but projection shortcuts): what the depth-wise fits and ratios use. */
 export function mainPathRows(graph: NormalizedGraph): number[] {
@@ -80,8 +82,16 @@ function rowStats(row: RowPlan, readings: Reading[], perBatch: BatchMeasurement[
   return stats;
 }
 
-/** Runs a layer graph's analysis on its dataset; leaves no tensors behind. */
-export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, params: GraphParameters): Promise<{ result: AnalysisResult; timings: AnalysisTimings; input: InputMoments }> {
+/** A dropout in mode "train" anywhere in the graph: this pass drops, the through-time view is measured without. */
+const dropsInTraining = (nodes: GraphNode[]): boolean =>
+  nodes.some((n) => (n.kind === 'residual' ? dropsInTraining(n.layers) : n.kind === 'dropout' && n.mode === 'train'));
+
+/**
+ * Runs a layer graph's analysis on its dataset; leaves no tensors behind. `steps`: the recurrent layers'
+ * through-time readings from the same forward and backward (one pass, not two), or null where the graph has
+ * no recurrent layer or drops in training (measure/through-time.ts then measures them on a pass of its own).
+ */
+export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, params: GraphParameters): Promise<{ result: AnalysisResult; timings: AnalysisTimings; input: InputMoments; steps: StepReadings[] | null }> {
   const graph = spec.network.graph!;
   const t0 = performance.now();
   const { batches, targets } = analysisBatches(spec, dataset);
@@ -89,18 +99,24 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
   const t1 = performance.now();
   const { tensors, list } = graphTensors(graph, params);
   const perBatch: BatchMeasurement[] = [];
+  const recurrent = graph.rows.some((r) => isRecurrentNode(r.node)) && !dropsInTraining(graph.layers);
+  const steps: BatchSteps[] = [];
   try {
     for (const [i, batch] of batches.entries()) {
       const x = tf.tensor(batch.x, [batch.size, ...graph.input]);
       const { values, width } = targets[i]!;
       const y = spec.loss === 'output' ? null : tf.tensor2d(values, [batch.size, width]);
+      const throughTime = recurrent ? throughTimeTaps(graph, batch.size) : undefined;
       try {
-        perBatch.push(await measureGraphBatch({
+        const m = await measureGraphBatch({
           graph, params, tensors, list, x, y, loss: spec.loss, outputActivation: spec.network.outputActivation,
           saturationThreshold: spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD,
-          dropoutSeed: deriveSeed(spec.seed, `analysis:dropout:${i}`),
-        }));
+          dropoutSeed: deriveSeed(spec.seed, `analysis:dropout:${i}`), ...(throughTime ? { throughTime } : {}),
+        });
+        perBatch.push(m);
+        if (m.steps) steps.push(m.steps);
       } finally {
+        throughTime?.dispose();
         x.dispose();
         y?.dispose();
       }
@@ -139,7 +155,7 @@ export async function runGraphAnalysis(spec: NormalizedSpec, dataset: Dataset, p
     }));
   }
   const t3 = performance.now();
-  return { result, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 }, input };
+  return { result, timings: { buildMs: t1 - t0, computeMs: t2 - t1, totalMs: t3 - t0 }, input, steps: recurrent ? stepReadings(graph, steps) : null };
 }
 
 /** The include: ["parameters"] layout of a graph's parameters: per row its path, kernel nested as the layer reads it, bias and gamma/beta. */

@@ -13,6 +13,7 @@ import { combineShards } from './combine-shards.js';
 import type { BatchMeasurement } from './readings.js';
 import { hostReader } from './measure.js';
 import { sequenceWeightTensor } from '../model/attention-forward.js';
+import type { BatchSteps, ThroughTimeTaps } from './through-time.js';
 
 /** The parameters as tensors, shaped as the layers read them (conv kernels [kh, kw, c_in, c_out]). */
 export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tensors: GraphTensors; list: tf.Tensor[] } {
@@ -74,6 +75,8 @@ export interface GraphBatchArgs {
   saturationThreshold: number;
   /** Seed of this batch's dropout masks (mode "train" layers); none: dropout is the identity. */
   dropoutSeed?: number;
+  /** A recurrent graph's through-time taps (measure/through-time.ts): its step probes and gates ride on this pass. */
+  throughTime?: ThroughTimeTaps;
 }
 
 export interface GraphGradients {
@@ -84,6 +87,8 @@ export interface GraphGradients {
   deltas: tf.Tensor[];
   aux: tf.Tensor[];
   taps: GraphTaps;
+  /** ∂Loss/∂h_t at every step probe of a.throughTime (empty without). */
+  steps: tf.Tensor[];
 }
 
 /** Gradients of one batch's mean loss w.r.t. every parameter and every row's output. Call inside a scope. */
@@ -92,21 +97,26 @@ export function graphBatchGradients(a: GraphBatchArgs): GraphGradients {
   const B = a.x.shape[0]!;
   const probes = graph.rows.map((r) => tf.zeros([B, ...r.node.outputShape]));
   const biasMask = a.tensors.biases.map((b) => b !== null);
-  const n = a.list.length;
+  const n = a.list.length, rows = probes.length;
+  const steps = a.throughTime?.probes ?? [];
   let taps: GraphTaps | null = null;
   const f = (...list: tf.Tensor[]): tf.Scalar => {
     const u = unpack(list, a.tensors.weights.length, biasMask, a.params.aux.length);
-    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n), { dropoutSeed: a.dropoutSeed ?? null });
+    const hooks = a.throughTime?.hooks(list.slice(n + rows));
+    const run = graphForward(graph, packGraph(u.weights, u.biases, u.aux, a.params), a.x, list.slice(n, n + rows), { dropoutSeed: a.dropoutSeed ?? null, ...(hooks ? { hooks } : {}) });
     taps = { pre: run.taps.pre.map((t) => tf.keep(t)), post: run.taps.post.map((t) => tf.keep(t)), act: run.taps.act };
     return lossOf(a.loss, a.outputActivation, run.logits, run.output, a.y);
   };
-  const { value, grads } = tf.valueAndGrads(f)([...a.list, ...probes]);
+  const { value, grads } = tf.valueAndGrads(f)([...a.list, ...probes, ...steps]);
   const u = unpack(grads.slice(0, n), a.tensors.weights.length, biasMask, a.params.aux.length);
-  return { value, weights: u.weights, biases: u.biases, deltas: grads.slice(n), aux: u.aux, taps: taps! };
+  return { value, weights: u.weights, biases: u.biases, deltas: grads.slice(n, n + rows), aux: u.aux, taps: taps!, steps: grads.slice(n + rows) };
 }
 
-/** One batch measured: the rows' readings (host float64 passes), gamma/beta gradient norms. Leaves no tensors. */
-export async function measureGraphBatch(a: GraphBatchArgs): Promise<BatchMeasurement> {
+/**
+ * One batch measured: the rows' readings (host float64 passes), gamma/beta gradient norms, and with
+ * a.throughTime the step readings of the same pass. Leaves no tensors (the caller disposes a.throughTime's gates).
+ */
+export async function measureGraphBatch(a: GraphBatchArgs): Promise<BatchMeasurement & { steps?: BatchSteps }> {
   tf.engine().startScope();
   let kept: GraphTaps | null = null;
   try {
@@ -114,7 +124,8 @@ export async function measureGraphBatch(a: GraphBatchArgs): Promise<BatchMeasure
     kept = g.taps;
     const acts = g.taps.act.map((s) => activation(s));
     const derivatives = acts.map((act, r) => (act.derivative ? act.derivative(g.taps.pre[r]!) : null));
-    const host = await hostReader([g.value, ...a.tensors.weights, ...g.weights, ...g.biases, ...g.deltas, ...g.taps.pre, ...g.taps.post, ...derivatives, ...g.aux]);
+    const through = a.throughTime?.tensorsOf(g.steps);
+    const host = await hostReader([g.value, ...a.tensors.weights, ...g.weights, ...g.biases, ...g.deltas, ...g.taps.pre, ...g.taps.post, ...derivatives, ...g.aux, ...(through ? [...through.norms, ...through.gates] : [])]);
     const layers = a.graph.rows.map((row, r) => {
       const act = acts[r]!;
       // Every array reduced here, synchronously, before any other op runs: views of the wasm heap (transient).
@@ -128,7 +139,8 @@ export async function measureGraphBatch(a: GraphBatchArgs): Promise<BatchMeasure
         saturationLimit: act.derivative && act.saturating ? Math.fround(a.saturationThreshold * act.peakDerivative) : null,
       });
     });
-    return combineShards([{ batch: a.x.shape[0]!, loss: host(g.value)[0]!, layers, auxGrads: g.aux.map((t) => host.transient(t)), perExample: [] }]);
+    const measured = combineShards([{ batch: a.x.shape[0]!, loss: host(g.value)[0]!, layers, auxGrads: g.aux.map((t) => host.transient(t)), perExample: [] }]);
+    return through ? { ...measured, steps: a.throughTime!.read(through, host, a.saturationThreshold) } : measured;
   } finally {
     // The taps were kept past autodiff's scope: released here, once each (pre and post are one tensor on linear rows).
     if (kept) new Set([...kept.pre, ...kept.post]).forEach((t) => { if (t !== a.x) t.dispose(); });

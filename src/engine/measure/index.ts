@@ -7,5 +7,4 @@ export {
 } from './measure.js';
 export { combineShards, shardRanges, type ShardPartial } from './combine-shards.js';
 export type { BatchMeasurement, Reading } from './readings.js';
-export { recurrentStepTimer, type RecurrentWorkload } from './recurrent-timing.js';
 export type { BlockStats } from './blocks.js';

@@ -11,7 +11,9 @@ import { lossOf } from '../model/network.js';
 import { isRecurrentNode, type RecurrentNode } from '../spec/recurrent-types.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD } from './measure.js';
 import { graphTensors } from './graph-measure.js';
-import { hostReader } from './measure.js';
+import { hostReader, type HostRead } from './measure.js';
+import type { NormalizedGraph } from '../spec/graph-types.js';
+import type { RecurrentHooks } from '../model/recurrent-forward.js';
 
 /** Per step of one layer, averaged over the batches. */
 export interface StepReadings {
@@ -23,53 +25,110 @@ export interface StepReadings {
   gate: { name: 'forget' | 'update'; mean: number[]; saturated: number[] } | null;
 }
 
-/** One batch: per layer the step norms and gate statistics. Leaves no tensors. */
-async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf.Tensor, y: tf.Tensor2D | null, saturation: number): Promise<{ norms: number[][]; gateMean: number[][]; gateSat: number[][] }> {
-  const graph = spec.network.graph!;
+/**
+ * Per step t of gates [T][units·batch]: the mean gate value and the fraction saturated, where σ′ = g(1 − g) is
+ * below the threshold's fraction of its peak 1/4 (thresholds.saturationDerivative); σ′ in float32, as a tensor pass would.
+ */
+export function gateStats(values: Float32Array, T: number, saturation: number): { mean: number[]; saturated: number[] } {
+  const per = values.length / T;
+  const limit = Math.fround(saturation * 0.25);
+  const mean: number[] = [], saturated: number[] = [];
+  for (let t = 0; t < T; t++) {
+    let sum = 0, sat = 0;
+    for (let j = t * per; j < (t + 1) * per; j++) {
+      const g = values[j]!;
+      sum += g;
+      if (Math.fround(g * Math.fround(1 - g)) < limit) sat++;
+    }
+    mean.push(sum / per);
+    saturated.push(sat / per);
+  }
+  return { mean, saturated };
+}
+
+/** One batch's step readings per recurrent layer (graph order): ‖∂L/∂h_t‖ per step, the gate's mean and saturation. */
+export interface BatchSteps {
+  norms: number[][];
+  gateMean: number[][];
+  gateSat: number[][];
+}
+
+/**
+ * The hooks of a through-time measurement on a batch of B: a zero probe [units, B] at every step of every
+ * recurrent row (differentiate the loss with respect to `probes`) and a sink keeping the gates past autodiff's
+ * scope (`dispose` releases both). graph-measure.ts adds them to the analysis's own forward and backward.
+ */
+export function throughTimeTaps(graph: NormalizedGraph, B: number) {
   const rows = graph.rows.filter((r) => isRecurrentNode(r.node));
-  const B = x.shape[0]!;
+  const counts = rows.map((r) => (r.node as RecurrentNode).steps);
+  const probes = rows.flatMap((r) => { const n = r.node as RecurrentNode; return Array.from({ length: n.steps }, () => tf.zeros([n.units, B])); });
   const gates = new Map<string, tf.Tensor[]>();
+  const hooks = (flat: tf.Tensor[]): RecurrentHooks => {
+    const stepProbes = new Map<string, tf.Tensor[]>();
+    let k = 0;
+    rows.forEach((r, i) => { stepProbes.set(r.node.path, flat.slice(k, k + counts[i]!)); k += counts[i]!; });
+    const gate = (path: string, t: number, g: tf.Tensor): void => {
+      if (!gates.has(path)) gates.set(path, []);
+      gates.get(path)![t] = tf.keep(g);
+    };
+    return { stepProbes, gate };
+  };
+  /** The per-step norms (one reduction per layer) and the gates stacked, as tensors to read with the rest. */
+  const tensorsOf = (grads: tf.Tensor[]): { norms: tf.Tensor[]; gates: (tf.Tensor | null)[] } => {
+    let k = 0;
+    const norms = counts.map((n) => { k += n; return tf.sqrt(tf.sum(tf.square(tf.stack(grads.slice(k - n, k))), [1, 2])); });
+    return { norms, gates: rows.map((r) => { const gs = gates.get(r.node.path); return gs ? tf.stack(gs) : null; }) };
+  };
+  /**
+   * ‖∂ℓ_i/∂h_t‖ RMS over the examples (√B·‖∂L/∂h_t‖_F for the batch mean L); the gates [T, units, batch] summed
+   * on the host (float64), where a Mean over [1, 2] and a Less/Cast pass on the cpu kernels cost more than the read.
+   */
+  const read = (t: { norms: tf.Tensor[]; gates: (tf.Tensor | null)[] }, host: HostRead, saturation: number): BatchSteps => {
+    const stats = t.gates.map((g, i) => (g ? gateStats(host(g), counts[i]!, saturation) : null));
+    return {
+      norms: t.norms.map((n) => Array.from(host(n)).map((v) => Math.sqrt(B) * v)),
+      gateMean: stats.map((s) => s?.mean ?? []), gateSat: stats.map((s) => s?.saturated ?? []),
+    };
+  };
+  const dispose = (): void => { gates.forEach((gs) => gs.forEach((g) => g.dispose())); probes.forEach((p) => p.dispose()); };
+  return { rows, probes, hooks, tensorsOf, read, dispose };
+}
+export type ThroughTimeTaps = ReturnType<typeof throughTimeTaps>;
+
+/** One batch on its own forward and backward (a graph with dropout in mode "train": the analysis's pass drops). Leaves no tensors. */
+async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf.Tensor, y: tf.Tensor2D | null, saturation: number): Promise<BatchSteps> {
+  const graph = spec.network.graph!;
+  const taps = throughTimeTaps(graph, x.shape[0]!);
   tf.engine().startScope();
   try {
     const { tensors, list } = graphTensors(graph, params);
-    const probes = rows.map((r) => { const n = r.node as RecurrentNode; return Array.from({ length: n.steps }, () => tf.zeros([n.units, B])); });
     const f = (...flat: tf.Tensor[]): tf.Scalar => {
-      const stepProbes = new Map<string, tf.Tensor[]>();
-      let k = 0;
-      rows.forEach((r, i) => { stepProbes.set(r.node.path, flat.slice(k, k + probes[i]!.length)); k += probes[i]!.length; });
-      const gate = (path: string, t: number, g: tf.Tensor): void => {
-        if (!gates.has(path)) gates.set(path, []);
-        gates.get(path)![t] = tf.keep(g);
-      };
-      const run = graphForward(graph, tensors, x, null, { hooks: { stepProbes, gate } });
+      const run = graphForward(graph, tensors, x, null, { hooks: taps.hooks(flat) });
       return lossOf(spec.loss, spec.network.outputActivation, run.logits, run.output, y);
     };
-    const { grads } = tf.valueAndGrads(f)(probes.flat());
-    // ‖∂L/∂h_t‖_F per step and the gate statistics, as tensors, read on the host together.
-    const stepNorms = tf.stack(grads.map((g) => tf.norm(g)));
-    const gateStats = rows.map((r) => {
-      const gs = gates.get(r.node.path);
-      if (!gs) return null;
-      const all = tf.stack(gs);
-      // Saturated where σ′ = g(1 − g) is below the threshold's fraction of its peak 1/4 (thresholds.saturationDerivative).
-      const deriv = tf.mul(all, tf.sub(1, all));
-      return [tf.mean(all, [1, 2]), tf.mean(tf.cast(tf.less(deriv, saturation * 0.25), 'float32'), [1, 2])] as const;
-    });
-    const host = await hostReader([stepNorms, ...gateStats.flatMap((s) => (s ? [...s] : []))]);
-    const flatNorms = Array.from(host(stepNorms)).map((v) => Math.sqrt(B) * v);
-    let k = 0;
-    const norms = rows.map((r) => { const n = (r.node as RecurrentNode).steps; const out = flatNorms.slice(k, k + n); k += n; return out; });
-    list.forEach((t) => t.dispose());
-    return {
-      norms,
-      gateMean: gateStats.map((s) => (s ? Array.from(host(s[0])) : [])),
-      gateSat: gateStats.map((s) => (s ? Array.from(host(s[1])) : [])),
-    };
+    const { grads } = tf.valueAndGrads(f)(taps.probes);
+    const t = taps.tensorsOf(grads);
+    const steps = taps.read(t, await hostReader([...t.norms, ...t.gates]), saturation);
+    list.forEach((l) => l.dispose());
+    return steps;
   } finally {
     // The gates were kept past autodiff's scope: released here.
-    gates.forEach((gs) => gs.forEach((t) => t.dispose()));
+    taps.dispose();
     tf.engine().endScope();
   }
+}
+
+/** Every recurrent layer's readings, averaged over the batches' step readings. */
+export function stepReadings(graph: NormalizedGraph, per: BatchSteps[]): StepReadings[] {
+  return graph.rows.filter((r) => isRecurrentNode(r.node)).map((r, i) => {
+    const node = r.node as RecurrentNode;
+    const gated = node.kind !== 'simple_rnn';
+    return {
+      row: r.index, node,
+      norms: average(per.map((p) => p.norms[i]!)),
+      gate: gated ? { name: node.kind === 'lstm' ? 'forget' : 'update', mean: average(per.map((p) => p.gateMean[i]!)), saturated: average(per.map((p) => p.gateSat[i]!)) } : null,
+    };
+  });
 }
 
 const average = (runs: number[][]): number[] => runs[0]!.map((_, t) => runs.reduce((s, r) => s + r[t]!, 0) / runs.length);
@@ -81,7 +140,7 @@ export async function measureThroughTime(spec: NormalizedSpec, dataset: Dataset,
   if (rows.length === 0) return [];
   const { batches, targets } = analysisBatches(spec, dataset);
   const saturation = spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
-  const per: Awaited<ReturnType<typeof measureBatch>>[] = [];
+  const per: BatchSteps[] = [];
   for (const [i, batch] of batches.entries()) {
     const x = tf.tensor(batch.x, [batch.size, ...graph.input]);
     const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
@@ -92,13 +151,5 @@ export async function measureThroughTime(spec: NormalizedSpec, dataset: Dataset,
       y?.dispose();
     }
   }
-  return rows.map((r, i) => {
-    const node = r.node as RecurrentNode;
-    const gated = node.kind !== 'simple_rnn';
-    return {
-      row: r.index, node,
-      norms: average(per.map((p) => p.norms[i]!)),
-      gate: gated ? { name: node.kind === 'lstm' ? 'forget' : 'update', mean: average(per.map((p) => p.gateMean[i]!)), saturated: average(per.map((p) => p.gateSat[i]!)) } : null,
-    };
-  });
+  return stepReadings(graph, per);
 }

@@ -2,7 +2,7 @@
 // Fast where it matters: x·W for every step at once (one [time·batch, features] product), then one fused
 // Uᵀ·h product per step for all gates. The state is kept transposed, [units, batch]: the gates are then
 // blocks of rows, split along axis 0 (a contiguous copy), where splitting columns of [batch, gates·units]
-// cost ~30 ms a step on the cpu-derived kernels (500× a row split; scripts/recurrent-bench.ts).
+// cost ~30 ms a step on the cpu-derived kernels (500× a row split; npm run bench -- --only LSTM-100).
 import * as tf from '@tensorflow/tfjs';
 import { activation } from './activations.js';
 import type { RecurrentNode } from '../spec/recurrent-types.js';
@@ -45,18 +45,36 @@ const broadcastMatMul = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[])
   };
 }) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
+/**
+ * xw [T, width, B] plus a bias [width] on every step and example, with the bias's gradient as Σ_b then Σ_t: autodiff's
+ * own reduction over axes [0, 2] transposes the whole [T, width, B] gradient on the cpu kernels (~390 ms for
+ * 100 × 512 × 32 against ~1 ms for the two reductions, npx tsx bench/profile-graph.ts native --workload LSTM-100).
+ */
+const addStepBias = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [xw, bias] = args as [tf.Tensor3D, tf.Tensor];
+  return {
+    value: tf.add(xw, tf.reshape(bias, [1, xw.shape[1], 1])),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+      const g = dy as tf.Tensor3D;
+      return [g, tf.reshape(tf.sum(tf.sum(g, 2), 0), bias.shape)];
+    },
+  };
+}) as unknown as (xw: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+
 type Step = (xw: tf.Tensor, h: tf.Tensor | null, c: tf.Tensor | null) => { h: tf.Tensor; c: tf.Tensor | null; gate: tf.Tensor | null };
 
 /**
  * One step of the layer's cell, transposed: xw = (x_t W + b)ᵀ [gates·units, batch], h and c the previous state
- * [units, batch] (null at t = 0: zeros). Ut = Uᵀ [gates·units, units]; bh = b_hh as a column, or null.
+ * [units, batch] (null at t = 0: zeros). U [units, gates·units], multiplied as Uᵀ by the product's transposeA (a
+ * Transpose of U and of its gradient would cost ~30× the product on the cpu kernels); bh = b_hh as a column, or null.
  */
-function cellOf(node: RecurrentNode, Ut: tf.Tensor, bh: tf.Tensor | null): Step {
+function cellOf(node: RecurrentNode, U: tf.Tensor, bh: tf.Tensor | null): Step {
   const act = activation(node.cell);
   // Uᵀ·h_{t−1} for every gate in one product; at t = 0 h_{−1} = 0 and the product is 0 (b_hh for a gru, broadcast
   // by an add: tf.broadcastTo is a Tile, which webgpu runs on the CPU for small tensors, reading back synchronously).
+  const product = (h: tf.Tensor): tf.Tensor => tf.matMul(U as tf.Tensor2D, h as tf.Tensor2D, true, false);
   const hu = (h: tf.Tensor | null, width: number, batch: number): tf.Tensor | null =>
-    (h ? (bh ? tf.add(tf.matMul(Ut as tf.Tensor2D, h as tf.Tensor2D), bh) : tf.matMul(Ut as tf.Tensor2D, h as tf.Tensor2D)) : bh ? tf.add(tf.zeros([width, batch]), bh) : null);
+    (h ? (bh ? tf.add(product(h), bh) : product(h)) : bh ? tf.add(tf.zeros([width, batch]), bh) : null);
   const n = node.units;
   switch (node.kind) {
     case 'simple_rnn':
@@ -102,10 +120,9 @@ export function recurrentForward(node: RecurrentNode, x: tf.Tensor, p: Recurrent
   // most of the time (the cpu-derived Transpose of 1.6M entries); tf.unstack along time, seconds.
   const xt = tf.transpose(x, [1, 2, 0]);
   let xw = broadcastMatMul(tf.reshape(tf.transpose(p.kernel), [1, width, F]), xt);
-  if (p.bias) xw = tf.add(xw, tf.reshape(p.bias, [1, width, 1]));
+  if (p.bias) xw = addStepBias(xw, p.bias);
   const perStep = tf.split(tf.reshape(xw, [T * width, B]), T, 0);
-  const Ut = tf.transpose(tf.reshape(p.recurrent, [units, width]));
-  const cell = cellOf(node, Ut, p.recurrentBias ? tf.reshape(p.recurrentBias, [width, 1]) : null);
+  const cell = cellOf(node, tf.reshape(p.recurrent, [units, width]), p.recurrentBias ? tf.reshape(p.recurrentBias, [width, 1]) : null);
   const probes = hooks?.stepProbes?.get(node.path);
   const hs: tf.Tensor[] = [];
   let h: tf.Tensor | null = null;

@@ -11,7 +11,7 @@ import { throughTimeOf, withThroughTime } from './through-time-run.js';
 /** A layer graph measured on its batches, with the diagnosis to attach (the dense path's counterpart is in analysis-run.ts). */
 export async function measureGraph(spec: NormalizedSpec, dataset: Dataset): Promise<{ result: AnalysisResult; timings: AnalysisTimings; diagnose: () => DiagnosedResult }> {
   const params = initGraphParameters(spec.network.graph!, spec.seed);
-  const { result, timings, input } = await runGraphAnalysis(spec, dataset, params);
-  const throughTime = await throughTimeOf(spec, dataset, params);
+  const { result, timings, input, steps } = await runGraphAnalysis(spec, dataset, params);
+  const throughTime = await throughTimeOf(spec, dataset, params, steps);
   return { result, timings, diagnose: () => withThroughTime(withGraphDiagnosis(spec, input, result), throughTime) };
 }

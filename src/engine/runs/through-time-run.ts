@@ -4,12 +4,15 @@ import type { NormalizedSpec } from '../spec/normalize.js';
 import type { Dataset } from '../data/datasets.js';
 import type { GraphParameters } from '../model/graph-params.js';
 import type { DiagnosedResult } from '../diagnosis/with-diagnosis.js';
-import { measureThroughTime } from '../measure/through-time.js';
+import { measureThroughTime, type StepReadings } from '../measure/through-time.js';
 import { throughTimeEntry, type ThroughTimeEntry } from '../diagnosis/through-time-verdict.js';
 
-/** Every recurrent layer's through-time entry, or null when the graph has none. */
-export async function throughTimeOf(spec: NormalizedSpec, dataset: Dataset, params: GraphParameters): Promise<ThroughTimeEntry[] | null> {
-  const readings = await measureThroughTime(spec, dataset, params);
+/**
+ * Every recurrent layer's through-time entry, or null when the graph has none: from the readings the analysis's
+ * own pass took (measure/graph-analysis.ts), else measured on a pass of their own.
+ */
+export async function throughTimeOf(spec: NormalizedSpec, dataset: Dataset, params: GraphParameters, measured: StepReadings[] | null = null): Promise<ThroughTimeEntry[] | null> {
+  const readings = measured ?? await measureThroughTime(spec, dataset, params);
   return readings.length > 0 ? readings.map((r) => throughTimeEntry(r, params, spec.thresholds)) : null;
 }
 
