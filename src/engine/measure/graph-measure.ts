@@ -13,7 +13,7 @@ import { combineShards } from './combine-shards.js';
 import type { BatchMeasurement } from './readings.js';
 import { hostReader } from './measure.js';
 import { sequenceWeightTensor } from '../model/attention-forward.js';
-import type { BatchSteps, ThroughTimeTaps } from './through-time.js';
+import type { BatchSteps, ThroughTimeTaps } from './through-time-taps.js';
 
 /** The parameters as tensors, shaped as the layers read them (conv kernels [kh, kw, c_in, c_out]). */
 export function graphTensors(graph: NormalizedGraph, p: GraphParameters): { tensors: GraphTensors; list: tf.Tensor[] } {
