@@ -460,7 +460,7 @@ def transformer_analysis(seed):
     return torch.stack([gr.norm() for gr in grads]).tolist() + [loss.item()]
 
 
-ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block"
+ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block,R18-onnx"
 SWEEP_ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
 SWEEP_INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 DENSE = {"W2": (20, 256, 128), "W3": (50, 512, 256)}
@@ -555,6 +555,9 @@ def make(name, mnist_dir, share=0, shares=1, count=1, batch=None):
         return make_dense(name)
     if name == "W1":
         return chain
+    if name == "R18-onnx":
+        from torch_onnx_model import make_r18  # bench/torch_onnx_model.py, beside this file
+        return make_r18()
     if name == "TF-6block":
         seed = [share * 1_000_000]
 
