@@ -1,7 +1,10 @@
 // The R18-onnx row of the benchmark (issue 13): bench/onnx-model.ts's layer plan and FLOP count of torchvision's ResNet-18
-// against the model PyTorch itself builds (forward hooks on every conv and linear), and its registration in the bench.
+// against the model PyTorch itself builds (forward hooks on every conv and linear), its registration in the bench, and the
+// figures README.md and bench/README.md quote, against the committed raw results they name.
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { PairSummary } from '../../bench/pairs.js';
 import { R18, r18Convs, r18Flops } from '../../bench/onnx-model.js';
 import { ROW_PLANS, WORKLOAD_INFO } from '../../bench/workloads.js';
 
@@ -47,5 +50,26 @@ describe('R18-onnx workload', () => {
     expect(ROW_PLANS).toContainEqual({ workload: 'R18-onnx', pairing: '1v1' });
     expect(WORKLOAD_INFO['R18-onnx'].via).toBe('engine');
     expect(WORKLOAD_INFO['R18-onnx'].flops).toBe(r18Flops());
+  });
+});
+
+describe('R18-onnx figures in the docs', () => {
+  const text = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8').replace(/\s+/g, ' ');
+  const file = JSON.parse(text('bench/results/2026-12-02-r18.json')) as { rows: { workload: string; summary: Required<PairSummary> }[] };
+  const s = file.rows.find((r) => r.workload === 'R18-onnx')!.summary;
+  const sec = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  const x = (r: number): string => `${r.toFixed(0)}×`;
+
+  it('README quotes the medians and ratios of bench/results/2026-12-02-r18.json', () => {
+    const readme = text('README.md');
+    expect(readme).toContain(`**${sec(s.gradlens.medianMs)} wall, ${sec(s.gradlens.cpuMedianMs)} CPU**`);
+    expect(readme).toContain(`${s.torch.medianMs.toFixed(0)} ms (${s.torch.cpuMedianMs.toFixed(0)} ms CPU): **${x(s.ratio.median)} PyTorch**`);
+    expect(readme).toContain(`median of ${s.pairs} alternated pairs; ${x(s.cpuRatio.median)} in CPU time`);
+  });
+
+  it('bench/README.md quotes the same with p95 and quartiles', () => {
+    expect(text('bench/README.md')).toContain(`gradlens ${sec(s.gradlens.medianMs)} wall (p95 ${sec(s.gradlens.p95Ms)}), ${sec(s.gradlens.cpuMedianMs)} CPU per analysis; `
+      + `PyTorch ${s.torch.medianMs.toFixed(0)} ms wall, ${s.torch.cpuMedianMs.toFixed(0)} ms CPU; per-pair ratio ${x(s.ratio.median)} wall `
+      + `(IQR ${s.ratio.q25.toFixed(0)}–${x(s.ratio.q75)}), ${x(s.cpuRatio.median)} CPU (${s.cpuRatio.q25.toFixed(0)}–${x(s.cpuRatio.q75)}), ${s.pairs} pairs`);
   });
 });
