@@ -2,7 +2,7 @@
 //
 //   npm run bench                                 native and wasm, every row of ROW_PLANS, PyTorch if installed
 //   npm run bench -- --backend native,wasm,cpu    backends (also native-wasm: the native path's other design)
-//   npm run bench -- --only W2,MNIST              some workloads: W1 W2 W2stats W3 W3stats MNIST MNISTx MNISTbig SWEEP TRAIN CNN-resnet20 CNN-plain20 TF-6block LSTM-100
+//   npm run bench -- --only W2,MNIST              some workloads: W1 W2 W2stats W3 W3stats MNIST MNISTx MNISTbig SWEEP TRAIN CNN-resnet20 CNN-plain20 TF-6block LSTM-100 R18-onnx
 //   npm run bench -- --pairing 1v1                only the one-against-one rows (or 2v2)
 //   npm run bench -- --quick --no-torch           shorter runs; gradlens alone
 //   npm run bench -- --name full                  raw results to bench/results/<date>-full.json (committable)

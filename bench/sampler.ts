@@ -8,12 +8,18 @@
 //   {"op": "sample"}   one timed sample of the workload: {"wallMs", "cpuMs"} (CPU: this whole process)
 //   {"op": "exit"}
 import { createInterface } from 'node:readline';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { MNIST_BIG_BATCH, MNISTX_BURST, mnistAnalysisSpec, sweepSpec, trainingSpec, W2, W3, type BenchBackend, type WorkloadName } from './workloads.js';
 import { planFor, timeOnce, warmUp, type WarmupPlan } from './measure.js';
 import { transformerAnalysisSpec } from './transformer.js';
 import { lstmAnalysisSpec } from './recurrent.js';
 import { CNN_WORKLOADS, cnnAnalysisSpec, presetRefusal, type CnnWorkload } from './cnn.js';
 import type { BackendChoice } from '../src/engine/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root: dist/bench/ when compiled, bench/ under tsx (as bench/run.ts finds it). */
+const root = here.includes(join('dist', 'bench')) ? join(here, '..', '..') : join(here, '..');
 
 interface Setup {
   workload: WorkloadName;
@@ -47,7 +53,17 @@ async function engineWorkload(name: 'W2' | 'W2stats' | 'W3' | 'W3stats', backend
   };
 }
 
-async function httpWorkload(name: Exclude<WorkloadName, 'W2' | 'W2stats' | 'W3' | 'W3stats'>, backend: BackendChoice, workers: number): Promise<Workload> {
+/** R18-onnx (bench/onnx-model.ts): the model-analysis task in this process, on the main thread. */
+async function onnxModelWorkload(backend: BackendChoice): Promise<Workload> {
+  const { initBackend } = await import('../src/engine/index.js');
+  const { backendOptions } = await import('../src/config.js');
+  const { r18Workload } = await import('./onnx-model.js');
+  const info = await initBackend(backend, backendOptions());
+  const { run } = await r18Workload(root);
+  return { run, minWarmup: 2, backend: info.name, tfjsBackend: info.tfjsBackend, ...(info.adapter ? { adapter: info.adapter } : {}), close: async () => {} };
+}
+
+async function httpWorkload(name: Exclude<WorkloadName, 'W2' | 'W2stats' | 'W3' | 'W3stats' | 'R18-onnx'>, backend: BackendChoice, workers: number): Promise<Workload> {
   const { startServer, postJson, waitForJob, call } = await import('./http.js');
   const { TEXTBOOK_CHAIN_EXAMPLE } = await import('../src/schemas/examples.js');
   const server = await startServer(backend, workers);
@@ -93,7 +109,7 @@ async function setUp(req: Setup): Promise<{ workload: Workload; warmup: number }
   const backend: BackendChoice = req.backend === 'native-wasm' ? 'native' : req.backend;
   const workload = req.workload === 'W2' || req.workload === 'W2stats' || req.workload === 'W3' || req.workload === 'W3stats'
     ? await engineWorkload(req.workload, backend)
-    : await httpWorkload(req.workload, backend, req.workers);
+    : req.workload === 'R18-onnx' ? await onnxModelWorkload(backend) : await httpWorkload(req.workload, backend, req.workers);
   const first = await timeOnce(workload.run);
   const base = planFor(first.wallMs, req.quick);
   const plan: WarmupPlan = { ...base, minWarmup: Math.max(base.minWarmup, workload.minWarmup ?? 0), maxWarmup: Math.max(base.maxWarmup, workload.minWarmup ?? 0) };

@@ -523,7 +523,7 @@ def lstm_analysis(seed, sat_threshold=0.01):
     return head_norms.tolist() + step_norms.tolist() + gate_mean.tolist() + gate_sat.tolist() + [loss.item()]
 
 
-ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block,LSTM-100"
+ALL = "W1,W2,W2stats,W3,W3stats,MNIST,MNISTx,MNISTbig,SWEEP,TRAIN,CNN-resnet20,CNN-plain20,TF-6block,LSTM-100"  # R18-onnx (--only R18-onnx) needs the export bench/onnx-model.ts makes first
 SWEEP_ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "softplus", "linear"]
 SWEEP_INITS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 DENSE = {"W2": (20, 256, 128), "W3": (50, 512, 256)}
@@ -625,6 +625,9 @@ def make(name, mnist_dir, share=0, shares=1, count=1, batch=None):
             seed[0] += 1
             return lstm_analysis(seed[0])
         return lstm
+    if name == "R18-onnx":
+        from torch_onnx_model import make_r18  # bench/torch_onnx_model.py, beside this file
+        return make_r18()
     if name == "TF-6block":
         seed = [share * 1_000_000]
 

@@ -4,12 +4,13 @@ import type { AnalysisSpecInput } from '../src/schemas/spec.js';
 import { CNN_NET, cnnFlops } from './cnn.js';
 import { TRANSFORMER_NET, transformerFlops } from './transformer.js';
 import { LSTM_NET, lstmFlops } from './recurrent.js';
+import { R18, r18Flops } from './onnx-model.js';
 
 /** Backends a row can run on; native-wasm is the native path's other design (wasm + OpenBLAS matmul). */
 export const BENCH_BACKENDS = ['native', 'native-wasm', 'wasm', 'cpu', 'webgpu', 'auto'] as const;
 export type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
-export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20', 'TF-6block', 'LSTM-100'] as const;
+export const WORKLOADS = ['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTx', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20', 'TF-6block', 'LSTM-100', 'R18-onnx'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface WorkloadInfo {
@@ -65,6 +66,7 @@ export const WORKLOAD_INFO: Record<WorkloadName, WorkloadInfo> = {
   'TF-6block': { name: 'TF-6block', short: `6-block transformer whole analysis over HTTP (tokens ${TRANSFORMER_NET.length}, dim ${TRANSFORMER_NET.dim}, batch ${TRANSFORMER_NET.batch})`, title: `whole analysis 6-block post-LN transformer (${TRANSFORMER_NET.heads} heads, dim ${TRANSFORMER_NET.dim}, ffDim ${TRANSFORMER_NET.ffDim}), token sentences of ${TRANSFORMER_NET.length}, batch ${TRANSFORMER_NET.batch}, POST /v1/analyses`, via: 'http', flops: transformerFlops(), unit: 'ms', units: 1 },
   'LSTM-100': { name: 'LSTM-100', short: `LSTM whole analysis over HTTP (${LSTM_NET.steps} steps, ${LSTM_NET.units} units, batch ${LSTM_NET.batch})`, title: `whole analysis lstm ${LSTM_NET.units} units + dense, adding problem of ${LSTM_NET.steps} steps, batch ${LSTM_NET.batch} (layers and throughTime), POST /v1/analyses`, via: 'http', flops: lstmFlops(), unit: 'ms', units: 1 },
   'CNN-plain20': { name: 'CNN-plain20', short: `plain 20-layer CNN whole analysis over HTTP (MNIST 28 × 28 × 1, batch ${CNN_NET.batch})`, title: `whole analysis plain 20-layer CNN (ResNet-20 without shortcuts), MNIST 28x28x1, batch ${CNN_NET.batch}, POST /v1/analyses`, via: 'http', flops: cnnFlops(false), unit: 'ms', units: 1 },
+  'R18-onnx': { name: 'R18-onnx', short: `torchvision ResNet-18 imported from ONNX, whole analysis (${R18.shape.join(' × ')})`, title: `whole analysis of torchvision resnet18(num_classes=10) exported to ONNX (11.2 M parameters), batch ${R18.shape.join('x')}, the model-analysis task of POST /v1/analyses with model:{id}`, via: 'engine', flops: r18Flops(), unit: 'ms', units: 1 },
 };
 
 export function mnistAnalysisSpec(seed: number, batch = MNIST_NET.batch): AnalysisSpecInput {
@@ -117,7 +119,7 @@ export interface RowPlan {
 
 /** The rows of `npm run bench`, per backend: every workload one against one, the parallel ones also two against two. */
 export const ROW_PLANS: RowPlan[] = [
-  ...(['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20', 'TF-6block', 'LSTM-100'] as const).map((workload) => ({ workload, pairing: '1v1' as const })),
+  ...(['W1', 'W2', 'W2stats', 'W3', 'W3stats', 'MNIST', 'MNISTbig', 'SWEEP', 'TRAIN', 'CNN-resnet20', 'CNN-plain20', 'TF-6block', 'LSTM-100', 'R18-onnx'] as const).map((workload) => ({ workload, pairing: '1v1' as const })),
   { workload: 'MNISTx', pairing: '2v2' },
   { workload: 'SWEEP', pairing: '2v2' },
 ];
