@@ -26,9 +26,10 @@ export {
 
 // Models people bring (import/): ONNX from PyTorch and tfjs LayersModels, parsed, executed and measured.
 export {
-  importOnnx, describeOnnx, measureImported, analyzeImported, mnistExamples, checkMnistInput, diagnoseImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
+  importOnnx, describeOnnx, measureImported, analyzeImported, mnistExamples, checkMnistInput, diagnoseImported, trainImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
   UnsupportedOperatorError, ModelFormatError,
   type ModelDescription, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
+  type ImportedTrainingInput, type ImportedTrainingOutput,
 } from './import/index.js';
 
 // Errors and shared helpers (common/).
@@ -36,4 +37,4 @@ export { SpecError, LimitError, CancelledError, capEcho, MAX_ECHOED_FIELD, Rng, 
 
 // Lower-level pieces that benches and scripts time or drive directly (measure/, model/).
 export { runAnalysis, measureBatch, readTogether, readsAsync, DEFAULT_SATURATION_THRESHOLD, type ShardPartial, recurrentStepTimer, type RecurrentWorkload, type BlockStats } from './measure/index.js';
-export { initParameters, forward, lossOf, activationsFor, type InitializerInput } from './model/index.js';
+export { initParameters, forward, lossOf, activationsFor, normalizeOptimizer, type InitializerInput } from './model/index.js';

@@ -13,6 +13,7 @@ import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
 import type { ModelStore } from './model-store.js';
 import { isModelAnalysis, prepareModelAnalysis, runModelAnalysis } from './model-analysis.js';
+import { prepareModelTraining, runModelTraining } from './model-training.js';
 
 /**
  * Validates and normalises an analysis once and checks its cost against each budget in turn (what-if runs
@@ -58,9 +59,20 @@ export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind
     training: {
       // The training engine reads expect from its input and adds checks to its own result.
       prepare(spec, expect) {
+        if (isModelAnalysis(spec)) {
+          const work = prepareModelTraining(spec, models, limits);
+          // The losses are on the batch the model trains on: there is no evaluation accuracy to gate.
+          validateExpect(expect as ExpectInput | undefined, 'training', { hasAccuracy: false });
+          return work;
+        }
+        if ((spec as { network?: unknown }).network === undefined) {
+          throw new SpecError('network', 'body must have property network (a network spec) or model (an uploaded model: {"id": …})');
+        }
         prepareTraining(withExpect<TrainingSpecInput>(spec, expect), limits);
       },
-      async run({ job, runner, signal, record }) {
+      async run(ctx) {
+        if (isModelAnalysis(ctx.job.spec)) return runModelTraining(ctx, models, limits);
+        const { job, runner, signal, record } = ctx;
         return (await runner.train(withExpect<TrainingSpecInput>(job.spec, job.expect), { signal, onRecord: record })) as unknown as JobOutput;
       },
     },
