@@ -6,11 +6,11 @@
 // Kinds of work (runs/): validated and costed up front, JSON-safe output.
 export {
   admitAnalysis, admitNormalized, analyze, analyzeNormalized, shardPlan, analyzeShard, prepareTraining, runTraining,
-  expandSweep, sweepRow, sweepResult, sweepToCsv,
-  type AnalysisOutput, type TrainingOutput, type SweepRow, type SweepResult,
+  expandSweep, expandGrid, sweepRow, sweepResult, sweepToCsv,
+  type AdmittedCell, type SweepCell, type AnalysisOutput, type TrainingOutput, type SweepRow, type SweepResult,
 } from './runs/index.js';
 export { theoryReport, networkTheory, type TheoryReport } from './theory/index.js';
-export { evaluateChecks, validateExpect, fmt, type WorkKind } from './diagnosis/index.js';
+export { evaluateChecks, validateExpect, analysisFacts, fmt, type WorkKind } from './diagnosis/index.js';
 
 // Specs, limits and budgets (spec/).
 export {

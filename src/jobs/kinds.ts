@@ -14,6 +14,7 @@ import { runSweep } from './sweep-runner.js';
 import type { ModelStore } from './model-store.js';
 import { isModelAnalysis, prepareModelAnalysis, runModelAnalysis } from './model-analysis.js';
 import { prepareModelTraining, runModelTraining } from './model-training.js';
+import { expandModelSweep, isModelSweep, runModelSweep } from './model-sweep.js';
 
 /**
  * Validates and normalises an analysis once and checks its cost against each budget in turn (what-if runs
@@ -79,9 +80,14 @@ export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind
     // The sweep engine validates expect with the grid and adds the checks to its table itself.
     sweep: {
       prepare(spec, expect) {
-        expandSweep(withExpect<SweepSpecInput>(spec, expect), limits, config.jobs.maxSweepCells);
+        const input = withExpect<SweepSpecInput>(spec, expect);
+        if (isModelSweep(spec)) expandModelSweep(input, models, limits, config.jobs.maxSweepCells);
+        else expandSweep(input, limits, config.jobs.maxSweepCells);
       },
-      run: (ctx) => runSweep(ctx, withExpect<SweepSpecInput>(ctx.job.spec, ctx.job.expect), limits, config.jobs.maxSweepCells),
+      run(ctx) {
+        const input = withExpect<SweepSpecInput>(ctx.job.spec, ctx.job.expect);
+        return isModelSweep(ctx.job.spec) ? runModelSweep(ctx, input, models, limits, config.jobs.maxSweepCells) : runSweep(ctx, input, limits, config.jobs.maxSweepCells);
+      },
     },
   };
 }
