@@ -12,8 +12,10 @@ spec = importlib.util.spec_from_file_location('onnx_fixtures', os.path.join(here
 fx = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fx)
 name = req['name']
-row = next(f for f in fx.FIXTURES if f[0] == name)
-_, cls, _, shape, loss, _, output = row
+# mnist_cnn is built apart, on the MNIST digits gradlens draws (test/fixtures/onnx-mnist).
+rows = fx.FIXTURES + [('mnist_cnn', fx.MnistCnn, 13, None, 'cross_entropy', 10, 'logits')]
+_, cls, _, _, loss, _, output = next(f for f in rows if f[0] == name)
+folder = 'onnx-mnist' if name == 'mnist_cnn' else 'onnx'
 dtype = torch.float64 if req.get('dtype', 'float64') == 'float64' else torch.float32
 
 torch.manual_seed(sum(map(ord, name)))
@@ -22,7 +24,7 @@ model.train(req.get('mode', 'train') == 'train')
 for mod in model.modules():
     if isinstance(mod, nn.Dropout):
         mod.eval()
-fixture = json.load(open(os.path.join(here, '..', 'fixtures', 'onnx', f'{name}.json')))
+fixture = json.load(open(os.path.join(here, '..', 'fixtures', folder, f'{name}.json')))
 x = torch.tensor(fixture['input']['data'], dtype=dtype).reshape(*fixture['input']['shape'])
 target = torch.tensor(fixture['target'], dtype=dtype).reshape(*fixture['targetShape']) if loss == 'mse' else torch.tensor(fixture['target'], dtype=torch.int64)
 
