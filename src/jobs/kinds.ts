@@ -69,6 +69,10 @@ export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind
         if ((spec as { network?: unknown }).network === undefined) {
           throw new SpecError('network', 'body must have property network (a network spec) or model (an uploaded model: {"id": …})');
         }
+        // The request schema has the model fields too; a network's training has none of them.
+        for (const field of ['mode', 'thresholds'] as const) {
+          if ((spec as Record<string, unknown>)[field] !== undefined) throw new SpecError(field, `${field} applies to trainings of an uploaded model (model), not of a network`);
+        }
         prepareTraining(withExpect<TrainingSpecInput>(spec, expect), limits);
       },
       async run(ctx) {

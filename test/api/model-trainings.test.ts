@@ -164,6 +164,15 @@ describe('POST /v1/trainings with model: refused before anything is queued', () 
     });
   }
 
+  it('mode and thresholds with a network (the request schema has them for models): 400 naming the field', async () => {
+    const network = { network: { depth: 2, width: 4 }, data: { source: 'xor', samples: 32, batchSize: 8 }, steps: 2 };
+    for (const [field, value] of [['mode', 'eval'], ['thresholds', { vanishingRatio: 0.01 }]] as const) {
+      const res = await train({ ...network, [field]: value });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json().field).toBe(field);
+    }
+  });
+
   it('queues nothing for any of them', async () => {
     const before = (await app.inject({ url: '/v1/jobs?kind=training&limit=100' })).json().jobs.length;
     for (const [, body] of cases) await train(body());
