@@ -11,13 +11,13 @@ const sweepRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Start a sweep',
       description:
-        `Expands the grid into cells (at most GRADLENS_MAX_SWEEP_CELLS), validates and costs every cell (400/422 before anything is queued: each cell within GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS, all cells together within GRADLENS_MAX_SWEEP_FLOPS), stores a sweep job and answers 202 with Location: /v1/jobs/{id}. The cells run as analyses spread over the compute workers; progress is cells done / cells. The result is a table with one row per cell, also at GET /v1/jobs/{id}/result.csv.`,
+        `Expands the grid into cells (at most GRADLENS_MAX_SWEEP_CELLS), validates and costs every cell (400/422 before anything is queued: each cell within GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS, all cells together within GRADLENS_MAX_SWEEP_FLOPS), stores a sweep job and answers 202 with Location: /v1/jobs/{id}. The cells run as analyses spread over the compute workers (with base.model: analyses of the uploaded model, one row per cell as for networks); progress is cells done / cells. The result is a table with one row per cell, also at GET /v1/jobs/{id}/result.csv.`,
       operationId: 'createSweep',
       tags: ['sweeps'],
       body: SweepSpecSchema,
       response: {
         202: withHeaders({ ...SweepJobStates.pending, description: 'The queued sweep job; poll Location or follow its events.' }, HEADERS.location),
-        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field.' },
+        400: { ...ErrorSchema, description: 'The spec is not valid (FST_ERR_VALIDATION, INVALID_SPEC): the message names the field or the grid path (base.model.id for a model that is not stored; an init path with base.model).' },
         422: { ...ErrorSchema, description: 'LIMIT_EXCEEDED: the spec is over a limit, named with its variable.' },
         503: QueueFullSchema,
       },

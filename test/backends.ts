@@ -37,6 +37,7 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
   'test/engine/graph-whatif.test.ts',
   'test/engine/layers-import.test.ts',
   'test/engine/onnx-analyze.test.ts',
+  'test/engine/onnx-train.test.ts',
   'test/engine/onnx-ops.test.ts',
   'test/engine/recurrent-gradcheck.test.ts',
   'test/engine/through-time.test.ts',

@@ -276,7 +276,7 @@ async function workOf(o: Options, io: CliIo, request: Request, headers: Record<s
     };
     const readData = (path: string) => readJsonObject(path, io, path);
     const body = await modelSpec(o.file, o.model, { readBytes: io.readBytes, readData, upload, fail: (m) => new CliError(m) });
-    return { kind: 'analysis', body: expect ? { ...body, expect } : body };
+    return { kind: o.model.training ? 'training' : 'analysis', body: expect ? { ...body, expect } : body };
   }
   const spec = await readJsonObject(o.file, io, o.file);
   // "kind" tells the CLI where to post; the server's schemas do not know it.

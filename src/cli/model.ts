@@ -1,10 +1,11 @@
 // The CLI's model flow (`gradlens check model.onnx --data mnist`, `gradlens analyze model.onnx`, and the same
 // with a tfjs LayersModel's model.json): the options that build an analysis of an uploaded model, the analysis
-// request (after the upload, POST /v1/models), and the table of its result. An HTTP client only: what the model
-// is and whether the data fits, the server says; for a model.json it reads the weightsManifest only to find the
-// weight files to send beside it (in model.json's folder, as model.save() and tensorflowjs_converter put them).
+// request (after the upload, POST /v1/models), and the table of its result; with --steps a training of the model
+// instead (POST /v1/trainings). An HTTP client only: what the model is and whether the data fits, the server says;
+// for a model.json it reads the weightsManifest only to find the weight files to send beside it (in model.json's
+// folder, as model.save() and tensorflowjs_converter put them).
 import { dirname, join } from 'node:path';
-import { isOneOf, MODEL_DATA_SOURCES, MODEL_LOSSES, MODEL_MODES } from '../schemas/vocabulary.js';
+import { isOneOf, MODEL_DATA_SOURCES, MODEL_LOSSES, MODEL_MODES, OPTIMIZER_NAMES } from '../schemas/vocabulary.js';
 
 /** A tfjs LayersModel is named by its model.json (any folder). */
 export const isLayersModelFile = (file: string): boolean => /(^|[\\/])model\.json$/i.test(file);
@@ -23,6 +24,10 @@ export const MODEL_OPTIONS = {
   seed: { type: 'string' },
   mode: { type: 'string' },
   loss: { type: 'string' },
+  steps: { type: 'string' },
+  optimizer: { type: 'string' },
+  'learning-rate': { type: 'string' },
+  'record-every': { type: 'string' },
 } as const;
 
 export const MODEL_USAGE = `
@@ -34,6 +39,11 @@ files its weightsManifest names from the same folder): uploaded with POST /v1/mo
   --seed <n>         Seeds the batch drawn (default 42).
   --mode <mode>      train (BatchNorm on batch statistics, default) | eval (running statistics).
   --loss <loss>      categorical_crossentropy (on logits: F.cross_entropy, default) | mse.
+  --steps <n>        Train the model's own parameters for n steps on the batch instead (POST /v1/trainings);
+                     --expect then takes training checks (learns, status, maxFinalLoss, minLossReduction).
+  --optimizer <name> With --steps: ${OPTIMIZER_NAMES.join(' | ')} (default sgd).
+  --learning-rate <x>  With --steps: the step size (default: the optimizer's).
+  --record-every <n> With --steps: record every n steps (default about 50 records).
   check gates on --expect (exit 1 when a check fails); analyze prints every parameter and only reports.
 `;
 
@@ -43,6 +53,8 @@ export interface ModelOptions {
   seed?: number;
   mode?: string;
   loss?: string;
+  /** Given: a training of the model (POST /v1/trainings), with these fields. */
+  training?: { steps: number; optimizer?: { name: string; learningRate?: number }; recordEvery?: number };
 }
 
 const integer = (value: string | undefined, name: string, fail: (m: string) => Error): number | undefined => {
@@ -61,10 +73,28 @@ export function parseModelOptions(values: Record<string, unknown>, fail: (m: str
   if (loss !== undefined && !isOneOf(MODEL_LOSSES, loss)) throw fail(`--loss must be one of ${MODEL_LOSSES.join(', ')}`);
   const batchSize = integer(values['batch-size'] as string | undefined, 'batch-size', fail);
   const seed = integer(values.seed as string | undefined, 'seed', fail);
+  const training = parseTraining(values, fail);
   return {
     data, ...(batchSize !== undefined ? { batchSize } : {}), ...(seed !== undefined ? { seed } : {}),
-    ...(mode !== undefined ? { mode } : {}), ...(loss !== undefined ? { loss } : {}),
+    ...(mode !== undefined ? { mode } : {}), ...(loss !== undefined ? { loss } : {}), ...(training ? { training } : {}),
   };
+}
+
+/** --steps and the options that go with it; the server checks the ranges and says which field is wrong. */
+function parseTraining(values: Record<string, unknown>, fail: (m: string) => Error): ModelOptions['training'] {
+  const steps = integer(values.steps as string | undefined, 'steps', fail);
+  const name = values.optimizer as string | undefined;
+  const rate = values['learning-rate'] as string | undefined;
+  const recordEvery = integer(values['record-every'] as string | undefined, 'record-every', fail);
+  if (steps === undefined) {
+    if (name !== undefined || rate !== undefined || recordEvery !== undefined) throw fail('--optimizer, --learning-rate and --record-every go with --steps (a training)');
+    return undefined;
+  }
+  if (name !== undefined && !isOneOf(OPTIMIZER_NAMES, name)) throw fail(`--optimizer must be one of ${OPTIMIZER_NAMES.join(', ')}`);
+  const learningRate = rate === undefined ? undefined : Number(rate);
+  if (learningRate !== undefined && !(learningRate > 0)) throw fail('--learning-rate must be a number > 0');
+  const optimizer = name !== undefined || learningRate !== undefined ? { name: name ?? 'sgd', ...(learningRate !== undefined ? { learningRate } : {}) } : undefined;
+  return { steps, ...(optimizer ? { optimizer } : {}), ...(recordEvery !== undefined ? { recordEvery } : {}) };
 }
 
 export interface ModelSpecIo {
@@ -123,6 +153,7 @@ export async function modelSpec(file: string, o: ModelOptions, io: ModelSpecIo):
   return {
     ...(o.seed !== undefined ? { seed: o.seed } : {}), model: { id }, data,
     ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.loss !== undefined ? { loss: o.loss } : {}),
+    ...(o.training ?? {}),
   };
 }
 

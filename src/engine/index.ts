@@ -6,11 +6,11 @@
 // Kinds of work (runs/): validated and costed up front, JSON-safe output.
 export {
   admitAnalysis, admitNormalized, analyze, analyzeNormalized, shardPlan, analyzeShard, prepareTraining, runTraining,
-  expandSweep, sweepRow, sweepResult, sweepToCsv,
-  type AnalysisOutput, type TrainingOutput, type SweepRow, type SweepResult,
+  expandSweep, expandGrid, sweepRow, sweepResult, sweepToCsv,
+  type AdmittedCell, type SweepCell, type AnalysisOutput, type TrainingOutput, type SweepRow, type SweepResult,
 } from './runs/index.js';
 export { theoryReport, networkTheory, type TheoryReport } from './theory/index.js';
-export { evaluateChecks, validateExpect, fmt, type WorkKind } from './diagnosis/index.js';
+export { evaluateChecks, validateExpect, analysisFacts, fmt, type WorkKind } from './diagnosis/index.js';
 
 // Specs, limits and budgets (spec/).
 export {
@@ -26,10 +26,11 @@ export {
 
 // Models people bring (import/): ONNX from PyTorch and tfjs LayersModels, parsed, executed and measured.
 export {
-  importOnnx, describeOnnx, measureImported, analyzeImported, mnistExamples, checkMnistInput, diagnoseImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
+  importOnnx, describeOnnx, measureImported, analyzeImported, mnistExamples, checkMnistInput, diagnoseImported, trainImported, importLayersModel, SUPPORTED_OPERATORS, SUPPORTED_LAYERS, IMPORTED_LOSSES,
   UnsupportedOperatorError, ModelFormatError, isLayersBundle, encodeLayersBundle, decodeLayersBundle, decodeLayersBundleRaw, parseModelJson,
   manifestPaths, describeLayersModel, importStoredModel, describeStoredModel,
   type ModelDescription, type LayersModelJson, type ImportedMeasurement, type ImportedLoss, type OnnxModel, type ImportedAnalysisInput, type ImportedAnalysisOutput,
+  type ImportedTrainingInput, type ImportedTrainingOutput,
 } from './import/index.js';
 
 // Errors and shared helpers (common/).
@@ -37,4 +38,4 @@ export { SpecError, LimitError, CancelledError, capEcho, MAX_ECHOED_FIELD, Rng, 
 
 // Lower-level pieces that benches and scripts time or drive directly (measure/, model/).
 export { runAnalysis, measureBatch, readTogether, readsAsync, DEFAULT_SATURATION_THRESHOLD, type ShardPartial, type BlockStats } from './measure/index.js';
-export { initParameters, forward, lossOf, activationsFor, type InitializerInput } from './model/index.js';
+export { initParameters, forward, lossOf, activationsFor, normalizeOptimizer, type InitializerInput } from './model/index.js';

@@ -13,6 +13,8 @@ import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
 import type { ModelStore } from './model-store.js';
 import { isModelAnalysis, prepareModelAnalysis, runModelAnalysis } from './model-analysis.js';
+import { prepareModelTraining, runModelTraining } from './model-training.js';
+import { expandModelSweep, isModelSweep, runModelSweep } from './model-sweep.js';
 
 /**
  * Validates and normalises an analysis once and checks its cost against each budget in turn (what-if runs
@@ -57,19 +59,39 @@ export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind
     },
     training: {
       // The training engine reads expect from its input and adds checks to its own result.
-      prepare(spec, expect) {
+      async prepare(spec, expect) {
+        if (isModelAnalysis(spec)) {
+          const work = await prepareModelTraining(spec, models, limits);
+          // The losses are on the batch the model trains on: there is no evaluation accuracy to gate.
+          validateExpect(expect as ExpectInput | undefined, 'training', { hasAccuracy: false });
+          return work;
+        }
+        if ((spec as { network?: unknown }).network === undefined) {
+          throw new SpecError('network', 'body must have property network (a network spec) or model (an uploaded model: {"id": …})');
+        }
+        // The request schema has the model fields too; a network's training has none of them.
+        for (const field of ['mode', 'thresholds'] as const) {
+          if ((spec as Record<string, unknown>)[field] !== undefined) throw new SpecError(field, `${field} applies to trainings of an uploaded model (model), not of a network`);
+        }
         prepareTraining(withExpect<TrainingSpecInput>(spec, expect), limits);
       },
-      async run({ job, runner, signal, record }) {
+      async run(ctx) {
+        if (isModelAnalysis(ctx.job.spec)) return runModelTraining(ctx, models, limits);
+        const { job, runner, signal, record } = ctx;
         return (await runner.train(withExpect<TrainingSpecInput>(job.spec, job.expect), { signal, onRecord: record })) as unknown as JobOutput;
       },
     },
     // The sweep engine validates expect with the grid and adds the checks to its table itself.
     sweep: {
-      prepare(spec, expect) {
-        expandSweep(withExpect<SweepSpecInput>(spec, expect), limits, config.jobs.maxSweepCells);
+      async prepare(spec, expect) {
+        const input = withExpect<SweepSpecInput>(spec, expect);
+        if (isModelSweep(spec)) await expandModelSweep(input, models, limits, config.jobs.maxSweepCells);
+        else expandSweep(input, limits, config.jobs.maxSweepCells);
       },
-      run: (ctx) => runSweep(ctx, withExpect<SweepSpecInput>(ctx.job.spec, ctx.job.expect), limits, config.jobs.maxSweepCells),
+      run(ctx) {
+        const input = withExpect<SweepSpecInput>(ctx.job.spec, ctx.job.expect);
+        return isModelSweep(ctx.job.spec) ? runModelSweep(ctx, input, models, limits, config.jobs.maxSweepCells) : runSweep(ctx, input, limits, config.jobs.maxSweepCells);
+      },
     },
   };
 }

@@ -6,7 +6,7 @@ import { LimitError, SpecError, checkMnistInput, normalizeThresholds, type Impor
 import type { ExpectInput } from '../schemas/checks.js';
 import type { ModelAnalysisSpecInput } from '../schemas/model-analysis.js';
 import { MODEL_DATA_SOURCES, MODEL_LOSSES, MODEL_MODES, type ModelDataSource } from '../schemas/vocabulary.js';
-import type { ModelStore } from './model-store.js';
+import type { ModelStore, StoredModelSummary } from './model-store.js';
 import type { JobContext } from './manager.js';
 import type { EncodedOutput } from './encoded.js';
 
@@ -83,6 +83,11 @@ function checkInlineShape(x: unknown[], declared: readonly (number | null)[] | n
  * stored) or LimitError (422). Every default is filled in, so the normalised spec can be submitted again.
  */
 export async function prepareModelAnalysis(raw: unknown, models: ModelStore | undefined, limits: SpecLimits): Promise<ModelAnalysisWork> {
+  return checkModelAnalysis(raw, await storedModelOf(raw, models), limits);
+}
+
+/** The stored model a request names (400 naming model.id when there is none), marked used now. */
+export async function storedModelOf(raw: unknown, models: ModelStore | undefined): Promise<StoredModelSummary> {
   const spec = raw as ModelAnalysisSpecInput & Record<string, unknown>;
   refuseOthers(spec);
   if (!models) throw new SpecError('model', 'this process has no model store: analyses of uploaded models run where the models are stored');
@@ -90,6 +95,13 @@ export async function prepareModelAnalysis(raw: unknown, models: ModelStore | un
   if (!stored) throw new SpecError('model.id', `no model ${spec.model.id}: upload it with POST /v1/models (GET /v1/models lists the stored ones)`);
   // An analysis uses the model: retention's age rule counts from its last use.
   await models.touch(stored.id);
+  return stored;
+}
+
+/** prepareModelAnalysis once the model is looked up (synchronous: a sweep checks every cell against one lookup). */
+export function checkModelAnalysis(raw: unknown, stored: StoredModelSummary, limits: SpecLimits): ModelAnalysisWork {
+  const spec = raw as ModelAnalysisSpecInput & Record<string, unknown>;
+  refuseOthers(spec);
   const loss = spec.loss ?? 'categorical_crossentropy';
   if (!MODEL_LOSSES.includes(loss)) throw new SpecError('loss', `loss "${loss}" is not one of ${MODEL_LOSSES.join(', ')} with model`);
   const mode = spec.mode ?? 'train';

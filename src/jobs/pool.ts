@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { deserializeError, JobCanceledError, ShuttingDownError, WorkerCrashedError, type SerializedError } from './errors.js';
 import type { RunOptions, Runner } from './runner.js';
-import type { AnalysisWork, ComputeTask, ModelAnalysisTask } from './tasks.js';
+import type { AnalysisWork, ComputeTask, ModelTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { WorkerInit, WorkerRequest, WorkerReply } from './messages.js';
 import type { ExpectInput } from '../schemas/checks.js';
@@ -295,7 +295,8 @@ export class WorkerPool implements Runner {
     Atomics.store(slot.flag, 0, 1);
     // Cooperative only: the slot stays busy until the worker replies, and is then reused.
     if (this.exclusive || this.neverTerminateBusy) return;
-    if (task.task.kind !== 'training') {
+    // Trainings poll the cancel flag between steps: they get a grace period before their worker is retired.
+    if (task.task.kind !== 'training' && task.task.kind !== 'model-training') {
       this.retire(slot);
       return;
     }
@@ -330,8 +331,8 @@ export class WorkerPool implements Runner {
     return (await this.analysis(input, options, {})) as AnalysisOutput;
   }
 
-  /** An uploaded model's analysis on one worker (never split: the model is imported where it runs). */
-  async analyzeModel(task: ModelAnalysisTask, options: RunOptions = {}): Promise<EncodedOutput> {
+  /** An uploaded model's analysis or training on one worker (never split: the model is imported where it runs). */
+  async analyzeModel(task: ModelTask, options: RunOptions = {}): Promise<EncodedOutput> {
     return (await this.run(task, options)) as EncodedOutput;
   }
 

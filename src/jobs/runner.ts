@@ -6,7 +6,7 @@ import {
 } from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import { JobCanceledError } from './errors.js';
-import { executeTask, type AnalysisWork, type ModelAnalysisTask } from './tasks.js';
+import { executeTask, type AnalysisWork, type ModelTask } from './tasks.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { EncodedOutput } from './encoded.js';
@@ -27,8 +27,8 @@ export interface Runner {
   /** The same analysis as a job runs it: checked against expect and encoded as JSON where it ran (tasks.ts). */
   analyzeEncoded(input: AnalysisWork, options?: RunOptions & { expect?: ExpectInput }): Promise<EncodedOutput>;
   train(input: TrainingSpecInput, options?: RunOptions): Promise<TrainingOutput>;
-  /** An uploaded model's analysis (tasks.ts), encoded where it ran. */
-  analyzeModel(task: ModelAnalysisTask, options?: RunOptions): Promise<EncodedOutput>;
+  /** An uploaded model's analysis or training (tasks.ts), encoded where it ran; a training reports its records. */
+  analyzeModel(task: ModelTask, options?: RunOptions): Promise<EncodedOutput>;
   theory(query: TheoryQuery): Promise<TheoryReport>;
   close(): Promise<void>;
 }
@@ -76,9 +76,17 @@ export class InProcessRunner implements Runner {
     return this.serial(async () => (await executeTask(task, this.limits)) as EncodedOutput, options.signal);
   }
 
-  async analyzeModel(task: ModelAnalysisTask, options: RunOptions = {}): Promise<EncodedOutput> {
+  async analyzeModel(task: ModelTask, options: RunOptions = {}): Promise<EncodedOutput> {
     await this.ready();
-    return this.serial(async () => (await executeTask(task, this.limits)) as EncodedOutput, options.signal);
+    const { signal, onRecord } = options;
+    return this.serial(async () => {
+      try {
+        return (await executeTask(task, this.limits, { ...(onRecord ? { onRecord } : {}), isCancelled: () => signal?.aborted === true })) as EncodedOutput;
+      } catch (err) {
+        if (err instanceof CancelledError && signal?.aborted) throw abortReason(signal);
+        throw err;
+      }
+    }, signal);
   }
 
   async theory(query: TheoryQuery): Promise<TheoryReport> {

@@ -3,6 +3,7 @@ import {
   analyze, analyzeNormalized, type AnalysisOutput, analyzeShard, type ShardPartial, CancelledError,
   isNormalizedSpec, type NormalizedSpec, type SpecLimits, type FlopBudget, runTraining, type TrainingOutput,
   theoryReport, type TheoryReport, evaluateChecks, importStoredModel, analyzeImported, type ImportedAnalysisInput,
+  trainImported, type ImportedTrainingInput,
 } from '../engine/index.js';
 import type { AnalysisSpecInput } from '../schemas/spec.js';
 import type { TrainingSpecInput } from '../schemas/training.js';
@@ -28,7 +29,8 @@ export type ComputeTask =
   | { kind: 'training'; input: TrainingSpecInput }
   /** GET /v1/theory: its quadrature takes up to seconds at large depth, so it runs off the HTTP thread too. */
   | { kind: 'theory'; query: TheoryQuery }
-  | ModelAnalysisTask;
+  | ModelAnalysisTask
+  | ModelTrainingTask;
 
 /**
  * An analysis of an uploaded model: the file itself travels with the task (the worker has no store), the
@@ -41,6 +43,19 @@ export interface ModelAnalysisTask {
   spec: unknown;
   expect?: ExpectInput;
 }
+
+/** A training of an uploaded model: as a model analysis, with its cost (checked on the HTTP thread) echoed. */
+export interface ModelTrainingTask {
+  kind: 'model-training';
+  file: Uint8Array;
+  input: ImportedTrainingInput;
+  spec: unknown;
+  cost: unknown;
+  expect?: ExpectInput;
+}
+
+/** What Runner.analyzeModel takes: an uploaded model's analysis or training, run where the file is imported. */
+export type ModelTask = ModelAnalysisTask | ModelTrainingTask;
 
 export interface TaskHooks {
   /** Partial results (training records) with the task's progress 0..1. */
@@ -75,6 +90,25 @@ export async function executeTask(task: ComputeTask, limits: SpecLimits, hooks: 
       return theoryReport(task.query);
     case 'model-analysis':
       return analyzeModel(task, limits);
+    case 'model-training':
+      return trainModel(task, limits, hooks);
+  }
+}
+
+/** The model imported from its file, its parameters trained, then freed; the output as a job stores it. */
+async function trainModel(task: ModelTrainingTask, limits: SpecLimits, hooks: TaskHooks): Promise<EncodedOutput> {
+  const started = performance.now();
+  const model = await importStoredModel(task.file);
+  try {
+    const built = performance.now();
+    const { result, nonFinite } = await trainImported(model, task.input, { maxBatchSize: limits.maxBatchSize }, hooks);
+    const body = { ...(result as object), nonFinite };
+    if (task.expect !== undefined) Object.assign(body, evaluateChecks(task.expect, 'training', body as unknown as Parameters<typeof evaluateChecks>[2]));
+    const done = performance.now();
+    const timings = { buildMs: built - started, computeMs: done - built, totalMs: done - started };
+    return encodeOutput({ spec: task.spec, result: body, cost: task.cost, timings });
+  } finally {
+    model.dispose();
   }
 }
 

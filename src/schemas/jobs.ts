@@ -7,6 +7,7 @@ import { AnalysisSpecSchema } from './spec.js';
 import { TrainingResultSchema, TrainingSpecSchema } from './training.js';
 import { SweepResultSchema, SweepSpecSchema } from './sweep.js';
 import { ModelAnalysisCostSchema, ModelAnalysisResultSchema, ModelAnalysisSpecSchema } from './model-analysis.js';
+import { ModelTrainingCostSchema, ModelTrainingResultSchema, ModelTrainingSpecSchema } from './model-training.js';
 import { enumOf, JobKindSchema, JobStatusSchema, PENDING_STATUSES, STORAGE_PROBLEMS, UNSUCCESSFUL_STATUSES } from './vocabulary.js';
 
 export { JobKindSchema, JobStatusSchema };
@@ -129,6 +130,10 @@ export const TrainingJobStates = jobStates({
   kind: 'training', name: 'Training', spec: TrainingSpecSchema, result: TrainingResultSchema, cost: TrainingCostSchema,
   resultDescription: 'The training result: records (per-step per-layer statistics), learns, status, …; with expect, also checks and passed.',
 });
+export const ModelTrainingJobStates = jobStates({
+  kind: 'training', name: 'ModelTraining', spec: ModelTrainingSpecSchema, result: ModelTrainingResultSchema, cost: ModelTrainingCostSchema,
+  resultDescription: 'The training of an uploaded model: records (per-step per-parameter gradient norms under the initializer names), learns, status; with expect, also checks and passed.',
+});
 export const SweepJobStates = jobStates({
   kind: 'sweep', name: 'Sweep', spec: SweepSpecSchema, result: SweepResultSchema, cost: SweepCostSchema,
   resultDescription: 'The sweep table: one row per cell (also as CSV at links.csv); with expect, also checks, passed and each cell\'s checks.',
@@ -140,6 +145,7 @@ export const JobSchema = Type.Union(
     AnalysisJobStates.pending, AnalysisJobStates.succeeded, AnalysisJobStates.unsuccessful,
     ModelAnalysisJobStates.pending, ModelAnalysisJobStates.succeeded, ModelAnalysisJobStates.unsuccessful,
     TrainingJobStates.pending, TrainingJobStates.succeeded, TrainingJobStates.unsuccessful,
+    ModelTrainingJobStates.pending, ModelTrainingJobStates.succeeded, ModelTrainingJobStates.unsuccessful,
     SweepJobStates.pending, SweepJobStates.succeeded, SweepJobStates.unsuccessful,
   ],
   { title: 'Job', description: 'A job: queued or running work (no result), a success (the result of its kind) or a failure (error). Narrow on kind and status.' },

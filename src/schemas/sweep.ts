@@ -1,13 +1,16 @@
 // JSON schemas (TypeBox) of a sweep: a base analysis spec, a grid over spec paths, and the resulting table.
 import { Type, type Static } from 'typebox';
 import { AnalysisSpecSchema } from './spec.js';
+import { ModelAnalysisSpecSchema } from './model-analysis.js';
 import { ExpectSchema, ChecksSchema, CheckSchema } from './checks.js';
 import { Num } from './result.js';
 import { VerdictSchema } from './vocabulary.js';
 
 export const SweepSpecSchema = Type.Object(
   {
-    base: AnalysisSpecSchema,
+    base: Type.Union([AnalysisSpecSchema, ModelAnalysisSpecSchema], {
+      description: 'The analysis every cell starts from: of a network spec, or of an uploaded model (model: {"id"}, ModelAnalysisSpec). With model the grid varies seed, data, loss, mode and thresholds (e.g. "loss", "data.batchSize", "data.source"); an init path is refused (400): the model\'s parameters are its own, gradlens does not re-initialise imported parameters.',
+    }),
     grid: Type.Record(
       Type.String(),
       Type.Array(Type.Unknown(), { minItems: 1, description: 'The values this path takes, in order.' }),

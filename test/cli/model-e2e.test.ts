@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TEST_BACKEND } from '../support/app.js';
 import { CLI_ARGS, startServer, stop, type Server } from '../support/server.js';
+import { torchOracle } from '../support/torch-oracle.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const MNIST_MODEL = join(FIXTURES, 'onnx-mnist', 'mnist_cnn.onnx');
@@ -71,6 +72,25 @@ describe('gradlens check / analyze on a model file against the real server', () 
       expect(Math.abs(printed - p.gradNorm64) / p.gradNorm64, p.name).toBeLessThan(1e-3 + 5e-4);
     }
   }, 120_000);
+
+  it("check --steps: trains the uploaded model on the worker pool, gates on training checks; the losses are PyTorch's replay", async () => {
+    const args = ['check', MNIST_MODEL, '--url', server.url, ...mnist, '--steps', '10', '--optimizer', 'adam', '--learning-rate', '0.01', '--record-every', '5'];
+    const pass = await cli([...args, '--expect', '{"learns": true, "maxNonFinite": 0}']);
+    expect(pass.code, pass.stderr).toBe(0);
+    expect(pass.stdout).toMatch(/gradlens: training [0-9a-f-]{36} succeeded/);
+    expect(pass.stdout).toMatch(/PASSED: 2 of 2 checks/);
+    const printed = /loss: (\S+) -> (\S+)/.exec(pass.stdout)!;
+    const replay = torchOracle<{ steps: { loss: number }[] }>('model_train_reference.py', {
+      name: 'mnist_cnn', steps: 10, optimizer: { name: 'adam', learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }, dtype: 'float64',
+    });
+    expect(Math.abs(Number(printed[1]) - replay.steps[0]!.loss) / replay.steps[0]!.loss).toBeLessThan(1e-3);
+    expect(Math.abs(Number(printed[2]) - replay.steps[10]!.loss) / replay.steps[10]!.loss).toBeLessThan(1e-2);
+    const fail = await cli([...args, '--expect', '{"minLossReduction": 1.5}']);
+    expect(fail.code, fail.stderr).toBe(1);
+    const stray = await cli(['check', MNIST_MODEL, '--url', server.url, ...mnist, '--optimizer', 'adam']);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain('go with --steps');
+  }, 180_000);
 
   it('inline data from a file, and the errors a pipeline meets: exit 2 naming what is wrong', async () => {
     const data = join(dir, 'data.json');

@@ -38,6 +38,8 @@ const training = await client.POST('/v1/trainings', { body: { network, data, ste
 if (!training.data) throw new Error(`POST /v1/trainings: ${training.error?.message}`);
 const trained = await finished(training.data.id);
 if (trained.kind !== 'training' || trained.status !== 'succeeded') throw new Error(`the training is ${trained.status}`);
+// A training job is of a network or of an uploaded model (ModelTrainingResult, which has the model's format).
+if ('format' in trained.result) throw new Error('a network was trained, not a model');
 const norms = trained.result.records.map((record) => ({ step: record.step, weightGradNorms: record.layers.map((layer) => layer.weightGradNorm) }));
 const learns: boolean = trained.result.learns;
 

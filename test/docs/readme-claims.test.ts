@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { testApp } from '../support/app.js';
 import { RELU_EXAMPLE, exampleSentence, reluExampleFigures } from '../../scripts/readme-example.js';
 import { loadConfig } from '../../src/config.js';
-import { modelExampleFigures, modelExampleText } from '../../scripts/readme-model-example.js';
+import { modelExampleFigures, modelExampleText, modelTrainingFigures, modelTrainingText } from '../../scripts/readme-model-example.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
 
@@ -33,6 +33,16 @@ describe('README: the PyTorch → ONNX → gradlens example', () => {
     // The service agrees with PyTorch to the digits shown: an independent oracle, not the product against itself.
     for (const [name, ours, theirs] of figures.parameters) expect(ours, name).toBe(theirs);
     for (const line of modelExampleText(figures)) expect(README).toContain(line);
+  });
+});
+
+describe('README: training an uploaded model', () => {
+  it('states the records the service returns, beside PyTorch float64 replaying the training (scripts/readme-model-example.ts)', async () => {
+    app = await testApp();
+    const figures = await modelTrainingFigures(app);
+    // Every figure agrees with PyTorch's replay to 1e-3: an independent oracle, not the product against itself.
+    for (const r of figures.rows) for (const k of [1, 3, 5]) expect(Math.abs(Number(r[k]) - Number(r[k + 1])) / Number(r[k + 1]), r.join(' ')).toBeLessThan(1e-3);
+    for (const line of modelTrainingText(figures)) expect(README).toContain(line);
   });
 });
 

@@ -77,8 +77,8 @@ function toTensor(value: unknown, field: string, dtype: 'float32' | 'int32' = 'f
   return t;
 }
 
-/** The batch and its targets, made here and owned by the caller. */
-function batchOf(model: AnalysableModel, data: ImportedData, loss: ImportedLoss, options: ImportedAnalysisOptions): { x: tf.Tensor; y: tf.Tensor } {
+/** The batch and its targets, made here and owned by the caller (an analysis measures it; a training trains on it). */
+export function importedBatch(model: AnalysableModel, data: ImportedData, loss: ImportedLoss, options: ImportedAnalysisOptions): { x: tf.Tensor; y: tf.Tensor } {
   if (data.source === 'inline') {
     const x = toTensor(data.inputs, 'data.inputs');
     if (x.shape[0]! > options.maxBatchSize) {
@@ -153,7 +153,7 @@ function mnistBatch(model: AnalysableModel, data: Extract<ImportedData, { source
 /** Analyses one batch through an imported model; SpecError for data that does not fit it. */
 export async function analyzeImported(model: AnalysableModel, input: ImportedAnalysisInput, options: ImportedAnalysisOptions): Promise<ImportedAnalysisOutput> {
   const loss = input.loss ?? 'categorical_crossentropy';
-  const { x, y } = batchOf(model, input.data, loss, options);
+  const { x, y } = importedBatch(model, input.data, loss, options);
   let measurement: ImportedMeasurement;
   try {
     measurement = await measureImported(model, { input: x, target: y, loss, batchNorm: input.mode === 'eval' ? 'running' : 'batch' });

@@ -21,3 +21,4 @@ export {
   type AnalysableModel,
 } from './analyze.js';
 export { diagnoseImported, type ImportedSummary, type ImportedDiagnosis } from './diagnose.js';
+export { trainImported, type ImportedTrainingInput, type ImportedTrainingHooks, type ImportedTrainingOutput, type ImportedTrainingRecord } from './train.js';

@@ -4,6 +4,6 @@ export { admitAnalysis, admitNormalized, analyze, analyzeNormalized, type Analys
 export { shardPlan, analyzeShard } from './shard-run.js';
 export { prepareTraining, runTraining, type TrainingOutput, type TrainingResult, type PreparedTraining } from './training-run.js';
 export {
-  expandSweep, sweepRow, sweepResult, sweepToCsv,
-  type ExpandedSweep, type SweepRow, type SweepResult, type SweepCell,
+  expandSweep, expandGrid, sweepRow, sweepResult, sweepToCsv,
+  type AdmittedCell, type ExpandedSweep, type SweepRow, type SweepResult, type SweepCell,
 } from './sweep-run.js';

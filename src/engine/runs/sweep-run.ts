@@ -69,7 +69,10 @@ function nestingDepth(value: unknown, limit: number): number {
   return deepest;
 }
 
-function checkPaths(paths: string[]): void {
+/** "a, b or c". */
+const orList = (names: string[]): string => (names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`);
+
+function checkPaths(paths: string[], roots: ReadonlySet<string>): void {
   if (paths.length === 0) throw new SpecError('grid', 'grid needs at least one path');
   for (const path of paths) {
     if (path.length > MAX_PATH_LENGTH) {
@@ -79,8 +82,8 @@ function checkPaths(paths: string[]): void {
     if (!segments.every((s) => SEGMENT.test(s) && !FORBIDDEN.has(s))) {
       throw new SpecError(gridRef(path), `${gridRef(path)}: a path is dot-separated names, e.g. "network.activation"`);
     }
-    if (!ROOTS.has(segments[0]!)) {
-      throw new SpecError(gridRef(path), `${gridRef(path)}: paths start with seed, network, data, loss or thresholds`);
+    if (!roots.has(segments[0]!)) {
+      throw new SpecError(gridRef(path), `${gridRef(path)}: paths start with ${orList([...roots])}`);
     }
   }
   for (const a of paths) {
@@ -129,16 +132,77 @@ function describeCell(paths: string[], values: Record<string, unknown>): string 
   return paths.map((p) => `${p}=${quote(values[p])}`).join(', ');
 }
 
+/** What admitting one cell gives: its spec as it runs and its cost. */
+export interface AdmittedCell<S> {
+  spec: S;
+  flops: number;
+  flopsPerStep: number;
+  parameters: number;
+}
+
+export interface ExpandGridOptions<S> {
+  maxCells: number;
+  /** First segments a grid path may have (a model sweep's differ from a network sweep's). */
+  roots: ReadonlySet<string>;
+  /** Checks, normalises and costs one cell's spec; a SpecError's field is blamed on the grid path under it. */
+  admit(spec: Record<string, unknown>): AdmittedCell<S>;
+}
+
 /**
- * Expands a sweep into cells: the cartesian product of the grid in row-major order (the first path
- * varies slowest). Every cell is schema-checked, normalised and costed before any compute; errors
- * name the grid path and value index. Throws LimitError when there are more than maxCells cells or
- * when the summed cost is over the limits.
+ * The grid's cells: the cartesian product in row-major order (the first path varies slowest), every cell
+ * admitted before any compute; errors name the grid path and value index. LimitError over maxCells.
  */
-export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_LIMITS, maxCells: number): ExpandedSweep {
+export function expandGrid<S>(input: { base: unknown; grid: unknown; expect?: SweepSpecInput['expect'] }, o: ExpandGridOptions<S>): { paths: string[]; cells: (Omit<SweepCell, 'spec'> & { spec: S })[]; cost: SweepCost } {
   const grid = input.grid as Record<string, unknown[]>;
   const paths = Object.keys(grid);
-  checkPaths(paths);
+  checkPaths(paths, o.roots);
+  const count = cellCount(grid, paths, o.maxCells);
+  validateExpect(input.expect, 'sweep');
+  const cells: (Omit<SweepCell, 'spec'> & { spec: S })[] = [];
+  const cost: SweepCost = { parameters: 0, flopsPerStep: 0, flops: 0, cells: count };
+  for (let index = 0; index < count; index++) {
+    // Row-major: peel the last path's index off first.
+    const ks = new Array<number>(paths.length);
+    let rest = index;
+    for (let j = paths.length - 1; j >= 0; j--) {
+      const n = grid[paths[j]!]!.length;
+      ks[j] = rest % n;
+      rest = Math.floor(rest / n);
+    }
+    const values: Record<string, unknown> = {};
+    const spec = structuredClone(input.base) as Record<string, unknown>;
+    paths.forEach((p, j) => {
+      values[p] = grid[p]![ks[j]!];
+      setPath(spec, p, values[p]);
+    });
+    const fail = (field: string, message: string): never => {
+      const p = blame(field, paths);
+      if (p !== null) {
+        const k = ks[paths.indexOf(p)]!;
+        throw new SpecError(gridRef(p, k), `${gridRef(p, k)} = ${quote(values[p])} (cell ${index}: ${describeCell(paths, values)}): ${message}`);
+      }
+      throw new SpecError(`base.${field.replace(/^\//, '').replace(/\//g, '.')}`, `cell ${index} (${describeCell(paths, values)}): ${message}`);
+    };
+    let admitted: AdmittedCell<S>;
+    try {
+      admitted = o.admit(spec);
+    } catch (err) {
+      if (err instanceof SpecError) fail(err.field, err.message);
+      if (err instanceof LimitError) {
+        throw new LimitError(err.limit, err.value, err.max, `cell ${index} (${describeCell(paths, values)}): ${err.message}`, err.variable);
+      }
+      throw err;
+    }
+    cost.flops += admitted!.flops;
+    cost.flopsPerStep += admitted!.flopsPerStep;
+    cost.parameters = Math.max(cost.parameters, admitted!.parameters);
+    cells.push({ index, values, spec: admitted!.spec });
+  }
+  return { paths, cells, cost };
+}
+
+/** Cells of the grid: every path a non-empty array of values not nested too deep, at most maxCells in all. */
+function cellCount(grid: Record<string, unknown[]>, paths: string[], maxCells: number): number {
   let count = 1;
   for (const p of paths) {
     const values = grid[p];
@@ -156,62 +220,28 @@ export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_
     throw new LimitError('maxSweepCells', total, maxCells,
       `the grid has ${total} cells (${paths.map((p) => grid[p]!.length).join(' × ')}) but the limit (GRADLENS_MAX_SWEEP_CELLS) is ${maxCells}`, 'GRADLENS_MAX_SWEEP_CELLS');
   }
-  validateExpect(input.expect, 'sweep');
+  return count;
+}
 
-  const cells: SweepCell[] = [];
-  let flops = 0;
-  let flopsPerStep = 0;
-  let parameters = 0;
-  for (let index = 0; index < count; index++) {
-    // Row-major: peel the last path's index off first.
-    const ks = new Array<number>(paths.length);
-    let rest = index;
-    for (let j = paths.length - 1; j >= 0; j--) {
-      const n = grid[paths[j]!]!.length;
-      ks[j] = rest % n;
-      rest = Math.floor(rest / n);
-    }
-    const values: Record<string, unknown> = {};
-    const spec = structuredClone(input.base) as Record<string, unknown>;
-    paths.forEach((p, j) => {
-      values[p] = grid[p]![ks[j]!];
-      setPath(spec, p, values[p]);
-    });
-
-    const fail = (field: string, message: string): never => {
-      const p = blame(field, paths);
-      if (p !== null) {
-        const k = ks[paths.indexOf(p)]!;
-        throw new SpecError(gridRef(p, k), `${gridRef(p, k)} = ${quote(values[p])} (cell ${index}: ${describeCell(paths, values)}): ${message}`);
-      }
-      throw new SpecError(`base.${field.replace(/^\//, '').replace(/\//g, '.')}`, `cell ${index} (${describeCell(paths, values)}): ${message}`);
-    };
-    if (!Value.Check(AnalysisSpecSchema, spec)) {
-      const [e] = Value.Errors(AnalysisSpecSchema, spec);
-      fail(e?.instancePath ?? '', `${e?.instancePath || '/'} ${e?.message ?? 'does not match the analysis spec schema'}`);
-    }
-    const cellSpec = spec as AnalysisSpecInput;
-    let cellCost: CostEstimate;
-    let cellFlops: number;
-    try {
-      // A cell runs as an analysis on a worker: within the async analysis budget, what-if runs included.
-      const admitted = admitAnalysis(cellSpec, limits, 'asyncAnalysis');
-      cellCost = admitted.cost;
-      cellFlops = admitted.totalFlops;
-    } catch (err) {
-      if (err instanceof SpecError) fail(err.field, err.message);
-      if (err instanceof LimitError) {
-        throw new LimitError(err.limit, err.value, err.max, `cell ${index} (${describeCell(paths, values)}): ${err.message}`, err.variable);
-      }
-      throw err;
-    }
-    flops += cellFlops;
-    flopsPerStep += cellCost.flopsPerStep;
-    parameters = Math.max(parameters, cellCost.parameters);
-    cells.push({ index, values, spec: cellSpec });
+/** A network sweep's cell: schema-checked as an analysis spec, costed within the async analysis budget (what-if runs included). */
+function admitAnalysisCell(spec: Record<string, unknown>, limits: SpecLimits): AdmittedCell<AnalysisSpecInput> {
+  if (!Value.Check(AnalysisSpecSchema, spec)) {
+    const [e] = Value.Errors(AnalysisSpecSchema, spec);
+    throw new SpecError(e?.instancePath ?? '', `${e?.instancePath || '/'} ${e?.message ?? 'does not match the analysis spec schema'}`);
   }
-  const cost: SweepCost = { parameters, flopsPerStep, flops, cells: count };
-  checkCost(cost, limits, { budget: 'sweep', what: `sweep of ${count} cells` });
+  const cellSpec = spec as AnalysisSpecInput;
+  const admitted = admitAnalysis(cellSpec, limits, 'asyncAnalysis');
+  return { spec: cellSpec, flops: admitted.totalFlops, flopsPerStep: admitted.cost.flopsPerStep, parameters: admitted.cost.parameters };
+}
+
+/**
+ * Expands a sweep of a network spec into cells (expandGrid), each validated, normalised and costed as an
+ * analysis before any compute. Throws LimitError when there are more than maxCells cells or when the summed
+ * cost is over the limits.
+ */
+export function expandSweep(input: SweepSpecInput, limits: SpecLimits = DEFAULT_LIMITS, maxCells: number): ExpandedSweep {
+  const { paths, cells, cost } = expandGrid(input, { maxCells, roots: ROOTS, admit: (spec) => admitAnalysisCell(spec, limits) });
+  checkCost(cost, limits, { budget: 'sweep', what: `sweep of ${cost.cells} cells` });
   return { paths, cells, cost };
 }
 

@@ -14,6 +14,7 @@ import { TERMINAL_STATUSES } from '../store-types.js';
 import { JobCanceledError, JobTimeoutError, jobErrorOf } from '../errors.js';
 import { QUEUE_NAME, jobOptions, sweepParentJobId, type BullJobQueue, type QueuedWork } from './bull-queue.js';
 import { redisConnection } from './redis.js';
+import { isModelSweep } from '../model-sweep.js';
 
 export interface SweepFlowOptions {
   config: Config;
@@ -55,7 +56,8 @@ export function sweepFlow(o: SweepFlowOptions): {
     /** Starts the sweep and adds its flow (idempotent: ids are fixed, a second plan adds nothing). */
     async plan(id) {
       let job = await o.store.get(id);
-      if (job && job.kind !== 'sweep') return 'not-a-sweep';
+      // A sweep of an uploaded model runs whole on the worker that took it (its cells read the model store).
+      if (job && (job.kind !== 'sweep' || isModelSweep(job.spec))) return 'not-a-sweep';
       if (!job || TERMINAL_STATUSES.has(job.status)) return 'skipped';
       if (job.status === 'queued') {
         const started = await o.store.start(id);
