@@ -42,7 +42,10 @@ function admitCell(spec: Record<string, unknown>, stored: StoredModelSummary, li
 export async function expandModelSweep(input: SweepSpecInput, models: ModelStore | undefined, limits: SpecLimits, maxCells: number): Promise<ExpandedCells<ModelAnalysisWork>> {
   refuseNetworkPaths(input.grid);
   // The grid cannot vary the model (MODEL_ROOTS): one lookup serves every cell.
-  const stored = await storedModelOf(input.base, models);
+  const stored = await storedModelOf(input.base, models).catch((err: unknown) => {
+    // Blamed on the base, as a cell's own errors are (engine expandGrid).
+    throw err instanceof SpecError ? new SpecError(`base.${err.field}`, err.message) : err;
+  });
   const expanded = expandGrid(input, { maxCells, roots: MODEL_ROOTS, admit: (spec) => admitCell(spec, stored, limits) });
   const { limit, variable } = FLOP_BUDGETS.sweep;
   if (expanded.cost.flops > limits[limit]) {
