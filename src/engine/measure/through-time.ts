@@ -11,6 +11,7 @@ import { lossOf } from '../model/network.js';
 import { isRecurrentNode, type RecurrentNode } from '../spec/recurrent-types.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD } from './measure.js';
 import { graphTensors } from './graph-measure.js';
+import type { GraphTensors } from '../model/graph-forward.js';
 import { hostReader } from './measure.js';
 
 /** Per step of one layer, averaged over the batches. */
@@ -23,15 +24,32 @@ export interface StepReadings {
   gate: { name: 'forget' | 'update'; mean: number[]; saturated: number[] } | null;
 }
 
+/** One batch's readings: per recurrent layer (graph order) the step norms and the gate's per-step statistics. */
+export interface BatchStepReadings {
+  norms: number[][];
+  gateMean: number[][];
+  gateSat: number[][];
+}
+
+export interface StepBatchArgs {
+  spec: NormalizedSpec;
+  /** The parameters as tensors (left as they are): a training's current list through graphTensorsOf. */
+  tensors: GraphTensors;
+  x: tf.Tensor;
+  y: tf.Tensor2D | null;
+  saturation: number;
+  /** A training step's dropout masks; none for analyses (dropout is the identity). */
+  dropoutSeed?: number | null;
+}
+
 /** One batch: per layer the step norms and gate statistics. Leaves no tensors. */
-async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf.Tensor, y: tf.Tensor2D | null, saturation: number): Promise<{ norms: number[][]; gateMean: number[][]; gateSat: number[][] }> {
+export async function measureStepBatch({ spec, tensors, x, y, saturation, dropoutSeed = null }: StepBatchArgs): Promise<BatchStepReadings> {
   const graph = spec.network.graph!;
   const rows = graph.rows.filter((r) => isRecurrentNode(r.node));
   const B = x.shape[0]!;
   const gates = new Map<string, tf.Tensor[]>();
   tf.engine().startScope();
   try {
-    const { tensors, list } = graphTensors(graph, params);
     const probes = rows.map((r) => { const n = r.node as RecurrentNode; return Array.from({ length: n.steps }, () => tf.zeros([n.units, B])); });
     const f = (...flat: tf.Tensor[]): tf.Scalar => {
       const stepProbes = new Map<string, tf.Tensor[]>();
@@ -41,7 +59,7 @@ async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf
         if (!gates.has(path)) gates.set(path, []);
         gates.get(path)![t] = tf.keep(g);
       };
-      const run = graphForward(graph, tensors, x, null, { hooks: { stepProbes, gate } });
+      const run = graphForward(graph, tensors, x, null, { hooks: { stepProbes, gate }, dropoutSeed });
       return lossOf(spec.loss, spec.network.outputActivation, run.logits, run.output, y);
     };
     const { grads } = tf.valueAndGrads(f)(probes.flat());
@@ -59,7 +77,6 @@ async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf
     const flatNorms = Array.from(host(stepNorms)).map((v) => Math.sqrt(B) * v);
     let k = 0;
     const norms = rows.map((r) => { const n = (r.node as RecurrentNode).steps; const out = flatNorms.slice(k, k + n); k += n; return out; });
-    list.forEach((t) => t.dispose());
     return {
       norms,
       gateMean: gateStats.map((s) => (s ? Array.from(host(s[0])) : [])),
@@ -81,16 +98,21 @@ export async function measureThroughTime(spec: NormalizedSpec, dataset: Dataset,
   if (rows.length === 0) return [];
   const { batches, targets } = analysisBatches(spec, dataset);
   const saturation = spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
-  const per: Awaited<ReturnType<typeof measureBatch>>[] = [];
-  for (const [i, batch] of batches.entries()) {
-    const x = tf.tensor(batch.x, [batch.size, ...graph.input]);
-    const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
-    try {
-      per.push(await measureBatch(spec, params, x, y, saturation));
-    } finally {
-      x.dispose();
-      y?.dispose();
+  const per: BatchStepReadings[] = [];
+  const { tensors, list } = graphTensors(graph, params);
+  try {
+    for (const [i, batch] of batches.entries()) {
+      const x = tf.tensor(batch.x, [batch.size, ...graph.input]);
+      const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
+      try {
+        per.push(await measureStepBatch({ spec, tensors, x, y, saturation }));
+      } finally {
+        x.dispose();
+        y?.dispose();
+      }
     }
+  } finally {
+    list.forEach((t) => t.dispose());
   }
   return rows.map((r, i) => {
     const node = r.node as RecurrentNode;
