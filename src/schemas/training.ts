@@ -33,6 +33,8 @@ export const TrainingDataSchema = Type.Omit(DataSchema, ['batches'], {
 });
 
 export const MAX_TRAINING_RECORDS = 1000;
+/** records × Σ T of the recurrent layers: the through-time norms a training keeps (about 10 MB of JSON). */
+export const MAX_TRAINING_THROUGH_TIME_VALUES = 500_000;
 
 /**
  * What include can add to a training result, and the most numbers it may add together (checked before
@@ -49,7 +51,7 @@ export const TrainingSpecSchema = Type.Object(
     loss: Type.Optional(LossSchema),
     steps: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Optimizer steps (updates), one fresh minibatch each. The estimated cost (FLOPs per step × steps, plus recording and evaluation) is checked against the limits before any compute.' }),
     optimizer: Type.Optional(OptimizerSchema),
-    recordEvery: Type.Optional(Type.Integer({ minimum: 1, description: `Record the loss and per-layer gradient statistics every this many steps, plus at step 0 and after the last step. Default ceil(steps / 50), about 50 records. At most ${MAX_TRAINING_RECORDS} records.` })),
+    recordEvery: Type.Optional(Type.Integer({ minimum: 1, description: `Record the loss and per-layer gradient statistics (and, for recurrent layers, the gradient through time) every this many steps, plus at step 0 and after the last step. Default ceil(steps / 50), about 50 records. At most ${MAX_TRAINING_RECORDS} records, and at most ${MAX_TRAINING_THROUGH_TIME_VALUES} through-time norms (records × the recurrent layers' time steps).` })),
     expect: Type.Optional(ExpectSchema),
     include: Type.Optional(
       Type.Array(Type.Enum(TRAINING_INCLUDE), {
@@ -66,6 +68,16 @@ export type TrainingSpecInput = Static<typeof TrainingSpecSchema>;
 export type OptimizerInput = Static<typeof OptimizerSchema>;
 
 const NullableNum = (description: string) => Type.Union([Num(description), Type.Null()], { description });
+
+export const TrainingThroughTimeRecordSchema = Type.Object(
+  {
+    layer: Type.Integer({ description: 'The recurrent layer\'s row in result.layers.' }),
+    norms: Type.Array(Num('One step\'s norm.'), { description: 'norms[t], t = 0 … T−1: ‖∂L/∂h_t‖ on this record\'s minibatch, normalised as an analysis\'s result.throughTime[].norms (the RMS over the examples of ‖∂ℓ_i/∂h_t‖, √B·‖∂L/∂h_t‖_F), the total derivative through every later step. Records × layers × steps is the layer × time heatmap over training.' }),
+    memoryHorizon: Type.Union([Type.Integer(), Type.Null()], { description: 'Steps back from the last step until norms[t] < thresholds.vanishingRatio (0.1) × norms[T − 1] for the first time; null when it never falls that low (as result.throughTime[].memoryHorizon).' }),
+    gateMean: NullableNum('lstm: the forget gate f_t, gru: the update gate z_t, mean over the steps, examples and units; null for simple_rnn.'),
+  },
+  { additionalProperties: false, title: 'TrainingThroughTimeRecord', description: 'One recurrent layer\'s gradient through time at one recorded step.' },
+);
 
 export const TrainingRecordSchema = Type.Object(
   {
@@ -86,6 +98,9 @@ export const TrainingRecordSchema = Type.Object(
       }, { additionalProperties: false, title: 'TrainingLayerRecord', description: 'One layer at one recorded step.' }),
       { description: 'Per-layer statistics, input side first.' },
     ),
+    throughTime: Type.Optional(Type.Array(TrainingThroughTimeRecordSchema, {
+      description: 'Layer graphs with simple_rnn, lstm or gru layers only: one entry per recurrent layer, in graph order, measured on this record\'s minibatch before its update (one more forward and backward pass per record, counted in the cost).',
+    })),
   },
   { additionalProperties: false, title: 'TrainingRecord', description: 'One recorded training step.' },
 );

@@ -62,6 +62,14 @@ function curesFor(node: RecurrentNode, verdict: FlowVerdict): ThroughTimeCure[] 
   return cures;
 }
 
+/** Steps back from the last step until norms[t] < threshold × norms[T − 1] for the first time; null when never. */
+export function memoryHorizonOf(norms: number[], threshold: number): number | null {
+  const T = norms.length;
+  const last = norms[T - 1]!;
+  for (let k = 1; k < T; k++) if (norms[T - 1 - k]! / last < threshold) return k;
+  return null;
+}
+
 /** The entry of one recurrent layer from its readings and its parameters. */
 export function throughTimeEntry(r: StepReadings, params: GraphParameters, thresholds: Thresholds): ThroughTimeEntry {
   const { node, norms } = r;
@@ -70,8 +78,7 @@ export function throughTimeEntry(r: StepReadings, params: GraphParameters, thres
   const relative = norms.map((v) => v / last);
   const f = fitLogSlope(norms);
   const threshold = thresholds.vanishingRatio;
-  let horizon: number | null = null;
-  for (let k = 1; k < T && horizon === null; k++) if (relative[T - 1 - k]! < threshold) horizon = k;
+  const horizon = memoryHorizonOf(norms, threshold);
   const U = params.aux.find((a) => a.layer === r.row && a.name === 'recurrent_kernel')!.values;
   const m = recurrentMatrixTheory(node, U);
   const reasons: string[] = [];

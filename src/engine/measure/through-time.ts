@@ -11,9 +11,9 @@ import { lossOf } from '../model/network.js';
 import { isRecurrentNode, type RecurrentNode } from '../spec/recurrent-types.js';
 import { analysisBatches, DEFAULT_SATURATION_THRESHOLD } from './measure.js';
 import { graphTensors } from './graph-measure.js';
-import { hostReader, type HostRead } from './measure.js';
+import type { GraphTensors } from '../model/graph-forward.js';
+import { hostReader } from './measure.js';
 import type { NormalizedGraph } from '../spec/graph-types.js';
-import type { RecurrentHooks } from '../model/recurrent-forward.js';
 
 /** Per step of one layer, averaged over the batches. */
 export interface StepReadings {
@@ -28,22 +28,36 @@ export interface StepReadings {
 export { gateStats, throughTimeTaps, type BatchSteps, type ThroughTimeTaps } from './through-time-taps.js';
 import { throughTimeTaps, type BatchSteps } from './through-time-taps.js';
 
-/** One batch on its own forward and backward (a graph with dropout in mode "train": the analysis's pass drops). Leaves no tensors. */
-async function measureBatch(spec: NormalizedSpec, params: GraphParameters, x: tf.Tensor, y: tf.Tensor2D | null, saturation: number): Promise<BatchSteps> {
+/** One batch's readings: per recurrent layer (graph order) the step norms and the gate's per-step statistics. */
+export type BatchStepReadings = BatchSteps;
+
+export interface StepBatchArgs {
+  spec: NormalizedSpec;
+  /** The parameters as tensors (left as they are): a training's current list through graphTensorsOf. */
+  tensors: GraphTensors;
+  x: tf.Tensor;
+  y: tf.Tensor2D | null;
+  saturation: number;
+  /** A training step's dropout masks; none for analyses (dropout is the identity). */
+  dropoutSeed?: number | null;
+}
+
+/**
+ * One batch on a forward and backward of its own, for the step norms and gate statistics: a training's records,
+ * and an analysis of a graph with dropout in mode "train" (whose own pass drops). Leaves no tensors.
+ */
+export async function measureStepBatch({ spec, tensors, x, y, saturation, dropoutSeed = null }: StepBatchArgs): Promise<BatchStepReadings> {
   const graph = spec.network.graph!;
   const taps = throughTimeTaps(graph, x.shape[0]!);
   tf.engine().startScope();
   try {
-    const { tensors, list } = graphTensors(graph, params);
     const f = (...flat: tf.Tensor[]): tf.Scalar => {
-      const run = graphForward(graph, tensors, x, null, { hooks: taps.hooks(flat) });
+      const run = graphForward(graph, tensors, x, null, { hooks: taps.hooks(flat), dropoutSeed });
       return lossOf(spec.loss, spec.network.outputActivation, run.logits, run.output, y);
     };
     const { grads } = tf.valueAndGrads(f)(taps.probes);
     const t = taps.tensorsOf(grads);
-    const steps = taps.read(t, await hostReader([...t.norms, ...t.gates]), saturation);
-    list.forEach((l) => l.dispose());
-    return steps;
+    return taps.read(t, await hostReader([...t.norms, ...t.gates]), saturation);
   } finally {
     // The gates were kept past autodiff's scope: released here.
     taps.dispose();
@@ -73,16 +87,21 @@ export async function measureThroughTime(spec: NormalizedSpec, dataset: Dataset,
   if (rows.length === 0) return [];
   const { batches, targets } = analysisBatches(spec, dataset);
   const saturation = spec.thresholds?.saturationDerivative ?? DEFAULT_SATURATION_THRESHOLD;
-  const per: BatchSteps[] = [];
-  for (const [i, batch] of batches.entries()) {
-    const x = tf.tensor(batch.x, [batch.size, ...graph.input]);
-    const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
-    try {
-      per.push(await measureBatch(spec, params, x, y, saturation));
-    } finally {
-      x.dispose();
-      y?.dispose();
+  const per: BatchStepReadings[] = [];
+  const { tensors, list } = graphTensors(graph, params);
+  try {
+    for (const [i, batch] of batches.entries()) {
+      const x = tf.tensor(batch.x, [batch.size, ...graph.input]);
+      const y = spec.loss === 'output' ? null : tf.tensor2d(targets[i]!.values, [batch.size, targets[i]!.width]);
+      try {
+        per.push(await measureStepBatch({ spec, tensors, x, y, saturation }));
+      } finally {
+        x.dispose();
+        y?.dispose();
+      }
     }
+  } finally {
+    list.forEach((t) => t.dispose());
   }
   return stepReadings(graph, per);
 }

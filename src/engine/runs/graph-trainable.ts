@@ -1,6 +1,7 @@
 // A layer graph as a Trainable (runs/trainable.ts): the parameter list of model/graph-params.ts (every row's
 // weight, the biases, gamma/beta) through model/graph-forward.ts and measure/graph-measure.ts. Nothing here
 // names a layer kind: a row kind that graph-params, graph-forward and graph-measure know trains as it is.
+// A graph with recurrent layers also records their gradient through time (measure/through-time.ts).
 import type * as tf from '@tensorflow/tfjs';
 import type { NormalizedSpec } from '../spec/normalize.js';
 import type { Dataset } from '../data/datasets.js';
@@ -8,8 +9,12 @@ import { initGraphParameters, type GraphParameters } from '../model/graph-params
 import { graphForward } from '../model/graph-forward.js';
 import { graphTensors, graphTensorsOf, measureGraphBatch } from '../measure/graph-measure.js';
 import { graphParametersJson, mainPathRows, rowActivations } from '../measure/graph-analysis.js';
-import { hostValues, type Trainable } from './trainable.js';
+import { hostValues, type MeasureOnArgs, type Trainable, type TrainingThroughTimeRecord } from './trainable.js';
 import { deriveSeed } from '../common/random.js';
+import { measureStepBatch } from '../measure/through-time.js';
+import { memoryHorizonOf } from '../diagnosis/through-time-verdict.js';
+import { isRecurrentNode } from '../spec/recurrent-types.js';
+import type { NormalizedGraph } from '../spec/graph-types.js';
 
 const activationName = (a: { name: string; alpha?: number }): string => (a.alpha !== undefined ? `${a.name}(${a.alpha})` : a.name);
 
@@ -61,6 +66,7 @@ export function graphTrainable(spec: NormalizedSpec, dataset: Dataset): Trainabl
       });
       return { loss: m.loss, readings: m.readings };
     },
+    ...(hasRecurrent(graph) ? { throughTime: (a: MeasureOnArgs) => throughTimeRecords(spec, init, a, dropoutSeed(a.step)) } : {}),
     records: (readings, B, ratios) => graph.rows.map((row) => {
       const r = readings[row.index]!;
       return {
@@ -72,4 +78,22 @@ export function graphTrainable(spec: NormalizedSpec, dataset: Dataset): Trainabl
     }),
     parametersOf: async (list) => graphParametersJson(graph, await asParameters(list)),
   };
+}
+
+const hasRecurrent = (graph: NormalizedGraph): boolean => graph.rows.some((r) => isRecurrentNode(r.node));
+
+/** records[].throughTime: the record's batch on the current parameters, with the step's dropout masks. */
+async function throughTimeRecords(spec: NormalizedSpec, init: GraphParameters, a: MeasureOnArgs, dropoutSeed: number): Promise<TrainingThroughTimeRecord[]> {
+  const graph = spec.network.graph!;
+  const m = await measureStepBatch({ spec, tensors: graphTensorsOf(a.list, init), x: a.x, y: a.y, saturation: a.saturationThreshold, dropoutSeed });
+  const rows = graph.rows.filter((r) => isRecurrentNode(r.node));
+  return rows.map((row, i) => {
+    const gate = m.gateMean[i]!;
+    return {
+      layer: row.index,
+      norms: m.norms[i]!,
+      memoryHorizon: memoryHorizonOf(m.norms[i]!, spec.thresholds.vanishingRatio),
+      gateMean: gate.length > 0 ? gate.reduce((s, v) => s + v, 0) / gate.length : null,
+    };
+  });
 }

@@ -37,6 +37,17 @@ export interface TrainingLayerRecord {
   saturatedFraction: JsonNumber | null;
 }
 
+/** One recurrent layer at one recorded step (records[].throughTime, TrainingThroughTimeRecordSchema). */
+export interface TrainingThroughTimeRecord {
+  /** The layer's row in result.layers. */
+  layer: number;
+  /** ‖∂L/∂h_t‖ for t = 0 … T−1 on the record's minibatch, normalised as result.throughTime's norms. */
+  norms: JsonNumber[];
+  memoryHorizon: number | null;
+  /** lstm's forget / gru's update gate: mean over steps, examples and units; null for simple_rnn. */
+  gateMean: JsonNumber | null;
+}
+
 /** One batch measured on the current parameters: its loss and a reading per row. */
 export interface TrainableMeasurement {
   loss: number;
@@ -78,6 +89,11 @@ export interface Trainable {
   forward(list: tf.Tensor[], x: tf.Tensor, step?: number): { logits: tf.Tensor2D; output: tf.Tensor2D };
   /** One batch forward and backward, read on the host; leaves no tensors. */
   measure(a: MeasureOnArgs): Promise<TrainableMeasurement>;
+  /**
+   * Layer graphs with recurrent layers: per recurrent layer the gradient through time on the record's batch
+   * (one more forward and backward pass with probes on every h_t); absent for networks without one.
+   */
+  throughTime?(a: MeasureOnArgs): Promise<TrainingThroughTimeRecord[]>;
   /** Per-row record entries from a measurement (backpropNorm scaled by √B as in analyses). */
   records(readings: Reading[], batchSize: number, ratios: number[] | null): TrainingLayerRecord[];
   /** The current parameters in the include: ["parameters"] layout. */

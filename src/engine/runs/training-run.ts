@@ -1,7 +1,7 @@
 // Training runs: validate and cost a training spec up front, then train with recorded per-layer gradient statistics.
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisSpecInput } from '../../schemas/spec.js';
-import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, type TrainingInclude, type TrainingSpecInput } from '../../schemas/training.js';
+import { MAX_TRAINING_INCLUDED_VALUES, MAX_TRAINING_RECORDS, MAX_TRAINING_THROUGH_TIME_VALUES, type TrainingInclude, type TrainingSpecInput } from '../../schemas/training.js';
 import type { ExpectInput } from '../../schemas/checks.js';
 import { normalizeSpec, specToInput, DEFAULT_LIMITS, type NormalizedSpec, type SpecLimits } from '../spec/normalize.js';
 import { estimateCost, checkCost, type CostEstimate } from '../spec/cost.js';
@@ -13,10 +13,11 @@ import { encodeNonFinite, nonFiniteSummary, type NonFiniteSummary } from '../com
 import { CancelledError, LimitError, SpecError } from '../common/errors.js';
 import { createOptimizer, normalizeOptimizer, type Optimizer, type OptimizerConfig } from '../model/optimizers.js';
 import { evaluateChecks, validateExpect, type Check, type JsonNumber } from '../diagnosis/checks.js';
-import { denseTrainable, type Trainable, type TrainingLayer, type TrainingLayerRecord } from './trainable.js';
+import { denseTrainable, type Trainable, type TrainingLayer, type TrainingLayerRecord, type TrainingThroughTimeRecord } from './trainable.js';
 import { graphTrainable } from './graph-trainable.js';
+import { isRecurrentNode } from '../spec/recurrent-types.js';
 
-export type { TrainingLayer, TrainingLayerRecord } from './trainable.js';
+export type { TrainingLayer, TrainingLayerRecord, TrainingThroughTimeRecord } from './trainable.js';
 
 /** Records when recordEvery is not given: about this many. */
 export const DEFAULT_RECORDS = 50;
@@ -41,6 +42,8 @@ export interface TrainingRecord {
   firstToLastRatio: JsonNumber;
   backpropFirstToLastRatio: JsonNumber;
   layers: TrainingLayerRecord[];
+  /** Layer graphs with recurrent layers: one entry per recurrent layer. */
+  throughTime?: TrainingThroughTimeRecord[];
 }
 
 export type TrainingStatus = 'learning' | 'stalled' | 'diverged';
@@ -156,16 +159,20 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     throw new SpecError('recordEvery', `recordEvery ${recordEvery} with ${steps} steps gives ${records} records but at most ${MAX_TRAINING_RECORDS} are kept: use recordEvery ≥ ${Math.ceil(steps / (MAX_TRAINING_RECORDS - 1))}`);
   }
   validateExpect(expect, 'training', { hasAccuracy: hasAccuracy(spec, dataset) });
+  const timeSteps = recurrentSteps(spec);
+  checkThroughTimeValues(steps, recordEvery, records, timeSteps);
 
   const base = estimateCost(spec);
   const evaluationExamples = Math.min(dataset.n, EVALUATION_EXAMPLES);
-  // Each step is one forward + backward pass; each record measures its batch once more; the two
-  // evaluations are forward passes only, about a third of a forward + backward pass per example.
+  // Each step is one forward + backward pass; each record measures its batch once more (twice with
+  // recurrent layers: the through-time probes are a pass of their own); the two evaluations are forward
+  // passes only, about a third of a forward + backward pass per example.
   const evaluationFlops = (2 * evaluationExamples * base.flopsPerStep) / (3 * spec.data.batchSize);
+  const passesPerRecord = timeSteps > 0 ? 2 : 1;
   const cost: TrainingCost = {
     parameters: base.parameters,
     flopsPerStep: base.flopsPerStep,
-    flops: base.flopsPerStep * (steps + records) + evaluationFlops,
+    flops: base.flopsPerStep * (steps + passesPerRecord * records) + evaluationFlops,
     steps,
     records,
     evaluationExamples,
@@ -197,6 +204,21 @@ export function prepareTraining(input: TrainingSpecInput, limits: SpecLimits = D
     },
     cost,
   };
+}
+
+/** records × Σ T through-time norms must fit MAX_TRAINING_THROUGH_TIME_VALUES (400 naming recordEvery and the limit). */
+function checkThroughTimeValues(steps: number, recordEvery: number, records: number, timeSteps: number): void {
+  if (records * timeSteps <= MAX_TRAINING_THROUGH_TIME_VALUES) return;
+  const fit = Math.floor(MAX_TRAINING_THROUGH_TIME_VALUES / timeSteps);
+  // Step 0 and the last step are always recorded: with room for fewer than two records no recordEvery helps.
+  const advice = fit >= 2 ? `use recordEvery ≥ ${Math.ceil(steps / (fit - 1))}` : 'use fewer recurrent time steps';
+  throw new SpecError('recordEvery', `recordEvery ${recordEvery} with ${steps} steps gives ${records} records of ${timeSteps} through-time norms each (the recurrent layers' time steps), ${records * timeSteps} in all, but at most ${MAX_TRAINING_THROUGH_TIME_VALUES} (MAX_TRAINING_THROUGH_TIME_VALUES) are kept: ${advice}`);
+}
+
+/** Σ T over a layer graph's recurrent layers: the through-time norms one record carries (0 without any). */
+function recurrentSteps(spec: NormalizedSpec): number {
+  const rows = spec.network.graph?.rows ?? [];
+  return rows.reduce((sum, r) => sum + (isRecurrentNode(r.node) ? r.node.steps : 0), 0);
 }
 
 /**
@@ -554,7 +576,9 @@ async function gradientStep(run: TrainingRun, { x, y }: StepBatch, step: number)
 async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepBatch, ratios: number[] | null): Promise<void> {
   const { model, params, prepared } = run;
   const { spec } = model;
-  const { loss, readings } = await model.measure({ list: params, x, y, saturationThreshold: run.saturationThreshold, step });
+  const on = { list: params, x, y, saturationThreshold: run.saturationThreshold, step };
+  const { loss, readings } = await model.measure(on);
+  const throughTime = model.throughTime ? await model.throughTime(on) : null;
   const first = model.firstRow;
   const last = readings.length - 1;
   const raw = {
@@ -564,6 +588,7 @@ async function takeRecord(run: TrainingRun, step: number, { batch, x, y }: StepB
     firstToLastRatio: readings[first]!.gradNorm / readings[last]!.gradNorm,
     backpropFirstToLastRatio: readings[first]!.deltaNorm / readings[last]!.deltaNorm,
     layers: model.records(readings, spec.data.batchSize, ratios),
+    ...(throughTime ? { throughTime } : {}),
   };
   const encoded = encodeNonFinite(raw, `records[${run.records.length}]`);
   run.recordPaths.push(...encoded.paths);
