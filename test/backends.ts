@@ -47,6 +47,15 @@ export const NUMERIC_TEST_FILES: readonly string[] = [
 ];
 
 /**
+ * Files whose result does not depend on the backend's plumbing but that take minutes (a training of 1 200 steps):
+ * the native pass runs them; the pure-npm fallback pass, which re-runs the suite for the service's own choice of
+ * backend (GRADLENS_TEST_NUMERIC_DONE=1, vitest.config.ts), leaves them out with the numeric files.
+ */
+export const ONCE_PER_RUN_FILES: readonly string[] = [
+  'test/engine/adding-problem.test.ts',
+];
+
+/**
  * How this test process's backends load, read from the environment exactly as src/config.ts's
  * backendOptions() reads it (the engine reads no environment; test/backends.test.ts checks the two agree).
  * Not imported from src/config.ts: that imports tfjs, which vitest.config.ts (a reader of this file) must not.
