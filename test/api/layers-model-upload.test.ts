@@ -46,6 +46,9 @@ let base: string;
 let saved: Saved;
 const oracles = new Map<'train' | 'eval', Oracle>();
 let httpUpload: { status: number; body: Record<string, unknown> };
+/** tfjs's own SGD on a fresh copy of the model (train mode): each step's loss and gradient norms, steps 0…SGD.steps. */
+let sgdOracle: Oracle[] = [];
+const SGD = { learningRate: 0.1, steps: 3 };
 
 /** tfjs's own tf.variableGrads on the original model: the softmax cross-entropy of its logits, a batch mean. */
 async function variableGrads(model: tf.LayersModel, training: boolean): Promise<Oracle> {
@@ -60,6 +63,23 @@ async function variableGrads(model: tf.LayersModel, training: boolean): Promise<
   return { loss, gradNorms };
 }
 
+/** SGD by hand with tf.variableGrads on the model (w ← w − lr·g): the oracle of a training of the uploaded model. */
+async function sgdSteps(model: tf.LayersModel): Promise<Oracle[]> {
+  const out: Oracle[] = [];
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  for (let step = 0; step <= SGD.steps; step++) {
+    const x = tf.tensor(X, [N, ...SHAPE]);
+    const y = tf.oneHot(tf.tensor1d(LABELS, 'int32'), CLASSES);
+    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+    const gradNorms = new Map<string, number>();
+    for (const w of model.trainableWeights) gradNorms.set(w.originalName, norm(await grads[(w.read() as tf.Variable).name]!.data()));
+    out.push({ loss: (await value.data())[0]!, gradNorms });
+    if (step < SGD.steps) for (const v of vars) v.assign(tf.tidy(() => tf.sub(v, tf.mul(grads[v.name]!, SGD.learningRate))));
+    tf.dispose([value, ...Object.values(grads), x, y]);
+  }
+  return out;
+}
+
 /**
  * On the cpu backend (the reference: wasm has no conv2d filter gradient for tfjs-layers itself): the oracle in
  * both modes, then the upload by tf.io.http and the artifacts for the other uploads, all saved after the oracle ran
@@ -71,6 +91,9 @@ async function onCpu(): Promise<void> {
     const model = buildModel();
     oracles.set('train', await variableGrads(model, true));
     oracles.set('eval', await variableGrads(model, false));
+    const fresh = buildModel();
+    sgdOracle = await sgdSteps(fresh);
+    fresh.dispose();
     const response = await model.save(tf.io.http(`${base}/v1/models`, { fetchFunc: fetch }));
     const res = response.responses![0]!;
     httpUpload = { status: res.status, body: await res.json() as Record<string, unknown> };
@@ -158,6 +181,34 @@ describe('POST /v1/models, a tfjs LayersModel (multipart/form-data)', () => {
       }
     });
   }
+
+  it(`trained by POST /v1/trainings (sgd, ${SGD.steps} steps): every step's loss and gradient norms are tfjs's own SGD's to 1e-4`, async () => {
+    const res = await fetch(`${base}/v1/trainings`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: { id: httpUpload.body.id }, data: { source: 'inline', x: nested(X, [N, ...SHAPE]), y: LABELS }, loss: 'categorical_crossentropy',
+        optimizer: { name: 'sgd', learningRate: SGD.learningRate }, steps: SGD.steps, recordEvery: 1,
+      }),
+    });
+    expect(res.status).toBe(202);
+    const location = res.headers.get('location')!;
+    let job: { status: string; result?: { records: { step: number; loss: number; parameters: { name: string; gradNorm: number }[] }[] }; error?: unknown };
+    for (;;) {
+      job = await (await fetch(`${base}${location}`)).json() as typeof job;
+      if (job.status !== 'queued' && job.status !== 'running') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    const records = job.result!.records;
+    expect(records.map((r) => r.step)).toEqual(Array.from({ length: SGD.steps + 1 }, (_, i) => i));
+    records.forEach((r, i) => {
+      const o = sgdOracle[i]!;
+      expect(rel(r.loss, o.loss), `step ${i}: loss ${r.loss} vs ${o.loss}`).toBeLessThan(1e-4);
+      for (const p of r.parameters) expect(rel(p.gradNorm, o.gradNorms.get(p.name)!), `step ${i} ${p.name}`).toBeLessThan(1e-4);
+    });
+    // The loss moved: the steps were applied.
+    expect(Math.abs(records[SGD.steps]!.loss - records[0]!.loss)).toBeGreaterThan(1e-3);
+  });
 
   it('laid out as tensorflowjs_converter writes it (two shards): the same model, the same gradients; tensors do not pile up', async () => {
     const res = await post(converterForm());
