@@ -403,6 +403,51 @@ if (!native.loaded) {
       });
     });
 
+    describe('Transpose', () => {
+      /** A random permutation of 0..rank-1 (Fisher–Yates on the test's seeded generator). */
+      const randomPerm = (rank: number): number[] => {
+        const p = Array.from({ length: rank }, (_, i) => i);
+        for (let i = rank - 1; i > 0; i--) {
+          const j = randInt(0, i);
+          [p[i], p[j]] = [p[j]!, p[i]!];
+        }
+        return p;
+      };
+
+      it('is bit-identical to the stock kernel for every permutation up to rank 4 and random ones to rank 6, special values, size-1 and empty axes', () => {
+        const cases: [number[], number[]][] = [];
+        const all = (rank: number): number[][] => (rank === 0 ? [[]] : all(rank - 1).flatMap((p) => Array.from({ length: rank }, (_, k) => [...p.slice(0, k), rank - 1, ...p.slice(k)])));
+        for (const shape of [[7], [3, 5], [2, 3, 4], [2, 3, 4, 5], [4, 64, 8, 8], [1, 3, 1, 5]]) for (const perm of all(shape.length)) cases.push([shape, perm]);
+        for (let t = 0; t < 20; t++) {
+          const rank = randInt(5, 6);
+          cases.push([Array.from({ length: rank }, () => randInt(1, 4)), randomPerm(rank)]);
+        }
+        cases.push([[3, 0, 2], [2, 0, 1]]);
+        let calls = 0;
+        for (const [shape, perm] of cases) {
+          const x = randomTensor(shape, true);
+          const { stock, nat, nativeCalls } = both('Transpose', () => tf.transpose(x, perm));
+          calls += nativeCalls;
+          expectIdentical(nat, stock, `transpose ${JSON.stringify(shape)} perm ${JSON.stringify(perm)}`);
+          x.dispose();
+        }
+        expect(calls).toBeGreaterThan(cases.length / 2);
+      });
+
+      it('is bit-identical on a sliced input and inside a gradient; falls back to the stock kernel for int32 and bool', () => {
+        const x = slicedTensor([6, 4, 5]);
+        const { stock, nat } = both('Transpose', () => [tf.transpose(x, [2, 0, 1]), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.transpose(t, [1, 2, 0]), tf.transpose(t, [1, 2, 0]))))(x)]);
+        expectIdentical(nat, stock, 'transpose sliced and its gradient');
+        const before = nativeKernelStats()['Transpose']?.fallback ?? 0;
+        const i = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32');
+        const bool = tf.tensor2d([true, false, true, true, false, false], [3, 2], 'bool');
+        const fallbacks = both('Transpose', () => [tf.transpose(i), tf.transpose(bool)]);
+        expectIdentical(fallbacks.nat, fallbacks.stock, 'transpose int32 and bool');
+        expect(nativeKernelStats()['Transpose']!.fallback - before).toBe(2);
+        tf.dispose([x, i, bool]);
+      });
+    });
+
     describe('Sum', () => {
       it('is bit-identical over every run of consecutive axes, with and without keepDims', () => {
         const shapes = [[128, 256], [256, 256], [256], [3, 4, 5], [2, 3, 4, 5], [6, 1, 7], [1], [4, 0, 3]];

@@ -37,6 +37,8 @@ export const NATIVE_CPU_KERNELS: readonly string[] = Object.freeze([
   // NHWC convolution and pooling (native-conv.ts, native/src/conv.c).
   ...NATIVE_CONV_KERNELS,
   'FusedConv2D',
+  // A permutation copy without tfjs-backend-cpu's per-element index arrays (transposeF32 below).
+  'Transpose',
 ]);
 
 const ADDON_RELATIVE_PATH = join('native', 'build', 'Release', 'gradlens_native.node');
@@ -226,6 +228,44 @@ function planMatMul(tf: Tf, a: TensorInfo, b: TensorInfo, transposeA: boolean, t
 }
 
 /** `conv2D` is native-conv.ts's Conv2D, which FusedConv2D runs before its bias and activation. */
+/**
+ * x [shape] permuted by `perm` (output axis i is input axis perm[i]), float32, the same values as tfjs-backend-cpu's
+ * transposeImpl. Why not the stock kernel: it allocates two index arrays per element (indexToLoc, locToIndex), about
+ * a hundred times the cost of the copy; an imported NCHW model transposes around every convolution (R18-onnx:
+ * bench/profile-onnx.ts). Walks the output in order with an odometer over its outer axes; the innermost output axis
+ * is a strided run through the input.
+ */
+export function transposeF32(x: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
+  const rank = shape.length;
+  const out = new Float32Array(x.length);
+  if (x.length === 0) return out;
+  if (rank <= 1) {
+    out.set(x);
+    return out;
+  }
+  const inStrides = new Array<number>(rank);
+  for (let i = rank - 1, stride = 1; i >= 0; i--) {
+    inStrides[i] = stride;
+    stride *= shape[i]!;
+  }
+  const outShape = perm.map((p) => shape[p]!);
+  const step = perm.map((p) => inStrides[p]!);
+  const last = rank - 1;
+  const n = outShape[last]!, runStride = step[last]!;
+  const index = new Array<number>(rank).fill(0);
+  let base = 0, o = 0;
+  for (let run = x.length / n; run > 0; run--) {
+    for (let j = 0, at = base; j < n; j++, at += runStride) out[o++] = x[at]!;
+    for (let a = last - 1; a >= 0; a--) {
+      base += step[a]!;
+      if (++index[a]! < outShape[a]!) break;
+      base -= step[a]! * outShape[a]!;
+      index[a] = 0;
+    }
+  }
+  return out;
+}
+
 function makeCpuImpls(tf: Tf, native: NativeAddon, conv2D: Impl): Record<string, Impl> {
   const meta = new Int32Array(1 + 3 * MAX_RANK);
 
@@ -358,6 +398,13 @@ function makeCpuImpls(tf: Tf, native: NativeAddon, conv2D: Impl): Record<string,
     Sqrt: unaryImpl(OP_SQRT),
     Sum: reduceImpl(false),
     Mean: reduceImpl(true),
+    Transpose: ({ inputs, backend, attrs }) => {
+      const x = inputs['x'];
+      const perm = attrs['perm'] as number[] | undefined;
+      const values = x ? f32(backend, x) : null;
+      if (!x || values === null || !Array.isArray(perm) || perm.length !== x.shape.length) return null;
+      return backend.makeTensorInfo(perm.map((p) => x.shape[p]!), 'float32', transposeF32(values, x.shape, perm));
+    },
   };
 }
 
