@@ -55,12 +55,12 @@ describe('R18-onnx workload', () => {
 
 describe('R18-onnx figures in the docs', () => {
   const text = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8').replace(/\s+/g, ' ');
-  const file = JSON.parse(text('bench/results/2026-12-02-r18.json')) as { rows: { workload: string; summary: Required<PairSummary> }[] };
+  const file = JSON.parse(text('bench/results/2026-12-02-r18-transpose.json')) as { rows: { workload: string; summary: Required<PairSummary> }[] };
   const s = file.rows.find((r) => r.workload === 'R18-onnx')!.summary;
   const sec = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
   const x = (r: number): string => `${r.toFixed(0)}×`;
 
-  it('README quotes the medians and ratios of bench/results/2026-12-02-r18.json', () => {
+  it('README quotes the medians and ratios of bench/results/2026-12-02-r18-transpose.json', () => {
     const readme = text('README.md');
     expect(readme).toContain(`**${sec(s.gradlens.medianMs)} wall, ${sec(s.gradlens.cpuMedianMs)} CPU**`);
     expect(readme).toContain(`${s.torch.medianMs.toFixed(0)} ms (${s.torch.cpuMedianMs.toFixed(0)} ms CPU): **${x(s.ratio.median)} PyTorch**`);
