@@ -63,6 +63,21 @@ describe('POST /v1/models', () => {
     expect(await count()).toBe(before);
   });
 
+  it('a model that fails in a tfjs kernel on its own input (fc2.weight reshaped to [16, 12]): 400 naming the node, not a 500', async () => {
+    const { onnx } = onnxProto;
+    const model = onnx.ModelProto.decode(file('mlp'));
+    // The same 192 values, but Gemm's product of [6, 16] with the transposed [16, 12] has inner dimensions 16 and 12.
+    model.graph!.initializer!.find((t) => t.name === 'fc2.weight')!.dims = [16, 12];
+    const res = await upload(app, onnx.ModelProto.encode(model).finish());
+    expect(res.statusCode, res.body).toBe(201);
+    const { input } = JSON.parse(readFileSync(join(FIXTURES, 'mlp.json'), 'utf8')) as { input: { shape: number[]; data: number[] } };
+    const x = Array.from({ length: input.shape[0]! }, (_, i) => input.data.slice(i * input.shape[1]!, (i + 1) * input.shape[1]!));
+    const analysis = await app.inject({ method: 'POST', url: '/v1/analyses', payload: { model: { id: res.json().id }, data: { source: 'inline', x, y: x.map(() => 0) } } });
+    expect(analysis.statusCode, analysis.body).toBe(400);
+    expect(analysis.json()).toMatchObject({ code: 'INVALID_SPEC' });
+    expect(analysis.json().message).toMatch(/node "[^"]+" \(Gemm\) cannot run on this input/);
+  });
+
   it('a truncated file, an empty body, JSON: 400, nothing stored', async () => {
     const before = await count();
     const bytes = file('cnn_bn');

@@ -3,8 +3,8 @@
 // under its initializer name (for PyTorch exports, the state_dict name), the layers found (the nodes where
 // parameters meet the data), and a forward pass that executes the remaining nodes with tfjs ops.
 import * as tf from '@tensorflow/tfjs';
-import { SpecError } from '../common/errors.js';
-import { UnsupportedOperatorError } from './errors.js';
+import { capEcho, LimitError, SpecError } from '../common/errors.js';
+import { ModelFormatError, UnsupportedOperatorError } from './errors.js';
 import { sizeOf, type HostTensor } from './host.js';
 import { execute, foldable, isSupported, type Value } from './ops.js';
 import type { ImportedLayer, OutputKind, ParameterInfo, RunOptions } from './types.js';
@@ -122,7 +122,7 @@ export class OnnxModel {
     for (const node of this.plan) {
       const ins = node.inputs.map((i) => (i === '' ? undefined : env.get(i)));
       const used = node.outputs.map((o) => o !== '' && ((this.consumers.get(o) ?? 0) > 0 || wanted.has(o)));
-      const outs = execute(node, ins, { ...ctx, used });
+      const outs = executeOrExplain(node, ins, { ...ctx, used });
       node.outputs.forEach((name, k) => {
         const v = outs[k];
         if (name === '' || v === undefined) return;
@@ -250,4 +250,19 @@ export function describeOnnx(bytes: Uint8Array): ModelDescription {
 /** Every node whose operator the importer does not execute (for a report listing them all). */
 export function unsupportedNodes(graph: OnnxGraph): { operator: string; node: string }[] {
   return graph.nodes.filter((n) => !isSupported(n.opType)).map((n) => ({ operator: n.opType, node: n.name }));
+}
+
+/**
+ * execute(), with what a tfjs kernel throws on this model and input (inner dimensions that disagree deep in the
+ * graph, say) turned into a SpecError naming the node: the model and data the client sent, not the server, are
+ * at fault, so the answer is a 400, never a 500. The importer's own errors pass through as they are.
+ */
+function executeOrExplain(node: OnnxNode, inputs: readonly (Value | undefined)[], ctx: Parameters<typeof execute>[2]): (Value | undefined)[] {
+  try {
+    return execute(node, inputs, ctx);
+  } catch (err) {
+    if (err instanceof SpecError || err instanceof LimitError || err instanceof UnsupportedOperatorError || err instanceof ModelFormatError) throw err;
+    const name = node.name || node.outputs[0] || '?';
+    throw new SpecError('model', capEcho(`node ${JSON.stringify(name)} (${node.opType}) cannot run on this input: ${err instanceof Error ? err.message : String(err)}`));
+  }
 }
