@@ -12,7 +12,7 @@ import type { JobKind } from './store.js';
 import type { JobKindHandler, JobOutput } from './manager.js';
 import { runSweep } from './sweep-runner.js';
 import type { ModelStore } from './model-store.js';
-import { isModelAnalysis, prepareModelAnalysis, runModelAnalysis } from './model-analysis.js';
+import { isModelAnalysis, admitModelAnalysis, prepareModelAnalysis, runModelAnalysis } from './model-analysis.js';
 import { prepareModelTraining, runModelTraining } from './model-training.js';
 import { expandModelSweep, isModelSweep, runModelSweep } from './model-sweep.js';
 
@@ -38,6 +38,7 @@ export function jobHandlers(config: Config, models?: ModelStore): Record<JobKind
       async prepare(spec, expect, { synchronous = false }) {
         if (isModelAnalysis(spec)) {
           const work = await prepareModelAnalysis(spec, models, limits);
+          admitModelAnalysis(work, limits, synchronous);
           validateExpect(expect as ExpectInput | undefined, 'analysis');
           return work;
         }

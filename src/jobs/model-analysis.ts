@@ -2,7 +2,7 @@
 // the HTTP thread against the stored model's description (400 naming the field, 422 over a limit), and run
 // with the model's file read from the store when the job starts, so a job recovered after a restart finds
 // its model by the id its stored spec keeps.
-import { LimitError, SpecError, checkMnistInput, normalizeThresholds, type ImportedAnalysisInput, type SpecLimits } from '../engine/index.js';
+import { FLOP_BUDGETS, LimitError, SpecError, checkMnistInput, normalizeThresholds, type FlopBudget, type ImportedAnalysisInput, type SpecLimits } from '../engine/index.js';
 import type { ExpectInput } from '../schemas/checks.js';
 import type { ModelAnalysisSpecInput } from '../schemas/model-analysis.js';
 import { MODEL_DATA_SOURCES, MODEL_LOSSES, MODEL_MODES, type ModelDataSource } from '../schemas/vocabulary.js';
@@ -14,6 +14,8 @@ import type { EncodedOutput } from './encoded.js';
 export interface ModelAnalysisWork {
   spec: ModelAnalysisSpecInput;
   input: ImportedAnalysisInput;
+  /** A lower bound of the work: 6 × parameters × examples (a forward and a backward pass touch every weight once per example). */
+  cost: { parameters: number; examples: number; flops: number };
 }
 
 const DEFAULT_SEED = 42;
@@ -115,10 +117,31 @@ export function checkModelAnalysis(raw: unknown, stored: StoredModelSummary, lim
   const seed = spec.seed ?? DEFAULT_SEED;
   const thresholds = normalizeThresholds(spec.thresholds);
   const { data, input } = dataOf(spec, limits, seed);
+  const parameters = stored.description.parameterCount;
+  const examples = spec.data.source === 'inline' ? (spec.data.x as unknown[] | undefined)?.length ?? 0 : data.batchSize!;
   return {
     spec: { seed, model: { id: spec.model.id }, data, loss, mode, thresholds },
     input: { data: input, loss, mode, thresholds },
+    cost: { parameters, examples, flops: 6 * parameters * examples },
   };
+}
+
+/**
+ * A model analysis against the analysis budgets, as admitAnalysisJob checks a network's (kinds.ts): a synchronous
+ * one against GRADLENS_MAX_ANALYSIS_FLOPS first, every one against GRADLENS_MAX_ASYNC_ANALYSIS_FLOPS. The bound is
+ * low for convolutions (a kernel is used at every position), so it refuses what is surely too large, nothing more.
+ */
+export function admitModelAnalysis(work: ModelAnalysisWork, limits: SpecLimits, synchronous: boolean): void {
+  const budgets: FlopBudget[] = synchronous ? ['analysis', 'asyncAnalysis'] : ['asyncAnalysis'];
+  for (const budget of budgets) {
+    const { limit, variable } = FLOP_BUDGETS[budget];
+    const { parameters, examples, flops } = work.cost;
+    if (flops > limits[limit]) {
+      throw new LimitError(limit, flops, limits[limit],
+        `analysing the model's ${parameters} parameters on ${examples} examples takes at least ${flops.toExponential(3)} FLOPs (6 × parameters × examples) but the limit is ${limits[limit].toExponential(3)} (${variable}): send fewer examples${synchronous && budget === 'analysis' ? ', or ask for the analysis asynchronously (Prefer: respond-async)' : ''}`,
+        variable);
+    }
+  }
 }
 
 /** Runs a model analysis on the runner, with the file as stored now (a job after a restart prepares again). */

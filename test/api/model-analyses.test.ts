@@ -119,6 +119,24 @@ describe('POST /v1/analyses with model', () => {
     expect(rel(other.loss, f.loss64)).toBeGreaterThan(1e-3);
   });
 
+  it('6 × parameters × examples over GRADLENS_MAX_ANALYSIS_FLOPS: 422 naming it before anything runs; asynchronously it fits', async () => {
+    const f = fixture('mlp');
+    const parameters = f.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    const examples = f.input.shape[0]!;
+    const small = await testApp({ limits: { maxAnalysisFlops: 6 * parameters * examples - 1 } });
+    try {
+      const id = await upload(small, 'mlp');
+      const res = await analyse({ model: { id }, data: inline(f) }, {}, small);
+      expect(res.statusCode, res.body).toBe(422);
+      expect(res.json()).toMatchObject({ code: 'LIMIT_EXCEEDED', limit: 'maxAnalysisFlops', variable: 'GRADLENS_MAX_ANALYSIS_FLOPS', max: 6 * parameters * examples - 1 });
+      expect(res.json().message).toContain(`${parameters} parameters on ${examples} examples`);
+      expect((await small.inject({ url: '/v1/jobs?limit=10' })).json().jobs).toEqual([]);
+      expect((await analyse({ model: { id }, data: inline(f) }, { prefer: 'respond-async' }, small)).statusCode).toBe(202);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('Prefer: respond-async: 202 with the queued job, which then succeeds with the same figures', async () => {
     const f = fixture('cnn_bn');
     const res = await analyse({ model: { id: ids.get('cnn_bn') }, data: inline(f) }, { prefer: 'respond-async' });
