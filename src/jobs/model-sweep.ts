@@ -32,9 +32,7 @@ function refuseNetworkPaths(grid: Record<string, unknown>): void {
 /** One cell as a model analysis, costed as 6 × parameters × examples (a forward and backward pass). */
 function admitCell(spec: Record<string, unknown>, stored: StoredModelSummary, limits: SpecLimits): AdmittedCell<ModelAnalysisWork> {
   const work = checkModelAnalysis(spec, stored, limits);
-  const parameters = stored.description.parameterCount;
-  const examples = work.input.data.source === 'inline' ? (work.spec.data.x as unknown[]).length : work.spec.data.batchSize!;
-  const flops = 6 * parameters * examples;
+  const { flops, parameters } = work.cost;
   return { spec: work, flops, flopsPerStep: flops, parameters };
 }
 

@@ -54,8 +54,8 @@ export async function prepareModelTraining(raw: unknown, models: ModelStore | un
   const stored = await storedModelOf(rest, models);
   const analysis = checkModelAnalysis(rest, stored, limits);
   const { batches: _batches, ...data } = analysis.spec.data;
-  const parameters = stored.description.parameterCount;
-  const examples = analysis.input.data.source === 'inline' ? (analysis.spec.data.x as unknown[]).length : analysis.spec.data.batchSize!;
+  // The analysis's own cost: the same parameters and examples, per pass.
+  const { parameters, examples } = analysis.cost;
   const flops = 6 * parameters * examples * (steps + records);
   if (flops > limits.maxTrainingFlops) {
     throw new LimitError('maxTrainingFlops', flops, limits.maxTrainingFlops,
